@@ -1,0 +1,3 @@
+//! Metric exporters (collection → translate → encode → queue → send).
+
+pub mod remote_write;

@@ -1,0 +1,1 @@
+//! In-process receiver tests for the remote-write exporter.

@@ -1,0 +1,3 @@
+//! stampede: an OpenTelemetry-native HTTP load tester.
+
+pub mod export;
