@@ -1,1 +1,529 @@
-//! In-process receiver tests for the remote-write exporter.
+//! Tests of the queue → send stages against a tiny in-process hyper receiver on
+//! 127.0.0.1:0 that decodes snappy+protobuf bodies and answers scripted statuses;
+//! plus config, redaction and retry-policy unit tests.
+
+use super::*;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+
+use hyper::server::conn::http1 as server_http1;
+use hyper::service::service_fn;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    status: u16,
+    headers: HeaderMap,
+    req: Option<WriteRequest>,
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    attempts: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts a receiver answering statuses from `script` in order, then 200.
+    async fn start(script: Vec<u16>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let recorded: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let (rec, att) = (recorded.clone(), attempts.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rec, att, script) = (rec.clone(), att.clone(), script.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (rec, att, script) = (rec.clone(), att.clone(), script.clone());
+                        async move {
+                            att.fetch_add(1, Ordering::SeqCst);
+                            let headers = req.headers().clone();
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let decoded = body
+                                .ok()
+                                .and_then(|b| encode::decode_write_request(&b).ok());
+                            let status = script.lock().expect("lock").pop_front().unwrap_or(200);
+                            rec.lock().expect("lock").push(Recorded {
+                                status,
+                                headers,
+                                req: decoded,
+                            });
+                            let mut resp = hyper::Response::builder().status(status);
+                            if status == 429 {
+                                resp = resp.header("Retry-After", "0");
+                            }
+                            let text = if status >= 400 {
+                                "out of order sample ".repeat(100)
+                            } else {
+                                String::new()
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                resp.body(Full::new(Bytes::from(text))).expect("response"),
+                            )
+                        }
+                    });
+                    let _ = server_http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            recorded,
+            attempts,
+            _task: task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/api/v1/write", self.addr)
+    }
+
+    fn recorded(&self) -> Vec<Recorded> {
+        self.recorded.lock().expect("lock").clone()
+    }
+
+    /// First sample value of every successfully received request, in arrival order.
+    fn delivered_values(&self) -> Vec<f64> {
+        self.recorded()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .filter_map(|r| r.req.as_ref())
+            .map(|r| r.timeseries[0].samples[0].value)
+            .collect()
+    }
+}
+
+fn cfg(url: String) -> RemoteWriteConfig {
+    RemoteWriteConfig {
+        url,
+        timeout: Duration::from_secs(2),
+        min_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..RemoteWriteConfig::default()
+    }
+}
+
+fn one(v: f64) -> WriteRequest {
+    WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "t".into(),
+                },
+                Label {
+                    name: "job".into(),
+                    value: "test".into(),
+                },
+            ],
+            samples: vec![Sample {
+                value: v,
+                timestamp: 1_700_000_000_000,
+            }],
+            histograms: vec![],
+        }],
+        metadata: vec![],
+    }
+}
+
+async fn free_port_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    format!("http://{addr}/api/v1/write")
+}
+
+#[tokio::test]
+async fn sends_in_order_with_protocol_and_auth_headers() {
+    let rx = Receiver::start(vec![]).await;
+    let mut c = cfg(rx.url());
+    c.bearer_token = Some(Secret("s3cr3t".into()));
+    c.headers.insert("X-Scope-OrgID".into(), "tenant-1".into());
+    let exp = RemoteWriteExporter::new(c).expect("exporter");
+    for i in 0..5 {
+        exp.enqueue_request(&one(f64::from(i))).expect("enqueue");
+    }
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained, "{report:?}");
+    assert_eq!(rx.delivered_values(), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(report.stats.batches_sent, 5);
+    assert_eq!(report.stats.samples_sent, 5);
+    assert_eq!(report.samples_not_delivered, 0);
+    let h = &rx.recorded()[0].headers;
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert_eq!(get("content-encoding"), "snappy");
+    assert_eq!(get("content-type"), "application/x-protobuf");
+    assert_eq!(get("x-prometheus-remote-write-version"), "0.1.0");
+    assert_eq!(
+        get("user-agent"),
+        concat!("stampede/", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(get("authorization"), "Bearer s3cr3t");
+    assert_eq!(get("x-scope-orgid"), "tenant-1");
+    assert_eq!(get("host"), rx.addr.to_string());
+    // one keep-alive connection is reused: 5 requests, 5 attempts
+    assert_eq!(rx.attempts.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn retries_503_and_429_then_succeeds() {
+    let rx = Receiver::start(vec![503, 429, 500]).await;
+    let exp = RemoteWriteExporter::new(cfg(rx.url())).expect("exporter");
+    exp.enqueue_request(&one(7.0)).expect("enqueue");
+    exp.enqueue_request(&one(8.0)).expect("enqueue");
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    assert_eq!(rx.attempts.load(Ordering::SeqCst), 5);
+    assert_eq!(report.stats.retries, 3);
+    assert_eq!(report.stats.batches_sent, 2);
+    assert_eq!(rx.delivered_values(), vec![7.0, 8.0]);
+}
+
+#[tokio::test]
+async fn no_retry_on_400_and_next_batch_still_sent() {
+    let rx = Receiver::start(vec![400]).await;
+    let exp = RemoteWriteExporter::new(cfg(rx.url())).expect("exporter");
+    exp.enqueue_request(&one(1.0)).expect("enqueue");
+    exp.enqueue_request(&one(2.0)).expect("enqueue");
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    // exactly one attempt for the rejected batch, one for the next
+    assert_eq!(rx.attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(report.stats.retries, 0);
+    assert_eq!(report.stats.batches_rejected, 1);
+    assert_eq!(report.stats.samples_rejected, 1);
+    assert_eq!(report.stats.batches_sent, 1);
+    assert_eq!(rx.delivered_values(), vec![2.0]);
+    assert_eq!(report.samples_not_delivered, 1);
+}
+
+#[tokio::test]
+async fn queue_overflow_drops_oldest_and_counts() {
+    let rx = Receiver::start(vec![]).await;
+    let mut c = cfg(rx.url());
+    c.queue_capacity = 3;
+    let exp = RemoteWriteExporter::new(c).expect("exporter");
+    // current-thread runtime: the sender cannot run before we await, so all ten
+    // batches hit the queue first.
+    for i in 0..10 {
+        exp.enqueue_request(&one(f64::from(i))).expect("enqueue");
+    }
+    let s = exp.stats();
+    assert_eq!(s.batches_dropped, 7);
+    assert_eq!(s.samples_dropped, 7);
+    assert_eq!(s.batches_pending, 3);
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    assert_eq!(rx.delivered_values(), vec![7.0, 8.0, 9.0]);
+    assert_eq!(report.samples_not_delivered, 7);
+}
+
+#[tokio::test]
+async fn flush_reports_pending_when_receiver_down() {
+    let mut c = cfg(free_port_url().await);
+    c.max_retries = 10_000;
+    let exp = RemoteWriteExporter::new(c).expect("exporter");
+    for i in 0..3 {
+        exp.enqueue_request(&one(f64::from(i))).expect("enqueue");
+    }
+    let report = exp.flush(Duration::from_millis(300)).await;
+    assert!(!report.drained);
+    assert_eq!(report.stats.samples_pending, 3);
+    assert_eq!(report.stats.batches_pending, 3);
+    assert_eq!(report.samples_not_delivered, 3);
+    assert_eq!(report.stats.samples_sent, 0);
+    assert!(report.stats.retries > 0);
+}
+
+#[tokio::test]
+async fn gives_up_after_max_retries_and_counts_failed() {
+    let mut c = cfg(free_port_url().await);
+    c.max_retries = 2;
+    let exp = RemoteWriteExporter::new(c).expect("exporter");
+    exp.enqueue_request(&one(1.0)).expect("enqueue");
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    assert_eq!(report.stats.retries, 2);
+    assert_eq!(report.stats.batches_failed, 1);
+    assert_eq!(report.samples_not_delivered, 1);
+}
+
+#[tokio::test]
+async fn basic_auth_from_url_userinfo_is_sent_and_redacted() {
+    let rx = Receiver::start(vec![]).await;
+    let url = format!("http://user:pa55@{}/api/v1/write", rx.addr);
+    let exp = RemoteWriteExporter::new(cfg(url)).expect("exporter");
+    assert!(!exp.redacted_url().contains("pa55"));
+    assert!(!format!("{exp:?}").contains("pa55"));
+    exp.enqueue_request(&one(1.0)).expect("enqueue");
+    assert!(exp.flush(Duration::from_secs(5)).await.drained);
+    let h = &rx.recorded()[0].headers;
+    // base64("user:pa55")
+    assert_eq!(
+        h.get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Basic dXNlcjpwYTU1")
+    );
+}
+
+#[tokio::test]
+async fn export_from_sdk_and_stale_markers_on_flush() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider, reader::MetricReader};
+
+    #[derive(Debug, Clone)]
+    struct Shared(Arc<ManualReader>);
+    impl MetricReader for Shared {
+        fn register_pipeline(&self, p: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
+            self.0.register_pipeline(p)
+        }
+        fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+            self.0.collect(rm)
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            self.0.force_flush()
+        }
+        fn shutdown_with_timeout(&self, t: Duration) -> OTelSdkResult {
+            self.0.shutdown_with_timeout(t)
+        }
+        fn temporality(&self, k: opentelemetry_sdk::metrics::InstrumentKind) -> Temporality {
+            self.0.temporality(k)
+        }
+    }
+
+    let rx = Receiver::start(vec![]).await;
+    let mut c = cfg(rx.url());
+    c.stale_markers_on_end = true;
+    let exp = RemoteWriteExporter::new(c).expect("exporter");
+    assert_eq!(exp.temporality(), Temporality::Cumulative);
+    let reader = Shared(Arc::new(ManualReader::builder().build()));
+    let provider = SdkMeterProvider::builder()
+        .with_resource(
+            Resource::builder_empty()
+                .with_attributes([
+                    KeyValue::new("service.name", "stampede"),
+                    KeyValue::new("service.instance.id", "i-1"),
+                ])
+                .build(),
+        )
+        .with_reader(reader.clone())
+        .build();
+    let counter = provider
+        .meter("stampede")
+        .u64_counter("stampede.iterations")
+        .build();
+    counter.add(3, &[KeyValue::new("stampede.scenario", "a")]);
+    counter.add(4, &[KeyValue::new("stampede.scenario", "b")]);
+    for _ in 0..2 {
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).expect("collect");
+        exp.export(&rm).await.expect("export");
+    }
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    assert_eq!(report.stats.batches_sent, 3);
+    let rec = rx.recorded();
+    let first = rec[0].req.as_ref().expect("decoded");
+    assert_eq!(first.timeseries.len(), 2);
+    assert!(
+        first
+            .timeseries
+            .iter()
+            .all(|t| t.labels[0].value == "stampede_iterations_total")
+    );
+    let stale = rec[2].req.as_ref().expect("decoded");
+    assert_eq!(stale.timeseries.len(), 2);
+    for ts in &stale.timeseries {
+        assert_eq!(ts.samples[0].value.to_bits(), STALE_NAN_BITS);
+        assert!(ts.samples[0].timestamp > first.timeseries[0].samples[0].timestamp);
+    }
+    // shutdown → later exports fail
+    exp.shutdown().expect("shutdown");
+    let mut rm = ResourceMetrics::default();
+    reader.collect(&mut rm).expect("collect");
+    assert!(exp.export(&rm).await.is_err());
+}
+
+#[test]
+fn classify_table() {
+    use RetryDecision::*;
+    let s = |c| SendOutcome::Status(c, None);
+    assert_eq!(classify(&s(200)), Delivered);
+    assert_eq!(classify(&s(204)), Delivered);
+    assert_eq!(classify(&s(500)), Retry(None));
+    assert_eq!(classify(&s(503)), Retry(None));
+    assert_eq!(classify(&s(429)), Retry(None));
+    assert_eq!(
+        classify(&SendOutcome::Status(429, Some(Duration::from_secs(3)))),
+        Retry(Some(Duration::from_secs(3)))
+    );
+    assert_eq!(classify(&s(400)), Reject);
+    assert_eq!(classify(&s(401)), Reject);
+    assert_eq!(classify(&s(404)), Reject);
+    assert_eq!(classify(&s(413)), Reject);
+    assert_eq!(classify(&s(302)), Reject);
+    assert_eq!(classify(&SendOutcome::ConnectError), Retry(None));
+    assert_eq!(classify(&SendOutcome::Timeout), Retry(None));
+    assert_eq!(classify(&SendOutcome::Io), Retry(None));
+    assert_eq!(parse_retry_after("5"), Some(Duration::from_secs(5)));
+    assert_eq!(parse_retry_after("100000"), Some(Duration::from_secs(60)));
+    assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+}
+
+#[test]
+fn backoff_grows_caps_and_jitters() {
+    let (min, max) = (Duration::from_millis(100), Duration::from_secs(10));
+    assert_eq!(
+        backoff_delay(1, min, max, 0.999_999),
+        Duration::from_millis(100).mul_f64(0.999_999)
+    );
+    assert_eq!(backoff_delay(3, min, max, 0.5), Duration::from_millis(200));
+    assert_eq!(backoff_delay(40, min, max, 1.0), max);
+    assert_eq!(backoff_delay(5, min, max, 0.0), Duration::ZERO);
+    let mut rng = fastrand::Rng::with_seed(1);
+    for attempt in 1..50 {
+        let d = backoff_delay(attempt, min, max, rng.f64());
+        assert!(d <= max);
+    }
+}
+
+fn from_toml(s: &str) -> Result<RemoteWriteConfig, String> {
+    toml::from_str::<RemoteWriteConfig>(s).map_err(|e| e.to_string())
+}
+
+#[test]
+fn config_parsing_defaults_and_validation() {
+    let c = from_toml(r#"url = "http://127.0.0.1:9090/api/v1/write""#).expect("parse");
+    assert_eq!(c.push_interval, Duration::from_secs(5));
+    assert_eq!(c.timeout, Duration::from_secs(10));
+    assert_eq!(c.queue_capacity, 720);
+    assert!(c.validate().is_ok());
+
+    let c = from_toml(
+        r#"
+        url = "https://prom.example/api/v1/write"
+        push_interval = "2s 500ms"
+        timeout = "3s"
+        max_backoff = "1s"
+        headers = { "X-Scope-OrgID" = "t" }
+        tls = { insecure_skip_verify = true }
+        basic_auth = { username = "u", password_env = "RW_PW" }
+        "#,
+    )
+    .expect("parse");
+    assert_eq!(c.push_interval, Duration::from_millis(2500));
+    assert!(c.validate().is_ok());
+
+    let err = from_toml("url = \"http://x\"\nbogus = 1").expect_err("unknown key");
+    assert!(err.contains("bogus"), "{err}");
+    let err = from_toml("url = \"http://x\"\npush_interval = \"fast\"").expect_err("bad duration");
+    assert!(
+        err.contains("push_interval") || err.contains("unknown"),
+        "{err}"
+    );
+
+    let check = |mutate: &dyn Fn(&mut RemoteWriteConfig), key: &str| {
+        let mut c = cfg("http://127.0.0.1:9090/api/v1/write".into());
+        mutate(&mut c);
+        let msg = c.validate().expect_err("must fail").to_string();
+        assert!(msg.contains(&format!("remote_write.{key}")), "{key}: {msg}");
+    };
+    check(
+        &|c| c.push_interval = Duration::from_millis(500),
+        "push_interval",
+    );
+    check(&|c| c.url = String::new(), "url");
+    check(&|c| c.url = "ftp://x/y".into(), "url");
+    check(&|c| c.timeout = Duration::ZERO, "timeout");
+    check(&|c| c.queue_capacity = 0, "queue_capacity");
+    check(&|c| c.max_backoff = Duration::from_millis(1), "max_backoff");
+    check(
+        &|c| {
+            c.bearer_token = Some(Secret("a".into()));
+            c.bearer_token_env = Some("B".into());
+        },
+        "bearer_token",
+    );
+    check(
+        &|c| {
+            c.basic_auth = Some(BasicAuth {
+                username: "u".into(),
+                ..BasicAuth::default()
+            })
+        },
+        "basic_auth.password",
+    );
+    check(
+        &|c| {
+            c.headers.insert("Content-Encoding".into(), "gzip".into());
+        },
+        "headers",
+    );
+    check(
+        &|c| {
+            c.tls.ca_file = Some("/nonexistent".into());
+            c.tls.insecure_skip_verify = true;
+        },
+        "tls.insecure_skip_verify",
+    );
+}
+
+#[tokio::test]
+async fn new_reports_missing_secret_sources_by_key() {
+    let mut c = cfg("http://127.0.0.1:1/api/v1/write".into());
+    c.bearer_token_file = Some("/nonexistent/token".into());
+    let msg = RemoteWriteExporter::new(c)
+        .expect_err("must fail")
+        .to_string();
+    assert!(msg.contains("remote_write.bearer_token_file"), "{msg}");
+    let mut c = cfg("http://127.0.0.1:1/api/v1/write".into());
+    c.bearer_token_env = Some("STAMPEDE_TEST_SURELY_UNSET_VAR".into());
+    let msg = RemoteWriteExporter::new(c)
+        .expect_err("must fail")
+        .to_string();
+    assert!(msg.contains("remote_write.bearer_token_env"), "{msg}");
+}
+
+#[test]
+fn new_outside_runtime_fails() {
+    let r = RemoteWriteExporter::new(cfg("http://127.0.0.1:1/x".into()));
+    assert!(matches!(r, Err(RemoteWriteError::NoRuntime)));
+}
+
+#[test]
+fn debug_and_urls_never_show_secrets() {
+    let mut c = cfg("https://u:topsecret@host:9090/api/v1/write?token=abc".into());
+    c.bearer_token = Some(Secret("tok-123".into()));
+    c.basic_auth = Some(BasicAuth {
+        username: "u".into(),
+        password: Some(Secret("pw-456".into())),
+        ..BasicAuth::default()
+    });
+    c.headers.insert("X-Api-Key".into(), "key-789".into());
+    let dbg = format!("{c:?}");
+    for secret in ["topsecret", "tok-123", "pw-456", "key-789", "abc"] {
+        assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
+    }
+    assert_eq!(
+        redact_url("https://u:p@host:9090/api/v1/write?token=abc"),
+        "https://host:9090/api/v1/write?<redacted>"
+    );
+    assert_eq!(redact_url("http://host/x"), "http://host/x");
+    assert_eq!(redact_url("http://a@b@host"), "http://host");
+    assert_eq!(
+        base64(b"Aladdin:open sesame"),
+        "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+    );
+    assert_eq!(base64(b"a"), "YQ==");
+    assert_eq!(base64(b"ab"), "YWI=");
+}
