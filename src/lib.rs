@@ -1,3 +1,253 @@
 //! stampede: an OpenTelemetry-native HTTP load tester.
+//!
+//! The data flows through the modules in this order:
+//! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
+//! [`run`] (workers, signals, progress) → [`executor`] (VUs and pacers) → [`client`] (hyper) →
+//! [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry instruments) →
+//! [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
 
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod executor;
 pub mod export;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod target;
+pub mod template;
+pub mod threshold;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+pub use report::Summary;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the run could not be carried out (runtime failure, e.g. a port in use).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: bad usage or configuration.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: at least one threshold was crossed.
+pub const EXIT_THRESHOLDS: u8 = 3;
+/// Exit code: interrupted (Ctrl-C / SIGTERM) before the planned end; the summary is printed.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Errors at the edge, each mapped to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad configuration (exit 2).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Bad export configuration (exit 2).
+    #[error(transparent)]
+    Export(#[from] export::ExportError),
+    /// Anything else (exit 1).
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Export(_) => EXIT_USAGE,
+            Error::Other(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+/// Options that only affect presentation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Presentation {
+    /// Print the start banner and the text summary.
+    pub print: bool,
+    /// Live progress line (on a terminal).
+    pub progress: bool,
+}
+
+/// Loads, plans and runs a configuration; returns the summary. The library entry point used
+/// by the binary and by tests.
+pub fn run(
+    file: Option<&Path>,
+    overrides: &config::Overrides,
+    presentation: Presentation,
+) -> Result<Summary, Error> {
+    let cfg = config::load(file, overrides)?;
+    run_config(cfg, file, presentation)
+}
+
+/// Runs an already merged configuration.
+pub fn run_config(
+    cfg: config::Config,
+    file: Option<&Path>,
+    presentation: Presentation,
+) -> Result<Summary, Error> {
+    let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
+    let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
+    let quiet = cfg.run.quiet;
+    let summary_path = cfg.run.summary_json.clone();
+    let plan = plan::build(cfg, run_id, &origin)?;
+    let summary = run::execute(
+        plan,
+        run::Display {
+            progress: presentation.progress && !quiet,
+            banner: presentation.print,
+        },
+    )
+    .map_err(|e| match e {
+        run::RunError::Export(e) => Error::Export(e),
+        run::RunError::Io(e) => Error::Other(anyhow::Error::new(e)),
+    })?;
+    if presentation.print {
+        print!("{}", report::render_text(&summary));
+    }
+    if let Some(p) = summary_path {
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
+        std::fs::write(&p, json + "\n").map_err(|e| {
+            anyhow::anyhow!("cannot write the summary to {}: {e}", p.display())
+        })?;
+    }
+    Ok(summary)
+}
+
+/// The exit code a summary calls for.
+pub fn summary_exit_code(s: &Summary) -> u8 {
+    if s.thresholds.iter().any(|t| !t.ok) {
+        EXIT_THRESHOLDS
+    } else if s.interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// A run id: UTC timestamp plus four random hex digits, so sorting by id sorts by start time.
+pub fn generate_run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{:04x}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        fastrand::u16(..)
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The binary's `main`, as a function tests can call.
+pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    use clap::Parser;
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    init_logging();
+    ExitCode::from(dispatch(cli))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STAMPEDE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn dispatch(cli: cli::Cli) -> u8 {
+    match cli.command {
+        cli::Command::Validate { file } => match config::load(Some(&file), &config::Overrides::default())
+            .map_err(Error::from)
+            .and_then(|cfg| {
+                let origin = file.display().to_string();
+                plan::build(cfg, "validate".into(), &origin)?;
+                Ok(())
+            }) {
+            Ok(()) => {
+                println!("{}: ok", file.display());
+                EXIT_OK
+            }
+            Err(e) => report_error(&e),
+        },
+        cli::Command::Run(args) => {
+            let ov = args.overrides();
+            match run(
+                args.file.as_deref(),
+                &ov,
+                Presentation {
+                    print: true,
+                    progress: true,
+                },
+            ) {
+                Ok(s) => summary_exit_code(&s),
+                Err(e) => report_error(&e),
+            }
+        }
+        cli::Command::Target { listen } => {
+            if !listen.ip().is_loopback() {
+                eprintln!("stampede target: note: listening on {listen}, reachable beyond this machine");
+            }
+            match target::spawn_background(listen) {
+                Ok(t) => {
+                    println!("stampede target listening on http://{}", t.addr);
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => {
+                    eprintln!("stampede target: cannot listen on {listen}: {e}");
+                    EXIT_FAILURE
+                }
+            }
+        }
+        cli::Command::Demo(args) => match demo::run(&args) {
+            Ok(s) => summary_exit_code(&s),
+            Err(e) => report_error(&e),
+        },
+    }
+}
+
+fn report_error(e: &Error) -> u8 {
+    eprintln!("error: {e}");
+    e.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
+        let id = generate_run_id();
+        assert_eq!(id.len(), "20261126-021500-ab12".len(), "{id}");
+    }
+}

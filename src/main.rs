@@ -1,1 +1,5 @@
-fn main() {}
+//! The `stampede` binary: a thin shell over [`stampede::main_with_args`].
+
+fn main() -> std::process::ExitCode {
+    stampede::main_with_args(std::env::args_os())
+}

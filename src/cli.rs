@@ -1,0 +1,267 @@
+//! Command-line interface: `run`, `validate`, `target`, `demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Dur, HistogramKind, OtlpProtocol, Overrides, parse_duration};
+
+/// An OpenTelemetry-native HTTP load tester.
+#[derive(Debug, Parser)]
+#[command(name = "stampede", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scenarios of a TOML/YAML file, or an ad-hoc test described by flags.
+    Run(RunArgs),
+    /// Check a config file and exit (0 if valid, 2 if not).
+    Validate {
+        /// The TOML or YAML file.
+        file: PathBuf,
+    },
+    /// Serve the embedded HTTP target (for demos, tests and benchmarks).
+    Target {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
+    Demo(DemoArgs),
+}
+
+/// Flags of `stampede demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Demo length.
+    #[arg(long, default_value = "10s", value_parser = dur)]
+    pub duration: Dur,
+    /// Export flags.
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// Write the summary as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Metric export flags (shared by `run` and `demo`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ExportArgs {
+    /// Prometheus remote-write URL, e.g. http://127.0.0.1:9090/api/v1/write (repeatable).
+    #[arg(long = "remote-write-url", value_name = "URL")]
+    pub remote_write_url: Vec<String>,
+    /// OTLP endpoint, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP).
+    /// Also OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport [default: grpc for port 4317, else http]. Also OTEL_EXPORTER_OTLP_PROTOCOL.
+    #[arg(long, value_name = "grpc|http", value_parser = protocol)]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Collection/export interval [default: 5s]. Remote-write uses its own push_interval.
+    #[arg(long, value_name = "DURATION", value_parser = dur)]
+    pub metrics_interval: Option<Dur>,
+    /// `explicit` buckets (default) or `exponential` (Prometheus native histograms).
+    #[arg(long, value_name = "KIND", value_parser = histogram)]
+    pub histogram: Option<HistogramKind>,
+    /// Do not record OpenTelemetry instruments (the summary is still exact).
+    #[arg(long)]
+    pub no_metrics: bool,
+}
+
+/// Flags of `stampede run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML or YAML). Without it, the flags describe an ad-hoc run.
+    pub file: Option<PathBuf>,
+    /// Target URL (repeatable: requests are spread evenly). With FILE: replaces the base URL.
+    #[arg(long, short = 'u', value_name = "URL")]
+    pub url: Vec<String>,
+    /// HTTP method for ad-hoc runs [default: GET].
+    #[arg(long, short = 'X')]
+    pub method: Option<String>,
+    /// Request header 'Name: value' (repeatable).
+    #[arg(long, short = 'H', value_name = "'K: V'", value_parser = header)]
+    pub header: Vec<(String, String)>,
+    /// Request body (ad hoc).
+    #[arg(long, conflicts_with = "json")]
+    pub body: Option<String>,
+    /// JSON request body (ad hoc; sets Content-Type).
+    #[arg(long, value_parser = json)]
+    pub json: Option<serde_json::Value>,
+    /// Virtual users (closed model), or pre-allocated VUs with --rate.
+    #[arg(long, short = 'c')]
+    pub vus: Option<u64>,
+    /// Requests (iterations) per second: open model.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Run length, e.g. 30s, 1m30s.
+    #[arg(long, short = 'd', value_parser = dur)]
+    pub duration: Option<Dur>,
+    /// Total iterations (shared by the VUs).
+    #[arg(long, short = 'n')]
+    pub iterations: Option<u64>,
+    /// Request timeout [default: 10s].
+    #[arg(long, value_parser = dur)]
+    pub timeout: Option<Dur>,
+    /// Run id for the stampede_run_id label [default: generated, printed at start].
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Threshold, e.g. 'p99 < 500ms' (repeatable); any crossed → exit code 3.
+    #[arg(long, value_name = "EXPR")]
+    pub threshold: Vec<String>,
+    /// Write the summary as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Use HTTP/2 (ALPN over TLS, prior knowledge over cleartext).
+    #[arg(long)]
+    pub http2: bool,
+    /// Skip TLS certificate verification.
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Worker threads [default: one per CPU].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Grace period for in-flight requests at the end [default: 10s].
+    #[arg(long, value_parser = dur)]
+    pub graceful_stop: Option<Dur>,
+    /// Export flags.
+    #[command(flatten)]
+    pub export: ExportArgs,
+}
+
+impl RunArgs {
+    /// The flag layer of the configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            urls: self.url.clone(),
+            method: self.method.clone(),
+            headers: self.header.clone(),
+            body: self.body.clone(),
+            json: self.json.clone(),
+            vus: self.vus,
+            rate: self.rate,
+            duration: self.duration,
+            iterations: self.iterations,
+            timeout: self.timeout,
+            run_id: self.run_id.clone(),
+            thresholds: self.threshold.clone(),
+            summary_json: self.summary_json.clone(),
+            quiet: self.quiet,
+            http2: self.http2,
+            insecure: self.insecure,
+            workers: self.workers,
+            graceful_stop: self.graceful_stop,
+            ..self.export.overrides()
+        }
+    }
+}
+
+impl ExportArgs {
+    /// The export part of the flag layer.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            no_metrics: self.no_metrics,
+            histogram: self.histogram,
+            metrics_interval: self.metrics_interval,
+            remote_write_urls: self.remote_write_url.clone(),
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            otlp_protocol: self.otlp_protocol,
+            ..Default::default()
+        }
+    }
+}
+
+fn dur(s: &str) -> Result<Dur, String> {
+    parse_duration(s).map(Dur)
+}
+
+fn header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: write a header as 'Name: value'"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("`{s}`: the header name is empty"));
+    }
+    Ok((k.to_string(), v.trim().to_string()))
+}
+
+fn json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+fn protocol(s: &str) -> Result<OtlpProtocol, String> {
+    match s {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http" | "http/protobuf" => Ok(OtlpProtocol::Http),
+        _ => Err(format!("`{s}`: use grpc or http")),
+    }
+}
+
+fn histogram(s: &str) -> Result<HistogramKind, String> {
+    match s {
+        "explicit" | "classic" => Ok(HistogramKind::Explicit),
+        "exponential" | "native" => Ok(HistogramKind::Exponential),
+        _ => Err(format!("`{s}`: use explicit or exponential")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_ad_hoc_run() {
+        let cli = Cli::try_parse_from([
+            "stampede",
+            "run",
+            "--url",
+            "http://127.0.0.1:1/",
+            "-H",
+            "X-Api-Key: abc",
+            "--vus",
+            "5",
+            "--duration",
+            "1m30s",
+            "--threshold",
+            "p99 < 500ms",
+            "--remote-write-url",
+            "http://127.0.0.1:9090/api/v1/write",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        let o = r.overrides();
+        assert_eq!(o.headers, vec![("X-Api-Key".into(), "abc".into())]);
+        assert_eq!(o.duration, Some(Dur::secs(90)));
+        assert_eq!(o.vus, Some(5));
+        assert_eq!(o.remote_write_urls.len(), 1);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for args in [
+            &["stampede", "run", "--duration", "soon"][..],
+            &["stampede", "run", "-H", "no-colon"],
+            &["stampede", "run", "--json", "{nope"],
+            &["stampede", "run", "--otlp-protocol", "smtp"],
+            &["stampede", "run", "--vus", "-3"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+}

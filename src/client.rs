@@ -1,0 +1,517 @@
+//! The per-VU HTTP client: one keep-alive connection per server, made with hyper's low-level
+//! connection API (no pool, no locks), HTTP/1.1 or HTTP/2 (ALPN over TLS, prior knowledge over
+//! cleartext), rustls for TLS. Every failure becomes an [`ErrorKind`], a low-cardinality
+//! `error.type`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::plan::{ClientOptions, Target};
+
+/// Why a request failed before a status came back (or the status itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// Connect or request exceeded its timeout.
+    Timeout,
+    /// The server refused the connection.
+    ConnectionRefused,
+    /// The connection was reset.
+    ConnectionReset,
+    /// The server closed the connection before the response was complete.
+    ConnectionClosed,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// Name resolution failed.
+    Dns,
+    /// The server spoke something that is not HTTP.
+    Protocol,
+    /// Another I/O error.
+    Io,
+    /// The run ended while the request was in flight.
+    Cancelled,
+    /// A 4xx/5xx status (the code is the error type).
+    Status(u16),
+}
+
+impl ErrorKind {
+    /// The `error.type` attribute value.
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow::Borrowed;
+        match self {
+            ErrorKind::Timeout => Borrowed("timeout"),
+            ErrorKind::ConnectionRefused => Borrowed("connection_refused"),
+            ErrorKind::ConnectionReset => Borrowed("connection_reset"),
+            ErrorKind::ConnectionClosed => Borrowed("connection_closed"),
+            ErrorKind::Tls => Borrowed("tls"),
+            ErrorKind::Dns => Borrowed("dns"),
+            ErrorKind::Protocol => Borrowed("protocol"),
+            ErrorKind::Io => Borrowed("io"),
+            ErrorKind::Cancelled => Borrowed("cancelled"),
+            ErrorKind::Status(c) => std::borrow::Cow::Owned(c.to_string()),
+        }
+    }
+
+    /// A small integer key (for caches keyed by outcome).
+    pub fn key(self) -> u32 {
+        match self {
+            ErrorKind::Status(c) => u32::from(c),
+            ErrorKind::Timeout => 1_000,
+            ErrorKind::ConnectionRefused => 1_001,
+            ErrorKind::ConnectionReset => 1_002,
+            ErrorKind::ConnectionClosed => 1_003,
+            ErrorKind::Tls => 1_004,
+            ErrorKind::Dns => 1_005,
+            ErrorKind::Protocol => 1_006,
+            ErrorKind::Io => 1_007,
+            ErrorKind::Cancelled => 1_008,
+        }
+    }
+
+    /// Classifies an I/O error.
+    pub fn from_io(e: &io::Error) -> ErrorKind {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                ErrorKind::ConnectionReset
+            }
+            io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => ErrorKind::ConnectionClosed,
+            io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            _ => {
+                if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                    ErrorKind::Tls
+                } else {
+                    ErrorKind::Io
+                }
+            }
+        }
+    }
+
+    /// Classifies a hyper error by walking its causes.
+    pub fn from_hyper(e: &hyper::Error) -> ErrorKind {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                return ErrorKind::from_io(io);
+            }
+            if s.is::<rustls::Error>() {
+                return ErrorKind::Tls;
+            }
+            src = s.source();
+        }
+        if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+            ErrorKind::ConnectionClosed
+        } else if e.is_parse() || e.is_parse_status() || e.is_user() {
+            ErrorKind::Protocol
+        } else {
+            ErrorKind::Io
+        }
+    }
+}
+
+/// A finished exchange.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Status, if a response head arrived.
+    pub status: Option<u16>,
+    /// Failure class, if any (4xx/5xx included).
+    pub error: Option<ErrorKind>,
+    /// Response body bytes received.
+    pub bytes_in: u64,
+    /// The body, when asked for.
+    pub body: Option<Bytes>,
+    /// Response headers, when asked for.
+    pub headers: Option<http::HeaderMap>,
+}
+
+/// State shared by every VU's client: resolved addresses and the TLS config.
+pub struct Shared {
+    targets: Vec<Target>,
+    addrs: Vec<Vec<SocketAddr>>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    opts: ClientOptions,
+}
+
+impl Shared {
+    /// Resolves every target once and prepares TLS.
+    pub async fn new(targets: &[Target], opts: &ClientOptions) -> Shared {
+        let mut addrs = Vec::with_capacity(targets.len());
+        for t in targets {
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((t.host.as_str(), t.port)).await
+            {
+                Ok(it) => it.collect(),
+                Err(e) => {
+                    tracing::warn!(host = %t.host, error = %e, "cannot resolve host; its requests will fail with error.type=dns");
+                    Vec::new()
+                }
+            };
+            addrs.push(found);
+        }
+        let tls = targets
+            .iter()
+            .any(|t| t.tls)
+            .then(|| tls_connector(opts.insecure, opts.http2));
+        Shared {
+            targets: targets.to_vec(),
+            addrs,
+            tls,
+            opts: opts.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("targets", &self.targets)
+            .field("addrs", &self.addrs)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+enum Conn {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// One VU's client.
+pub struct Client {
+    shared: Arc<Shared>,
+    conns: Vec<Option<Conn>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("open", &self.conns.iter().filter(|c| c.is_some()).count())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client with no connections yet.
+    pub fn new(shared: Arc<Shared>) -> Client {
+        let n = shared.targets.len();
+        Client {
+            shared,
+            conns: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// Sends `req` to target `target`, reads the whole response, all within the request
+    /// timeout (or `hard_deadline`, whichever comes first).
+    pub async fn send(
+        &mut self,
+        target: usize,
+        req: Request<Full<Bytes>>,
+        keep_body: bool,
+        keep_headers: bool,
+        hard_deadline: Option<Instant>,
+    ) -> Outcome {
+        let mut deadline = Instant::now() + self.shared.opts.timeout;
+        let mut deadline_error = ErrorKind::Timeout;
+        if let Some(h) = hard_deadline
+            && h < deadline
+        {
+            deadline = h;
+            deadline_error = ErrorKind::Cancelled;
+        }
+        match tokio::time::timeout_at(deadline, self.exchange(target, req, keep_body, keep_headers))
+            .await
+        {
+            Ok(Ok(o)) => o,
+            Ok(Err(kind)) => {
+                self.conns[target] = None;
+                failed(kind)
+            }
+            Err(_) => {
+                self.conns[target] = None;
+                failed(deadline_error)
+            }
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        target: usize,
+        req: Request<Full<Bytes>>,
+        keep_body: bool,
+        keep_headers: bool,
+    ) -> Result<Outcome, ErrorKind> {
+        let usable = match &mut self.conns[target] {
+            Some(Conn::H1(s)) => !s.is_closed() && s.ready().await.is_ok(),
+            Some(Conn::H2(s)) => !s.is_closed() && s.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            self.conns[target] = Some(self.connect(target).await?);
+        }
+        let resp: Response<Incoming> = match &mut self.conns[target] {
+            Some(Conn::H1(s)) => s.send_request(req).await,
+            Some(Conn::H2(s)) => s.send_request(req).await,
+            None => return Err(ErrorKind::Io),
+        }
+        .map_err(|e| ErrorKind::from_hyper(&e))?;
+        let status = resp.status().as_u16();
+        let (parts, mut body) = resp.into_parts();
+        let mut bytes_in = 0u64;
+        let mut kept = keep_body.then(BytesMut::new);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ErrorKind::from_hyper(&e))?;
+            if let Some(data) = frame.data_ref() {
+                bytes_in += data.len() as u64;
+                if let Some(k) = kept.as_mut()
+                    && k.len() < MAX_KEPT_BODY
+                {
+                    k.extend_from_slice(data);
+                }
+            }
+        }
+        Ok(Outcome {
+            status: Some(status),
+            error: (status >= 400).then_some(ErrorKind::Status(status)),
+            bytes_in,
+            body: kept.map(BytesMut::freeze),
+            headers: keep_headers.then_some(parts.headers),
+        })
+    }
+
+    async fn connect(&self, target: usize) -> Result<Conn, ErrorKind> {
+        let t = &self.shared.targets[target];
+        let addrs = &self.shared.addrs[target];
+        if addrs.is_empty() {
+            return Err(ErrorKind::Dns);
+        }
+        let connect = async {
+            let mut last = ErrorKind::ConnectionRefused;
+            for a in addrs {
+                match TcpStream::connect(a).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(s);
+                    }
+                    Err(e) => last = ErrorKind::from_io(&e),
+                }
+            }
+            Err(last)
+        };
+        let opts = &self.shared.opts;
+        let fut = async {
+            let tcp = connect.await?;
+            if t.tls {
+                let connector = self.shared.tls.as_ref().ok_or(ErrorKind::Tls)?;
+                let name = rustls::pki_types::ServerName::try_from(t.host.clone())
+                    .map_err(|_| ErrorKind::Tls)?;
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| match ErrorKind::from_io(&e) {
+                        ErrorKind::Io => ErrorKind::Tls,
+                        k => k,
+                    })?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                handshake(TokioIo::new(tls), h2 || opts.http2).await
+            } else {
+                handshake(TokioIo::new(tcp), opts.http2).await
+            }
+        };
+        match tokio::time::timeout(opts.connect_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ErrorKind::Timeout),
+        }
+    }
+}
+
+const MAX_KEPT_BODY: usize = 16 * 1024 * 1024;
+
+fn failed(kind: ErrorKind) -> Outcome {
+    Outcome {
+        status: None,
+        error: Some(kind),
+        bytes_in: 0,
+        body: None,
+        headers: None,
+    }
+}
+
+async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Conn, ErrorKind>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if h2 {
+        let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| ErrorKind::from_hyper(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn::H2(send))
+    } else {
+        let (send, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| ErrorKind::from_hyper(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn::H1(send))
+    }
+}
+
+fn tls_connector(insecure: bool, http2: bool) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| rustls::ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(rustls::DEFAULT_VERSIONS).unwrap_or_else(|_| unreachable!("ring supports the default TLS versions")));
+    let mut cfg = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// `--insecure`: accept any certificate (signatures are still checked for well-formedness).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Elapsed time helper used by the executor.
+pub fn elapsed_since(t: Instant) -> Duration {
+    Instant::now().saturating_duration_since(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_classified() {
+        let k = |kind| ErrorKind::from_io(&io::Error::from(kind));
+        assert_eq!(k(io::ErrorKind::ConnectionRefused), ErrorKind::ConnectionRefused);
+        assert_eq!(k(io::ErrorKind::ConnectionReset), ErrorKind::ConnectionReset);
+        assert_eq!(k(io::ErrorKind::TimedOut), ErrorKind::Timeout);
+        assert_eq!(k(io::ErrorKind::UnexpectedEof), ErrorKind::ConnectionClosed);
+        assert_eq!(k(io::ErrorKind::Other), ErrorKind::Io);
+        let tls = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        assert_eq!(ErrorKind::from_io(&tls), ErrorKind::Tls);
+    }
+
+    #[test]
+    fn error_types_are_low_cardinality_strings() {
+        assert_eq!(ErrorKind::Status(503).as_str(), "503");
+        assert_eq!(ErrorKind::Timeout.as_str(), "timeout");
+        assert_eq!(ErrorKind::ConnectionRefused.as_str(), "connection_refused");
+        let keys: std::collections::BTreeSet<u32> = [
+            ErrorKind::Timeout,
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionClosed,
+            ErrorKind::Tls,
+            ErrorKind::Dns,
+            ErrorKind::Protocol,
+            ErrorKind::Io,
+            ErrorKind::Cancelled,
+            ErrorKind::Status(599),
+        ]
+        .into_iter()
+        .map(ErrorKind::key)
+        .collect();
+        assert_eq!(keys.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_classified_not_panicked() {
+        // Bind then drop to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = Target {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            authority: format!("127.0.0.1:{port}"),
+        };
+        let opts = ClientOptions {
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            http2: false,
+            insecure: false,
+        };
+        let shared = Arc::new(Shared::new(&[t], &opts).await);
+        let mut c = Client::new(shared);
+        let req = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+        let o = c.send(0, req, false, false, None).await;
+        assert_eq!(o.error, Some(ErrorKind::ConnectionRefused));
+        assert_eq!(o.status, None);
+    }
+}

@@ -1,0 +1,300 @@
+//! Loading: figment layers defaults < file < `STAMPEDE_*` env < flags, then flag overrides that
+//! apply to every scenario (VUs, rate, duration, iterations).
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml, Yaml};
+
+use super::{Config, Dur};
+
+/// A configuration problem. Every message names the file, key or flag at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file name has no extension we know.
+    #[error("config file {0}: unknown format (use .toml, .yaml or .yml)")]
+    Format(PathBuf),
+    /// Syntax error, unknown key, wrong type: figment's message names the key and the source.
+    #[error("{0}")]
+    Figment(String),
+    /// A value that parses but makes no sense.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        /// Where the config came from (file name, or "command line").
+        origin: String,
+        /// The key, e.g. `scenarios[0].vus`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(
+        origin: &str,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Values from command-line flags that override the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--url`: ad-hoc targets, or with a file the base URL.
+    pub urls: Vec<String>,
+    /// `--method` (ad hoc only).
+    pub method: Option<String>,
+    /// `--header 'K: V'`.
+    pub headers: Vec<(String, String)>,
+    /// `--body`.
+    pub body: Option<String>,
+    /// `--json`.
+    pub json: Option<serde_json::Value>,
+    /// `--vus`.
+    pub vus: Option<u64>,
+    /// `--rate`.
+    pub rate: Option<f64>,
+    /// `--duration`.
+    pub duration: Option<Dur>,
+    /// `--iterations`.
+    pub iterations: Option<u64>,
+    /// `--timeout`.
+    pub timeout: Option<Dur>,
+    /// `--run-id`.
+    pub run_id: Option<String>,
+    /// `--threshold`.
+    pub thresholds: Vec<String>,
+    /// `--summary-json`.
+    pub summary_json: Option<PathBuf>,
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `--http2`.
+    pub http2: bool,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--no-metrics`.
+    pub no_metrics: bool,
+    /// `--histogram`.
+    pub histogram: Option<super::HistogramKind>,
+    /// `--metrics-interval`.
+    pub metrics_interval: Option<Dur>,
+    /// `--remote-write-url`.
+    pub remote_write_urls: Vec<String>,
+    /// `--otlp-endpoint`.
+    pub otlp_endpoint: Option<String>,
+    /// `--otlp-protocol`.
+    pub otlp_protocol: Option<super::OtlpProtocol>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--graceful-stop`.
+    pub graceful_stop: Option<Dur>,
+}
+
+/// Loads and merges the configuration, then validates it.
+pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> {
+    let origin = file
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "command line".to_string());
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = file {
+        // Read it ourselves so a missing file is reported as such (figment would skip it).
+        std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        fig = match ext.as_deref() {
+            Some("toml") => fig.merge(Toml::file_exact(path)),
+            Some("yaml" | "yml") => fig.merge(Yaml::file_exact(path)),
+            _ => return Err(ConfigError::Format(path.to_path_buf())),
+        };
+    }
+    fig = fig.merge(Env::prefixed("STAMPEDE_").split("__").ignore(&["config"]));
+    fig = merge_flags(fig, ov);
+    let mut cfg: Config = fig.extract().map_err(|e| ConfigError::Figment(figment_message(e)))?;
+    apply_scenario_overrides(&mut cfg, file.is_some(), ov, &origin)?;
+    super::validate(&cfg, &origin)?;
+    Ok(cfg)
+}
+
+/// Figment errors can carry several; print each on its own line, naming key and source.
+fn figment_message(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let mut s = e.to_string();
+            // Figment says "for key default.scenarios" for the whole config; drop the profile.
+            s = s.replace("key \"default.", "key \"");
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn merge_flags(mut fig: Figment, ov: &Overrides) -> Figment {
+    if let Some(id) = &ov.run_id {
+        fig = fig.merge(("run.id", id));
+    }
+    if let Some(p) = &ov.summary_json {
+        fig = fig.merge(("run.summary_json", p));
+    }
+    if ov.quiet {
+        fig = fig.merge(("run.quiet", true));
+    }
+    if let Some(w) = ov.workers {
+        fig = fig.merge(("run.workers", w));
+    }
+    if let Some(g) = ov.graceful_stop {
+        fig = fig.merge(("run.graceful_stop", g));
+    }
+    if let Some(t) = ov.timeout {
+        fig = fig.merge(("defaults.timeout", t));
+    }
+    if ov.http2 {
+        fig = fig.merge(("defaults.http2", true));
+    }
+    if ov.insecure {
+        fig = fig.merge(("defaults.insecure", true));
+    }
+    if ov.no_metrics {
+        fig = fig.merge(("metrics.enabled", false));
+    }
+    if let Some(h) = ov.histogram {
+        fig = fig.merge(("metrics.histogram", h));
+    }
+    if let Some(i) = ov.metrics_interval {
+        fig = fig.merge(("metrics.interval", i));
+    }
+    if let Some(e) = &ov.otlp_endpoint {
+        fig = fig.merge(("metrics.otlp.endpoint", e));
+    }
+    if let Some(p) = ov.otlp_protocol {
+        fig = fig.merge(("metrics.otlp.protocol", p));
+    }
+    fig
+}
+
+fn apply_scenario_overrides(
+    cfg: &mut Config,
+    have_file: bool,
+    ov: &Overrides,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    cfg.thresholds.extend(ov.thresholds.iter().cloned());
+    for (k, v) in &ov.headers {
+        cfg.defaults.headers.insert(k.clone(), v.clone());
+    }
+    for url in &ov.remote_write_urls {
+        match cfg.metrics.remote_write.iter_mut().find(|rw| rw.url.is_empty()) {
+            Some(rw) => rw.url = url.clone(),
+            None => cfg.metrics.remote_write.push(crate::export::RemoteWriteConfig {
+                url: url.clone(),
+                ..Default::default()
+            }),
+        }
+    }
+    if !have_file {
+        // Ad hoc: the flags describe one scenario.
+        if ov.urls.is_empty() {
+            if cfg.scenarios.is_empty() {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "--url",
+                    "give a config FILE or at least one --url",
+                ));
+            }
+        } else {
+            let mut sc = super::ScenarioConfig {
+                name: "adhoc".into(),
+                ..Default::default()
+            };
+            let weight = 1;
+            for url in &ov.urls {
+                sc.tasks.push(super::TaskConfig {
+                    weight,
+                    requests: vec![super::RequestConfig {
+                        method: ov.method.clone(),
+                        url: url.clone(),
+                        body: ov.body.clone(),
+                        json: ov.json.clone(),
+                        ..Default::default()
+                    }],
+                });
+            }
+            if ov.vus.is_none()
+                && ov.rate.is_none()
+                && ov.duration.is_none()
+                && ov.iterations.is_none()
+            {
+                sc.vus = Some(10);
+                sc.duration = Some(Dur::secs(10));
+            }
+            cfg.scenarios = vec![sc];
+        }
+    } else {
+        for (flag, set) in [
+            ("--method", ov.method.is_some()),
+            ("--body", ov.body.is_some()),
+            ("--json", ov.json.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(
+                    "command line",
+                    flag,
+                    "only applies to ad-hoc runs (no FILE); set it on the requests in the file",
+                ));
+            }
+        }
+        match ov.urls.as_slice() {
+            [] => {}
+            [one] => {
+                cfg.defaults.base_url = Some(one.clone());
+                for sc in &mut cfg.scenarios {
+                    sc.base_url = None;
+                }
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "command line",
+                    "--url",
+                    "with a config FILE, give --url once: it replaces the base URL",
+                ));
+            }
+        }
+    }
+    for sc in &mut cfg.scenarios {
+        if let Some(v) = ov.vus {
+            sc.vus = Some(v);
+        }
+        if let Some(r) = ov.rate {
+            sc.rate = Some(r);
+            if sc.executor.is_some_and(|k| k != super::ExecutorKind::ConstantArrivalRate) {
+                sc.executor = Some(super::ExecutorKind::ConstantArrivalRate);
+                sc.stages.clear();
+            }
+        }
+        if let Some(d) = ov.duration {
+            sc.duration = Some(d);
+        }
+        if let Some(i) = ov.iterations {
+            sc.iterations = Some(i);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `stampede demo`: the embedded target on a free loopback port, and a built-in scenario shaped
+//! like the Locust test stampede was born from (login on start, two weighted tasks), plus a
+//! trickle of failures so the summary has something to show.
+
+use std::path::Path;
+
+use crate::cli::DemoArgs;
+use crate::config::{Config, Overrides, load};
+use crate::{Error, Presentation, Summary};
+
+/// The built-in demo scenario; `{base}` is replaced by the target's URL.
+pub const DEMO_TOML: &str = r#"
+thresholds = ["p95 < 500ms", "error_rate < 5%"]
+
+[[scenarios]]
+name = "admin"
+executor = "ramping-vus"
+stages = [
+  { duration = "3s", target = 20 },
+  { duration = "5s", target = 20 },
+  { duration = "2s", target = 0 },
+]
+think_time = { min = "5ms", max = "20ms" }
+base_url = "{base}"
+
+[[scenarios.on_start]]
+name = "/user/login"
+method = "POST"
+url = "/user/login"
+json = { username = "admin", password = "admin" }
+extract = { token = { json = "/token" } }
+checks = { status = 200 }
+
+[[scenarios.tasks]]
+weight = 50
+requests = [{ url = "/newsql/api/getTablesByAppId", query = { appId = "1" }, headers = { Authorization = "Bearer ${token}" }, checks = { status = 200, body_contains = "t_user" } }]
+
+[[scenarios.tasks]]
+weight = 50
+requests = [{ url = "/user/api/getApps", headers = { Authorization = "Bearer ${token}" }, checks = { status = 200 } }]
+
+[[scenarios.tasks]]
+weight = 2
+requests = [{ name = "/status/{code}", url = "/status/503" }]
+"#;
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> Result<Summary, Error> {
+    let target = crate::target::spawn_background(([127, 0, 0, 1], 0).into())
+        .map_err(|e| anyhow::anyhow!("cannot start the embedded target: {e}"))?;
+    let base = format!("http://{}", target.addr);
+    eprintln!("embedded target listening on {base}");
+    let dir = std::env::temp_dir().join(format!("stampede-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let file = dir.join("demo.toml");
+    let total = args.duration.get().as_secs_f64().max(1.0);
+    let text = DEMO_TOML
+        .replace("{base}", &base)
+        .replace("\"3s\"", &format!("\"{}ms\"", (total * 300.0) as u64))
+        .replace("\"5s\"", &format!("\"{}ms\"", (total * 500.0) as u64))
+        .replace("\"2s\"", &format!("\"{}ms\"", (total * 200.0) as u64));
+    std::fs::write(&file, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+    let ov = Overrides {
+        summary_json: args.summary_json.clone(),
+        quiet: args.quiet,
+        ..args.export.overrides()
+    };
+    let cfg: Config = load(Some(Path::new(&file)), &ov)?;
+    let r = crate::run_config(
+        cfg,
+        Some(Path::new("demo.toml")),
+        Presentation {
+            print: true,
+            progress: true,
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}

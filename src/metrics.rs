@@ -1,0 +1,409 @@
+//! OpenTelemetry instruments: the MeterProvider, its readers, and the per-worker recorder.
+//!
+//! Attribute sets are built once (per request definition, and per outcome the first time it is
+//! seen) and bound with the SDK's bound instruments, so recording a request is a handful of
+//! atomic adds with no attribute lookup, no lock and no allocation. Exporters attach as
+//! [`SharedReader`]s that the export loop collects on its own schedule.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use opentelemetry::metrics::{
+    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, MeterProvider as _,
+    UpDownCounter,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{
+    Aggregation, Instrument, InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Stream,
+    Temporality,
+};
+
+use crate::client::ErrorKind;
+use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
+use crate::plan::Plan;
+use crate::stats::VuCounts;
+
+/// A [`ManualReader`] that can be registered with the provider and still collected by us.
+#[derive(Clone, Debug)]
+pub struct SharedReader(Arc<ManualReader>);
+
+impl SharedReader {
+    /// A reader with the given temporality.
+    pub fn new(temporality: Temporality) -> Self {
+        SharedReader(Arc::new(
+            ManualReader::builder().with_temporality(temporality).build(),
+        ))
+    }
+}
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline)
+    }
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+/// The resource every series carries (`job`, `instance`, `target_info`).
+pub fn resource(cfg: &MetricsConfig, run_id: &str) -> Resource {
+    let mut b = Resource::builder();
+    let name = cfg
+        .service_name
+        .clone()
+        .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+        .unwrap_or_else(|| "stampede".to_string());
+    b = b.with_service_name(name);
+    let instance = format!(
+        "{}-{}",
+        hostname(),
+        run_id
+    );
+    b = b.with_attributes([
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("service.instance.id", instance),
+    ]);
+    // OTEL_RESOURCE_ATTRIBUTES: key=value,key=value (values percent-decoded minimally).
+    if let Ok(attrs) = std::env::var("OTEL_RESOURCE_ATTRIBUTES") {
+        let kvs: Vec<KeyValue> = attrs
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| !k.trim().is_empty() && k.trim() != "service.name")
+            .map(|(k, v)| KeyValue::new(k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        b = b.with_attributes(kvs);
+    }
+    b.build()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Builds the provider with one reader per exporter.
+pub fn provider(cfg: &MetricsConfig, run_id: &str, readers: &[SharedReader]) -> SdkMeterProvider {
+    let mut b = SdkMeterProvider::builder().with_resource(resource(cfg, run_id));
+    for r in readers {
+        b = b.with_reader(r.clone());
+    }
+    if cfg.histogram == HistogramKind::Exponential {
+        let max_scale = cfg.exponential_max_scale;
+        let max_size = cfg.exponential_max_size;
+        b = b.with_view(move |i: &Instrument| {
+            if i.kind() == InstrumentKind::Histogram {
+                Stream::builder()
+                    .with_aggregation(Aggregation::Base2ExponentialHistogram {
+                        max_size,
+                        max_scale,
+                        record_min_max: true,
+                    })
+                    .build()
+                    .ok()
+            } else {
+                None
+            }
+        });
+    }
+    b.build()
+}
+
+/// The instruments, created once per run.
+#[derive(Debug)]
+pub struct Instruments {
+    duration: Histogram<f64>,
+    req_size: Histogram<u64>,
+    resp_size: Histogram<u64>,
+    active: UpDownCounter<i64>,
+    iterations: Counter<u64>,
+    iteration_duration: Histogram<f64>,
+    dropped: Counter<u64>,
+    checks: Counter<u64>,
+    /// Base attributes by request id: method, server.*, url.template, run id, scenario.
+    request_attrs: Vec<Vec<KeyValue>>,
+    /// Base attributes by scenario: run id, scenario.
+    scenario_attrs: Vec<Vec<KeyValue>>,
+    /// Check attributes by check id (without result).
+    check_attrs: Vec<Vec<KeyValue>>,
+    _vus_gauge: opentelemetry::metrics::ObservableGauge<i64>,
+    _vus_max_gauge: opentelemetry::metrics::ObservableGauge<i64>,
+}
+
+/// The instrumentation scope of every instrument.
+pub const SCOPE: &str = "stampede";
+
+impl Instruments {
+    /// Creates the instruments for a plan.
+    pub fn new(provider: &SdkMeterProvider, plan: &Plan, vus: Arc<VuCounts>) -> Instruments {
+        let scope = InstrumentationScope::builder(SCOPE)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let meter: Meter = provider.meter_with_scope(scope);
+        let buckets = plan
+            .config
+            .metrics
+            .buckets
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DURATION_BUCKETS.to_vec());
+        let run = KeyValue::new("stampede.run.id", plan.run_id.clone());
+        let scenario_attrs: Vec<Vec<KeyValue>> = plan
+            .scenarios
+            .iter()
+            .map(|s| {
+                vec![
+                    run.clone(),
+                    KeyValue::new("stampede.scenario", s.name.to_string()),
+                ]
+            })
+            .collect();
+        let request_attrs = plan
+            .requests
+            .iter()
+            .map(|r| {
+                let t = &plan.targets[r.target];
+                let mut v = scenario_attrs[r.scenario].clone();
+                v.push(KeyValue::new("http.request.method", r.method.to_string()));
+                v.push(KeyValue::new("server.address", t.host.clone()));
+                v.push(KeyValue::new("server.port", i64::from(t.port)));
+                v.push(KeyValue::new("url.template", r.name.to_string()));
+                v
+            })
+            .collect();
+        let check_attrs = plan
+            .checks
+            .iter()
+            .map(|c| {
+                let mut v = scenario_attrs[c.scenario].clone();
+                v.push(KeyValue::new("stampede.check.name", c.name.to_string()));
+                v.push(KeyValue::new(
+                    "url.template",
+                    plan.requests[c.request].name.to_string(),
+                ));
+                v
+            })
+            .collect();
+        let (v1, a1) = (vus.clone(), scenario_attrs.clone());
+        let vus_gauge = meter
+            .i64_observable_gauge("stampede.vus")
+            .with_unit("{vu}")
+            .with_description("VUs running an iteration or waiting to start one")
+            .with_callback(move |obs| {
+                for (i, attrs) in a1.iter().enumerate() {
+                    obs.observe(v1.active(i), attrs);
+                }
+            })
+            .build();
+        let (v2, a2) = (vus.clone(), scenario_attrs.clone());
+        let vus_max_gauge = meter
+            .i64_observable_gauge("stampede.vus.max")
+            .with_unit("{vu}")
+            .with_description("VUs allocated")
+            .with_callback(move |obs| {
+                for (i, attrs) in a2.iter().enumerate() {
+                    obs.observe(v2.allocated(i), attrs);
+                }
+            })
+            .build();
+        Instruments {
+            duration: meter
+                .f64_histogram("http.client.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP client requests")
+                .with_boundaries(buckets.clone())
+                .build(),
+            req_size: meter
+                .u64_histogram("http.client.request.body.size")
+                .with_unit("By")
+                .with_description("Size of HTTP client request bodies")
+                .with_boundaries(DEFAULT_SIZE_BUCKETS.to_vec())
+                .build(),
+            resp_size: meter
+                .u64_histogram("http.client.response.body.size")
+                .with_unit("By")
+                .with_description("Size of HTTP client response bodies")
+                .with_boundaries(DEFAULT_SIZE_BUCKETS.to_vec())
+                .build(),
+            active: meter
+                .i64_up_down_counter("http.client.active_requests")
+                .with_unit("{request}")
+                .with_description("Number of active HTTP requests")
+                .build(),
+            iterations: meter
+                .u64_counter("stampede.iterations")
+                .with_unit("{iteration}")
+                .with_description("Completed scenario iterations")
+                .build(),
+            iteration_duration: meter
+                .f64_histogram("stampede.iteration.duration")
+                .with_unit("s")
+                .with_description("Duration of scenario iterations")
+                .with_boundaries(buckets)
+                .build(),
+            dropped: meter
+                .u64_counter("stampede.dropped_iterations")
+                .with_unit("{iteration}")
+                .with_description("Iterations an arrival-rate executor could not start: every VU was busy")
+                .build(),
+            checks: meter
+                .u64_counter("stampede.checks")
+                .with_unit("{check}")
+                .with_description("Check results")
+                .build(),
+            request_attrs,
+            scenario_attrs,
+            check_attrs,
+            _vus_gauge: vus_gauge,
+            _vus_max_gauge: vus_max_gauge,
+        }
+    }
+
+    /// A recorder for one worker thread.
+    pub fn recorder(self: &Arc<Self>) -> Recorder {
+        Recorder {
+            inst: self.clone(),
+            by_outcome: HashMap::new(),
+            per_request: self
+                .request_attrs
+                .iter()
+                .map(|a| PerRequest {
+                    req_size: self.req_size.bind(a),
+                    active: self.active.bind(a),
+                })
+                .collect(),
+            per_scenario: self
+                .scenario_attrs
+                .iter()
+                .map(|a| PerScenario {
+                    iterations: self.iterations.bind(a),
+                    duration: self.iteration_duration.bind(a),
+                    dropped: self.dropped.bind(a),
+                })
+                .collect(),
+            per_check: self
+                .check_attrs
+                .iter()
+                .map(|a| {
+                    let with = |r: &'static str| {
+                        let mut v = a.clone();
+                        v.push(KeyValue::new("stampede.check.result", r));
+                        self.checks.bind(&v)
+                    };
+                    (with("pass"), with("fail"))
+                })
+                .collect(),
+        }
+    }
+}
+
+struct PerRequest {
+    req_size: BoundHistogram<u64>,
+    active: BoundUpDownCounter<i64>,
+}
+
+struct PerScenario {
+    iterations: BoundCounter<u64>,
+    duration: BoundHistogram<f64>,
+    dropped: BoundCounter<u64>,
+}
+
+struct PerOutcome {
+    duration: BoundHistogram<f64>,
+    resp_size: BoundHistogram<u64>,
+}
+
+/// Records into bound instruments; one per worker thread (not shared).
+pub struct Recorder {
+    inst: Arc<Instruments>,
+    by_outcome: HashMap<(u32, u32, u32), PerOutcome>,
+    per_request: Vec<PerRequest>,
+    per_scenario: Vec<PerScenario>,
+    per_check: Vec<(BoundCounter<u64>, BoundCounter<u64>)>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("outcomes", &self.by_outcome.len())
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// A request started.
+    pub fn start(&self, req: usize) {
+        self.per_request[req].active.add(1);
+    }
+
+    /// A request finished.
+    pub fn finish(
+        &mut self,
+        req: usize,
+        latency: Duration,
+        status: Option<u16>,
+        error: Option<ErrorKind>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        let pr = &self.per_request[req];
+        pr.active.add(-1);
+        pr.req_size.record(bytes_out);
+        let key = (
+            req as u32,
+            u32::from(status.unwrap_or(0)),
+            error.map_or(0, ErrorKind::key),
+        );
+        let inst = &self.inst;
+        let o = self.by_outcome.entry(key).or_insert_with(|| {
+            let mut attrs = inst.request_attrs[req].clone();
+            if let Some(s) = status {
+                attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
+            }
+            if let Some(e) = error {
+                attrs.push(KeyValue::new("error.type", e.as_str().into_owned()));
+            }
+            PerOutcome {
+                duration: inst.duration.bind(&attrs),
+                resp_size: inst.resp_size.bind(&attrs),
+            }
+        });
+        o.duration.record(latency.as_secs_f64());
+        if status.is_some() {
+            o.resp_size.record(bytes_in);
+        }
+    }
+
+    /// An iteration finished.
+    pub fn iteration(&self, scenario: usize, took: Duration) {
+        let s = &self.per_scenario[scenario];
+        s.iterations.add(1);
+        s.duration.record(took.as_secs_f64());
+    }
+
+    /// An iteration was dropped.
+    pub fn dropped(&self, scenario: usize) {
+        self.per_scenario[scenario].dropped.add(1);
+    }
+
+    /// A check ran.
+    pub fn check(&self, id: usize, pass: bool) {
+        let c = &self.per_check[id];
+        if pass { c.0.add(1) } else { c.1.add(1) }
+    }
+}

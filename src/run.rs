@@ -1,0 +1,265 @@
+//! One run from plan to summary: resolve targets, wire metrics and exporters, start the
+//! workers, watch for Ctrl-C/SIGTERM, show progress, then merge statistics, flush exporters
+//! and build the summary.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::client;
+use crate::executor::{RunShared, run_worker};
+use crate::export::Pipeline;
+use crate::metrics::{self, Instruments};
+use crate::plan::Plan;
+use crate::report::{Aggregate, Summary};
+use crate::stats::{Live, VuCounts, WorkerStats, live_quantile};
+
+/// How a run is shown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Display {
+    /// Live progress line on stderr (only on a terminal).
+    pub progress: bool,
+    /// Start banner on stderr.
+    pub banner: bool,
+}
+
+/// Why a run could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Export configuration.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    /// Threads or runtimes could not start.
+    #[error("cannot start the run: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long the final export may take.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs the plan to completion (or interruption) and returns its summary.
+pub fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(execute_async(plan, display))
+}
+
+async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError> {
+    let plan = Arc::new(plan);
+    let client = Arc::new(client::Shared::new(&plan.targets, &plan.client).await);
+    let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
+    let mcfg = &plan.config.metrics;
+    let pipeline = Pipeline::build(mcfg)?;
+    let (provider, instruments) = if mcfg.enabled {
+        let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers());
+        let i = Arc::new(Instruments::new(&p, &plan, vus.clone()));
+        (Some(p), Some(i))
+    } else {
+        (None, None)
+    };
+    if display.banner {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "stampede run {}", plan.run_id);
+        for s in &plan.scenarios {
+            let _ = writeln!(
+                e,
+                "  scenario {}: {}, up to {} VUs{}",
+                s.name,
+                schedule_text(&s.schedule),
+                s.schedule.max_vus(),
+                s.schedule
+                    .duration()
+                    .map(|d| format!(", {}", humantime::format_duration(d)))
+                    .unwrap_or_default()
+            );
+        }
+        for d in pipeline.describe() {
+            let _ = writeln!(e, "  export: {d}");
+        }
+    }
+    pipeline.start();
+    let shared = RunShared::new(plan.clone(), client, instruments.clone(), vus.clone());
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut handles = Vec::new();
+    for w in 0..plan.workers {
+        let s = shared.clone();
+        let tx = done_tx.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("stampede-worker-{w}"))
+                .spawn(move || {
+                    let r = run_worker(w, s);
+                    let _ = tx.send(());
+                    r
+                })?,
+        );
+    }
+    drop(done_tx);
+    let progress = display.progress && std::io::stderr().is_terminal();
+    let mut interrupted = false;
+    let mut signals = Signals::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut prev = ProgressState::new(&shared.live);
+    let mut finished = 0;
+    let grace = plan.graceful_stop;
+    while finished < plan.workers {
+        tokio::select! {
+            r = done_rx.recv() => match r {
+                Some(()) => finished += 1,
+                None => break,
+            },
+            _ = signals.next() => {
+                if interrupted {
+                    eprintln!("\nsecond interrupt: cutting in-flight requests now");
+                    shared.stop(Duration::ZERO);
+                } else {
+                    interrupted = true;
+                    eprintln!("\ninterrupted: stopping (in-flight requests get {}; press Ctrl-C again to cut them)", humantime::format_duration(grace));
+                    shared.stop(grace);
+                }
+            }
+            _ = tick.tick(), if progress => {
+                prev.print(&shared, &vus);
+            }
+        }
+    }
+    let elapsed = shared.start.elapsed();
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
+    for h in handles {
+        match h.join() {
+            Ok(Ok(ws)) => merged.merge(&ws),
+            Ok(Err(e)) => return Err(RunError::Io(e)),
+            Err(_) => return Err(RunError::Io(std::io::Error::other("a worker thread panicked"))),
+        }
+    }
+    // The final collection sees every recorded request: workers are done.
+    let export = if pipeline.is_empty() {
+        Vec::new()
+    } else {
+        pipeline.finish(FLUSH_TIMEOUT).await
+    };
+    if let Some(p) = provider {
+        let _ = p.shutdown();
+    }
+    drop(instruments);
+    let agg = Aggregate {
+        plan: &plan,
+        stats: merged,
+        elapsed,
+    };
+    Ok(agg.summary(export, interrupted))
+}
+
+fn schedule_text(s: &crate::plan::Schedule) -> String {
+    use crate::plan::Schedule::*;
+    match s {
+        ConstantVus { vus, iterations, .. } => match iterations {
+            Some(i) => format!("constant-vus {vus} (max {i} iterations)"),
+            None => format!("constant-vus {vus}"),
+        },
+        RampingVus { stages, .. } => format!("ramping-vus, {} stages", stages.len()),
+        SharedIterations { vus, iterations, .. } => {
+            format!("shared-iterations {iterations} over {vus} VUs")
+        }
+        ArrivalRate { start, stages, .. } => {
+            if stages.len() == 1 && stages[0].1 == *start {
+                format!("constant-arrival-rate {start}/s")
+            } else {
+                format!("ramping-arrival-rate, {} stages", stages.len())
+            }
+        }
+    }
+}
+
+struct ProgressState {
+    at: Instant,
+    requests: u64,
+    buckets: Vec<u64>,
+}
+
+impl ProgressState {
+    fn new(live: &[Live]) -> Self {
+        let mut buckets = vec![0; Live::buckets()];
+        for l in live {
+            l.snapshot_into(&mut buckets);
+        }
+        ProgressState {
+            at: Instant::now(),
+            requests: 0,
+            buckets,
+        }
+    }
+
+    fn print(&mut self, shared: &RunShared, vus: &VuCounts) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut buckets = vec![0; Live::buckets()];
+        let (mut reqs, mut fails) = (0, 0);
+        for l in &shared.live {
+            l.snapshot_into(&mut buckets);
+            reqs += l.requests.load(Relaxed);
+            fails += l.failures.load(Relaxed);
+        }
+        let dt = self.at.elapsed().as_secs_f64().max(1e-3);
+        let rps = (reqs - self.requests) as f64 / dt;
+        let p99 = live_quantile(&buckets, &self.buckets, 0.99)
+            .map(|s| format!("{:.1}ms", s * 1e3))
+            .unwrap_or_else(|| "-".into());
+        let err = if reqs == 0 { 0.0 } else { fails as f64 * 100.0 / reqs as f64 };
+        eprint!(
+            "\r\x1b[2K[{:>6.1}s] vus {:>5}  req/s {:>9.1}  p99 {:>9}  requests {:>10}  errors {:.2}%",
+            shared.start.elapsed().as_secs_f64(),
+            vus.total_active(),
+            rps,
+            p99,
+            reqs,
+            err
+        );
+        let _ = std::io::stderr().flush();
+        self.at = Instant::now();
+        self.requests = reqs;
+        self.buckets = buckets;
+    }
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

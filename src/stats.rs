@@ -1,0 +1,426 @@
+//! Exact local statistics for the summary and thresholds, independent of metric export.
+//!
+//! Each worker thread owns a [`WorkerStats`] (no sharing, no locks); at the end they are merged
+//! into one [`Aggregate`]. Latencies go into HdrHistograms with 3 significant digits (0.1%),
+//! recorded in microseconds from 1 µs to 1 hour. A small atomic log-bucket histogram per worker
+//! ([`Live`]) feeds the progress line.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::client::ErrorKind;
+
+const HIST_MAX_US: u64 = 3_600_000_000;
+
+fn new_hist() -> Histogram<u64> {
+    // Bounds are constants within hdrhistogram's limits; this cannot fail.
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, HIST_MAX_US)
+}
+
+/// Statistics of one request definition.
+#[derive(Clone, Debug)]
+pub struct RequestStats {
+    /// Latency histogram (µs).
+    pub latency: Histogram<u64>,
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests with an error type.
+    pub failures: u64,
+    /// Response body bytes.
+    pub bytes_in: u64,
+    /// Request body bytes.
+    pub bytes_out: u64,
+    /// Count by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Count by error type.
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+impl RequestStats {
+    fn new() -> Self {
+        RequestStats {
+            latency: new_hist(),
+            requests: 0,
+            failures: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn merge(&mut self, o: &RequestStats) {
+        // Same bounds on both sides: add cannot fail.
+        let _ = self.latency.add(&o.latency);
+        self.requests += o.requests;
+        self.failures += o.failures;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        for (k, v) in &o.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+    }
+}
+
+/// Per-scenario iteration counts.
+#[derive(Clone, Debug)]
+pub struct ScenarioStats {
+    /// Completed iterations.
+    pub iterations: u64,
+    /// Dropped iterations (open model).
+    pub dropped: u64,
+    /// Iteration duration (µs).
+    pub duration: Histogram<u64>,
+    /// Scheduling lag of open-model iterations (µs): actual start − scheduled start.
+    pub lag: Histogram<u64>,
+}
+
+impl ScenarioStats {
+    fn new() -> Self {
+        ScenarioStats {
+            iterations: 0,
+            dropped: 0,
+            duration: new_hist(),
+            lag: new_hist(),
+        }
+    }
+}
+
+/// One worker's statistics.
+#[derive(Clone, Debug)]
+pub struct WorkerStats {
+    /// By request id.
+    pub requests: Vec<RequestStats>,
+    /// By scenario index.
+    pub scenarios: Vec<ScenarioStats>,
+    /// (passes, fails) by check id.
+    pub checks: Vec<(u64, u64)>,
+}
+
+impl WorkerStats {
+    /// Empty stats for a plan's shape.
+    pub fn new(requests: usize, scenarios: usize, checks: usize) -> Self {
+        WorkerStats {
+            requests: (0..requests).map(|_| RequestStats::new()).collect(),
+            scenarios: (0..scenarios).map(|_| ScenarioStats::new()).collect(),
+            checks: vec![(0, 0); checks],
+        }
+    }
+
+    /// Records one request.
+    pub fn record(
+        &mut self,
+        req: usize,
+        latency: Duration,
+        status: Option<u16>,
+        error: Option<ErrorKind>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        let r = &mut self.requests[req];
+        r.requests += 1;
+        let _ = r.latency.record(micros(latency));
+        r.bytes_in += bytes_in;
+        r.bytes_out += bytes_out;
+        if let Some(s) = status {
+            *r.statuses.entry(s).or_default() += 1;
+        }
+        if let Some(e) = error {
+            r.failures += 1;
+            *r.errors.entry(e).or_default() += 1;
+        }
+    }
+
+    /// Records a finished iteration.
+    pub fn iteration(&mut self, scenario: usize, took: Duration) {
+        let s = &mut self.scenarios[scenario];
+        s.iterations += 1;
+        let _ = s.duration.record(micros(took));
+    }
+
+    /// Records an open-model start lag.
+    pub fn lag(&mut self, scenario: usize, lag: Duration) {
+        let _ = self.scenarios[scenario].lag.record(micros(lag));
+    }
+
+    /// Records a dropped iteration.
+    pub fn dropped(&mut self, scenario: usize) {
+        self.scenarios[scenario].dropped += 1;
+    }
+
+    /// Records a check result.
+    pub fn check(&mut self, id: usize, pass: bool) {
+        let c = &mut self.checks[id];
+        if pass {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+    }
+
+    /// Adds another worker's stats.
+    pub fn merge(&mut self, o: &WorkerStats) {
+        for (a, b) in self.requests.iter_mut().zip(&o.requests) {
+            a.merge(b);
+        }
+        for (a, b) in self.scenarios.iter_mut().zip(&o.scenarios) {
+            a.iterations += b.iterations;
+            a.dropped += b.dropped;
+            let _ = a.duration.add(&b.duration);
+            let _ = a.lag.add(&b.lag);
+        }
+        for (a, b) in self.checks.iter_mut().zip(&o.checks) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
+}
+
+/// Latency figures in seconds.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, PartialEq)]
+pub struct Latency {
+    /// Fastest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+/// Latency figures of a histogram (µs) in seconds.
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let s = |us: u64| us as f64 / 1e6;
+    Latency {
+        min: s(h.min()),
+        mean: h.mean() / 1e6,
+        p50: s(h.value_at_quantile(0.50)),
+        p90: s(h.value_at_quantile(0.90)),
+        p95: s(h.value_at_quantile(0.95)),
+        p99: s(h.value_at_quantile(0.99)),
+        max: s(h.max()),
+    }
+}
+
+/// A merged view of a histogram set.
+pub fn merged_latency<'a>(hs: impl IntoIterator<Item = &'a Histogram<u64>>) -> Histogram<u64> {
+    let mut out = new_hist();
+    for h in hs {
+        let _ = out.add(h);
+    }
+    out
+}
+
+const LIVE_BUCKETS: usize = 256;
+
+/// Live counters one worker updates and the progress line reads.
+#[derive(Debug)]
+pub struct Live {
+    /// Requests sent.
+    pub requests: AtomicU64,
+    /// Failures.
+    pub failures: AtomicU64,
+    buckets: Vec<AtomicU64>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            buckets: (0..LIVE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// Log-spaced bucket of a latency: 8 buckets per power of two of microseconds.
+fn live_bucket(us: u64) -> usize {
+    let us = us.max(1);
+    let log = 63 - us.leading_zeros() as usize;
+    let frac = if log >= 3 {
+        ((us >> (log - 3)) & 7) as usize
+    } else {
+        ((us << (3 - log)) & 7) as usize
+    };
+    (log * 8 + frac).min(LIVE_BUCKETS - 1)
+}
+
+fn live_bucket_upper_us(b: usize) -> f64 {
+    let log = b / 8;
+    let frac = (b % 8) as f64;
+    (2f64).powi(log as i32) * (1.0 + (frac + 1.0) / 8.0)
+}
+
+impl Live {
+    /// Records one request (relaxed atomics: only this worker writes).
+    pub fn record(&self, latency: Duration, failed: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.buckets[live_bucket(latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds the bucket counts into `into`.
+    pub fn snapshot_into(&self, into: &mut [u64]) {
+        for (i, b) in self.buckets.iter().enumerate() {
+            into[i] += b.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Bucket count, for sizing snapshot buffers.
+    pub fn buckets() -> usize {
+        LIVE_BUCKETS
+    }
+}
+
+/// Quantile (seconds, bucket upper bound) of the difference of two live snapshots.
+pub fn live_quantile(now: &[u64], before: &[u64], q: f64) -> Option<f64> {
+    let deltas: Vec<u64> = now
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .collect();
+    let total: u64 = deltas.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, d) in deltas.iter().enumerate() {
+        seen += d;
+        if seen >= rank {
+            return Some(live_bucket_upper_us(i) / 1e6);
+        }
+    }
+    None
+}
+
+/// VU counts per (worker, scenario), written by each worker and summed by readers, so VUs
+/// starting and finishing iterations never contend on one cache line across threads.
+#[derive(Debug)]
+pub struct VuCounts {
+    scenarios: usize,
+    active: Vec<AtomicI64>,
+    allocated: Vec<AtomicI64>,
+}
+
+impl VuCounts {
+    /// Counters for `workers` × `scenarios`.
+    pub fn new(workers: usize, scenarios: usize) -> Self {
+        let n = workers * scenarios;
+        VuCounts {
+            scenarios,
+            active: (0..n).map(|_| AtomicI64::new(0)).collect(),
+            allocated: (0..n).map(|_| AtomicI64::new(0)).collect(),
+        }
+    }
+
+    /// Adds `d` to the active VUs of a scenario on a worker.
+    pub fn add_active(&self, worker: usize, scenario: usize, d: i64) {
+        self.active[worker * self.scenarios + scenario].fetch_add(d, Ordering::Relaxed);
+    }
+
+    /// Adds `d` to the allocated VUs of a scenario on a worker.
+    pub fn add_allocated(&self, worker: usize, scenario: usize, d: i64) {
+        self.allocated[worker * self.scenarios + scenario].fetch_add(d, Ordering::Relaxed);
+    }
+
+    fn sum(cells: &[AtomicI64], scenarios: usize, scenario: usize) -> i64 {
+        cells
+            .iter()
+            .skip(scenario)
+            .step_by(scenarios.max(1))
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Active VUs of a scenario.
+    pub fn active(&self, scenario: usize) -> i64 {
+        Self::sum(&self.active, self.scenarios, scenario)
+    }
+
+    /// Allocated VUs of a scenario.
+    pub fn allocated(&self, scenario: usize) -> i64 {
+        Self::sum(&self.allocated, self.scenarios, scenario)
+    }
+
+    /// Active VUs of all scenarios.
+    pub fn total_active(&self) -> i64 {
+        (0..self.scenarios).map(|s| self.active(s)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_exact_within_hdr_precision() {
+        let mut w = WorkerStats::new(1, 1, 0);
+        for ms in 1..=1000u64 {
+            w.record(0, Duration::from_millis(ms), Some(200), None, 10, 0);
+        }
+        let l = latency_of(&w.requests[0].latency);
+        assert!((l.p50 - 0.500).abs() < 0.001, "{l:?}");
+        assert!((l.p99 - 0.990).abs() < 0.001, "{l:?}");
+        assert!((l.max - 1.000).abs() < 0.001, "{l:?}");
+        assert!((l.min - 0.001).abs() < 0.0001, "{l:?}");
+    }
+
+    #[test]
+    fn merge_adds_everything() {
+        let mut a = WorkerStats::new(1, 1, 1);
+        let mut b = WorkerStats::new(1, 1, 1);
+        a.record(0, Duration::from_millis(1), Some(200), None, 1, 2);
+        b.record(0, Duration::from_millis(2), Some(500), Some(ErrorKind::Status(500)), 3, 4);
+        b.record(0, Duration::from_millis(2), None, Some(ErrorKind::Timeout), 0, 4);
+        b.check(0, false);
+        a.check(0, true);
+        b.iteration(0, Duration::from_millis(3));
+        b.dropped(0);
+        a.merge(&b);
+        let r = &a.requests[0];
+        assert_eq!((r.requests, r.failures, r.bytes_in, r.bytes_out), (3, 2, 4, 10));
+        assert_eq!(r.statuses.get(&500), Some(&1));
+        assert_eq!(r.errors.get(&ErrorKind::Timeout), Some(&1));
+        assert_eq!(r.latency.len(), 3);
+        assert_eq!(a.checks[0], (1, 1));
+        assert_eq!((a.scenarios[0].iterations, a.scenarios[0].dropped), (1, 1));
+    }
+
+    #[test]
+    fn live_quantiles_bracket_the_truth() {
+        let live = Live::default();
+        let mut before = vec![0; Live::buckets()];
+        live.snapshot_into(&mut before);
+        for ms in 1..=100u64 {
+            live.record(Duration::from_millis(ms), false);
+        }
+        let mut now = vec![0; Live::buckets()];
+        live.snapshot_into(&mut now);
+        let p99 = live_quantile(&now, &before, 0.99).unwrap();
+        assert!((0.099..=0.099 * 1.13).contains(&p99), "{p99}");
+        assert!(live_quantile(&before, &before, 0.99).is_none());
+    }
+}
