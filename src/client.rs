@@ -149,7 +149,8 @@ impl Shared {
     pub async fn new(targets: &[Target], opts: &ClientOptions) -> Shared {
         let mut addrs = Vec::with_capacity(targets.len());
         for t in targets {
-            let found: Vec<SocketAddr> = match tokio::net::lookup_host((t.host.as_str(), t.port)).await
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((t.host.as_str(), t.port))
+                .await
             {
                 Ok(it) => it.collect(),
                 Err(e) => {
@@ -229,8 +230,11 @@ impl Client {
             deadline = h;
             deadline_error = ErrorKind::Cancelled;
         }
-        match tokio::time::timeout_at(deadline, self.exchange(target, req, keep_body, keep_headers))
-            .await
+        match tokio::time::timeout_at(
+            deadline,
+            self.exchange(target, req, keep_body, keep_headers),
+        )
+        .await
         {
             Ok(Ok(o)) => o,
             Ok(Err(kind)) => {
@@ -315,12 +319,12 @@ impl Client {
                 let connector = self.shared.tls.as_ref().ok_or(ErrorKind::Tls)?;
                 let name = rustls::pki_types::ServerName::try_from(t.host.clone())
                     .map_err(|_| ErrorKind::Tls)?;
-                let tls = connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| match ErrorKind::from_io(&e) {
-                        ErrorKind::Io => ErrorKind::Tls,
-                        k => k,
+                let tls =
+                    connector.connect(name, tcp).await.map_err(|e| {
+                        match ErrorKind::from_io(&e) {
+                            ErrorKind::Io => ErrorKind::Tls,
+                            k => k,
+                        }
                     })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 handshake(TokioIo::new(tls), h2 || opts.http2).await
@@ -375,7 +379,11 @@ fn tls_connector(insecure: bool, http2: bool) -> tokio_rustls::TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap_or_else(|_| rustls::ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(rustls::DEFAULT_VERSIONS).unwrap_or_else(|_| unreachable!("ring supports the default TLS versions")));
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+                .unwrap_or_else(|_| unreachable!("ring supports the default TLS versions"))
+        });
     let mut cfg = if insecure {
         builder
             .dangerous()
@@ -452,8 +460,14 @@ mod tests {
     #[test]
     fn io_errors_are_classified() {
         let k = |kind| ErrorKind::from_io(&io::Error::from(kind));
-        assert_eq!(k(io::ErrorKind::ConnectionRefused), ErrorKind::ConnectionRefused);
-        assert_eq!(k(io::ErrorKind::ConnectionReset), ErrorKind::ConnectionReset);
+        assert_eq!(
+            k(io::ErrorKind::ConnectionRefused),
+            ErrorKind::ConnectionRefused
+        );
+        assert_eq!(
+            k(io::ErrorKind::ConnectionReset),
+            ErrorKind::ConnectionReset
+        );
         assert_eq!(k(io::ErrorKind::TimedOut), ErrorKind::Timeout);
         assert_eq!(k(io::ErrorKind::UnexpectedEof), ErrorKind::ConnectionClosed);
         assert_eq!(k(io::ErrorKind::Other), ErrorKind::Io);

@@ -51,7 +51,8 @@ pub fn run(args: &DemoArgs) -> Result<Summary, Error> {
     let base = format!("http://{}", target.addr);
     eprintln!("embedded target listening on {base}");
     let dir = std::env::temp_dir().join(format!("stampede-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let file = dir.join("demo.toml");
     let total = args.duration.get().as_secs_f64().max(1.0);
     let text = DEMO_TOML
@@ -59,7 +60,8 @@ pub fn run(args: &DemoArgs) -> Result<Summary, Error> {
         .replace("\"3s\"", &format!("\"{}ms\"", (total * 300.0) as u64))
         .replace("\"5s\"", &format!("\"{}ms\"", (total * 500.0) as u64))
         .replace("\"2s\"", &format!("\"{}ms\"", (total * 200.0) as u64));
-    std::fs::write(&file, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+    std::fs::write(&file, text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
     let ov = Overrides {
         summary_json: args.summary_json.clone(),
         quiet: args.quiet,

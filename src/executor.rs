@@ -20,7 +20,9 @@ use tokio::time::Instant;
 use crate::client::{Client, ErrorKind, Shared as ClientShared};
 use crate::config::{ExtractSource, ThinkTime};
 use crate::metrics::{Instruments, Recorder};
-use crate::plan::{BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan};
+use crate::plan::{
+    BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
+};
 use crate::stats::{Live, VuCounts, WorkerStats};
 use crate::template::Vars;
 
@@ -87,7 +89,8 @@ impl RunShared {
         let now_us = self.start.elapsed().as_micros() as u64;
         let hard = now_us.saturating_add(grace.as_micros() as u64);
         self.hard_deadline_us.fetch_min(hard, Ordering::Relaxed);
-        self.phase_fast.store(Phase::Stopping as u8, Ordering::Relaxed);
+        self.phase_fast
+            .store(Phase::Stopping as u8, Ordering::Relaxed);
         self.phase.send_replace(Phase::Stopping);
     }
 
@@ -285,11 +288,15 @@ async fn pace(
     let past_end = || end.is_some_and(|e| Instant::now() >= e);
     let set_active = |a: &mut bool, on: bool| {
         if *a != on {
-            shared.vus.add_active(ctx.worker, idx, if on { 1 } else { -1 });
+            shared
+                .vus
+                .add_active(ctx.worker, idx, if on { 1 } else { -1 });
             *a = on;
         }
     };
-    if shared.stopping() || past_end() {
+    // Open model: past the end, the claim loop below still runs, so iterations that were
+    // scheduled while every VU was busy are counted as dropped rather than forgotten.
+    if shared.stopping() || (past_end() && !sc.schedule.is_open()) {
         return None;
     }
     match &sc.schedule {
@@ -358,7 +365,12 @@ pub fn vu_target(start: f64, stages: &[(Duration, f64)], t: Duration) -> f64 {
 }
 
 /// The first time ≥ `t` at which the target exceeds `vu`, if any.
-pub fn next_active(start: f64, stages: &[(Duration, f64)], vu: f64, t: Duration) -> Option<Duration> {
+pub fn next_active(
+    start: f64,
+    stages: &[(Duration, f64)],
+    vu: f64,
+    t: Duration,
+) -> Option<Duration> {
     let nudge = Duration::from_micros(100);
     let mut from = start;
     let mut at = Duration::ZERO;
@@ -580,14 +592,20 @@ mod tests {
         let t = arrival_time(100.0, &stages, 250).unwrap();
         assert!((t.as_secs_f64() - 2.5).abs() < 1e-9);
         assert!(arrival_time(100.0, &stages, 999).is_some());
-        assert_eq!(arrival_time(100.0, &stages, 1000), None, "R·T iterations exactly");
+        assert_eq!(
+            arrival_time(100.0, &stages, 1000),
+            None,
+            "R·T iterations exactly"
+        );
     }
 
     #[test]
     fn ramping_rate_schedule_integrates_the_rate() {
         // 0 → 100/s over 10 s: 500 iterations; then 100/s for 10 s: 1000 more.
         let stages = [(secs(10.0), 100.0), (secs(10.0), 100.0)];
-        let count = (0..).take_while(|i| arrival_time(0.0, &stages, *i).is_some()).count();
+        let count = (0..)
+            .take_while(|i| arrival_time(0.0, &stages, *i).is_some())
+            .count();
         assert_eq!(count, 1500);
         // N(t) = 5 t² in the first stage: iteration 125 at t = 5 s.
         let t = arrival_time(0.0, &stages, 125).unwrap().as_secs_f64();
@@ -604,7 +622,9 @@ mod tests {
         assert!((vu_target(0.0, &stages, secs(25.0)) - 5.0).abs() < 1e-9);
         assert_eq!(vu_target(0.0, &stages, secs(31.0)), 0.0);
         // VU 3 becomes active just after t = 3 s.
-        let w = next_active(0.0, &stages, 3.0, secs(0.0)).unwrap().as_secs_f64();
+        let w = next_active(0.0, &stages, 3.0, secs(0.0))
+            .unwrap()
+            .as_secs_f64();
         assert!((3.0..3.01).contains(&w), "{w}");
         // After ramp-down past it, VU 3 never comes back.
         assert_eq!(next_active(0.0, &stages, 3.0, secs(28.0)), None);

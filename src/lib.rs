@@ -109,9 +109,8 @@ pub fn run_config(
     if let Some(p) = summary_path {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
-        std::fs::write(&p, json + "\n").map_err(|e| {
-            anyhow::anyhow!("cannot write the summary to {}: {e}", p.display())
-        })?;
+        std::fs::write(&p, json + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
     }
     Ok(summary)
 }
@@ -183,19 +182,21 @@ fn init_logging() {
 
 fn dispatch(cli: cli::Cli) -> u8 {
     match cli.command {
-        cli::Command::Validate { file } => match config::load(Some(&file), &config::Overrides::default())
-            .map_err(Error::from)
-            .and_then(|cfg| {
-                let origin = file.display().to_string();
-                plan::build(cfg, "validate".into(), &origin)?;
-                Ok(())
-            }) {
-            Ok(()) => {
-                println!("{}: ok", file.display());
-                EXIT_OK
+        cli::Command::Validate { file } => {
+            match config::load(Some(&file), &config::Overrides::default())
+                .map_err(Error::from)
+                .and_then(|cfg| {
+                    let origin = file.display().to_string();
+                    plan::build(cfg, "validate".into(), &origin)?;
+                    Ok(())
+                }) {
+                Ok(()) => {
+                    println!("{}: ok", file.display());
+                    EXIT_OK
+                }
+                Err(e) => report_error(&e),
             }
-            Err(e) => report_error(&e),
-        },
+        }
         cli::Command::Run(args) => {
             let ov = args.overrides();
             match run(
@@ -212,7 +213,9 @@ fn dispatch(cli: cli::Cli) -> u8 {
         }
         cli::Command::Target { listen } => {
             if !listen.ip().is_loopback() {
-                eprintln!("stampede target: note: listening on {listen}, reachable beyond this machine");
+                eprintln!(
+                    "stampede target: note: listening on {listen}, reachable beyond this machine"
+                );
             }
             match target::spawn_background(listen) {
                 Ok(t) => {

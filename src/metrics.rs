@@ -10,8 +10,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use opentelemetry::metrics::{
-    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, MeterProvider as _,
-    UpDownCounter,
+    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter,
+    MeterProvider as _, UpDownCounter,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
@@ -36,7 +36,9 @@ impl SharedReader {
     /// A reader with the given temporality.
     pub fn new(temporality: Temporality) -> Self {
         SharedReader(Arc::new(
-            ManualReader::builder().with_temporality(temporality).build(),
+            ManualReader::builder()
+                .with_temporality(temporality)
+                .build(),
         ))
     }
 }
@@ -68,11 +70,7 @@ pub fn resource(cfg: &MetricsConfig, run_id: &str) -> Resource {
         .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
         .unwrap_or_else(|| "stampede".to_string());
     b = b.with_service_name(name);
-    let instance = format!(
-        "{}-{}",
-        hostname(),
-        run_id
-    );
+    let instance = format!("{}-{}", hostname(), run_id);
     b = b.with_attributes([
         KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
         KeyValue::new("service.instance.id", instance),
@@ -259,7 +257,9 @@ impl Instruments {
             dropped: meter
                 .u64_counter("stampede.dropped_iterations")
                 .with_unit("{iteration}")
-                .with_description("Iterations an arrival-rate executor could not start: every VU was busy")
+                .with_description(
+                    "Iterations an arrival-rate executor could not start: every VU was busy",
+                )
                 .build(),
             checks: meter
                 .u64_counter("stampede.checks")

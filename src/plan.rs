@@ -149,11 +149,9 @@ impl Schedule {
             Schedule::ConstantVus { vus, .. }
             | Schedule::SharedIterations { vus, .. }
             | Schedule::ArrivalRate { vus, .. } => *vus,
-            Schedule::RampingVus { start, stages } => stages
-                .iter()
-                .map(|s| s.1)
-                .fold(*start, f64::max)
-                .ceil() as u64,
+            Schedule::RampingVus { start, stages } => {
+                stages.iter().map(|s| s.1).fold(*start, f64::max).ceil() as u64
+            }
         }
     }
 
@@ -272,8 +270,9 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            Threshold::parse(t)
-                .map_err(|e| ConfigError::invalid(origin, format!("thresholds[{i}]"), e.to_string()))
+            Threshold::parse(t).map_err(|e| {
+                ConfigError::invalid(origin, format!("thresholds[{i}]"), e.to_string())
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let workers = config.run.workers.unwrap_or_else(|| {
@@ -389,8 +388,12 @@ impl Builder<'_> {
                 .map_err(|e| ConfigError::invalid(origin, format!("{at}.{key}"), e.to_string()))
         };
         let method_txt = rc.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-        let method = Method::from_bytes(method_txt.as_bytes())
-            .map_err(|_| self.err(format!("{at}.method"), format!("invalid method `{method_txt}`")))?;
+        let method = Method::from_bytes(method_txt.as_bytes()).map_err(|_| {
+            self.err(
+                format!("{at}.method"),
+                format!("invalid method `{method_txt}`"),
+            )
+        })?;
         if rc.url.is_empty() {
             return Err(self.err(format!("{at}.url"), "must not be empty"));
         }
@@ -428,12 +431,18 @@ impl Builder<'_> {
             url_t.render(&vals)
         };
         let (u1, u2) = (probe("a"), probe("b"));
-        let p1: Uri = u1
-            .parse()
-            .map_err(|e| self.err(format!("{at}.url"), format!("`{full}` is not a valid URL: {e}")))?;
-        let p2: Uri = u2
-            .parse()
-            .map_err(|e| self.err(format!("{at}.url"), format!("`{full}` is not a valid URL: {e}")))?;
+        let p1: Uri = u1.parse().map_err(|e| {
+            self.err(
+                format!("{at}.url"),
+                format!("`{full}` is not a valid URL: {e}"),
+            )
+        })?;
+        let p2: Uri = u2.parse().map_err(|e| {
+            self.err(
+                format!("{at}.url"),
+                format!("`{full}` is not a valid URL: {e}"),
+            )
+        })?;
         if p1.authority() != p2.authority() || p1.scheme() != p2.scheme() {
             return Err(self.err(
                 format!("{at}.url"),
@@ -455,7 +464,11 @@ impl Builder<'_> {
             .ok_or_else(|| self.err(format!("{at}.url"), format!("`{full}` has no host")))?;
         let target = Target {
             tls,
-            host: auth.host().trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: auth
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port: auth.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: auth.as_str().to_string(),
         };
@@ -470,9 +483,16 @@ impl Builder<'_> {
         let url = match url_t.as_static() {
             Some(s) => {
                 let uri: Uri = s.parse().map_err(|e| {
-                    self.err(format!("{at}.url"), format!("`{s}` is not a valid URL: {e}"))
+                    self.err(
+                        format!("{at}.url"),
+                        format!("`{s}` is not a valid URL: {e}"),
+                    )
                 })?;
-                UrlPlan::Static(if origin_form { to_origin_form(&uri) } else { uri })
+                UrlPlan::Static(if origin_form {
+                    to_origin_form(&uri)
+                } else {
+                    uri
+                })
             }
             None => UrlPlan::Dynamic {
                 template: url_t.clone(),
@@ -492,10 +512,9 @@ impl Builder<'_> {
             let t = Template::parse(v, ctx.vars, &process_env)
                 .map_err(|e| self.err(key.clone(), e.to_string()))?;
             let hp = match t.as_static() {
-                Some(s) => HeaderPlan::Static(
-                    HeaderValue::from_str(s)
-                        .map_err(|_| self.err(key.clone(), format!("invalid value for header `{k}`")))?,
-                ),
+                Some(s) => HeaderPlan::Static(HeaderValue::from_str(s).map_err(|_| {
+                    self.err(key.clone(), format!("invalid value for header `{k}`"))
+                })?),
                 None => HeaderPlan::Dynamic(t),
             };
             headers.retain(|(n, _)| *n != name);
@@ -505,14 +524,25 @@ impl Builder<'_> {
         if !self.http2 {
             push_header(HOST.as_str(), &target.authority, format!("{at}.url"))?;
         }
-        push_header(USER_AGENT.as_str(), USER_AGENT_VALUE, format!("{at}.headers"))?;
+        push_header(
+            USER_AGENT.as_str(),
+            USER_AGENT_VALUE,
+            format!("{at}.headers"),
+        )?;
         let body = match (&rc.body, &rc.json) {
             (Some(_), Some(_)) => {
-                return Err(self.err(format!("{at}.body"), "give either `body` or `json`, not both"));
+                return Err(self.err(
+                    format!("{at}.body"),
+                    "give either `body` or `json`, not both",
+                ));
             }
             (Some(b), None) => Some(tmpl(b, "body")?),
             (None, Some(j)) => {
-                push_header(CONTENT_TYPE.as_str(), "application/json", format!("{at}.json"))?;
+                push_header(
+                    CONTENT_TYPE.as_str(),
+                    "application/json",
+                    format!("{at}.json"),
+                )?;
                 let text = serde_json::to_string(j)
                     .map_err(|e| self.err(format!("{at}.json"), e.to_string()))?;
                 Some(tmpl(&text, "json")?)
@@ -610,7 +640,10 @@ struct ReqCtx<'a> {
 
 fn schedule(sc: &ScenarioConfig) -> Schedule {
     let stages = || -> Vec<(Duration, f64)> {
-        sc.stages.iter().map(|s| (s.duration.get(), s.target)).collect()
+        sc.stages
+            .iter()
+            .map(|s| (s.duration.get(), s.target))
+            .collect()
     };
     match sc.executor_kind() {
         ExecutorKind::ConstantVus => Schedule::ConstantVus {

@@ -135,8 +135,7 @@ impl Aggregate<'_> {
                 let m = &self.plan.requests[i];
                 f.name.as_deref().is_none_or(|n| n == &*m.name)
                     && f.method.as_deref().is_none_or(|x| x == m.method.as_str())
-                    && f
-                        .scenario
+                    && f.scenario
                         .as_deref()
                         .is_none_or(|s| s == &*self.plan.scenarios[m.scenario].name)
             })
@@ -366,7 +365,14 @@ pub fn render_text(s: &Summary) -> String {
             &r.latency_s,
         ));
     }
-    rows.push(row("total", "", s.requests, s.failures, s.rps, &s.latency_s));
+    rows.push(row(
+        "total",
+        "",
+        s.requests,
+        s.failures,
+        s.rps,
+        &s.latency_s,
+    ));
     let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -432,7 +438,9 @@ pub fn render_text(s: &Summary) -> String {
     if !s.thresholds.is_empty() {
         let _ = writeln!(o, "  thresholds:");
         for t in &s.thresholds {
-            let actual = t.actual.map_or("no data".to_string(), |a| format!("{a:.6}"));
+            let actual = t
+                .actual
+                .map_or("no data".to_string(), |a| format!("{a:.6}"));
             let _ = writeln!(
                 o,
                 "    {} {}  (actual {})",

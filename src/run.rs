@@ -135,7 +135,11 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
         match h.join() {
             Ok(Ok(ws)) => merged.merge(&ws),
             Ok(Err(e)) => return Err(RunError::Io(e)),
-            Err(_) => return Err(RunError::Io(std::io::Error::other("a worker thread panicked"))),
+            Err(_) => {
+                return Err(RunError::Io(std::io::Error::other(
+                    "a worker thread panicked",
+                )));
+            }
         }
     }
     // The final collection sees every recorded request: workers are done.
@@ -159,12 +163,16 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
 fn schedule_text(s: &crate::plan::Schedule) -> String {
     use crate::plan::Schedule::*;
     match s {
-        ConstantVus { vus, iterations, .. } => match iterations {
+        ConstantVus {
+            vus, iterations, ..
+        } => match iterations {
             Some(i) => format!("constant-vus {vus} (max {i} iterations)"),
             None => format!("constant-vus {vus}"),
         },
         RampingVus { stages, .. } => format!("ramping-vus, {} stages", stages.len()),
-        SharedIterations { vus, iterations, .. } => {
+        SharedIterations {
+            vus, iterations, ..
+        } => {
             format!("shared-iterations {iterations} over {vus} VUs")
         }
         ArrivalRate { start, stages, .. } => {
@@ -210,7 +218,11 @@ impl ProgressState {
         let p99 = live_quantile(&buckets, &self.buckets, 0.99)
             .map(|s| format!("{:.1}ms", s * 1e3))
             .unwrap_or_else(|| "-".into());
-        let err = if reqs == 0 { 0.0 } else { fails as f64 * 100.0 / reqs as f64 };
+        let err = if reqs == 0 {
+            0.0
+        } else {
+            fails as f64 * 100.0 / reqs as f64
+        };
         eprint!(
             "\r\x1b[2K[{:>6.1}s] vus {:>5}  req/s {:>9.1}  p99 {:>9}  requests {:>10}  errors {:.2}%",
             shared.start.elapsed().as_secs_f64(),

@@ -393,15 +393,32 @@ mod tests {
         let mut a = WorkerStats::new(1, 1, 1);
         let mut b = WorkerStats::new(1, 1, 1);
         a.record(0, Duration::from_millis(1), Some(200), None, 1, 2);
-        b.record(0, Duration::from_millis(2), Some(500), Some(ErrorKind::Status(500)), 3, 4);
-        b.record(0, Duration::from_millis(2), None, Some(ErrorKind::Timeout), 0, 4);
+        b.record(
+            0,
+            Duration::from_millis(2),
+            Some(500),
+            Some(ErrorKind::Status(500)),
+            3,
+            4,
+        );
+        b.record(
+            0,
+            Duration::from_millis(2),
+            None,
+            Some(ErrorKind::Timeout),
+            0,
+            4,
+        );
         b.check(0, false);
         a.check(0, true);
         b.iteration(0, Duration::from_millis(3));
         b.dropped(0);
         a.merge(&b);
         let r = &a.requests[0];
-        assert_eq!((r.requests, r.failures, r.bytes_in, r.bytes_out), (3, 2, 4, 10));
+        assert_eq!(
+            (r.requests, r.failures, r.bytes_in, r.bytes_out),
+            (3, 2, 4, 10)
+        );
         assert_eq!(r.statuses.get(&500), Some(&1));
         assert_eq!(r.errors.get(&ErrorKind::Timeout), Some(&1));
         assert_eq!(r.latency.len(), 3);

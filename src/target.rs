@@ -12,6 +12,8 @@
 //! - `/reset` — resets the connection (TCP RST) without answering.
 //! - `/echo` — echoes the request body.
 //! - `GET /__stats` — JSON counters (not counted themselves).
+//! - `POST /__stall/{ms}` — from now on, hold every response until `ms` from now (simulates a
+//!   server stall for coordinated-omission tests; not counted).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -44,6 +46,15 @@ pub struct Counters {
     pub get_tables: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Responses are held until this many ms after the Unix epoch (0: no stall).
+    pub stalled_until_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Counters {
@@ -194,7 +205,19 @@ async fn handle(
     if path == "/__stats" {
         return Ok(json(c.json()));
     }
+    if let Some(ms) = path.strip_prefix("/__stall/") {
+        let ms: u64 = ms.parse().unwrap_or(0).min(60_000);
+        c.stalled_until_ms.store(now_ms() + ms, Ordering::Relaxed);
+        return Ok(text(StatusCode::OK, "stalling"));
+    }
     c.requests.fetch_add(1, Ordering::Relaxed);
+    let until = c.stalled_until_ms.load(Ordering::Relaxed);
+    if until != 0 {
+        let now = now_ms();
+        if until > now {
+            tokio::time::sleep(Duration::from_millis(until - now)).await;
+        }
+    }
     let resp = match (req.method(), path.as_str()) {
         (_, "/") => text(StatusCode::OK, Bytes::from_static(b"ok")),
         (&Method::POST, "/user/login") => {
@@ -215,7 +238,9 @@ async fn handle(
                 return Ok(text(StatusCode::UNAUTHORIZED, "missing token"));
             }
             c.get_apps.fetch_add(1, Ordering::Relaxed);
-            json(r#"{"code":200,"data":[{"appId":1,"name":"orders"},{"appId":2,"name":"billing"}]}"#)
+            json(
+                r#"{"code":200,"data":[{"appId":1,"name":"orders"},{"appId":2,"name":"billing"}]}"#,
+            )
         }
         (&Method::GET, "/newsql/api/getTablesByAppId") => {
             if !authorized(&req) {
@@ -247,7 +272,11 @@ async fn handle(
         }
         (_, p) => {
             if let Some(code) = p.strip_prefix("/status/") {
-                match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                match code
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                {
                     Some(s) => text(s, format!("status {}", s.as_u16())),
                     None => text(StatusCode::BAD_REQUEST, "bad status code"),
                 }
@@ -271,4 +300,3 @@ async fn handle(
     };
     Ok(resp)
 }
-

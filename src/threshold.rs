@@ -284,14 +284,20 @@ fn parse_value(v: &str, metric: Metric) -> Result<f64, String> {
             "us" | "µs" => 1e-6,
             "s" => 1.0,
             "m" => 60.0,
-            _ => return Err(format!("unknown duration unit `{unit}` (use us, ms, s or m)")),
+            _ => {
+                return Err(format!(
+                    "unknown duration unit `{unit}` (use us, ms, s or m)"
+                ));
+            }
         };
         Ok(n * scale)
     } else if metric.is_ratio() {
         match unit {
             "%" => Ok(n / 100.0),
             "" => Ok(n),
-            _ => Err(format!("unknown unit `{unit}` for a rate (use % or a ratio)")),
+            _ => Err(format!(
+                "unknown unit `{unit}` for a rate (use % or a ratio)"
+            )),
         }
     } else if unit.is_empty() {
         Ok(n)

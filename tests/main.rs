@@ -1,1 +1,17 @@
+//! One integration-test binary. Topics:
+//! - `engine`: the load engine against the embedded target and a real nginx (counts, open
+//!   model, coordinated omission, error classes, signals);
+//! - `cli`: exit codes, bad configs named precisely, every file in config/ validates;
+//! - `exporter_prom`: the remote-write exporter alone against a real Prometheus;
+//! - `remote_write`: whole runs pushed into a real Prometheus, totals read back exactly;
+//! - `otlp`: whole runs through the real OpenTelemetry Collector into Prometheus;
+//! - `dashboard`: every Grafana panel query against real data from both paths.
 
+mod support;
+
+mod cli;
+mod dashboard;
+mod engine;
+mod exporter_prom;
+mod otlp;
+mod remote_write;

@@ -78,7 +78,9 @@ impl<'de> Deserialize<'de> for Dur {
         impl Visitor<'_> for V {
             type Value = Dur;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"30s\", \"1m30s\", \"250ms\" or a number of seconds")
+                f.write_str(
+                    "a duration such as \"30s\", \"1m30s\", \"250ms\" or a number of seconds",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
                 parse_duration(v).map(Dur).map_err(E::custom)

@@ -128,7 +128,9 @@ pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> 
     }
     fig = fig.merge(Env::prefixed("STAMPEDE_").split("__").ignore(&["config"]));
     fig = merge_flags(fig, ov);
-    let mut cfg: Config = fig.extract().map_err(|e| ConfigError::Figment(figment_message(e)))?;
+    let mut cfg: Config = fig
+        .extract()
+        .map_err(|e| ConfigError::Figment(figment_message(e)))?;
     apply_scenario_overrides(&mut cfg, file.is_some(), ov, &origin)?;
     super::validate(&cfg, &origin)?;
     Ok(cfg)
@@ -201,12 +203,20 @@ fn apply_scenario_overrides(
         cfg.defaults.headers.insert(k.clone(), v.clone());
     }
     for url in &ov.remote_write_urls {
-        match cfg.metrics.remote_write.iter_mut().find(|rw| rw.url.is_empty()) {
+        match cfg
+            .metrics
+            .remote_write
+            .iter_mut()
+            .find(|rw| rw.url.is_empty())
+        {
             Some(rw) => rw.url = url.clone(),
-            None => cfg.metrics.remote_write.push(crate::export::RemoteWriteConfig {
-                url: url.clone(),
-                ..Default::default()
-            }),
+            None => cfg
+                .metrics
+                .remote_write
+                .push(crate::export::RemoteWriteConfig {
+                    url: url.clone(),
+                    ..Default::default()
+                }),
         }
     }
     if !have_file {
@@ -284,7 +294,10 @@ fn apply_scenario_overrides(
         }
         if let Some(r) = ov.rate {
             sc.rate = Some(r);
-            if sc.executor.is_some_and(|k| k != super::ExecutorKind::ConstantArrivalRate) {
+            if sc
+                .executor
+                .is_some_and(|k| k != super::ExecutorKind::ConstantArrivalRate)
+            {
                 sc.executor = Some(super::ExecutorKind::ConstantArrivalRate);
                 sc.stages.clear();
             }

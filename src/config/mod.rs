@@ -394,8 +394,8 @@ impl Default for MetricsConfig {
 /// Default bucket boundaries (seconds): sub-millisecond to a minute, dense enough around the
 /// usual SLOs that `histogram_quantile` p99 lands within a useful distance.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
-    0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
+    0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
 ];
 
 /// Default bucket boundaries (bytes) for body sizes.

@@ -10,12 +10,17 @@ use super::{Config, ExecutorKind, ScenarioConfig, ThinkTime};
 pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
     let bad = |key: String, msg: String| Err(ConfigError::invalid(origin, key, msg));
     if cfg.scenarios.is_empty() {
-        return bad("scenarios".into(), "at least one scenario is required".into());
+        return bad(
+            "scenarios".into(),
+            "at least one scenario is required".into(),
+        );
     }
     if let Some(id) = &cfg.run.id
         && (id.is_empty()
             || id.len() > 128
-            || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
     {
         return bad(
             "run.id".into(),
@@ -64,7 +69,8 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
 }
 
 fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), ConfigError> {
-    let bad = |key: &str, msg: String| Err(ConfigError::invalid(origin, format!("{at}.{key}"), msg));
+    let bad =
+        |key: &str, msg: String| Err(ConfigError::invalid(origin, format!("{at}.{key}"), msg));
     if sc.name.is_empty() {
         return bad("name", "must not be empty".into());
     }
@@ -72,7 +78,10 @@ fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), 
         return bad("requests", "a scenario needs `requests` or `tasks`".into());
     }
     if !sc.tasks.is_empty() && !sc.requests.is_empty() {
-        return bad("requests", "give either `requests` or `tasks`, not both".into());
+        return bad(
+            "requests",
+            "give either `requests` or `tasks`, not both".into(),
+        );
     }
     for (t, task) in sc.tasks.iter().enumerate() {
         if task.weight == 0 {
@@ -101,7 +110,10 @@ fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), 
     match kind {
         ExecutorKind::ConstantVus => {
             if sc.duration.is_none() && sc.iterations.is_none() {
-                return bad("duration", "constant-vus needs a duration or iterations".into());
+                return bad(
+                    "duration",
+                    "constant-vus needs a duration or iterations".into(),
+                );
             }
             if sc.duration.is_some_and(|d| d.get().is_zero()) {
                 return bad("duration", "must be greater than 0".into());
@@ -109,7 +121,10 @@ fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), 
         }
         ExecutorKind::SharedIterations => {
             if sc.iterations.is_none_or(|i| i == 0) {
-                return bad("iterations", "shared-iterations needs iterations > 0".into());
+                return bad(
+                    "iterations",
+                    "shared-iterations needs iterations > 0".into(),
+                );
             }
         }
         ExecutorKind::RampingVus | ExecutorKind::RampingArrivalRate => {
@@ -128,13 +143,21 @@ fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), 
                 return bad("start", "must be a number >= 0".into());
             }
             if sc.stages.iter().all(|s| s.duration.get().is_zero()) {
-                return bad("stages", "total stage duration must be greater than 0".into());
+                return bad(
+                    "stages",
+                    "total stage duration must be greater than 0".into(),
+                );
             }
         }
         ExecutorKind::ConstantArrivalRate => {
             match sc.rate {
                 Some(r) if r.is_finite() && r > 0.0 => {}
-                _ => return bad("rate", "constant-arrival-rate needs rate > 0 (per second)".into()),
+                _ => {
+                    return bad(
+                        "rate",
+                        "constant-arrival-rate needs rate > 0 (per second)".into(),
+                    );
+                }
             }
             need_duration("constant-arrival-rate")?;
         }

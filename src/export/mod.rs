@@ -15,7 +15,9 @@ pub use remote_write::RemoteWriteConfig;
 use serde::{Deserialize, Deserializer};
 
 /// Accepts `[metrics.remote_write]` (one table) or `[[metrics.remote_write]]` (a list).
-pub fn remote_write_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RemoteWriteConfig>, D::Error> {
+pub fn remote_write_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<RemoteWriteConfig>, D::Error> {
     use serde::de::Error as _;
     // Decide by shape first so that errors inside a table keep their precise message.
     let v = <figment::value::Value as Deserialize>::deserialize(d)?;

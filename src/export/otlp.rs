@@ -79,7 +79,9 @@ pub fn resolve(
     cfg: Option<&OtlpConfig>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Resolved>, OtlpError> {
-    let cfg_endpoint = cfg.and_then(|c| c.endpoint.clone()).filter(|e| !e.is_empty());
+    let cfg_endpoint = cfg
+        .and_then(|c| c.endpoint.clone())
+        .filter(|e| !e.is_empty());
     let env_metrics = env(ENV_METRICS_ENDPOINT).filter(|e| !e.is_empty());
     let env_base = env(ENV_ENDPOINT).filter(|e| !e.is_empty());
     // (endpoint, is it the full metrics URL already?, where it came from)
@@ -91,7 +93,10 @@ pub fn resolve(
     };
     let uri: http::Uri = endpoint.parse().map_err(|e| OtlpError::Invalid {
         source_name: origin,
-        message: format!("`{}` is not a URL: {e}", super::remote_write::redact_url(&endpoint)),
+        message: format!(
+            "`{}` is not a URL: {e}",
+            super::remote_write::redact_url(&endpoint)
+        ),
     })?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err(OtlpError::Invalid {
@@ -143,7 +148,10 @@ pub fn resolve(
     let temporality = match cfg.and_then(|c| c.temporality) {
         Some(TemporalityConfig::Delta) => Temporality::Delta,
         Some(TemporalityConfig::Cumulative) => Temporality::Cumulative,
-        None => match env(ENV_TEMPORALITY).map(|s| s.to_ascii_lowercase()).as_deref() {
+        None => match env(ENV_TEMPORALITY)
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
             Some("delta") => Temporality::Delta,
             Some("cumulative") | None => Temporality::Cumulative,
             Some(other) => {
@@ -172,7 +180,9 @@ pub fn resolve(
         endpoint,
         protocol,
         headers,
-        timeout: cfg.and_then(|c| c.timeout).map_or(Duration::from_secs(10), |d| d.get()),
+        timeout: cfg
+            .and_then(|c| c.timeout)
+            .map_or(Duration::from_secs(10), |d| d.get()),
         temporality,
         interval,
     }))
@@ -185,7 +195,8 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len() + 0
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
         {
             out.push(v);
             i += 3;
@@ -345,7 +356,8 @@ impl OtlpExporter {
                     if attempt == attempts || now + backoff >= deadline {
                         break;
                     }
-                    let jitter = Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2));
+                    let jitter =
+                        Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2));
                     tokio::time::sleep(backoff + jitter).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -402,7 +414,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -470,7 +487,10 @@ mod tests {
     fn bad_settings_name_their_source() {
         let e = resolve(
             None,
-            &env_of(&[(ENV_ENDPOINT, "http://127.0.0.1:4317"), (ENV_PROTOCOL, "carrier-pigeon")]),
+            &env_of(&[
+                (ENV_ENDPOINT, "http://127.0.0.1:4317"),
+                (ENV_PROTOCOL, "carrier-pigeon"),
+            ]),
         )
         .unwrap_err()
         .to_string();

@@ -104,7 +104,9 @@ impl Pipeline {
         self.entries
             .iter()
             .map(|e| match &e.kind {
-                Kind::RemoteWrite(r) => format!("remote_write {} every {:?}", r.redacted_url(), e.interval),
+                Kind::RemoteWrite(r) => {
+                    format!("remote_write {} every {:?}", r.redacted_url(), e.interval)
+                }
                 Kind::Otlp(o) => format!("{} every {:?}", o.describe(), e.interval),
             })
             .collect()
@@ -135,7 +137,8 @@ impl Pipeline {
     /// delivery. Returns what each exporter delivered and did not.
     pub async fn finish(&self, timeout: Duration) -> Vec<ExportRow> {
         self.stop.send_replace(true);
-        let loops: Vec<_> = std::mem::take(&mut *self.loops.lock().unwrap_or_else(|p| p.into_inner()));
+        let loops: Vec<_> =
+            std::mem::take(&mut *self.loops.lock().unwrap_or_else(|p| p.into_inner()));
         for l in loops {
             let _ = l.await;
         }
@@ -153,16 +156,28 @@ impl Pipeline {
                         s.batches_sent, s.bytes_sent, s.retries
                     )];
                     if s.samples_dropped > 0 {
-                        detail.push(format!("{} samples dropped (queue full)", s.samples_dropped));
+                        detail.push(format!(
+                            "{} samples dropped (queue full)",
+                            s.samples_dropped
+                        ));
                     }
                     if s.samples_rejected > 0 {
-                        detail.push(format!("{} samples rejected by the receiver", s.samples_rejected));
+                        detail.push(format!(
+                            "{} samples rejected by the receiver",
+                            s.samples_rejected
+                        ));
                     }
                     if s.samples_failed > 0 {
-                        detail.push(format!("{} samples given up after retries", s.samples_failed));
+                        detail.push(format!(
+                            "{} samples given up after retries",
+                            s.samples_failed
+                        ));
                     }
                     if s.samples_pending > 0 {
-                        detail.push(format!("{} samples still queued at exit", s.samples_pending));
+                        detail.push(format!(
+                            "{} samples still queued at exit",
+                            s.samples_pending
+                        ));
                     }
                     ExportRow {
                         exporter: format!("remote_write {}", r.redacted_url()),

@@ -1,14 +1,12 @@
-//! Throwaway end-to-end check of the remote-write exporter against a real
+//! End-to-end check of the remote-write exporter against a real
 //! Prometheus (collection → translate → encode → queue → send → Prometheus query API).
 //! Also exercises `tests/support/prometheus.rs`.
-
-#[path = "support/prometheus.rs"]
-mod prometheus;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::support::prometheus::Prometheus;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::Resource;
@@ -20,7 +18,6 @@ use opentelemetry_sdk::metrics::{
     Aggregation, Instrument, InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Stream,
     Temporality,
 };
-use prometheus::Prometheus;
 use stampede::export::remote_write::{RemoteWriteConfig, RemoteWriteExporter};
 
 const BOUNDS: [f64; 28] = [

@@ -1,0 +1,244 @@
+//! The binary's contract: exit codes, errors that name the culprit, config/ examples valid.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{self, stampede, write_config};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_example_in_config_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(support::root().join("config")).expect("config/") {
+        let p = entry.expect("entry").path();
+        let o = stampede(&["validate", p.to_str().expect("utf-8 path")]);
+        assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+        n += 1;
+    }
+    assert!(
+        n >= 5,
+        "expected the example scenarios in config/, found {n}"
+    );
+}
+
+#[test]
+fn bad_configs_exit_2_and_name_the_culprit() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "unknown.toml",
+            "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\nvuss = 3\n",
+            &["vuss", "unknown.toml"],
+        ),
+        (
+            "syntax.toml",
+            "[[scenarios]]\nvus = 1\nduration = \"1s\n",
+            &["syntax.toml", "line 3"],
+        ),
+        (
+            "duration.toml",
+            "[[scenarios]]\nvus = 1\nduration = \"ten seconds\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &["duration", "ten seconds"],
+        ),
+        (
+            "negative.toml",
+            "[[scenarios]]\nvus = -5\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &["vus", "-5"],
+        ),
+        (
+            "zero.yaml",
+            "scenarios:\n  - vus: 0\n    duration: 1s\n    requests:\n      - url: http://127.0.0.1:1/\n",
+            &["scenarios[0].vus", "zero.yaml"],
+        ),
+        (
+            "broken.yaml",
+            "scenarios:\n  - vus: 1\n   duration: 1s\n",
+            &["broken.yaml", "line"],
+        ),
+        (
+            "threshold.toml",
+            "thresholds = [\"p99 < soon\"]\n[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &["thresholds[0]", "p99 < soon"],
+        ),
+        (
+            "rw.toml",
+            "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n[metrics.remote_write]\nurl = \"http://127.0.0.1:1/api/v1/write\"\npush_intervl = \"1s\"\n",
+            &["push_intervl"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let (_d, p) = write_config(name, text);
+        for cmd in ["validate", "run"] {
+            let o = stampede(&[cmd, p.to_str().expect("path")]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {name}: {err}");
+            for n in *needles {
+                assert!(err.contains(n), "{cmd} {name}: `{n}` not in: {err}");
+            }
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_and_bad_flags_exit_2() {
+    let o = stampede(&["run", "/nonexistent/scenario.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/scenario.toml"));
+    let o = stampede(&["run", "--url", "http://127.0.0.1:1/", "--duration", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--duration"), "{}", stderr(&o));
+    let o = stampede(&["run"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--url"));
+}
+
+#[test]
+fn thresholds_set_the_exit_code_and_the_json_summary_has_its_keys() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("summary.json");
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "--vus",
+        "2",
+        "--iterations",
+        "50",
+        "--quiet",
+        "--threshold",
+        "p99 < 1us",
+        "--threshold",
+        "error_rate < 1%",
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("CROSSED p99 < 1us"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary written"))
+            .expect("json");
+    for k in [
+        "run_id",
+        "requests",
+        "failures",
+        "rps",
+        "duration_s",
+        "latency_s",
+        "by_name",
+        "errors",
+        "thresholds",
+    ] {
+        assert!(v.get(k).is_some(), "missing key {k}: {v}");
+    }
+    for k in ["min", "mean", "p50", "p90", "p95", "p99", "max"] {
+        assert!(v["latency_s"][k].is_number(), "latency_s.{k}");
+    }
+    assert_eq!(v["requests"], 50);
+    assert_eq!(v["by_name"][0]["name"], "/");
+    assert_eq!(v["by_name"][0]["method"], "GET");
+    assert_eq!(v["thresholds"][0]["ok"], false);
+    assert_eq!(v["thresholds"][1]["ok"], true);
+
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "--iterations",
+        "20",
+        "--quiet",
+        "--threshold",
+        "p99 < 10s",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn env_layer_sits_between_file_and_flags() {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "env.toml",
+        &format!(
+            "[run]\nid = \"from-file\"\n[[scenarios]]\nexecutor = \"shared-iterations\"\nvus = 1\niterations = 5\nrequests = [{{ url = \"http://{}/\" }}]\n",
+            t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            p.to_str().expect("p"),
+            "--quiet",
+            "--summary-json",
+            json.to_str().expect("j"),
+        ];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .args(&args)
+            .env("STAMPEDE_RUN__ID", "from-env")
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+        v["run_id"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(run(&[]), "from-env");
+    assert_eq!(run(&["--run-id", "from-flag"]), "from-flag");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_stops_gracefully_prints_the_summary_and_exits_130() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            "--url",
+            &format!("http://{}/delay/100", t.addr),
+            "--vus",
+            "5",
+            "--duration",
+            "60s",
+            "--quiet",
+            "--summary-json",
+            json.to_str().expect("j"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    assert_eq!(v["interrupted"], true);
+    let reqs = v["requests"].as_u64().expect("requests");
+    // In-flight requests finished within the grace period: none was cut.
+    assert_eq!(v["failures"], 0, "{v}");
+    assert_eq!(
+        t.counters
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        reqs
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(interrupted)"));
+}

@@ -1,0 +1,1 @@
+//! Whole runs through the real OpenTelemetry Collector (filled in by the OTLP work).

@@ -1,0 +1,68 @@
+//! Shared test support: the embedded target, real Prometheus and Collector processes, nginx,
+//! and helpers to run stampede in-process or as a binary.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod collector;
+pub mod nginx;
+pub mod prometheus;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use stampede::config::{Overrides, load};
+use stampede::{Presentation, Summary};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts an embedded target on a free loopback port (lives until the test process exits).
+pub fn target() -> stampede::target::Target {
+    stampede::target::spawn_background(([127, 0, 0, 1], 0).into())
+        .expect("start the embedded target on 127.0.0.1:0")
+}
+
+/// Writes `text` to a temp file named `name` and returns (dir guard, path).
+pub fn write_config(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write config");
+    (dir, p)
+}
+
+/// Loads a TOML config from text and runs it in-process (quietly).
+pub fn run_toml(text: &str, ov: &Overrides) -> Summary {
+    let (_dir, p) = write_config("scenario.toml", text);
+    run_file(&p, ov)
+}
+
+/// Runs a config file in-process.
+pub fn run_file(p: &Path, ov: &Overrides) -> Summary {
+    let cfg = load(Some(p), ov).unwrap_or_else(|e| panic!("config {}: {e}", p.display()));
+    stampede::run_config(cfg, Some(p), Presentation::default())
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+/// Runs the stampede binary.
+pub fn stampede(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .output()
+        .expect("run the stampede binary")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// A unique run id for a test.
+pub fn run_id(test: &str) -> String {
+    format!("{test}-{}", stampede::generate_run_id())
+}
