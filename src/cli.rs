@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the scenarios of a TOML/YAML file, or an ad-hoc test described by flags.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a config file and exit (0 if valid, 2 if not).
     Validate {
         /// The TOML or YAML file.

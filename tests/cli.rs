@@ -242,3 +242,111 @@ fn sigint_stops_gracefully_prints_the_summary_and_exits_130() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("(interrupted)"));
 }
+
+/// A small validator for the subset of JSON Schema that docs/summary.schema.json uses.
+fn conforms(
+    v: &serde_json::Value,
+    s: &serde_json::Value,
+    root: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/$defs/");
+        return conforms(v, &root["$defs"][name], root, at);
+    }
+    if let Some(t) = s.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(x) => vec![x.as_str()],
+            Value::Array(xs) => xs.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let ok = types.iter().any(|t| match *t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_u64() || v.is_i64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
+            _ => false,
+        });
+        if !ok {
+            return Err(format!("{at}: {v} is not {types:?}"));
+        }
+    }
+    if let Some(obj) = v.as_object() {
+        for req in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let k = req.as_str().unwrap_or_default();
+            if !obj.contains_key(k) {
+                return Err(format!("{at}: missing required `{k}`"));
+            }
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        for (k, val) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(ps) => conforms(val, ps, root, &format!("{at}.{k}"))?,
+                None => match s.get("additionalProperties") {
+                    Some(Value::Bool(false)) => return Err(format!("{at}: unexpected key `{k}`")),
+                    Some(ap @ Value::Object(_)) => conforms(val, ap, root, &format!("{at}.{k}"))?,
+                    _ => {}
+                },
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
+        for (i, it) in arr.iter().enumerate() {
+            conforms(it, items, root, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_json_summary_follows_the_committed_schema() {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "schema.toml",
+        &format!(
+            r#"
+            thresholds = ["p99 < 10s"]
+            [[scenarios]]
+            name = "open"
+            rate = 50
+            duration = "1s"
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/500" }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("j"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::root().join("docs/summary.schema.json")).expect("schema"),
+    )
+    .expect("schema json");
+    conforms(&v, &schema, &schema, "$").unwrap_or_else(|e| panic!("{e}\n{v:#}"));
+    assert!(
+        v["scenarios"][0]["start_lag_s"].is_object(),
+        "open model reports start lag"
+    );
+    // And a broken document does not conform (the validator can fail).
+    let mut bad = v.clone();
+    bad["requests"] = serde_json::json!("many");
+    assert!(conforms(&bad, &schema, &schema, "$").is_err());
+}

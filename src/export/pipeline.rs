@@ -34,7 +34,7 @@ pub enum ExportError {
 
 enum Kind {
     RemoteWrite(RemoteWriteExporter),
-    Otlp(OtlpExporter),
+    Otlp(Box<OtlpExporter>),
 }
 
 struct Entry {
@@ -78,7 +78,7 @@ impl Pipeline {
             let exp = OtlpExporter::new(settings)?;
             entries.push(Arc::new(Entry {
                 reader: SharedReader::new(temporality),
-                kind: Kind::Otlp(exp),
+                kind: Kind::Otlp(Box::new(exp)),
                 interval,
             }));
         }
