@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -184,7 +184,8 @@ impl std::fmt::Debug for Shared {
 }
 
 enum Conn {
-    H1(http1::SendRequest<Full<Bytes>>),
+    H1(crate::h1::Conn<TcpStream>),
+    H1Tls(Box<crate::h1::Conn<tokio_rustls::client::TlsStream<TcpStream>>>),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
@@ -212,8 +213,67 @@ impl Client {
         }
     }
 
-    /// Sends `req` to target `target`, reads the whole response, all within the request
-    /// timeout (or `hard_deadline`, whichever comes first).
+    fn deadline(&self, hard_deadline: Option<Instant>) -> (Instant, ErrorKind) {
+        let deadline = Instant::now() + self.shared.opts.timeout;
+        match hard_deadline {
+            Some(h) if h < deadline => (h, ErrorKind::Cancelled),
+            _ => (deadline, ErrorKind::Timeout),
+        }
+    }
+
+    /// HTTP/1.1: sends `wire` (a complete serialized request) to target `target` and reads the
+    /// whole response, within the request timeout (or `hard_deadline`, whichever is first).
+    pub async fn send_h1(
+        &mut self,
+        target: usize,
+        wire: &[u8],
+        head_request: bool,
+        keep_body: bool,
+        keep_headers: bool,
+        hard_deadline: Option<Instant>,
+    ) -> Outcome {
+        let (deadline, deadline_error) = self.deadline(hard_deadline);
+        let fut = async {
+            if self.conns[target].is_none() {
+                self.conns[target] = Some(self.connect(target).await?);
+            }
+            let r = match &mut self.conns[target] {
+                Some(Conn::H1(c)) => {
+                    c.exchange(wire, head_request, keep_body, keep_headers)
+                        .await
+                }
+                Some(Conn::H1Tls(c)) => {
+                    c.exchange(wire, head_request, keep_body, keep_headers)
+                        .await
+                }
+                _ => Err(ErrorKind::Protocol),
+            }?;
+            if !r.reusable {
+                self.conns[target] = None;
+            }
+            Ok(Outcome {
+                status: Some(r.status),
+                error: (r.status >= 400).then_some(ErrorKind::Status(r.status)),
+                bytes_in: r.body_len,
+                body: r.body,
+                headers: r.headers,
+            })
+        };
+        match tokio::time::timeout_at(deadline, fut).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(kind)) => {
+                self.conns[target] = None;
+                failed(kind)
+            }
+            Err(_) => {
+                self.conns[target] = None;
+                failed(deadline_error)
+            }
+        }
+    }
+
+    /// HTTP/2: sends `req` over hyper, reads the whole response, within the request timeout
+    /// (or `hard_deadline`, whichever comes first).
     pub async fn send(
         &mut self,
         target: usize,
@@ -222,14 +282,7 @@ impl Client {
         keep_headers: bool,
         hard_deadline: Option<Instant>,
     ) -> Outcome {
-        let mut deadline = Instant::now() + self.shared.opts.timeout;
-        let mut deadline_error = ErrorKind::Timeout;
-        if let Some(h) = hard_deadline
-            && h < deadline
-        {
-            deadline = h;
-            deadline_error = ErrorKind::Cancelled;
-        }
+        let (deadline, deadline_error) = self.deadline(hard_deadline);
         match tokio::time::timeout_at(
             deadline,
             self.exchange(target, req, keep_body, keep_headers),
@@ -256,17 +309,15 @@ impl Client {
         keep_headers: bool,
     ) -> Result<Outcome, ErrorKind> {
         let usable = match &mut self.conns[target] {
-            Some(Conn::H1(s)) => !s.is_closed() && s.ready().await.is_ok(),
             Some(Conn::H2(s)) => !s.is_closed() && s.ready().await.is_ok(),
-            None => false,
+            _ => false,
         };
         if !usable {
             self.conns[target] = Some(self.connect(target).await?);
         }
         let resp: Response<Incoming> = match &mut self.conns[target] {
-            Some(Conn::H1(s)) => s.send_request(req).await,
             Some(Conn::H2(s)) => s.send_request(req).await,
-            None => return Err(ErrorKind::Io),
+            _ => return Err(ErrorKind::Protocol),
         }
         .map_err(|e| ErrorKind::from_hyper(&e))?;
         let status = resp.status().as_u16();
@@ -327,9 +378,15 @@ impl Client {
                         }
                     })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(TokioIo::new(tls), h2 || opts.http2).await
+                if h2 || opts.http2 {
+                    h2_handshake(TokioIo::new(tls)).await
+                } else {
+                    Ok(Conn::H1Tls(Box::new(crate::h1::Conn::new(tls))))
+                }
+            } else if opts.http2 {
+                h2_handshake(TokioIo::new(tcp)).await
             } else {
-                handshake(TokioIo::new(tcp), opts.http2).await
+                Ok(Conn::H1(crate::h1::Conn::new(tcp)))
             }
         };
         match tokio::time::timeout(opts.connect_timeout, fut).await {
@@ -351,28 +408,17 @@ fn failed(kind: ErrorKind) -> Outcome {
     }
 }
 
-async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Conn, ErrorKind>
+async fn h2_handshake<T>(io: TokioIo<T>) -> Result<Conn, ErrorKind>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    if h2 {
-        let (send, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| ErrorKind::from_hyper(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn::H2(send))
-    } else {
-        let (send, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| ErrorKind::from_hyper(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn::H1(send))
-    }
+    let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|e| ErrorKind::from_hyper(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Conn::H2(send))
 }
 
 fn tls_connector(insecure: bool, http2: bool) -> tokio_rustls::TlsConnector {
@@ -523,8 +569,16 @@ mod tests {
         };
         let shared = Arc::new(Shared::new(&[t], &opts).await);
         let mut c = Client::new(shared);
-        let req = Request::get("/").body(Full::new(Bytes::new())).unwrap();
-        let o = c.send(0, req, false, false, None).await;
+        let o = c
+            .send_h1(
+                0,
+                b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+                false,
+                false,
+                false,
+                None,
+            )
+            .await;
         assert_eq!(o.error, Some(ErrorKind::ConnectionRefused));
         assert_eq!(o.status, None);
     }

@@ -159,6 +159,7 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
     let sc = &plan.scenarios[sc_idx];
     let mut vu_state = Vu {
         client: Client::new(shared.client.clone()),
+        scratch: Vec::new(),
         vars: Vars {
             values: sc.initial_vars.clone(),
             vu,
@@ -223,6 +224,8 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
 
 struct Vu {
     client: Client,
+    /// Reused buffer for requests rendered per VU.
+    scratch: Vec<u8>,
     vars: Vars,
     wrr: Vec<i64>,
     rng: fastrand::Rng,
@@ -425,6 +428,39 @@ pub fn arrival_time(start: f64, stages: &[(Duration, f64)], i: u64) -> Option<Du
     None
 }
 
+/// Renders a request that uses per-VU variables into `out` (HTTP/1.1 wire bytes); returns the
+/// body length.
+fn render_wire(r: &RequestPlan, vars: &Vars, out: &mut Vec<u8>) -> Option<u64> {
+    let body_owned;
+    let body: &[u8] = match &r.body {
+        Some(BodyPlan::Static(b)) => b,
+        Some(BodyPlan::Dynamic(t)) => {
+            body_owned = t.render(vars);
+            body_owned.as_bytes()
+        }
+        None => &[],
+    };
+    let rendered;
+    let pq: &str = match &r.url {
+        UrlPlan::Static(u) => u.path_and_query().map_or("/", |p| p.as_str()),
+        UrlPlan::Dynamic { template, .. } => {
+            let full: Uri = template.render(vars).parse().ok()?;
+            rendered = full.path_and_query()?.as_str().to_string();
+            &rendered
+        }
+    };
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for (name, v) in &r.headers {
+        let value = match v {
+            HeaderPlan::Static(v) => v.clone(),
+            HeaderPlan::Dynamic(t) => HeaderValue::from_str(&t.render(vars)).ok()?,
+        };
+        headers.push((name.clone(), value));
+    }
+    crate::h1::write_request(out, &r.method, pq, &headers, body);
+    Some(body.len() as u64)
+}
+
 fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, u64)> {
     let body = match &r.body {
         Some(BodyPlan::Static(b)) => b.clone(),
@@ -470,10 +506,6 @@ async fn do_request(
     scenario_end: Option<Instant>,
 ) {
     let shared = &ctx.shared;
-    let keep_headers = r
-        .extract
-        .iter()
-        .any(|(_, s, _)| matches!(s, ExtractSource::Header(_)));
     let hard = match (shared.hard_deadline(), scenario_end) {
         (Some(h), Some(e)) => Some(h.min(e + shared.plan.graceful_stop)),
         (Some(h), None) => Some(h),
@@ -484,13 +516,29 @@ async fn do_request(
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.start(r.id);
     }
-    let (outcome, bytes_out) = match build_request(r, &vu.vars) {
-        Some((req, len)) => (
+    let prepared = if shared.plan.client.http2 {
+        build_request(r, &vu.vars).map(|(req, len)| (Some(req), len))
+    } else if let Some(w) = &r.wire {
+        Some((None, static_body_len(r).unwrap_or(w.len() as u64)))
+    } else {
+        render_wire(r, &vu.vars, &mut vu.scratch).map(|len| (None, len))
+    };
+    let (outcome, bytes_out) = match prepared {
+        Some((Some(req), len)) => (
             vu.client
-                .send(r.target, req, r.keep_body, keep_headers, hard)
+                .send(r.target, req, r.keep_body, r.keep_headers, hard)
                 .await,
             len,
         ),
+        Some((None, len)) => {
+            let wire: &[u8] = r.wire.as_deref().unwrap_or(&vu.scratch);
+            (
+                vu.client
+                    .send_h1(r.target, wire, r.head, r.keep_body, r.keep_headers, hard)
+                    .await,
+                len,
+            )
+        }
         None => (
             crate::client::Outcome {
                 status: None,
@@ -564,6 +612,15 @@ async fn do_request(
         }
     }
     let _ = sc;
+}
+
+/// Body length of a request whose body does not vary.
+fn static_body_len(r: &RequestPlan) -> Option<u64> {
+    match &r.body {
+        Some(BodyPlan::Static(b)) => Some(b.len() as u64),
+        None => Some(0),
+        Some(BodyPlan::Dynamic(_)) => None,
+    }
 }
 
 fn record_check(ctx: &WorkerCtx, id: usize, pass: bool) {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod export;
+pub mod h1;
 pub mod metrics;
 pub mod plan;
 pub mod report;

@@ -248,6 +248,40 @@ pub struct RequestPlan {
     pub keep_body: bool,
     /// Pause after this request.
     pub think_time: Option<ThinkTime>,
+    /// HTTP/1.1 only: the complete wire bytes, when nothing in the request varies per VU.
+    pub wire: Option<Bytes>,
+    /// Whether the response to this request has no body (HEAD).
+    pub head: bool,
+    /// Whether an extraction needs the response headers.
+    pub keep_headers: bool,
+}
+
+/// Serializes a fully static HTTP/1.1 request once, at plan time.
+fn static_wire(
+    method: &Method,
+    url: &UrlPlan,
+    headers: &[(HeaderName, HeaderPlan)],
+    body: Option<&BodyPlan>,
+) -> Option<Bytes> {
+    let UrlPlan::Static(uri) = url else {
+        return None;
+    };
+    let mut hs = Vec::with_capacity(headers.len());
+    for (n, h) in headers {
+        match h {
+            HeaderPlan::Static(v) => hs.push((n.clone(), v.clone())),
+            HeaderPlan::Dynamic(_) => return None,
+        }
+    }
+    let body: &[u8] = match body {
+        Some(BodyPlan::Static(b)) => b,
+        Some(BodyPlan::Dynamic(_)) => return None,
+        None => &[],
+    };
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::new();
+    crate::h1::write_request(&mut out, method, pq, &hs, body);
+    Some(Bytes::from(out))
 }
 
 const USER_AGENT_VALUE: &str = concat!("stampede/", env!("CARGO_PKG_VERSION"));
@@ -607,8 +641,19 @@ impl Builder<'_> {
             checks.push((check, CheckKind::Extract(var.clone())));
             extract.push((idx, src.clone(), check));
         }
+        let wire = if self.http2 {
+            None
+        } else {
+            static_wire(&method, &url, &headers, body.as_ref())
+        };
+        let keep_headers = extract
+            .iter()
+            .any(|(_, s, _)| matches!(s, ExtractSource::Header(_)));
         Ok(RequestPlan {
             id,
+            head: method == Method::HEAD,
+            keep_headers,
+            wire,
             method,
             target: target_id,
             url,
