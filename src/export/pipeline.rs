@@ -34,7 +34,7 @@ pub enum ExportError {
 
 enum Kind {
     RemoteWrite(RemoteWriteExporter),
-    Otlp(OtlpExporter),
+    Otlp(Box<OtlpExporter>),
 }
 
 struct Entry {
@@ -78,7 +78,7 @@ impl Pipeline {
             let exp = OtlpExporter::new(settings)?;
             entries.push(Arc::new(Entry {
                 reader: SharedReader::new(temporality),
-                kind: Kind::Otlp(exp),
+                kind: Kind::Otlp(Box::new(exp)),
                 interval,
             }));
         }
@@ -191,6 +191,9 @@ impl Pipeline {
                     let s = o.stats();
                     o.shutdown();
                     let mut detail = format!("{} exports", s.exports_ok);
+                    if s.exports_given_up > 0 {
+                        detail.push_str(&format!(", {} given up", s.exports_given_up));
+                    }
                     if !s.last_ok {
                         detail.push_str(", FINAL EXPORT FAILED");
                     }
