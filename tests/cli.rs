@@ -181,6 +181,9 @@ fn env_layer_sits_between_file_and_flags() {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
             .args(&args)
             .env("STAMPEDE_RUN__ID", "from-env")
+            // Not configuration: must not be taken for a config key.
+            .env("STAMPEDE_LOG", "warn")
+            .env("STAMPEDE_OTELCOL_BIN", "/nonexistent")
             .output()
             .expect("run");
         assert!(o.status.success(), "{}", stderr(&o));

@@ -8,12 +8,26 @@ use stampede::config::Overrides;
 use crate::support::{self, prometheus::Prometheus};
 
 /// A run mixing successes, 5xx, resets and refused connections, with checks.
-fn mixed_scenario(
+pub(crate) fn mixed_scenario(
     target: std::net::SocketAddr,
     run_id: &str,
     write_url: &str,
     extra: &str,
 ) -> String {
+    format!(
+        r#"{}
+        [metrics.remote_write]
+        url = "{write_url}"
+        push_interval = "1s"
+        {extra}
+        "#,
+        mixed_load(target, run_id)
+    )
+}
+
+/// The load part of [`mixed_scenario`] (no `[metrics]` section): 4 VUs for 3 s, 60 % `/`
+/// with checks, 20 % 503, 10 % refused connections, 10 % connection resets.
+pub(crate) fn mixed_load(target: std::net::SocketAddr, run_id: &str) -> String {
     let closed = support::free_port();
     format!(
         r#"
@@ -40,10 +54,6 @@ fn mixed_scenario(
         [[scenarios.tasks]]
         weight = 1
         requests = [{{ url = "/reset" }}]
-        [metrics.remote_write]
-        url = "{write_url}"
-        push_interval = "1s"
-        {extra}
         "#
     )
 }

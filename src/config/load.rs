@@ -126,7 +126,14 @@ pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> 
             _ => return Err(ConfigError::Format(path.to_path_buf())),
         };
     }
-    fig = fig.merge(Env::prefixed("STAMPEDE_").split("__").ignore(&["config"]));
+    // Only nested keys (`STAMPEDE_RUN__ID`): every top-level key is a table, and variables
+    // such as `STAMPEDE_LOG` (log filter) are not configuration.
+    fig = fig.merge(
+        Env::prefixed("STAMPEDE_")
+            .split("__")
+            .ignore(&["config"])
+            .filter(|k| k.as_str().contains('.')),
+    );
     fig = merge_flags(fig, ov);
     let mut cfg: Config = fig
         .extract()

@@ -217,7 +217,12 @@ pub struct OtlpStats {
     pub attempts_failed: u64,
     /// Data points in successful exports.
     pub points_delivered: u64,
-    /// Data points of exports given up.
+    /// Exports given up after their retries.
+    pub exports_given_up: u64,
+    /// Data points whose latest value never reached the receiver. With delta temporality every
+    /// export given up adds its points; with cumulative temporality the next successful export
+    /// carries the same totals, so this is only the points of a failed export that no later
+    /// export superseded (at the end: 0 whenever the final export succeeded).
     pub points_lost: u64,
     /// Whether the most recent export (the final one at the end) was delivered.
     pub last_ok: bool,
@@ -265,6 +270,9 @@ impl OtlpExporter {
                     .with_endpoint(settings.endpoint.clone())
                     .with_timeout(settings.timeout)
                     .with_metadata(md)
+                    // Retries happen in `export_with_retry` only (counted, bounded by the
+                    // interval); the library's own retry would multiply them.
+                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
                     .with_temporality(settings.temporality)
                     .build()
             }
@@ -285,6 +293,7 @@ impl OtlpExporter {
                     .with_timeout(settings.timeout)
                     .with_headers(headers)
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
                     .with_temporality(settings.temporality)
                     .build()
             }
@@ -336,6 +345,10 @@ impl OtlpExporter {
                         s.exports_ok += 1;
                         s.points_delivered += points;
                         s.last_ok = true;
+                        if self.settings.temporality == Temporality::Cumulative {
+                            // These totals supersede whatever earlier exports failed to carry.
+                            s.points_lost = 0;
+                        }
                     }
                     return true;
                 }
@@ -364,7 +377,14 @@ impl OtlpExporter {
             }
         }
         if let Ok(mut s) = self.stats.lock() {
-            s.points_lost += points;
+            s.exports_given_up += 1;
+            if self.settings.temporality == Temporality::Cumulative {
+                // A cumulative collection holds every stream's running total, so it replaces
+                // the points of any earlier failed one.
+                s.points_lost = points;
+            } else {
+                s.points_lost += points;
+            }
             s.last_ok = false;
         }
         false

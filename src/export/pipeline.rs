@@ -191,6 +191,9 @@ impl Pipeline {
                     let s = o.stats();
                     o.shutdown();
                     let mut detail = format!("{} exports", s.exports_ok);
+                    if s.exports_given_up > 0 {
+                        detail.push_str(&format!(", {} given up", s.exports_given_up));
+                    }
                     if !s.last_ok {
                         detail.push_str(", FINAL EXPORT FAILED");
                     }
