@@ -535,7 +535,7 @@ if ex:
         lag = (sc.get("start_lag_s") or {}).get("p99")
         lag50 = (sc.get("start_lag_s") or {}).get("p50")
         lat = j.get("latency_s", {})
-        L.append(f"- **open model** `--rate {target} --vus {ex['OPEN_VUS']} --duration {ex['OPEN_DUR']}s --workers 1`: "
+        L.append(f"- **open model** \`--rate {target} --vus {ex['OPEN_VUS']} --duration {ex['OPEN_DUR']}s --workers 1\`: "
                  f"achieved **{achieved:,.0f}/s** (nginx count ÷ {ex['OPEN_DUR']} s) = **{achieved / target * 100:.1f}%** of target; "
                  f"dropped iterations **{j.get('dropped_iterations', '?')}**; "
                  + (f"start lag p99 **{lag * 1e3:.2f} ms** (p50 {lag50 * 1e3:.2f} ms); " if lag is not None else "start lag n/a; ")

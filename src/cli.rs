@@ -19,7 +19,6 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 // Parsed once per process; boxing the big variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the scenarios of a TOML/YAML file, or an ad-hoc test described by flags.
     Run(Box<RunArgs>),
