@@ -525,9 +525,12 @@ async fn do_request(
     };
     let (outcome, bytes_out) = match prepared {
         Some((Some(req), len)) => (
-            vu.client
-                .send(r.target, req, r.keep_body, r.keep_headers, hard)
-                .await,
+            // HTTP/2 through hyper: boxed to keep the common VU future small.
+            Box::pin(
+                vu.client
+                    .send(r.target, req, r.keep_body, r.keep_headers, hard),
+            )
+            .await,
             len,
         ),
         Some((None, len)) => {

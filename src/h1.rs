@@ -13,8 +13,10 @@ use crate::client::ErrorKind;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
-/// Initial read buffer.
-const INITIAL_BUF: usize = 4 * 1024;
+/// Initial read buffer: small, because 10,000 VUs hold 10,000 of them.
+const INITIAL_BUF: usize = 2 * 1024;
+/// Largest read buffer it grows to while streaming large bodies.
+const MAX_BUF: usize = 64 * 1024;
 /// Largest body kept for checks and extraction.
 const MAX_KEPT_BODY: usize = 16 * 1024 * 1024;
 /// Response headers parsed at most.
@@ -42,6 +44,8 @@ pub struct Conn<S> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The last read filled the whole buffer: large bodies grow it (up to `MAX_BUF`).
+    last_full: bool,
 }
 
 enum BodyKind {
@@ -59,6 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            last_full: false,
         }
     }
 
@@ -107,6 +112,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.last_full && self.buf.len() < MAX_BUF {
+                let len = self.buf.len() * 2;
+                self.buf.resize(len, 0);
+            }
         } else if self.start > 0 && self.end == self.buf.len() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -121,6 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .read(&mut self.buf[self.end..])
             .await
             .map_err(|e| io_err(&e))?;
+        self.last_full = self.end + n == self.buf.len();
         self.end += n;
         Ok(n > 0)
     }
