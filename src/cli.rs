@@ -60,6 +60,33 @@ pub struct ExportArgs {
     /// Prometheus remote-write URL, e.g. http://127.0.0.1:9090/api/v1/write (repeatable).
     #[arg(long = "remote-write-url", value_name = "URL")]
     pub remote_write_url: Vec<String>,
+    /// Remote-write push interval (>= 1s) [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = dur)]
+    pub remote_write_interval: Option<Dur>,
+    /// Extra remote-write header 'K: V' (repeatable), e.g. 'X-Scope-OrgID: team-a'.
+    #[arg(long, value_name = "'K: V'", value_parser = header)]
+    pub remote_write_header: Vec<(String, String)>,
+    /// Remote-write bearer token read from this file.
+    #[arg(long, value_name = "PATH")]
+    pub remote_write_bearer_token_file: Option<std::path::PathBuf>,
+    /// Remote-write bearer token read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub remote_write_bearer_token_env: Option<String>,
+    /// Remote-write basic-auth user; the password comes from --remote-write-password-env/-file.
+    #[arg(long, value_name = "USER")]
+    pub remote_write_user: Option<String>,
+    /// Environment variable holding the remote-write basic-auth password.
+    #[arg(long, value_name = "VAR", requires = "remote_write_user")]
+    pub remote_write_password_env: Option<String>,
+    /// File holding the remote-write basic-auth password.
+    #[arg(long, value_name = "PATH", requires = "remote_write_user")]
+    pub remote_write_password_file: Option<std::path::PathBuf>,
+    /// PEM CA bundle to trust for remote-write HTTPS.
+    #[arg(long, value_name = "PATH")]
+    pub remote_write_ca_file: Option<std::path::PathBuf>,
+    /// Skip certificate verification for remote-write HTTPS (testing only).
+    #[arg(long)]
+    pub remote_write_insecure: bool,
     /// OTLP endpoint, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP).
     /// Also OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT.
     #[arg(long, value_name = "URL")]
@@ -177,6 +204,17 @@ impl ExportArgs {
             histogram: self.histogram,
             metrics_interval: self.metrics_interval,
             remote_write_urls: self.remote_write_url.clone(),
+            remote_write: crate::config::RemoteWriteFlags {
+                interval: self.remote_write_interval,
+                headers: self.remote_write_header.clone(),
+                bearer_token_file: self.remote_write_bearer_token_file.clone(),
+                bearer_token_env: self.remote_write_bearer_token_env.clone(),
+                user: self.remote_write_user.clone(),
+                password_env: self.remote_write_password_env.clone(),
+                password_file: self.remote_write_password_file.clone(),
+                ca_file: self.remote_write_ca_file.clone(),
+                insecure: self.remote_write_insecure,
+            },
             otlp_endpoint: self.otlp_endpoint.clone(),
             otlp_protocol: self.otlp_protocol,
             ..Default::default()
@@ -264,5 +302,61 @@ mod tests {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod remote_write_flag_tests {
+    use super::*;
+
+    #[test]
+    fn remote_write_flags_reach_every_target() {
+        let cli = Cli::try_parse_from([
+            "stampede",
+            "run",
+            "--url",
+            "http://127.0.0.1:1/",
+            "--remote-write-url",
+            "http://127.0.0.1:9090/api/v1/write",
+            "--remote-write-url",
+            "https://127.0.0.1:9091/api/v1/write",
+            "--remote-write-interval",
+            "1s",
+            "--remote-write-header",
+            "X-Scope-OrgID: team-a",
+            "--remote-write-bearer-token-env",
+            "PROM_TOKEN",
+            "--remote-write-insecure",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        let cfg = crate::config::load(None, &r.overrides()).unwrap();
+        assert_eq!(cfg.metrics.remote_write.len(), 2);
+        for rw in &cfg.metrics.remote_write {
+            assert_eq!(rw.push_interval, std::time::Duration::from_secs(1));
+            assert_eq!(
+                rw.headers.get("X-Scope-OrgID").map(String::as_str),
+                Some("team-a")
+            );
+            assert_eq!(rw.bearer_token_env.as_deref(), Some("PROM_TOKEN"));
+            assert!(rw.tls.insecure_skip_verify);
+        }
+    }
+
+    #[test]
+    fn a_too_short_push_interval_is_a_config_error() {
+        let ov = crate::config::Overrides {
+            urls: vec!["http://127.0.0.1:1/".into()],
+            remote_write_urls: vec!["http://127.0.0.1:9090/api/v1/write".into()],
+            remote_write: crate::config::RemoteWriteFlags {
+                interval: Some(Dur::millis(100)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = crate::config::load(None, &ov).unwrap_err().to_string();
+        assert!(e.contains("push_interval"), "{e}");
     }
 }

@@ -454,6 +454,9 @@ impl Builder<'_> {
                 .collect();
             full.push_str(&q.join("&"));
         }
+        // user:password@ in the URL becomes a basic-auth header and leaves the URL (and every
+        // message that quotes it).
+        let (full, userinfo) = split_userinfo(&full);
         let url_t = tmpl(&full, "url")?;
         // The server must be fixed: render with two different fillers and compare.
         let probe = |fill: &str| {
@@ -557,6 +560,14 @@ impl Builder<'_> {
         };
         if !self.http2 {
             push_header(HOST.as_str(), &target.authority, format!("{at}.url"))?;
+        }
+        if let Some(ui) = &userinfo {
+            let decoded = percent_decode(ui);
+            push_header(
+                http::header::AUTHORIZATION.as_str(),
+                &format!("Basic {}", base64(decoded.as_bytes())),
+                format!("{at}.url"),
+            )?;
         }
         push_header(
             USER_AGENT.as_str(),
@@ -730,6 +741,70 @@ fn default_open_vus(rate: f64) -> u64 {
     ((rate * 0.1).ceil() as u64).clamp(10, 2000)
 }
 
+/// Splits `scheme://user:pass@host/...` into the URL without credentials and `user:pass`.
+fn split_userinfo(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..auth_end].rfind('@') {
+        Some(at) => (
+            format!(
+                "{scheme}://{}{}",
+                &rest[at + 1..auth_end],
+                &rest[auth_end..]
+            ),
+            Some(rest[..at].to_string()),
+        ),
+        None => (url.to_string(), None),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Standard base64 with padding (for basic auth).
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
 fn join_url(base: &str, path: &str) -> String {
     match (base.ends_with('/'), path.starts_with('/')) {
         (true, true) => format!("{}{}", base.trim_end_matches('/'), path),
@@ -811,6 +886,30 @@ mod tests {
         assert_eq!(&*plan.requests[0].name, "/newsql/api/getTablesByAppId");
         assert_eq!(plan.targets[0].port, 9528);
         assert!(r.headers.iter().any(|(n, _)| n == HOST));
+    }
+
+    #[test]
+    fn credentials_in_urls_become_basic_auth_and_leave_the_url() {
+        assert_eq!(base64(b"admin:admin"), "YWRtaW46YWRtaW4=");
+        assert_eq!(base64(b"a"), "YQ==");
+        let plan = plan_of(
+            r#"
+            [[scenarios]]
+            vus = 1
+            duration = "1s"
+            requests = [{ url = "http://load:s%40cret@127.0.0.1:9/x" }]
+            "#,
+        )
+        .unwrap();
+        let r = &plan.scenarios[0].tasks[0][0];
+        let wire = String::from_utf8(r.wire.as_ref().unwrap().to_vec()).unwrap();
+        assert!(
+            wire.contains(&format!("authorization: Basic {}", base64(b"load:s@cret"))),
+            "{wire}"
+        );
+        assert!(!wire.contains("s%40cret@"), "{wire}");
+        assert_eq!(plan.targets[0].authority, "127.0.0.1:9");
+        assert_eq!(&*plan.requests[0].name, "/x");
     }
 
     #[test]

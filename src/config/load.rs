@@ -94,6 +94,8 @@ pub struct Overrides {
     pub metrics_interval: Option<Dur>,
     /// `--remote-write-url`.
     pub remote_write_urls: Vec<String>,
+    /// `--remote-write-*` settings, applied to every remote-write target.
+    pub remote_write: RemoteWriteFlags,
     /// `--otlp-endpoint`.
     pub otlp_endpoint: Option<String>,
     /// `--otlp-protocol`.
@@ -102,6 +104,59 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// `--graceful-stop`.
     pub graceful_stop: Option<Dur>,
+}
+
+/// `--remote-write-*` flags (credentials only by reference: a file or an environment variable).
+#[derive(Clone, Debug, Default)]
+pub struct RemoteWriteFlags {
+    /// `--remote-write-interval`.
+    pub interval: Option<Dur>,
+    /// `--remote-write-header`.
+    pub headers: Vec<(String, String)>,
+    /// `--remote-write-bearer-token-file`.
+    pub bearer_token_file: Option<PathBuf>,
+    /// `--remote-write-bearer-token-env`.
+    pub bearer_token_env: Option<String>,
+    /// `--remote-write-user`.
+    pub user: Option<String>,
+    /// `--remote-write-password-env`.
+    pub password_env: Option<String>,
+    /// `--remote-write-password-file`.
+    pub password_file: Option<PathBuf>,
+    /// `--remote-write-ca-file`.
+    pub ca_file: Option<PathBuf>,
+    /// `--remote-write-insecure`.
+    pub insecure: bool,
+}
+
+impl RemoteWriteFlags {
+    fn apply(&self, rw: &mut crate::export::RemoteWriteConfig) {
+        if let Some(i) = self.interval {
+            rw.push_interval = i.get();
+        }
+        for (k, v) in &self.headers {
+            rw.headers.insert(k.clone(), v.clone());
+        }
+        if self.bearer_token_file.is_some() || self.bearer_token_env.is_some() {
+            rw.bearer_token = None;
+            rw.bearer_token_file = self.bearer_token_file.clone();
+            rw.bearer_token_env = self.bearer_token_env.clone();
+        }
+        if let Some(u) = &self.user {
+            rw.basic_auth = Some(crate::export::remote_write::BasicAuth {
+                username: u.clone(),
+                password: None,
+                password_file: self.password_file.clone(),
+                password_env: self.password_env.clone(),
+            });
+        }
+        if let Some(ca) = &self.ca_file {
+            rw.tls.ca_file = Some(ca.clone());
+        }
+        if self.insecure {
+            rw.tls.insecure_skip_verify = true;
+        }
+    }
 }
 
 /// Loads and merges the configuration, then validates it.
@@ -225,6 +280,11 @@ fn apply_scenario_overrides(
                     ..Default::default()
                 }),
         }
+    }
+    for rw in &mut cfg.metrics.remote_write {
+        ov.remote_write.apply(rw);
+        rw.validate()
+            .map_err(|e| ConfigError::invalid(origin, "metrics.remote_write", e.to_string()))?;
     }
     if !have_file {
         // Ad hoc: the flags describe one scenario.

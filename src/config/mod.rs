@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{Dur, parse_duration};
-pub use load::{ConfigError, Overrides, load};
+pub use load::{ConfigError, Overrides, RemoteWriteFlags, load};
 pub use validate::validate;
 
 /// The whole configuration of a run.
