@@ -283,7 +283,7 @@ tool_cmd() {
     local tool="$1" c="$2" out="$3"
     case "$tool" in
         wrk) printf '%s\n' wrk -t1 "-c$c" "-d$DURATION" --latency "$URL" ;;
-        oha) printf '%s\n' "$OHA" -c "$c" -z "$DURATION" --no-tui "$URL" ;;
+        oha) printf '%s\n' "$OHA" -c "$c" -z "$DURATION" --no-tui --worker-threads 1 "$URL" ;;
         hey) printf '%s\n' env GOMAXPROCS=1 hey -cpus 1 -c "$c" -z "$DURATION" "$URL" ;;
         k6) printf '%s\n' env K6_NO_USAGE_REPORT=true "$K6" run --quiet --no-color --vus "$c" \
                 --duration "$DURATION" -e "URL=$URL" "$WORK/k6.js" ;;

@@ -34,7 +34,7 @@ pub enum Command {
         listen: SocketAddr,
     },
     /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
 }
 
 /// Flags of `stampede demo`.
