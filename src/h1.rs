@@ -153,24 +153,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         let mut chunked = false;
                         let mut close = http10;
                         for h in resp.headers.iter() {
-                            if h.name.eq_ignore_ascii_case("content-length") {
-                                let v = std::str::from_utf8(h.value)
-                                    .ok()
-                                    .and_then(|s| s.trim().parse::<u64>().ok())
-                                    .ok_or(ErrorKind::Protocol)?;
-                                length = Some(v);
-                            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                                chunked =
-                                    h.value.rsplit(|b| *b == b',').next().is_some_and(|last| {
-                                        last.trim_ascii().eq_ignore_ascii_case(b"chunked")
-                                    });
-                            } else if h.name.eq_ignore_ascii_case("connection") {
-                                let v = h.value.trim_ascii();
-                                if v.eq_ignore_ascii_case(b"close") {
-                                    close = true;
-                                } else if v.eq_ignore_ascii_case(b"keep-alive") {
-                                    close = false;
+                            // Dispatch on length first: most headers are none of these three.
+                            let name = h.name.as_bytes();
+                            match name.len() {
+                                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                                    let v = std::str::from_utf8(h.value)
+                                        .ok()
+                                        .and_then(|s| s.trim().parse::<u64>().ok())
+                                        .ok_or(ErrorKind::Protocol)?;
+                                    length = Some(v);
                                 }
+                                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                                    chunked =
+                                        h.value.rsplit(|b| *b == b',').next().is_some_and(|last| {
+                                            last.trim_ascii().eq_ignore_ascii_case(b"chunked")
+                                        });
+                                }
+                                10 if name.eq_ignore_ascii_case(b"connection") => {
+                                    let v = h.value.trim_ascii();
+                                    if v.eq_ignore_ascii_case(b"close") {
+                                        close = true;
+                                    } else if v.eq_ignore_ascii_case(b"keep-alive") {
+                                        close = false;
+                                    }
+                                }
+                                _ => {}
                             }
                         }
                         let headers = keep_headers.then(|| {

@@ -5,7 +5,6 @@
 //! atomic adds with no attribute lookup, no lock and no allocation. Exporters attach as
 //! [`SharedReader`]s that the export loop collects on its own schedule.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -278,7 +277,7 @@ impl Instruments {
     pub fn recorder(self: &Arc<Self>) -> Recorder {
         Recorder {
             inst: self.clone(),
-            by_outcome: HashMap::new(),
+            by_outcome: (0..self.request_attrs.len()).map(|_| Vec::new()).collect(),
             per_request: self
                 .request_attrs
                 .iter()
@@ -331,7 +330,9 @@ struct PerOutcome {
 /// Records into bound instruments; one per worker thread (not shared).
 pub struct Recorder {
     inst: Arc<Instruments>,
-    by_outcome: HashMap<(u32, u32, u32), PerOutcome>,
+    /// By request id: (status, error key, bound instruments); a few entries each, scanned
+    /// linearly (cheaper than hashing on every request).
+    by_outcome: Vec<Vec<(u16, u32, PerOutcome)>>,
     per_request: Vec<PerRequest>,
     per_scenario: Vec<PerScenario>,
     per_check: Vec<(BoundCounter<u64>, BoundCounter<u64>)>,
@@ -340,7 +341,10 @@ pub struct Recorder {
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
-            .field("outcomes", &self.by_outcome.len())
+            .field(
+                "outcomes",
+                &self.by_outcome.iter().map(Vec::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -364,25 +368,32 @@ impl Recorder {
         let pr = &self.per_request[req];
         pr.active.add(-1);
         pr.req_size.record(bytes_out);
-        let key = (
-            req as u32,
-            u32::from(status.unwrap_or(0)),
-            error.map_or(0, ErrorKind::key),
-        );
-        let inst = &self.inst;
-        let o = self.by_outcome.entry(key).or_insert_with(|| {
-            let mut attrs = inst.request_attrs[req].clone();
-            if let Some(s) = status {
-                attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
+        let st = status.unwrap_or(0);
+        let ek = error.map_or(0, ErrorKind::key);
+        let slots = &mut self.by_outcome[req];
+        let idx = match slots.iter().position(|(s, e, _)| *s == st && *e == ek) {
+            Some(i) => i,
+            None => {
+                let inst = &self.inst;
+                let mut attrs = inst.request_attrs[req].clone();
+                if let Some(s) = status {
+                    attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
+                }
+                if let Some(e) = error {
+                    attrs.push(KeyValue::new("error.type", e.as_str().into_owned()));
+                }
+                slots.push((
+                    st,
+                    ek,
+                    PerOutcome {
+                        duration: inst.duration.bind(&attrs),
+                        resp_size: inst.resp_size.bind(&attrs),
+                    },
+                ));
+                slots.len() - 1
             }
-            if let Some(e) = error {
-                attrs.push(KeyValue::new("error.type", e.as_str().into_owned()));
-            }
-            PerOutcome {
-                duration: inst.duration.bind(&attrs),
-                resp_size: inst.resp_size.bind(&attrs),
-            }
-        });
+        };
+        let o = &slots[idx].2;
         o.duration.record(latency.as_secs_f64());
         if status.is_some() {
             o.resp_size.record(bytes_in);
