@@ -21,6 +21,7 @@ pub mod stats;
 pub mod target;
 pub mod template;
 pub mod threshold;
+pub mod tls;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -562,7 +562,7 @@ impl Builder<'_> {
             push_header(HOST.as_str(), &target.authority, format!("{at}.url"))?;
         }
         if let Some(ui) = &userinfo {
-            let decoded = percent_decode(ui);
+            let decoded = crate::tls::percent_decode(ui);
             push_header(
                 http::header::AUTHORIZATION.as_str(),
                 &format!("Basic {}", base64(decoded.as_bytes())),
@@ -758,27 +758,6 @@ fn split_userinfo(url: &str) -> (String, Option<String>) {
         ),
         None => (url.to_string(), None),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Standard base64 with padding (for basic auth).

@@ -137,7 +137,10 @@ pub fn resolve(
                 source_name: ENV_HEADERS,
                 message: "expected key=value pairs separated by commas".into(),
             })?;
-            headers.insert(k.trim().to_ascii_lowercase(), percent_decode(v.trim()));
+            headers.insert(
+                k.trim().to_ascii_lowercase(),
+                crate::tls::percent_decode(v.trim()),
+            );
         }
     }
     if let Some(c) = cfg {
@@ -186,26 +189,6 @@ pub fn resolve(
         temporality,
         interval,
     }))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Delivery counters.

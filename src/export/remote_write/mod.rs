@@ -529,88 +529,25 @@ impl RemoteWriteConfig {
     }
 }
 
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn build_tls(cfg: &TlsConfig) -> Result<tokio_rustls::TlsConnector, RemoteWriteError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid("tls", e.to_string()))?;
-    let mut config = if cfg.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|source| RemoteWriteError::ReadFile {
-                key: "tls.ca_file",
-                path: path.display().to_string(),
-                source,
-            })?;
-            let mut added = 0;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| invalid("tls.ca_file", e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| invalid("tls.ca_file", e.to_string()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(invalid("tls.ca_file", "no PEM certificates found"));
-            }
+    let mut extra = Vec::new();
+    if let Some(path) = &cfg.ca_file
+        && !cfg.insecure_skip_verify
+    {
+        let pem = std::fs::read(path).map_err(|source| RemoteWriteError::ReadFile {
+            key: "tls.ca_file",
+            path: path.display().to_string(),
+            source,
+        })?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            extra.push(cert.map_err(|e| invalid("tls.ca_file", e.to_string()))?);
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if extra.is_empty() {
+            return Err(invalid("tls.ca_file", "no PEM certificates found"));
+        }
+    }
+    let config = crate::tls::client_config(cfg.insecure_skip_verify, extra, &[b"http/1.1"])
+        .map_err(|e| invalid("tls", e.to_string()))?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
