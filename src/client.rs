@@ -268,17 +268,24 @@ impl Client {
                 headers: r.headers,
             })
         };
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(kind)) => {
-                self.conns[target] = None;
-                failed(kind)
-            }
-            Err(_) => {
-                self.conns[target] = None;
-                failed(deadline_error)
-            }
-        }
+        let r = tokio::time::timeout_at(deadline, fut).await;
+        self.settle(target, r, deadline_error)
+    }
+
+    /// Turns a timed exchange into an outcome; any failure closes the connection.
+    fn settle(
+        &mut self,
+        target: usize,
+        r: Result<Result<Outcome, ErrorKind>, tokio::time::error::Elapsed>,
+        deadline_error: ErrorKind,
+    ) -> Outcome {
+        let kind = match r {
+            Ok(Ok(o)) => return o,
+            Ok(Err(kind)) => kind,
+            Err(_) => deadline_error,
+        };
+        self.conns[target] = None;
+        failed(kind)
     }
 
     /// HTTP/2: sends `req` over hyper, reads the whole response, within the request timeout
@@ -292,22 +299,12 @@ impl Client {
         hard_deadline: Option<Instant>,
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
-        match tokio::time::timeout_at(
+        let r = tokio::time::timeout_at(
             deadline,
             self.exchange(target, req, keep_body, keep_headers),
         )
-        .await
-        {
-            Ok(Ok(o)) => o,
-            Ok(Err(kind)) => {
-                self.conns[target] = None;
-                failed(kind)
-            }
-            Err(_) => {
-                self.conns[target] = None;
-                failed(deadline_error)
-            }
-        }
+        .await;
+        self.settle(target, r, deadline_error)
     }
 
     async fn exchange(
