@@ -250,6 +250,10 @@ url = "$PROM_URL/api/v1/write"
 push_interval = "1s"
 EOF
 
+# Same, but pushing only once, at the end of the run: OTel aggregation runs (the SDK only
+# aggregates when a reader exists), the periodic push does not.
+sed 's/^push_interval = .*/push_interval = "1h"/' "$WORK/stampede-rw.toml" >"$WORK/stampede-rwend.toml"
+
 # k6 script: N VUs, no sleep.
 cat >"$WORK/k6.js" <<'EOF'
 import http from 'k6/http';
@@ -291,6 +295,8 @@ tool_cmd() {
                     --loglevel WARNING -u "$c" -r "$c" -t "$DURATION" --host "${URL%/}" --stop-timeout 5 ;;
         stampede) printf '%s\n' "$STAMPEDE" run "$WORK/stampede-rw.toml" --url "${URL%/}" --vus "$c" \
                       --duration "$DURATION" --workers 1 --quiet --summary-json "$out.json" ;;
+        stampede-rwend) printf '%s\n' "$STAMPEDE" run "$WORK/stampede-rwend.toml" --url "${URL%/}" --vus "$c" \
+                            --duration "$DURATION" --workers 1 --quiet --summary-json "$out.json" ;;
         stampede-norw) printf '%s\n' "$STAMPEDE" run --url "$URL" --vus "$c" --duration "$DURATION" \
                            --workers 1 --quiet --summary-json "$out.json" ;;
         stampede-nometrics) printf '%s\n' "$STAMPEDE" run --url "$URL" --vus "$c" --duration "$DURATION" \
@@ -342,7 +348,7 @@ run_measured() {
 ROWS=()
 for t in $TOOLS; do
     case "$t" in
-        stampede) ROWS+=(stampede stampede-norw stampede-nometrics) ;;
+        stampede) ROWS+=(stampede stampede-rwend stampede-norw stampede-nometrics) ;;
         wrk|oha|hey|k6|locust) ROWS+=("$t") ;;
         *) die "unknown tool in --tools: $t" ;;
     esac
@@ -425,14 +431,15 @@ VERSIONS="$(
     }
 )"
 
-python3 - "$RAW" "$EXTRA" "$WORK/runs" "$RESULTS_DIR/latest.md" <<EOF
+BENCH_CMDLINE="$CMDLINE" python3 - "$RAW" "$EXTRA" "$WORK/runs" "$RESULTS_DIR/latest.md" <<EOF
 import csv, json, os, statistics, sys
 raw, extra, runs, out_path = sys.argv[1:5]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
-order = ["wrk", "oha", "hey", "k6", "locust", "stampede", "stampede-norw", "stampede-nometrics"]
+order = ["wrk", "oha", "hey", "k6", "locust", "stampede", "stampede-rwend", "stampede-norw", "stampede-nometrics"]
 label = {
     "stampede": "stampede (OTel + remote-write 1s)",
-    "stampede-norw": "stampede (OTel, no remote-write)",
+    "stampede-rwend": "stampede (OTel, remote-write only at end)",
+    "stampede-norw": "stampede (no remote-write: no reader, OTel inert)",
     "stampede-nometrics": "stampede --no-metrics",
 }
 def med(xs):
@@ -444,7 +451,7 @@ def fnum(x, fmt="{:,.0f}"):
 L = []
 L.append("# stampede side-by-side benchmark\n")
 L.append("- date: $(date -u '+%Y-%m-%d %H:%M UTC')")
-L.append("- command: \`$CMDLINE\` (duration $DURATION, rounds $ROUNDS, conns $CONNS)")
+L.append("- command: \`" + os.environ["BENCH_CMDLINE"] + "\` (duration $DURATION, rounds $ROUNDS, conns $CONNS)")
 L.append("- machine: $(nproc) CPUs, $CPU_MODEL, $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r); load average at end: $(cut -d' ' -f1-3 /proc/loadavg)")
 L.append("- versions: $VERSIONS")
 L.append("- setup: nginx 1 worker pinned to core 0 (\`return 200 \"ok\"\`, keep-alive); each generator pinned to core 1; "
@@ -483,18 +490,27 @@ for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
         for t in ["wrk", "oha", "hey", "k6", "locust"]:
             if stats.get(t, {}).get("rate"):
                 parts.append(f"{st / stats[t]['rate']:.2f}× {t}")
-        if stats.get("stampede-norw", {}).get("rate"):
-            cost = 1 - st / stats["stampede-norw"]["rate"]
-            parts.append(f"remote-write cost {cost * 100:+.1f}% req/s")
-            a, b = stats["stampede"].get("cpu"), stats["stampede-norw"].get("cpu")
-            if a and b:
-                parts.append(f"{(a / b - 1) * 100:+.1f}% CPU/req")
-        if stats.get("stampede-nometrics", {}).get("rate"):
-            a, b = stats["stampede-norw"].get("cpu"), stats["stampede-nometrics"].get("cpu")
-            if a and b:
-                parts.append(f"OTel recording cost {(a / b - 1) * 100:+.1f}% CPU/req")
+        # Costs: paired per round (the two rows ran back to back), median over rounds.
+        def paired(a, b, key):
+            by = {}
+            for r in rows:
+                if int(r["conns"]) == c and r["tool"] in (a, b) and int(r["requests"]) > 0:
+                    w = float(r["window_s"]) or 1
+                    v = int(r["requests"]) / w if key == "rate" else float(r["cpu_s"]) / int(r["requests"])
+                    by.setdefault(r["round"], {})[r["tool"]] = v
+            xs = [d[a] / d[b] - 1 for d in by.values() if a in d and b in d and d[b] > 0]
+            return statistics.median(xs) if xs else None
+        for a, b, what in [("stampede", "stampede-norw", "OTel + remote-write 1s vs no remote-write"),
+                           ("stampede", "stampede-rwend", "1s pushes vs push at end"),
+                           ("stampede-rwend", "stampede-nometrics", "OTel aggregation vs --no-metrics")]:
+            dr, dc = paired(a, b, "rate"), paired(a, b, "cpu")
+            if dr is not None and dc is not None:
+                parts.append(f"{what}: {dr * 100:+.1f}% req/s, {dc * 100:+.1f}% CPU/req")
         L.append("")
-        L.append("stampede (OTel + remote-write): " + ", ".join(parts))
+        L.append("stampede (OTel + remote-write 1s) vs others (ratio of medians): " + ", ".join(parts[:len([t for t in ["wrk", "oha", "hey", "k6", "locust"] if stats.get(t, {}).get("rate")])]))
+        if parts[len([t for t in ["wrk", "oha", "hey", "k6", "locust"] if stats.get(t, {}).get("rate")]):]:
+            L.append("")
+            L.append("stampede costs (per-round pairs, median): " + "; ".join(parts[len([t for t in ["wrk", "oha", "hey", "k6", "locust"] if stats.get(t, {}).get("rate")]):]))
     L.append("")
     L.append("<details><summary>per-round raw numbers</summary>\n")
     L.append("| tool | round | requests | active s | wall s | req/s | CPU s | RSS MB | new conns | rc | failures |")
@@ -548,7 +564,10 @@ open(out_path, "w").write(text)
 print(text)
 EOF
 cp "$RAW" "$RESULTS_DIR/latest-raw.tsv"
-log "wrote $RESULTS_DIR/latest.md (raw: $RESULTS_DIR/latest-raw.tsv) in ${ELAPSED}s"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+cp "$RESULTS_DIR/latest.md" "$RESULTS_DIR/$STAMP.md"
+cp "$RAW" "$RESULTS_DIR/$STAMP-raw.tsv"
+log "wrote $RESULTS_DIR/latest.md (also $STAMP.md; raw: latest-raw.tsv) in ${ELAPSED}s"
 
 if [[ ${#FAILED_RUNS[@]} -gt 0 ]]; then
     log "FAILED runs:"; printf '  %s\n' "${FAILED_RUNS[@]}" >&2
