@@ -21,17 +21,18 @@ EXTRAS=1
 KEEP=0
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 Flags:
   --duration D     run length per tool run (default $DURATION; e.g. 10s, 1m)
   --rounds R       rounds, tools alternate inside each round; the median is reported (default $ROUNDS)
   --conns "A B"    connection counts (default "$CONNS")
   --tools "..."    subset of: wrk oha hey k6 locust stampede (default "$TOOLS");
-                   'stampede' = three rows: remote-write on, no remote-write, --no-metrics
+                   'stampede' = four rows: remote-write 1s, remote-write at end only, no exporter, --no-metrics
   --no-extras      skip the 10k-VU and open-model scenarios
-  --smoke          CI mode: 1s, 1 round, wrk + stampede (+ oha/k6/locust if already installed),
-                   small extras; exits non-zero if any run fails or nginx counted 0 requests
+  --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede (unless --tools/--conns given;
+                   oha/k6/locust are never installed then, only run if present), small extras;
+                   exits non-zero if any run fails, nginx counted 0 requests, or no remote-write
   --keep           keep the temp dir (nginx/prometheus logs, per-run output)
 EOF
 }
@@ -464,8 +465,8 @@ L.append("")
 summary = {}
 for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
     L.append(f"## {c} connections\n")
-    L.append("| tool | req/s (nginx) | × wrk | CPU µs/req | peak RSS MB | active s | failures | runs ok |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| tool | req/s (nginx) | × wrk | × wrk, paired | CPU µs/req | peak RSS MB | active s | failures | runs ok |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     stats = {}
     for t in order:
         rs = [r for r in rows if r["tool"] == t and int(r["conns"]) == c]
@@ -479,10 +480,18 @@ for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
         ok = sum(1 for r in rs if r["rc"] == "0" and int(r["requests"]) > 0)
         stats[t] = dict(rate=rate, cpu=cpu, rss=rss, act=act, fails=fails, ok=ok, n=len(rs))
     base = stats.get("wrk", {}).get("rate")
+    # paired: tool ÷ wrk within the same round (both ran minutes apart at most), median over rounds
+    def rnd_rate(t, rd):
+        for r in rows:
+            if r["tool"] == t and int(r["conns"]) == c and r["round"] == rd and float(r["window_s"]) > 0:
+                return int(r["requests"]) / float(r["window_s"])
     for t, s in stats.items():
         ratio = f"{s['rate'] / base:.2f}×" if base else "n/a"
+        pr = [rnd_rate(t, r["round"]) / rnd_rate("wrk", r["round"]) for r in rows
+              if r["tool"] == t and int(r["conns"]) == c and rnd_rate(t, r["round"]) and rnd_rate("wrk", r["round"])]
+        pratio = f"{statistics.median(pr):.2f}×" if pr else "n/a"
         f = "/".join(s["fails"]) if s["fails"] else "-"
-        L.append(f"| {label.get(t, t)} | {fnum(s['rate'])} | {ratio} | {fnum(s['cpu'], '{:.1f}')} | {fnum(s['rss'], '{:.1f}')} | {fnum(s['act'], '{:.1f}')} | {f} | {s['ok']}/{s['n']} |")
+        L.append(f"| {label.get(t, t)} | {fnum(s['rate'])} | {ratio} | {pratio} | {fnum(s['cpu'], '{:.1f}')} | {fnum(s['rss'], '{:.1f}')} | {fnum(s['act'], '{:.1f}')} | {f} | {s['ok']}/{s['n']} |")
     summary[c] = stats
     st = stats.get("stampede", {}).get("rate")
     if st:
