@@ -159,8 +159,19 @@ impl RemoteWriteFlags {
     }
 }
 
+/// The environment layer's prefix.
+pub(crate) const ENV_PREFIX: &str = "STAMPEDE_";
+
 /// Loads and merges the configuration, then validates it.
 pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> {
+    load_with_env_prefix(file, ov, ENV_PREFIX)
+}
+
+fn load_with_env_prefix(
+    file: Option<&Path>,
+    ov: &Overrides,
+    env_prefix: &str,
+) -> Result<Config, ConfigError> {
     let origin = file
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "command line".to_string());
@@ -184,7 +195,7 @@ pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> 
     // Only nested keys (`STAMPEDE_RUN__ID`): every top-level key is a table, and variables
     // such as `STAMPEDE_LOG` (log filter) are not configuration.
     fig = fig.merge(
-        Env::prefixed("STAMPEDE_")
+        Env::prefixed(env_prefix)
             .split("__")
             .ignore(&["config"])
             .filter(|k| k.as_str().contains('.')),
@@ -377,4 +388,109 @@ fn apply_scenario_overrides(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
+mod tests {
+    use super::*;
+
+    /// A prefix no other test uses: environment variables are process-wide.
+    const PREFIX: &str = "STAMPEDE_LAYER_TEST_";
+
+    const FILE: &str = r#"
+        [run]
+        id = "from-file"
+        graceful_stop = "3s"
+        [defaults]
+        timeout = "7s"
+        [[scenarios]]
+        vus = 4
+        duration = "1m"
+        requests = [{ url = "http://127.0.0.1:1/" }]
+    "#;
+
+    #[test]
+    fn layers_defaults_file_env_flags_in_that_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", FILE)?;
+            let path = std::path::Path::new("s.toml");
+            // Defaults fill what the file leaves out; the file beats defaults.
+            let load = |ov: &Overrides| {
+                load_with_env_prefix(Some(path), ov, PREFIX).map_err(|e| e.to_string())
+            };
+            let cfg = load(&Overrides::default())?;
+            assert_eq!(cfg.run.id.as_deref(), Some("from-file"));
+            assert_eq!(cfg.defaults.timeout, Dur::secs(7));
+            assert_eq!(
+                cfg.defaults.connect_timeout,
+                Dur::secs(5),
+                "built-in default"
+            );
+            assert_eq!(cfg.metrics.interval, Dur::secs(5), "built-in default");
+            // The environment beats the file.
+            jail.set_env(format!("{PREFIX}RUN__ID"), "from-env");
+            jail.set_env(format!("{PREFIX}DEFAULTS__TIMEOUT"), "9s");
+            jail.set_env(format!("{PREFIX}METRICS__INTERVAL"), "2s");
+            let cfg = load(&Overrides::default())?;
+            assert_eq!(cfg.run.id.as_deref(), Some("from-env"));
+            assert_eq!(cfg.defaults.timeout, Dur::secs(9));
+            assert_eq!(cfg.metrics.interval, Dur::secs(2));
+            assert_eq!(cfg.run.graceful_stop, Dur::secs(3), "untouched file value");
+            // Flags beat the environment, and scenario flags override every scenario.
+            let ov = Overrides {
+                run_id: Some("from-flag".into()),
+                timeout: Some(Dur::secs(1)),
+                vus: Some(9),
+                duration: Some(Dur::secs(30)),
+                ..Default::default()
+            };
+            let cfg = load(&ov)?;
+            assert_eq!(cfg.run.id.as_deref(), Some("from-flag"));
+            assert_eq!(cfg.defaults.timeout, Dur::secs(1));
+            assert_eq!(
+                cfg.metrics.interval,
+                Dur::secs(2),
+                "env still applies where no flag is given"
+            );
+            assert_eq!(cfg.scenarios[0].vus, Some(9));
+            assert_eq!(cfg.scenarios[0].duration, Some(Dur::secs(30)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_env_key_is_an_error_naming_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", FILE)?;
+            jail.set_env(format!("{PREFIX}RUN__IDD"), "x");
+            let e = load_with_env_prefix(
+                Some(std::path::Path::new("s.toml")),
+                &Overrides::default(),
+                PREFIX,
+            )
+            .expect_err("unknown key")
+            .to_string();
+            assert!(e.contains("idd"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_file_that_is_missing_or_of_unknown_type_is_named() {
+        let e = load(
+            Some(std::path::Path::new("/nonexistent/x.toml")),
+            &Overrides::default(),
+        )
+        .expect_err("missing")
+        .to_string();
+        assert!(e.contains("/nonexistent/x.toml"), "{e}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.ini");
+        std::fs::write(&p, "x=1").expect("write");
+        let e = load(Some(&p), &Overrides::default())
+            .expect_err("ini")
+            .to_string();
+        assert!(e.contains("s.ini") && e.contains("unknown format"), "{e}");
+    }
 }
