@@ -565,7 +565,7 @@ impl Builder<'_> {
             let decoded = crate::tls::percent_decode(ui);
             push_header(
                 http::header::AUTHORIZATION.as_str(),
-                &format!("Basic {}", base64(decoded.as_bytes())),
+                &crate::tls::basic_auth(&decoded),
                 format!("{at}.url"),
             )?;
         }
@@ -760,30 +760,6 @@ fn split_userinfo(url: &str) -> (String, Option<String>) {
     }
 }
 
-/// Standard base64 with padding (for basic auth).
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
 fn join_url(base: &str, path: &str) -> String {
     match (base.ends_with('/'), path.starts_with('/')) {
         (true, true) => format!("{}{}", base.trim_end_matches('/'), path),
@@ -869,8 +845,6 @@ mod tests {
 
     #[test]
     fn credentials_in_urls_become_basic_auth_and_leave_the_url() {
-        assert_eq!(base64(b"admin:admin"), "YWRtaW46YWRtaW4=");
-        assert_eq!(base64(b"a"), "YQ==");
         let plan = plan_of(
             r#"
             [[scenarios]]
@@ -883,7 +857,10 @@ mod tests {
         let r = &plan.scenarios[0].tasks[0][0];
         let wire = String::from_utf8(r.wire.as_ref().unwrap().to_vec()).unwrap();
         assert!(
-            wire.contains(&format!("authorization: Basic {}", base64(b"load:s@cret"))),
+            wire.contains(&format!(
+                "authorization: Basic {}",
+                crate::tls::base64(b"load:s@cret")
+            )),
             "{wire}"
         );
         assert!(!wire.contains("s%40cret@"), "{wire}");

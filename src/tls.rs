@@ -1,6 +1,7 @@
-//! TLS client configuration shared by the load client and the remote-write exporter: rustls
-//! with the ring provider, the webpki roots plus optional extra CAs, or no verification at all
-//! (`--insecure`, `insecure_skip_verify`).
+//! Connection security shared by the load client and the remote-write exporter: the TLS client
+//! configuration (rustls with the ring provider, the webpki roots plus optional extra CAs, or no
+//! verification at all for `--insecure` / `insecure_skip_verify`), and the encodings of
+//! credentials (basic auth, percent-encoded user info).
 
 use std::sync::Arc;
 
@@ -103,8 +104,54 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Standard base64 with padding (RFC 4648), for `Authorization: Basic`.
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+/// `Basic <base64(user:password)>`.
+pub fn basic_auth(user_and_password: &str) -> String {
+    format!("Basic {}", base64(user_and_password.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(super::base64(i.as_bytes()), o);
+        }
+        assert_eq!(
+            super::basic_auth("Aladdin:open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(super::percent_decode("s%3Dcret%40x"), "s=cret@x");
