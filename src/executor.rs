@@ -431,6 +431,14 @@ pub fn arrival_time(start: f64, stages: &[(Duration, f64)], i: u64) -> Option<Du
     None
 }
 
+/// A header's value for this VU (None if the rendered text is not a valid header value).
+fn header_value(v: &HeaderPlan, vars: &Vars) -> Option<HeaderValue> {
+    match v {
+        HeaderPlan::Static(v) => Some(v.clone()),
+        HeaderPlan::Dynamic(t) => HeaderValue::from_str(&t.render(vars)).ok(),
+    }
+}
+
 /// Renders a request that uses per-VU variables into `out` (HTTP/1.1 wire bytes); returns the
 /// body length.
 fn render_wire(r: &RequestPlan, vars: &Vars, out: &mut Vec<u8>) -> Option<u64> {
@@ -454,11 +462,7 @@ fn render_wire(r: &RequestPlan, vars: &Vars, out: &mut Vec<u8>) -> Option<u64> {
     };
     let mut headers = Vec::with_capacity(r.headers.len());
     for (name, v) in &r.headers {
-        let value = match v {
-            HeaderPlan::Static(v) => v.clone(),
-            HeaderPlan::Dynamic(t) => HeaderValue::from_str(&t.render(vars)).ok()?,
-        };
-        headers.push((name.clone(), value));
+        headers.push((name.clone(), header_value(v, vars)?));
     }
     crate::h1::write_request(out, &r.method, pq, &headers, body);
     Some(body.len() as u64)
@@ -491,11 +495,7 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, 
     let h = req.headers_mut();
     h.reserve(r.headers.len());
     for (name, v) in &r.headers {
-        let value = match v {
-            HeaderPlan::Static(v) => v.clone(),
-            HeaderPlan::Dynamic(t) => HeaderValue::from_str(&t.render(vars)).ok()?,
-        };
-        h.insert(name.clone(), value);
+        h.insert(name.clone(), header_value(v, vars)?);
     }
     Some((req, len))
 }
