@@ -184,7 +184,7 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         if !vu_state.started {
             vu_state.started = true;
             for r in &sc.on_start {
-                do_request(&ctx, sc, r, &mut vu_state, None, scenario_end).await;
+                do_request(&ctx, r, &mut vu_state, None, scenario_end).await;
             }
         }
         let t0 = ticket.scheduled.unwrap_or_else(Instant::now);
@@ -195,7 +195,7 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         let task = next_task(&mut vu_state.wrr, &sc.weights);
         let mut first = ticket.scheduled;
         for r in &sc.tasks[task] {
-            do_request(&ctx, sc, r, &mut vu_state, first.take(), scenario_end).await;
+            do_request(&ctx, r, &mut vu_state, first.take(), scenario_end).await;
             if let Some(tt) = &r.think_time {
                 think(tt, &mut vu_state.rng, &mut phase).await;
             }
@@ -502,7 +502,6 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, 
 
 async fn do_request(
     ctx: &WorkerCtx,
-    sc: &ScenarioPlan,
     r: &RequestPlan,
     vu: &mut Vu,
     scheduled: Option<Instant>,
@@ -617,7 +616,6 @@ async fn do_request(
             *slot = v;
         }
     }
-    let _ = sc;
 }
 
 /// Body length of a request whose body does not vary.
