@@ -21,6 +21,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v hey >/dev/null || missing+=(hey)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v taskset >/dev/null || missing+=(util-linux)
+command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq

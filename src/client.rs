@@ -491,6 +491,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_works_with_insecure_and_fails_as_tls_without_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_ca, cert, key) = crate::export::remote_write::tests::make_test_pki(dir.path())
+            .expect("the openssl CLI makes the test certificates: apt-get install -y openssl");
+        let (addr, _) = crate::export::remote_write::tests::tls_receiver(&cert, &key).await;
+        let t = Target {
+            tls: true,
+            host: "127.0.0.1".into(),
+            port: addr.port(),
+            authority: addr.to_string(),
+        };
+        for (insecure, want) in [(true, None), (false, Some(ErrorKind::Tls))] {
+            let opts = ClientOptions {
+                timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(5),
+                http2: false,
+                insecure,
+            };
+            let shared = Arc::new(Shared::new(std::slice::from_ref(&t), &opts).await);
+            let mut c = Client::new(shared);
+            let wire =
+                format!("POST /api/v1/write HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\n\r\n");
+            let o = c
+                .send_h1(0, wire.as_bytes(), false, false, false, None)
+                .await;
+            assert_eq!(o.error, want, "insecure={insecure}");
+            if insecure {
+                assert_eq!(o.status, Some(200));
+                // Keep-alive over TLS: a second request on the same connection.
+                let o = c
+                    .send_h1(0, wire.as_bytes(), false, false, false, None)
+                    .await;
+                assert_eq!(o.status, Some(200));
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn refused_connections_are_classified_not_panicked() {
         // Bind then drop to get a port nobody listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1095,4 +1095,4 @@ async fn connect(s: &Settings) -> Result<Conn, Box<dyn std::error::Error + Send 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
