@@ -353,3 +353,39 @@ fn the_json_summary_follows_the_committed_schema() {
     bad["requests"] = serde_json::json!("many");
     assert!(conforms(&bad, &schema, &schema, "$").is_err());
 }
+
+#[test]
+fn the_demo_runs_with_nothing_installed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("demo.json");
+    let o = stampede(&[
+        "demo",
+        "--duration",
+        "2s",
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("j"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "/user/login",
+        "/user/api/getApps",
+        "/newsql/api/getTablesByAppId",
+        "thresholds:",
+    ] {
+        assert!(
+            out.contains(needle),
+            "`{needle}` not in the demo summary:\n{out}"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    assert!(v["requests"].as_u64().expect("requests") > 100, "{v}");
+    // The login token was extracted and used: no 401s.
+    assert!(v["errors"].get("401").is_none(), "{v}");
+    assert!(
+        v["errors"]["503"].as_u64().is_some(),
+        "the demo's trickle of 503s: {v}"
+    );
+}
