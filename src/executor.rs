@@ -67,13 +67,14 @@ impl RunShared {
         client: Arc<ClientShared>,
         instruments: Option<Arc<Instruments>>,
         vus: Arc<VuCounts>,
+        start: Instant,
     ) -> Arc<RunShared> {
         let workers = plan.workers;
         let scenarios = plan.scenarios.len();
         Arc::new(RunShared {
             client,
             instruments,
-            start: Instant::now(),
+            start,
             phase: watch::channel(Phase::Running).0,
             phase_fast: AtomicU8::new(Phase::Running as u8),
             hard_deadline_us: AtomicU64::new(u64::MAX),

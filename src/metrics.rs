@@ -25,7 +25,7 @@ use opentelemetry_sdk::metrics::{
 use crate::client::ErrorKind;
 use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
 use crate::plan::Plan;
-use crate::stats::VuCounts;
+use crate::stats::{RunClock, VuCounts};
 
 /// A [`ManualReader`] that can be registered with the provider and still collected by us.
 #[derive(Clone, Debug)]
@@ -141,6 +141,7 @@ pub struct Instruments {
     check_attrs: Vec<Vec<KeyValue>>,
     _vus_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _vus_max_gauge: opentelemetry::metrics::ObservableGauge<i64>,
+    _run_duration_gauge: opentelemetry::metrics::ObservableGauge<f64>,
 }
 
 /// The instrumentation scope of every instrument.
@@ -148,7 +149,12 @@ pub const SCOPE: &str = "stampede";
 
 impl Instruments {
     /// Creates the instruments for a plan.
-    pub fn new(provider: &SdkMeterProvider, plan: &Plan, vus: Arc<VuCounts>) -> Instruments {
+    pub fn new(
+        provider: &SdkMeterProvider,
+        plan: &Plan,
+        vus: Arc<VuCounts>,
+        clock: Arc<RunClock>,
+    ) -> Instruments {
         let scope = InstrumentationScope::builder(SCOPE)
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
@@ -218,7 +224,20 @@ impl Instruments {
                 }
             })
             .build();
+        let a3 = scenario_attrs.clone();
+        let run_duration_gauge = meter
+            .f64_observable_gauge("stampede.run.duration")
+            .with_unit("s")
+            .with_description("Time since the run started; after the end, the run's total duration")
+            .with_callback(move |obs| {
+                let secs = clock.elapsed().as_secs_f64();
+                for attrs in &a3 {
+                    obs.observe(secs, attrs);
+                }
+            })
+            .build();
         Instruments {
+            _run_duration_gauge: run_duration_gauge,
             duration: meter
                 .f64_histogram("http.client.request.duration")
                 .with_unit("s")

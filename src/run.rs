@@ -14,7 +14,7 @@ use crate::export::Pipeline;
 use crate::metrics::{self, Instruments};
 use crate::plan::Plan;
 use crate::report::{Aggregate, Summary};
-use crate::stats::{Live, VuCounts, WorkerStats, live_quantile};
+use crate::stats::{Live, RunClock, VuCounts, WorkerStats, live_quantile};
 
 /// How a run is shown.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,13 +53,6 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
     let mcfg = &plan.config.metrics;
     let pipeline = Pipeline::build(mcfg)?;
-    let (provider, instruments) = if mcfg.enabled {
-        let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers());
-        let i = Arc::new(Instruments::new(&p, &plan, vus.clone()));
-        (Some(p), Some(i))
-    } else {
-        (None, None)
-    };
     if display.banner {
         let mut e = std::io::stderr().lock();
         let _ = writeln!(e, "stampede run {}", plan.run_id);
@@ -80,8 +73,23 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
             let _ = writeln!(e, "  export: {d}");
         }
     }
+    // The run's time zero: schedules, the summary's duration and stampede.run.duration.
+    let clock = Arc::new(RunClock::start());
+    let (provider, instruments) = if mcfg.enabled {
+        let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers());
+        let i = Arc::new(Instruments::new(&p, &plan, vus.clone(), clock.clone()));
+        (Some(p), Some(i))
+    } else {
+        (None, None)
+    };
     pipeline.start();
-    let shared = RunShared::new(plan.clone(), client, instruments.clone(), vus.clone());
+    let shared = RunShared::new(
+        plan.clone(),
+        client,
+        instruments.clone(),
+        vus.clone(),
+        clock.start,
+    );
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for w in 0..plan.workers {
@@ -126,7 +134,7 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
             }
         }
     }
-    let elapsed = shared.start.elapsed();
+    let elapsed = clock.stop();
     if progress {
         eprint!("\r\x1b[2K");
     }

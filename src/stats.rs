@@ -316,6 +316,41 @@ pub fn live_quantile(now: &[u64], before: &[u64], q: f64) -> Option<f64> {
     None
 }
 
+/// The run's clock: when it started and, once the workers are done, how long it lasted. The
+/// `stampede.run.duration` gauge reads it, so its last exported value equals the summary's
+/// `duration_s`.
+#[derive(Debug)]
+pub struct RunClock {
+    /// When the run started.
+    pub start: tokio::time::Instant,
+    end_us: AtomicU64,
+}
+
+impl RunClock {
+    /// A clock started now.
+    pub fn start() -> Self {
+        RunClock {
+            start: tokio::time::Instant::now(),
+            end_us: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Freezes the duration (the workers are done); returns it.
+    pub fn stop(&self) -> Duration {
+        let d = self.start.elapsed();
+        self.end_us.store(d.as_micros() as u64, Ordering::Relaxed);
+        d
+    }
+
+    /// Elapsed so far, or the frozen duration after [`RunClock::stop`].
+    pub fn elapsed(&self) -> Duration {
+        match self.end_us.load(Ordering::Relaxed) {
+            u64::MAX => self.start.elapsed(),
+            us => Duration::from_micros(us),
+        }
+    }
+}
+
 /// VU counts per (worker, scenario), written by each worker and summed by readers, so VUs
 /// starting and finishing iterations never contend on one cache line across threads.
 #[derive(Debug)]

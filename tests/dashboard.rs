@@ -40,11 +40,16 @@ fn check_queries(p: &Prometheus, s: &Summary, native: bool) {
         .join("tests")
         .join("check-queries.mjs");
     let requests = s.requests.to_string();
+    // The overview's Avg req/s and Duration equal the summary's (within 1%).
+    let rps = s.rps.to_string();
+    let duration = s.duration_s.to_string();
     let mut cmd = Command::new(node());
     cmd.arg(&script)
         .args(["--prom", &p.base_url()])
         .args(["--run", &s.run_id])
         .args(["--expect-requests", &requests])
+        .args(["--expect-rps", &rps])
+        .args(["--expect-duration", &duration])
         .args(["--scrape-interval", "1s"])
         .current_dir(support::root());
     if native {

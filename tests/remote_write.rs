@@ -159,6 +159,7 @@ fn a_run_arrives_in_prometheus_with_exact_totals() {
         "http_client_active_requests",
         "stampede_vus",
         "stampede_vus_max",
+        "stampede_run_duration_seconds",
         "stampede_iterations_total",
         "stampede_iteration_duration_seconds_count",
         "stampede_checks_total",

@@ -47,13 +47,13 @@ const ratePerSec = (base, s, by, extra) =>
 const rangeQuantile = (q, s, by) =>
   `histogram_quantile(${q}, ${deltaClassic(sel(`${DUR}_bucket`, s), by ? `${by}, le` : 'le')}) or ` +
   `histogram_quantile(${q}, ${sum(by)}(increase(${sel(DUR, s)}[$__range])))`;
-// Time span between the first and last sample of the run's request series inside the range.
-const span = (s) =>
-  `(max(max_over_time(timestamp(${ANY_DUR(s)})[$__range:$__interval])) - min(min_over_time(timestamp(${ANY_DUR(s)})[$__range:$__interval])))`;
-// Estimated run duration: the span plus one export interval (the first export happens one
-// interval after the start): span * n / (n - 1) with n = number of samples of a series.
-const runSeconds = (s) =>
-  `clamp_min(${span(s)} * max(count_over_time(${ANY_DUR(s)}[$__range])) / clamp_min(max(count_over_time(${ANY_DUR(s)}[$__range])) - 1, 1), 1)`;
+// The run's duration inside the range, from stampede_run_duration_seconds (a gauge of the time
+// since the run started whose last value is the summary's duration_s): its last value in the
+// range minus its value at the range start (0 when the run started inside the range).
+const runSeconds = (s) => {
+  const last = `max(max_over_time(${sel('stampede_run_duration_seconds', s)}[$__range]))`;
+  return `(${last} - max(${sel('stampede_run_duration_seconds', s)} offset $__range) or ${last})`;
+};
 
 // ---------------------------------------------------------------- panel helpers
 const DS = { type: 'prometheus', uid: '${datasource}' };
@@ -135,8 +135,8 @@ const pct = `100 * (${failures(RUN, '')} or 0 * (${requests(RUN, '')})) / (${req
 const panels = [
   row(1, 'Overview (selected run, whole time range)', 0),
   stat(2, 'Total requests', 'HTTP requests completed in the time range (exact counter delta).', { h: 4, w: 3, x: 0, y: 1 }, 'short', [requests(RUN, '')], { decimals: 0 }),
-  stat(3, 'Avg req/s', 'Requests divided by the run duration inside the time range (first to last sample plus one export interval).', { h: 4, w: 3, x: 3, y: 1 }, 'reqps',
-    [`(${requests(RUN, '')}) / ${runSeconds(RUN)}`], { interval: '1s' }),
+  stat(3, 'Avg req/s', 'Requests divided by the part of the run inside the time range (stampede_run_duration_seconds); for a whole run this is the summary\'s rps.', { h: 4, w: 3, x: 3, y: 1 }, 'reqps',
+    [`(${requests(RUN, '')}) / ${runSeconds(RUN)}`], { decimals: 1 }),
   stat(4, 'Error %', 'Requests with an error.type (timeouts, connection errors, HTTP errors) as % of all requests.', { h: 4, w: 3, x: 6, y: 1 }, 'percent', [pct], {
     decimals: 2,
     thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'orange', value: 1 }, { color: 'red', value: 5 }] },
@@ -144,7 +144,7 @@ const panels = [
   stat(5, 'p95 latency', 'Request duration 95th percentile over the time range.', { h: 4, w: 4, x: 9, y: 1 }, 's', [rangeQuantile(0.95, RUN, '')]),
   stat(6, 'p99 latency', 'Request duration 99th percentile over the time range.', { h: 4, w: 4, x: 13, y: 1 }, 's', [rangeQuantile(0.99, RUN, '')]),
   stat(7, 'Peak VUs', 'Highest stampede_vus value in the time range (summed over instances).', { h: 4, w: 3, x: 17, y: 1 }, 'short', [`sum(max_over_time(${sel('stampede_vus', RUN)}[$__range]))`], { decimals: 0 }),
-  stat(8, 'Duration', 'Time from the first to the last sample of the run in the time range.', { h: 4, w: 4, x: 20, y: 1 }, 's', [span(RUN)], { interval: '1s' }),
+  stat(8, 'Duration', 'How much of the run lies inside the time range (stampede_run_duration_seconds); for a whole run this is the summary\'s duration_s.', { h: 4, w: 4, x: 20, y: 1 }, 's', [runSeconds(RUN)], { decimals: 1 }),
   {
     datasource: DS,
     description: 'Per request name over the whole time range (Locust-style statistics). Failures = requests with an error.type.',

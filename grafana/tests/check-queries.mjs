@@ -39,7 +39,7 @@ for (let i = 0; i < argv.length; i++) {
   else usage(`missing value for ${a}`);
 }
 function usage(msg) {
-  console.error(`${msg}\nusage: node check-queries.mjs --prom URL --run RUN_ID [--native] [--expect-requests N] [--scenario REGEX] [--quantile Q] [--window W] [--scrape-interval 10s] [--margin 30s] [--lookback 6h] [--dashboard FILE] [--verbose]`);
+  console.error(`${msg}\nusage: node check-queries.mjs --prom URL --run RUN_ID [--native] [--expect-requests N] [--expect-rps R] [--expect-duration S] [--scenario REGEX] [--quantile Q] [--window W] [--scrape-interval 10s] [--margin 30s] [--lookback 6h] [--dashboard FILE] [--verbose]`);
   process.exit(2);
 }
 if (!args.prom || !args.run) usage('--prom and --run are required');
@@ -193,6 +193,8 @@ for (const a of dashboard.annotations?.list ?? []) {
 // Panels.
 const flat = (dashboard.panels ?? []).flatMap((p) => (p.type === 'row' ? p.panels ?? [] : [p]));
 let totalRequests;
+let avgRps;
+let runDuration;
 for (const panel of flat) {
   const label = `[${panel.id}] ${panel.title}`;
   if (!panel.targets?.length) { fail(`${label}: no targets`); continue; }
@@ -214,6 +216,8 @@ for (const panel of flat) {
     else if (required(panel.id, t.refId)) missing.push(`${t.refId}: ${expr}`);
     else optionalEmpty.push(t.refId);
     if (panel.id === 2 && t.refId === 'A' && hasData(r.data)) totalRequests = Number(r.data.result[0].value[1]);
+    if (panel.id === 3 && t.refId === 'A' && hasData(r.data)) avgRps = Number(r.data.result[0].value[1]);
+    if (panel.id === 8 && t.refId === 'A' && hasData(r.data)) runDuration = Number(r.data.result[0].value[1]);
   }
   if (optionalEmpty.length) empties.push(`${label} (${optionalEmpty.join(',')})`);
   if (problems.length) fail(`${label}: query error`, problems.join('\n'));
@@ -226,6 +230,14 @@ if (args['expect-requests'] !== undefined) {
   if (totalRequests === undefined) fail(`Total requests: no value (expected ${want})`);
   else if (Math.round(totalRequests) !== want) fail(`Total requests = ${totalRequests} (rounded ${Math.round(totalRequests)}), expected ${want}`);
   else pass(`Total requests = ${want}`);
+}
+// Numeric spot checks against the run's own summary (relative tolerance 1%).
+for (const [flag, name, got] of [['expect-rps', 'Avg req/s', avgRps], ['expect-duration', 'Duration', runDuration]]) {
+  if (args[flag] === undefined) continue;
+  const want = Number(args[flag]);
+  if (got === undefined) fail(`${name}: no value (expected ${want})`);
+  else if (Math.abs(got - want) > 0.01 * Math.abs(want)) fail(`${name} = ${got}, expected ${want} (±1%)`);
+  else pass(`${name} = ${got} (expected ${want})`);
 }
 if (empties.length) console.log(`panels with allowed empty targets: ${empties.join('; ')}`);
 console.log(`${passed} passed, ${failed} failed`);
