@@ -427,7 +427,7 @@ mod tests {
                 Dur::secs(5),
                 "built-in default"
             );
-            assert_eq!(cfg.metrics.interval, Dur::secs(5), "built-in default");
+            assert_eq!(cfg.metrics.interval, None, "unset: OTLP uses its env or 5s");
             // The environment beats the file.
             jail.set_env(format!("{PREFIX}RUN__ID"), "from-env");
             jail.set_env(format!("{PREFIX}DEFAULTS__TIMEOUT"), "9s");
@@ -435,7 +435,7 @@ mod tests {
             let cfg = load(&Overrides::default())?;
             assert_eq!(cfg.run.id.as_deref(), Some("from-env"));
             assert_eq!(cfg.defaults.timeout, Dur::secs(9));
-            assert_eq!(cfg.metrics.interval, Dur::secs(2));
+            assert_eq!(cfg.metrics.interval, Some(Dur::secs(2)));
             assert_eq!(cfg.run.graceful_stop, Dur::secs(3), "untouched file value");
             // Flags beat the environment, and scenario flags override every scenario.
             let ov = Overrides {
@@ -450,7 +450,7 @@ mod tests {
             assert_eq!(cfg.defaults.timeout, Dur::secs(1));
             assert_eq!(
                 cfg.metrics.interval,
-                Dur::secs(2),
+                Some(Dur::secs(2)),
                 "env still applies where no flag is given"
             );
             assert_eq!(cfg.scenarios[0].vus, Some(9));

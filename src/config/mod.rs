@@ -353,8 +353,8 @@ pub enum TemporalityConfig {
 pub struct MetricsConfig {
     /// Record OpenTelemetry instruments at all (the summary is computed either way).
     pub enabled: bool,
-    /// Collection and export interval.
-    pub interval: Dur,
+    /// OTLP collection/export interval (default 5s; `OTEL_METRIC_EXPORT_INTERVAL` when unset).
+    pub interval: Option<Dur>,
     /// `explicit` (classic buckets) or `exponential` (native histograms).
     pub histogram: HistogramKind,
     /// Bucket boundaries in seconds for duration histograms (explicit).
@@ -379,7 +379,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             enabled: true,
-            interval: Dur::secs(5),
+            interval: None,
             histogram: HistogramKind::Explicit,
             buckets: None,
             exponential_max_scale: 8,

@@ -30,7 +30,11 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
     if cfg.run.workers == Some(0) {
         return bad("run.workers".into(), "must be at least 1".into());
     }
-    if cfg.metrics.interval.get() < std::time::Duration::from_millis(100) {
+    if cfg
+        .metrics
+        .interval
+        .is_some_and(|i| i.get() < std::time::Duration::from_millis(100))
+    {
         return bad("metrics.interval".into(), "must be at least 100ms".into());
     }
     if let Some(b) = &cfg.metrics.buckets {

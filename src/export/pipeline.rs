@@ -73,7 +73,7 @@ impl Pipeline {
             }));
         }
         if let Some(settings) = otlp::resolve(cfg.otlp.as_ref(), &crate::template::process_env)? {
-            let interval = settings.interval.unwrap_or(cfg.interval.get());
+            let interval = otlp_interval(cfg.interval.map(|d| d.get()), settings.interval);
             let temporality = settings.temporality;
             let exp = OtlpExporter::new(settings)?;
             entries.push(Arc::new(Entry {
@@ -224,6 +224,12 @@ impl Pipeline {
     }
 }
 
+/// The OTLP export interval: config and flags beat `OTEL_METRIC_EXPORT_INTERVAL`, which beats
+/// the 5 s default.
+fn otlp_interval(configured: Option<Duration>, env: Option<Duration>) -> Duration {
+    configured.or(env).unwrap_or(Duration::from_secs(5))
+}
+
 async fn collect_and_export(e: &Entry, attempts: u32, deadline: Instant) {
     let mut rm = ResourceMetrics::default();
     if let Err(err) = e.reader.collect(&mut rm) {
@@ -239,5 +245,18 @@ async fn collect_and_export(e: &Entry, attempts: u32, deadline: Instant) {
         Kind::Otlp(o) => {
             o.export_with_retry(&rm, attempts, deadline).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otlp_interval_precedence() {
+        let s = Duration::from_secs;
+        assert_eq!(otlp_interval(Some(s(2)), Some(s(7))), s(2));
+        assert_eq!(otlp_interval(None, Some(s(7))), s(7));
+        assert_eq!(otlp_interval(None, None), s(5));
     }
 }
