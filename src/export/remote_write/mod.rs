@@ -650,6 +650,9 @@ pub struct DeliveryReport {
 // Exporter
 // ---------------------------------------------------------------------------
 
+/// Time series per remote-write request; a larger collection is split into several requests.
+pub const MAX_SERIES_PER_REQUEST: usize = 2000;
+
 struct Batch {
     body: Bytes,
     samples: u64,
@@ -780,10 +783,18 @@ impl RemoteWriteExporter {
         if samples == 0 {
             return Ok(0);
         }
-        self.enqueue_request(&WriteRequest {
-            timeseries: t.timeseries,
-            metadata: t.metadata,
-        })?;
+        // Large collections go out as several requests (in order), like Prometheus' own
+        // max_samples_per_send, so size-limited receivers (Mimir, Cortex, gateways) accept them.
+        let mut metadata = Some(t.metadata);
+        let mut series = t.timeseries;
+        while !series.is_empty() {
+            let rest = series.split_off(series.len().min(MAX_SERIES_PER_REQUEST));
+            self.enqueue_request(&WriteRequest {
+                timeseries: series,
+                metadata: metadata.take().unwrap_or_default(),
+            })?;
+            series = rest;
+        }
         Ok(samples)
     }
 

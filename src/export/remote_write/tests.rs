@@ -697,3 +697,52 @@ async fn https_with_custom_ca_insecure_and_untrusted() {
     assert_eq!(ok.load(Ordering::SeqCst), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn large_collections_are_split_into_requests_in_order() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::reader::MetricReader;
+    use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
+
+    let rx = Receiver::start(vec![]).await;
+    let exp = RemoteWriteExporter::new(cfg(rx.url())).expect("exporter");
+    let reader = crate::metrics::SharedReader::new(Temporality::Cumulative);
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader.clone())
+        .build();
+    let counter = provider
+        .meter("stampede")
+        .u64_counter("stampede.iterations")
+        .build();
+    // 4,500 series, spread over three instruments (each stays under the SDK's default
+    // cardinality limit of 2,000 attribute sets).
+    for m in 0..3 {
+        let c = provider
+            .meter("stampede")
+            .u64_counter(format!("split.test{m}"))
+            .build();
+        for i in 0..1500 {
+            c.add(1, &[KeyValue::new("i", i64::from(i))]);
+        }
+    }
+    counter.add(1, &[]);
+    let mut rm = ResourceMetrics::default();
+    reader.collect(&mut rm).expect("collect");
+    let samples = exp.export_metrics(&rm).expect("export");
+    let report = exp.flush(Duration::from_secs(10)).await;
+    assert!(report.drained, "{report:?}");
+    let rec = rx.recorded();
+    let sizes: Vec<usize> = rec
+        .iter()
+        .map(|r| r.req.as_ref().expect("decoded").timeseries.len())
+        .collect();
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|n| *n <= MAX_SERIES_PER_REQUEST),
+        "{sizes:?}"
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), samples);
+    assert_eq!(report.stats.samples_sent, samples as u64);
+    assert_eq!(report.samples_not_delivered, 0);
+}
