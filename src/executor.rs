@@ -182,19 +182,21 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
             Some(t) => t,
             None => break,
         };
-        if !vu_state.started {
-            vu_state.started = true;
-            for r in &sc.on_start {
-                do_request(&ctx, r, &mut vu_state, None, scenario_end).await;
-            }
-        }
         let t0 = ticket.scheduled.unwrap_or_else(Instant::now);
         if let Some(s) = ticket.scheduled {
             let lag = Instant::now().saturating_duration_since(s);
             ctx.stats.borrow_mut().lag(sc_idx, lag);
         }
-        let task = next_task(&mut vu_state.wrr, &sc.weights);
+        // Open model: the first request of the iteration is measured from the scheduled start
+        // (on a VU's first iteration that is its on_start request).
         let mut first = ticket.scheduled;
+        if !vu_state.started {
+            vu_state.started = true;
+            for r in &sc.on_start {
+                do_request(&ctx, r, &mut vu_state, first.take(), scenario_end).await;
+            }
+        }
+        let task = next_task(&mut vu_state.wrr, &sc.weights);
         for r in &sc.tasks[task] {
             do_request(&ctx, r, &mut vu_state, first.take(), scenario_end).await;
             if let Some(tt) = &r.think_time {
