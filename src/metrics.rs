@@ -386,7 +386,11 @@ impl Recorder {
     ) {
         let pr = &self.per_request[req];
         pr.active.add(-1);
-        pr.req_size.record(bytes_out);
+        // Requests without a body (most GETs) have no request body size to record; skipping
+        // them saves a histogram update per request on the hot path.
+        if bytes_out > 0 {
+            pr.req_size.record(bytes_out);
+        }
         let st = status.unwrap_or(0);
         let ek = error.map_or(0, ErrorKind::key);
         let slots = &mut self.by_outcome[req];
