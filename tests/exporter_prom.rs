@@ -3,51 +3,26 @@
 //! Also exercises `tests/support/prometheus.rs`.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::support::prometheus::Prometheus;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{
-    Aggregation, Instrument, InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Stream,
-    Temporality,
-};
+use opentelemetry_sdk::metrics::{Aggregation, Instrument, SdkMeterProvider, Stream, Temporality};
 use stampede::export::remote_write::{RemoteWriteConfig, RemoteWriteExporter};
+use stampede::metrics::SharedReader;
 
 const BOUNDS: [f64; 28] = [
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
     0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
 ];
 
-#[derive(Debug, Clone)]
-struct Shared(Arc<ManualReader>);
-
-impl MetricReader for Shared {
-    fn register_pipeline(&self, p: Weak<Pipeline>) {
-        self.0.register_pipeline(p)
-    }
-    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-        self.0.collect(rm)
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
-    }
-    fn shutdown_with_timeout(&self, t: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(t)
-    }
-    fn temporality(&self, k: InstrumentKind) -> Temporality {
-        self.0.temporality(k)
-    }
-}
-
-fn provider(native: bool) -> (SdkMeterProvider, Shared) {
-    let reader = Shared(Arc::new(ManualReader::builder().build()));
+fn provider(native: bool) -> (SdkMeterProvider, SharedReader) {
+    let reader = SharedReader::new(Temporality::Cumulative);
     let mut b = SdkMeterProvider::builder()
         .with_resource(
             Resource::builder_empty()
@@ -96,7 +71,7 @@ fn attrs(run: &str, status: Option<i64>, error: Option<&str>) -> Vec<KeyValue> {
     v
 }
 
-async fn push(reader: &Shared, exp: &RemoteWriteExporter) -> usize {
+async fn push(reader: &SharedReader, exp: &RemoteWriteExporter) -> usize {
     let mut rm = ResourceMetrics::default();
     reader.collect(&mut rm).expect("collect");
     let before = exp.stats().samples_enqueued;

@@ -279,34 +279,14 @@ async fn export_from_sdk_and_stale_markers_on_flush() {
     use opentelemetry::KeyValue;
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_sdk::Resource;
-    use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider, reader::MetricReader};
-
-    #[derive(Debug, Clone)]
-    struct Shared(Arc<ManualReader>);
-    impl MetricReader for Shared {
-        fn register_pipeline(&self, p: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
-            self.0.register_pipeline(p)
-        }
-        fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-            self.0.collect(rm)
-        }
-        fn force_flush(&self) -> OTelSdkResult {
-            self.0.force_flush()
-        }
-        fn shutdown_with_timeout(&self, t: Duration) -> OTelSdkResult {
-            self.0.shutdown_with_timeout(t)
-        }
-        fn temporality(&self, k: opentelemetry_sdk::metrics::InstrumentKind) -> Temporality {
-            self.0.temporality(k)
-        }
-    }
+    use opentelemetry_sdk::metrics::{SdkMeterProvider, reader::MetricReader};
 
     let rx = Receiver::start(vec![]).await;
     let mut c = cfg(rx.url());
     c.stale_markers_on_end = true;
     let exp = RemoteWriteExporter::new(c).expect("exporter");
     assert_eq!(exp.temporality(), Temporality::Cumulative);
-    let reader = Shared(Arc::new(ManualReader::builder().build()));
+    let reader = crate::metrics::SharedReader::new(Temporality::Cumulative);
     let provider = SdkMeterProvider::builder()
         .with_resource(
             Resource::builder_empty()

@@ -1145,32 +1145,9 @@ mod tests {
     fn translate_via_sdk_manual_reader() {
         use opentelemetry::metrics::MeterProvider as _;
         use opentelemetry_sdk::Resource;
-        use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider, reader::MetricReader};
-        use std::sync::Arc;
+        use opentelemetry_sdk::metrics::{SdkMeterProvider, reader::MetricReader};
 
-        #[derive(Debug, Clone)]
-        struct Shared(Arc<ManualReader>);
-        impl MetricReader for Shared {
-            fn register_pipeline(&self, p: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
-                self.0.register_pipeline(p)
-            }
-            fn collect(&self, rm: &mut ResourceMetrics) -> opentelemetry_sdk::error::OTelSdkResult {
-                self.0.collect(rm)
-            }
-            fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-                self.0.force_flush()
-            }
-            fn shutdown_with_timeout(
-                &self,
-                t: std::time::Duration,
-            ) -> opentelemetry_sdk::error::OTelSdkResult {
-                self.0.shutdown_with_timeout(t)
-            }
-            fn temporality(&self, k: opentelemetry_sdk::metrics::InstrumentKind) -> Temporality {
-                self.0.temporality(k)
-            }
-        }
-        let reader = Shared(Arc::new(ManualReader::builder().build()));
+        let reader = crate::metrics::SharedReader::new(Temporality::Cumulative);
         let provider = SdkMeterProvider::builder()
             .with_resource(
                 Resource::builder_empty()
