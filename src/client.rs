@@ -6,7 +6,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
@@ -437,14 +436,10 @@ fn tls_connector(insecure: bool, http2: bool) -> Result<tokio_rustls::TlsConnect
     Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
 }
 
-/// Elapsed time helper used by the executor.
-pub fn elapsed_since(t: Instant) -> Duration {
-    Instant::now().saturating_duration_since(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn io_errors_are_classified() {

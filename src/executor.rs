@@ -23,7 +23,7 @@ use crate::metrics::{Instruments, Recorder};
 use crate::plan::{
     BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
 };
-use crate::stats::{Live, VuCounts, WorkerStats};
+use crate::stats::{Live, Sample, VuCounts, WorkerStats};
 use crate::template::Vars;
 
 /// Where a run is in its life.
@@ -558,25 +558,18 @@ async fn do_request(
             0,
         ),
     };
-    let latency = Instant::now().saturating_duration_since(start);
-    ctx.stats.borrow_mut().record(
-        r.id,
-        latency,
-        outcome.status,
-        outcome.error,
-        outcome.bytes_in,
+    let sample = Sample {
+        req: r.id,
+        latency: Instant::now().saturating_duration_since(start),
+        status: outcome.status,
+        error: outcome.error,
+        bytes_in: outcome.bytes_in,
         bytes_out,
-    );
-    shared.live[ctx.worker].record(latency, outcome.error.is_some());
+    };
+    ctx.stats.borrow_mut().record(&sample);
+    shared.live[ctx.worker].record(&sample);
     if let Some(rec) = ctx.recorder.borrow_mut().as_mut() {
-        rec.finish(
-            r.id,
-            latency,
-            outcome.status,
-            outcome.error,
-            outcome.bytes_in,
-            bytes_out,
-        );
+        rec.finish(&sample);
     }
     if r.checks.is_empty() {
         return;

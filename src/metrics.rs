@@ -25,7 +25,7 @@ use opentelemetry_sdk::metrics::{
 use crate::client::ErrorKind;
 use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
 use crate::plan::Plan;
-use crate::stats::{RunClock, VuCounts};
+use crate::stats::{RunClock, Sample, VuCounts};
 
 /// A [`ManualReader`] that can be registered with the provider and still collected by us.
 #[derive(Clone, Debug)]
@@ -375,15 +375,15 @@ impl Recorder {
     }
 
     /// A request finished.
-    pub fn finish(
-        &mut self,
-        req: usize,
-        latency: Duration,
-        status: Option<u16>,
-        error: Option<ErrorKind>,
-        bytes_in: u64,
-        bytes_out: u64,
-    ) {
+    pub fn finish(&mut self, sample: &Sample) {
+        let Sample {
+            req,
+            latency,
+            status,
+            error,
+            bytes_in,
+            bytes_out,
+        } = *sample;
         let pr = &self.per_request[req];
         pr.active.add(-1);
         // Requests without a body (most GETs) have no request body size to record; skipping

@@ -24,6 +24,24 @@ fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, HIST_MAX_US)
 }
 
+/// What one finished request produced: the record every sink (exact stats, live counters,
+/// OpenTelemetry instruments) takes. Plain data, no strings.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Request id (index in the plan).
+    pub req: usize,
+    /// Latency (from the scheduled start in the open model).
+    pub latency: Duration,
+    /// Status, if a response head arrived.
+    pub status: Option<u16>,
+    /// Failure class, if any.
+    pub error: Option<ErrorKind>,
+    /// Response body bytes.
+    pub bytes_in: u64,
+    /// Request body bytes.
+    pub bytes_out: u64,
+}
+
 /// Statistics of one request definition.
 #[derive(Clone, Debug)]
 pub struct RequestStats {
@@ -118,24 +136,16 @@ impl WorkerStats {
     }
 
     /// Records one request.
-    pub fn record(
-        &mut self,
-        req: usize,
-        latency: Duration,
-        status: Option<u16>,
-        error: Option<ErrorKind>,
-        bytes_in: u64,
-        bytes_out: u64,
-    ) {
-        let r = &mut self.requests[req];
+    pub fn record(&mut self, s: &Sample) {
+        let r = &mut self.requests[s.req];
         r.requests += 1;
-        let _ = r.latency.record(micros(latency));
-        r.bytes_in += bytes_in;
-        r.bytes_out += bytes_out;
-        if let Some(s) = status {
-            *r.statuses.entry(s).or_default() += 1;
+        let _ = r.latency.record(micros(s.latency));
+        r.bytes_in += s.bytes_in;
+        r.bytes_out += s.bytes_out;
+        if let Some(code) = s.status {
+            *r.statuses.entry(code).or_default() += 1;
         }
-        if let Some(e) = error {
+        if let Some(e) = s.error {
             r.failures += 1;
             *r.errors.entry(e).or_default() += 1;
         }
@@ -273,12 +283,12 @@ fn live_bucket_upper_us(b: usize) -> f64 {
 
 impl Live {
     /// Records one request (relaxed atomics: only this worker writes).
-    pub fn record(&self, latency: Duration, failed: bool) {
+    pub fn record(&self, s: &Sample) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if failed {
+        if s.error.is_some() {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        self.buckets[live_bucket(latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
+        self.buckets[live_bucket(s.latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds the bucket counts into `into`.
@@ -410,11 +420,28 @@ impl VuCounts {
 mod tests {
     use super::*;
 
+    fn sample(
+        ms: u64,
+        status: Option<u16>,
+        error: Option<ErrorKind>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) -> Sample {
+        Sample {
+            req: 0,
+            latency: Duration::from_millis(ms),
+            status,
+            error,
+            bytes_in,
+            bytes_out,
+        }
+    }
+
     #[test]
     fn percentiles_are_exact_within_hdr_precision() {
         let mut w = WorkerStats::new(1, 1, 0);
         for ms in 1..=1000u64 {
-            w.record(0, Duration::from_millis(ms), Some(200), None, 10, 0);
+            w.record(&sample(ms, Some(200), None, 10, 0));
         }
         let l = latency_of(&w.requests[0].latency);
         assert!((l.p50 - 0.500).abs() < 0.001, "{l:?}");
@@ -427,23 +454,9 @@ mod tests {
     fn merge_adds_everything() {
         let mut a = WorkerStats::new(1, 1, 1);
         let mut b = WorkerStats::new(1, 1, 1);
-        a.record(0, Duration::from_millis(1), Some(200), None, 1, 2);
-        b.record(
-            0,
-            Duration::from_millis(2),
-            Some(500),
-            Some(ErrorKind::Status(500)),
-            3,
-            4,
-        );
-        b.record(
-            0,
-            Duration::from_millis(2),
-            None,
-            Some(ErrorKind::Timeout),
-            0,
-            4,
-        );
+        a.record(&sample(1, Some(200), None, 1, 2));
+        b.record(&sample(2, Some(500), Some(ErrorKind::Status(500)), 3, 4));
+        b.record(&sample(2, None, Some(ErrorKind::Timeout), 0, 4));
         b.check(0, false);
         a.check(0, true);
         b.iteration(0, Duration::from_millis(3));
@@ -467,7 +480,7 @@ mod tests {
         let mut before = vec![0; Live::buckets()];
         live.snapshot_into(&mut before);
         for ms in 1..=100u64 {
-            live.record(Duration::from_millis(ms), false);
+            live.record(&sample(ms, Some(200), None, 0, 0));
         }
         let mut now = vec![0; Live::buckets()];
         live.snapshot_into(&mut now);
