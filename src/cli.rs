@@ -335,7 +335,7 @@ mod remote_write_flag_tests {
         let cfg = crate::config::load(None, &r.overrides()).unwrap();
         assert_eq!(cfg.metrics.remote_write.len(), 2);
         for rw in &cfg.metrics.remote_write {
-            assert_eq!(rw.push_interval, std::time::Duration::from_secs(1));
+            assert_eq!(rw.push_interval.get(), std::time::Duration::from_secs(1));
             assert_eq!(
                 rw.headers.get("X-Scope-OrgID").map(String::as_str),
                 Some("team-a")

@@ -4,8 +4,17 @@
 //! seen) and bound with the SDK's bound instruments, so recording a request is a handful of
 //! atomic adds with no attribute lookup, no lock and no allocation. Exporters attach as
 //! [`SharedReader`]s that the export loop collects on its own schedule.
+//!
+//! Series limits: the SDK folds the attribute sets of an instrument past its cardinality limit
+//! (2,000 by default) into one `otel.metric.overflow` set that has no other attribute, so those
+//! requests would lose their run id. [`SeriesLimits`] raises every instrument's limit to what
+//! the plan needs, and the outcome instruments (whose sets depend on the status codes and error
+//! types seen) get a budget of [`OUTCOMES_PER_REQUEST`] per request: past it, a new outcome is
+//! recorded into a per-scenario overflow set that keeps the run id and scenario, and the summary
+//! says how many were folded. The SDK's own overflow therefore never happens.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use opentelemetry::metrics::{
@@ -95,31 +104,165 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Builds the provider with one reader per exporter.
-pub fn provider(cfg: &MetricsConfig, run_id: &str, readers: &[SharedReader]) -> SdkMeterProvider {
+/// Outcome attribute sets (status code × error type) budgeted per request definition.
+pub const OUTCOMES_PER_REQUEST: usize = 16;
+/// The largest series limit of one instrument (the SDK sizes a table by it up front).
+pub const MAX_SERIES_PER_INSTRUMENT: usize = 200_000;
+/// The SDK's default cardinality limit.
+const SDK_DEFAULT_LIMIT: usize = 2000;
+
+/// The attribute as Prometheus shows it: `otel_metric_overflow="true"`.
+pub const OVERFLOW_KEY: &str = "otel.metric.overflow";
+
+/// Series limits per instrument, from the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesLimits {
+    /// Distinct outcome sets the outcome instruments (request duration, response size) take
+    /// before folding.
+    pub outcome_budget: usize,
+    /// Limit of the outcome instruments: the budget plus one overflow set per scenario.
+    pub outcome: usize,
+    /// Limit of the per-request instruments (request body size, active requests).
+    pub per_request: usize,
+    /// Limit of the check counter.
+    pub checks: usize,
+    /// Limit of the per-scenario instruments.
+    pub per_scenario: usize,
+}
+
+impl SeriesLimits {
+    /// What a plan needs.
+    pub fn for_plan(plan: &Plan) -> SeriesLimits {
+        let requests = request_sets(plan).1;
+        let scenarios = plan.scenarios.len().max(1);
+        let at_least = |n: usize| n.saturating_add(1).clamp(SDK_DEFAULT_LIMIT, MAX_SERIES_PER_INSTRUMENT);
+        let outcome_budget = requests
+            .saturating_mul(OUTCOMES_PER_REQUEST)
+            .clamp(SDK_DEFAULT_LIMIT, MAX_SERIES_PER_INSTRUMENT - scenarios - 1);
+        SeriesLimits {
+            outcome_budget,
+            outcome: outcome_budget + scenarios + 1,
+            per_request: at_least(requests),
+            checks: at_least(plan.checks.len().saturating_mul(2)),
+            per_scenario: at_least(scenarios),
+        }
+    }
+
+    fn for_instrument(&self, name: &str) -> usize {
+        match name {
+            "http.client.request.duration" | "http.client.response.body.size" => self.outcome,
+            "http.client.request.body.size" | "http.client.active_requests" => self.per_request,
+            "stampede.checks" => self.checks,
+            _ => self.per_scenario,
+        }
+    }
+}
+
+/// Distinct request attribute sets: the set index of every request id, and how many.
+/// Definitions sharing scenario, name, method and server share a set.
+fn request_sets(plan: &Plan) -> (Vec<usize>, usize) {
+    let mut ids: HashMap<(usize, &str, &str, usize), usize> = HashMap::new();
+    let of = plan
+        .requests
+        .iter()
+        .map(|r| {
+            let n = ids.len();
+            *ids.entry((r.scenario, &*r.name, r.method.as_str(), r.target))
+                .or_insert(n)
+        })
+        .collect();
+    (of, ids.len())
+}
+
+/// Builds the provider with one reader per exporter and the plan's series limits.
+pub fn provider(
+    cfg: &MetricsConfig,
+    run_id: &str,
+    readers: &[SharedReader],
+    limits: SeriesLimits,
+) -> SdkMeterProvider {
     let mut b = SdkMeterProvider::builder().with_resource(resource(cfg, run_id));
     for r in readers {
         b = b.with_reader(r.clone());
     }
-    if cfg.histogram == HistogramKind::Exponential {
-        let max_scale = cfg.exponential_max_scale;
-        let max_size = cfg.exponential_max_size;
-        b = b.with_view(move |i: &Instrument| {
-            if i.kind() == InstrumentKind::Histogram {
-                Stream::builder()
-                    .with_aggregation(Aggregation::Base2ExponentialHistogram {
-                        max_size,
-                        max_scale,
-                        record_min_max: true,
-                    })
-                    .build()
-                    .ok()
-            } else {
-                None
-            }
-        });
-    }
+    let exponential = (cfg.histogram == HistogramKind::Exponential).then_some(
+        Aggregation::Base2ExponentialHistogram {
+            max_size: cfg.exponential_max_size,
+            max_scale: cfg.exponential_max_scale,
+            record_min_max: true,
+        },
+    );
+    // One view for every instrument (several matching views would duplicate streams).
+    b = b.with_view(move |i: &Instrument| {
+        let limit = limits.for_instrument(i.name());
+        let mut s = Stream::builder();
+        if limit > SDK_DEFAULT_LIMIT {
+            s = s.with_cardinality_limit(limit);
+        }
+        if let Some(agg) = &exponential
+            && i.kind() == InstrumentKind::Histogram
+        {
+            s = s.with_aggregation(agg.clone());
+        } else if limit <= SDK_DEFAULT_LIMIT {
+            return None;
+        }
+        s.build().ok()
+    });
     b.build()
+}
+
+/// Metric series folded because the outcome instruments reached their series budget.
+#[derive(Clone, Debug, Default, serde::Serialize, PartialEq, Eq)]
+pub struct Folded {
+    /// Distinct attribute sets recorded into the overflow series instead of their own.
+    pub series: u64,
+    /// The budget of distinct outcome series.
+    pub limit: u64,
+}
+
+/// The shared budget of distinct outcome sets (touched only the first time a worker sees an
+/// outcome of a request, never per request).
+#[derive(Debug)]
+struct OutcomeBudget {
+    budget: usize,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    /// (request set, status, error key) → has its own series?
+    seen: HashMap<(usize, u16, u32), bool>,
+    admitted: usize,
+    folded: usize,
+}
+
+impl OutcomeBudget {
+    fn new(budget: usize) -> Self {
+        OutcomeBudget {
+            budget,
+            state: Mutex::new(BudgetState::default()),
+        }
+    }
+
+    /// Whether this outcome gets its own series (else it is folded).
+    fn admit(&self, key: (usize, u16, u32)) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(own) = st.seen.get(&key) {
+            return *own;
+        }
+        let own = st.admitted < self.budget;
+        if own {
+            st.admitted += 1;
+        } else {
+            st.folded += 1;
+        }
+        st.seen.insert(key, own);
+        own
+    }
+
+    fn folded(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).folded
+    }
 }
 
 /// The instruments, created once per run.
@@ -139,9 +282,22 @@ pub struct Instruments {
     scenario_attrs: Vec<Vec<KeyValue>>,
     /// Check attributes by check id (without result).
     check_attrs: Vec<Vec<KeyValue>>,
+    /// Request set (distinct attribute set) by request id.
+    request_set: Vec<usize>,
+    /// By scenario: run id, scenario, `otel.metric.overflow` — where folded outcomes go.
+    overflow_attrs: Vec<Vec<KeyValue>>,
+    outcomes: OutcomeBudget,
+    /// Scenario by request id.
+    request_scenario: Vec<usize>,
     _vus_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _vus_max_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _run_duration_gauge: opentelemetry::metrics::ObservableGauge<f64>,
+}
+
+impl Instruments {
+    fn scenario_of(&self, req: usize) -> usize {
+        self.request_scenario[req]
+    }
 }
 
 /// The instrumentation scope of every instrument.
@@ -186,6 +342,14 @@ impl Instruments {
                 v.push(KeyValue::new("server.address", t.host.clone()));
                 v.push(KeyValue::new("server.port", i64::from(t.port)));
                 v.push(KeyValue::new("url.template", r.name.to_string()));
+                v
+            })
+            .collect();
+        let overflow_attrs = scenario_attrs
+            .iter()
+            .map(|a| {
+                let mut v = a.clone();
+                v.push(KeyValue::new(OVERFLOW_KEY, true));
                 v
             })
             .collect();
@@ -287,9 +451,22 @@ impl Instruments {
             request_attrs,
             scenario_attrs,
             check_attrs,
+            request_set: request_sets(plan).0,
+            request_scenario: plan.requests.iter().map(|r| r.scenario).collect(),
+            overflow_attrs,
+            outcomes: OutcomeBudget::new(SeriesLimits::for_plan(plan).outcome_budget),
             _vus_gauge: vus_gauge,
             _vus_max_gauge: vus_max_gauge,
         }
+    }
+
+    /// How many outcome series were folded (`None`: none).
+    pub fn folded(&self) -> Option<Folded> {
+        let n = self.outcomes.folded();
+        (n > 0).then(|| Folded {
+            series: n as u64,
+            limit: self.outcomes.budget as u64,
+        })
     }
 
     /// A recorder for one worker thread.
@@ -398,13 +575,18 @@ impl Recorder {
             Some(i) => i,
             None => {
                 let inst = &self.inst;
-                let mut attrs = inst.request_attrs[req].clone();
-                if let Some(s) = status {
-                    attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
-                }
-                if let Some(e) = error {
-                    attrs.push(KeyValue::new("error.type", e.as_str().into_owned()));
-                }
+                let attrs = if inst.outcomes.admit((inst.request_set[req], st, ek)) {
+                    let mut attrs = inst.request_attrs[req].clone();
+                    if let Some(s) = status {
+                        attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
+                    }
+                    if let Some(e) = error {
+                        attrs.push(KeyValue::new("error.type", e.as_str().into_owned()));
+                    }
+                    attrs
+                } else {
+                    inst.overflow_attrs[inst.scenario_of(req)].clone()
+                };
                 slots.push((
                     st,
                     ek,

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::export::{Delivery, Unit, Waiting};
+use crate::metrics::Folded;
 use crate::plan::Plan;
 use crate::stats::{Latency, WorkerStats, latency_of, merged_latency};
 use crate::threshold::{Filter, Metric, Outcome, Source};
@@ -66,19 +68,121 @@ pub struct ScenarioRow {
     pub start_lag_s: Option<Latency>,
 }
 
-/// What an exporter delivered.
+/// What an exporter delivered, worded from its [`Delivery`] facts.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExportRow {
     /// Exporter (e.g. `remote_write http://…/api/v1/write`, credentials removed).
     pub exporter: String,
-    /// Data points/samples delivered.
+    /// What the counts count: `samples` (remote-write) or `data_points` (OTLP).
+    pub unit: Unit,
+    /// Delivered.
     pub delivered: u64,
-    /// Not delivered (dropped, rejected or still pending at exit).
+    /// Not delivered: dropped + rejected + given up + pending.
     pub not_delivered: u64,
+    /// Dropped because the queue was full.
+    pub dropped: u64,
+    /// Refused by the receiver.
+    pub rejected: u64,
+    /// Given up after the retries.
+    pub given_up: u64,
+    /// Still queued or in flight at the flush deadline.
+    pub pending: u64,
     /// Failed export attempts.
     pub failed_attempts: u64,
+    /// The cause of the last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Human-readable detail.
     pub detail: String,
+}
+
+impl From<&Delivery> for ExportRow {
+    fn from(d: &Delivery) -> Self {
+        let u = |n: u64| format!("{n} {}", d.unit.name(n));
+        let mut detail = Vec::new();
+        match d.unit {
+            Unit::Samples => detail.push(format!(
+                "{} batches, {} bytes, {} failed attempts",
+                d.requests,
+                d.bytes.unwrap_or(0),
+                d.failed_attempts
+            )),
+            Unit::DataPoints => detail.push(format!(
+                "{} exports, {} failed attempts",
+                d.requests, d.failed_attempts
+            )),
+        }
+        if d.dropped > 0 {
+            detail.push(format!("{} dropped (queue full)", u(d.dropped)));
+        }
+        if d.rejected > 0 {
+            detail.push(format!("{} rejected by the receiver", u(d.rejected)));
+        }
+        if d.given_up > 0 {
+            detail.push(format!("{} given up after retries", u(d.given_up)));
+        }
+        if d.pending > 0 {
+            detail.push(format!(
+                "{} still queued at the flush deadline",
+                u(d.pending)
+            ));
+        }
+        if d.unit == Unit::DataPoints && d.last_failed {
+            detail.push("FINAL EXPORT FAILED".into());
+        }
+        if let Some(e) = d.last_error.as_ref().filter(|_| d.last_failed || d.not_delivered() > 0) {
+            detail.push(format!("last error: {e}"));
+        }
+        if let Some(h) = &d.hint {
+            detail.push(format!("hint: {h}"));
+        }
+        ExportRow {
+            exporter: d.exporter.clone(),
+            unit: d.unit,
+            delivered: d.delivered,
+            not_delivered: d.not_delivered(),
+            dropped: d.dropped,
+            rejected: d.rejected,
+            given_up: d.given_up,
+            pending: d.pending,
+            failed_attempts: d.failed_attempts,
+            last_error: d.last_error.clone(),
+            detail: detail.join(", "),
+        }
+    }
+}
+
+/// The line printed when the final flush takes a while: how long it may take and what it
+/// waits for.
+pub fn flush_waiting_text(limit: Duration, waiting: &[Waiting]) -> String {
+    let mut o = format!(
+        "flushing metrics (up to {})…",
+        humantime::format_duration(limit)
+    );
+    for w in waiting {
+        let _ = write!(
+            o,
+            "\n  waiting for {}: {} {} in {} {}",
+            w.exporter,
+            w.pending,
+            w.unit.name(w.pending),
+            w.requests,
+            match (w.unit, w.requests == 1) {
+                (Unit::Samples, true) => "batch",
+                (Unit::Samples, false) => "batches",
+                (Unit::DataPoints, true) => "export",
+                (Unit::DataPoints, false) => "exports",
+            }
+        );
+        if w.failed_attempts > 0 {
+            let _ = write!(o, ", {} failed attempts", w.failed_attempts);
+        }
+        if let Some(e) = &w.last_error {
+            let _ = write!(o, ", last error: {e}");
+        }
+    }
+    o.push('\n');
+    o
 }
 
 /// The summary of a run.
@@ -114,6 +218,9 @@ pub struct Summary {
     pub thresholds: Vec<Outcome>,
     /// Export delivery.
     pub export: Vec<ExportRow>,
+    /// Metric series folded into `otel_metric_overflow` series (absent when none were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_folded: Option<Folded>,
     /// Whether the run was interrupted (Ctrl-C / SIGTERM).
     pub interrupted: bool,
 }
@@ -147,7 +254,7 @@ impl Aggregate<'_> {
     }
 
     /// Builds the summary (thresholds evaluated).
-    pub fn summary(&self, export: Vec<ExportRow>, interrupted: bool) -> Summary {
+    pub fn summary(&self, export: &[Delivery], interrupted: bool) -> Summary {
         let plan = self.plan;
         let s = &self.stats;
         let secs = self.secs();
@@ -235,7 +342,8 @@ impl Aggregate<'_> {
             scenarios,
             checks,
             thresholds,
-            export,
+            export: export.iter().map(ExportRow::from).collect(),
+            metrics_folded: None,
             interrupted,
         }
     }
@@ -424,15 +532,24 @@ pub fn render_text(s: &Summary) -> String {
     for e in &s.export {
         let _ = writeln!(
             o,
-            "  export {}: {} delivered, {} NOT delivered{}",
+            "  export {}: {} {} delivered, {} {} NOT delivered{}",
             e.exporter,
             e.delivered,
+            e.unit.name(e.delivered),
             e.not_delivered,
+            e.unit.name(e.not_delivered),
             if e.detail.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", e.detail)
             }
+        );
+    }
+    if let Some(f) = &s.metrics_folded {
+        let _ = writeln!(
+            o,
+            "  warning: {} metric series went over the limit of {} per instrument and were folded into otel_metric_overflow series (run id and scenario kept; per-request-name totals in the metrics are incomplete, the summary is exact)",
+            f.series, f.limit
         );
     }
     if !s.thresholds.is_empty() {

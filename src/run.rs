@@ -76,7 +76,8 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     // The run's time zero: schedules, the summary's duration and stampede.run.duration.
     let clock = Arc::new(RunClock::start());
     let (provider, instruments) = if mcfg.enabled {
-        let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers());
+        let limits = metrics::SeriesLimits::for_plan(&plan);
+        let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers(), limits);
         let i = Arc::new(Instruments::new(&p, &plan, vus.clone(), clock.clone()));
         (Some(p), Some(i))
     } else {
@@ -154,8 +155,17 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let export = if pipeline.is_empty() {
         Vec::new()
     } else {
-        pipeline.finish(FLUSH_TIMEOUT).await
+        let announce = display.banner;
+        let mut on_slow = |w: &[crate::export::Waiting]| {
+            if announce {
+                eprint!("{}", crate::report::flush_waiting_text(FLUSH_TIMEOUT, w));
+            }
+        };
+        pipeline
+            .finish(Instant::now() + FLUSH_TIMEOUT, &mut on_slow)
+            .await
     };
+    let folded = instruments.as_ref().and_then(|i| i.folded());
     if let Some(p) = provider {
         let _ = p.shutdown();
     }
@@ -165,7 +175,9 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
         stats: merged,
         elapsed,
     };
-    Ok(agg.summary(export, interrupted))
+    let mut summary = agg.summary(&export, interrupted);
+    summary.metrics_folded = folded;
+    Ok(summary)
 }
 
 fn schedule_text(s: &crate::plan::Schedule) -> String {

@@ -13,7 +13,8 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, SdkMeterProvider, Stream, Temporality};
-use stampede::export::remote_write::{RemoteWriteConfig, RemoteWriteExporter};
+use stampede::config::{Dur, RemoteWriteConfig};
+use stampede::export::remote_write::RemoteWriteExporter;
 use stampede::metrics::SharedReader;
 
 const BOUNDS: [f64; 28] = [
@@ -216,8 +217,8 @@ async fn native_histograms_and_receiver_restart() {
     let mut prom = Prometheus::start_with(true);
     let exp = RemoteWriteExporter::new(RemoteWriteConfig {
         url: prom.write_url(),
-        min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
+        min_backoff: Dur::millis(50),
+        max_backoff: Dur::millis(500),
         max_retries: 100,
         ..RemoteWriteConfig::default()
     })

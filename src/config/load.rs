@@ -130,9 +130,9 @@ pub struct RemoteWriteFlags {
 }
 
 impl RemoteWriteFlags {
-    fn apply(&self, rw: &mut crate::export::RemoteWriteConfig) {
+    fn apply(&self, rw: &mut super::RemoteWriteConfig) {
         if let Some(i) = self.interval {
-            rw.push_interval = i.get();
+            rw.push_interval = i;
         }
         for (k, v) in &self.headers {
             rw.headers.insert(k.clone(), v.clone());
@@ -143,7 +143,7 @@ impl RemoteWriteFlags {
             rw.bearer_token_env = self.bearer_token_env.clone();
         }
         if let Some(u) = &self.user {
-            rw.basic_auth = Some(crate::export::remote_write::BasicAuth {
+            rw.basic_auth = Some(super::BasicAuth {
                 username: u.clone(),
                 password: None,
                 password_file: self.password_file.clone(),
@@ -286,7 +286,7 @@ fn apply_scenario_overrides(
             None => cfg
                 .metrics
                 .remote_write
-                .push(crate::export::RemoteWriteConfig {
+                .push(super::RemoteWriteConfig {
                     url: url.clone(),
                     ..Default::default()
                 }),

@@ -5,6 +5,7 @@
 //! turns a validated `Config` into executable scenarios.
 
 mod duration;
+mod export;
 mod load;
 mod validate;
 
@@ -14,6 +15,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{Dur, parse_duration};
+pub use export::{
+    BasicAuth, InvalidRemoteWrite, RemoteWriteConfig, RemoteWriteUrl, Secret, TlsConfig, redact_url,
+};
 pub use load::{ConfigError, Overrides, RemoteWriteFlags, load};
 pub use validate::validate;
 
@@ -367,10 +371,10 @@ pub struct MetricsConfig {
     pub service_name: Option<String>,
     /// Prometheus remote-write targets (`[metrics.remote_write]` or `[[metrics.remote_write]]`).
     #[serde(
-        deserialize_with = "crate::export::remote_write_list",
+        deserialize_with = "export::remote_write_list",
         skip_serializing
     )]
-    pub remote_write: Vec<crate::export::RemoteWriteConfig>,
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// OTLP export.
     pub otlp: Option<OtlpConfig>,
 }

@@ -1,19 +1,30 @@
-//! OTLP export (gRPC via tonic, or HTTP/protobuf via a hyper client), with retries and
-//! delivery accounting around opentelemetry-otlp's exporter.
+//! OTLP export: the collection converted to the OTLP protobuf messages (opentelemetry-proto),
+//! sent over gRPC (tonic) or HTTP/protobuf, both through the exporters' one connector, with
+//! the shared retry policy and delivery accounting.
 //!
 //! Settings resolve as code (flags, `[metrics.otlp]`) > standard environment variables >
 //! defaults, following the OpenTelemetry SDK environment variable specification.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::Full;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use prost::Message as _;
+use tokio::time::Instant;
 
-use crate::config::{OtlpConfig, OtlpProtocol, TemporalityConfig};
+use super::delivery::{Delivery, Unit, Waiting};
+use super::retry::{Failure, Next, RetryPolicy, chain};
+use super::transport::{Connector, Http1, Peer, tls_connector};
+use crate::config::{OtlpConfig, OtlpProtocol, TemporalityConfig, redact_url};
 
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: base endpoint for all signals.
 pub const ENV_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -48,7 +59,7 @@ pub struct Resolved {
 impl std::fmt::Debug for Resolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolved")
-            .field("endpoint", &super::remote_write::redact_url(&self.endpoint))
+            .field("endpoint", &redact_url(&self.endpoint))
             .field("protocol", &self.protocol)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
@@ -95,7 +106,7 @@ pub fn resolve(
         source_name: origin,
         message: format!(
             "`{}` is not a URL: {e}",
-            super::remote_write::redact_url(&endpoint)
+            redact_url(&endpoint)
         ),
     })?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
@@ -191,33 +202,61 @@ pub fn resolve(
     }))
 }
 
+/// The retry policy of OTLP exports: a few quick retries within the interval (or the flush
+/// deadline); with cumulative temporality the next export carries the same totals anyway.
+const RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 4,
+    min_backoff: Duration::from_millis(200),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// Data points not delivered, by why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Loss {
+    rejected: u64,
+    given_up: u64,
+    pending: u64,
+}
+
 /// Delivery counters.
 #[derive(Clone, Debug, Default)]
-pub struct OtlpStats {
-    /// Successful exports.
-    pub exports_ok: u64,
-    /// Failed attempts (each retry counts).
-    pub attempts_failed: u64,
-    /// Data points in successful exports.
-    pub points_delivered: u64,
-    /// Exports given up after their retries.
-    pub exports_given_up: u64,
-    /// Data points whose latest value never reached the receiver. With delta temporality every
-    /// export given up adds its points; with cumulative temporality the next successful export
-    /// carries the same totals, so this is only the points of a failed export that no later
-    /// export superseded (at the end: 0 whenever the final export succeeded).
-    pub points_lost: u64,
-    /// Whether the most recent export (the final one at the end) was delivered.
-    pub last_ok: bool,
-    /// The last error (credentials never included).
-    pub last_error: Option<String>,
+struct Stats {
+    exports_ok: u64,
+    attempts_failed: u64,
+    points_delivered: u64,
+    /// What never reached the receiver. With delta temporality every export adds its losses;
+    /// with cumulative temporality each export carries every total so far, so only the
+    /// latest export's losses count (0 whenever the final export succeeded).
+    loss: Loss,
+    last_ok: bool,
+    last_error: Option<String>,
+    last_warned: Option<String>,
+    hint: Option<&'static str>,
+    /// The export being attempted: (data points, failed attempts so far).
+    in_flight: Option<(u64, u32)>,
 }
+
+/// How the exports travel.
+enum Transport {
+    Grpc {
+        client: MetricsServiceClient<tonic::transport::Channel>,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http {
+        http: tokio::sync::Mutex<Http1>,
+        path: String,
+        headers: HeaderMap,
+    },
+}
+
+/// The hint for an OTLP protocol sent to the other protocol's port.
+pub const PORT_HINT: &str = "OTLP gRPC usually listens on 4317 and HTTP on 4318: check the port and --otlp-protocol (metrics.otlp.protocol)";
 
 /// An OTLP metric exporter with retries.
 pub struct OtlpExporter {
-    inner: opentelemetry_otlp::MetricExporter,
     settings: Resolved,
-    stats: Mutex<OtlpStats>,
+    transport: Transport,
+    stats: Mutex<Stats>,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -228,64 +267,90 @@ impl std::fmt::Debug for OtlpExporter {
     }
 }
 
+fn invalid(source_name: &'static str, message: impl Into<String>) -> OtlpError {
+    OtlpError::Invalid {
+        source_name,
+        message: message.into(),
+    }
+}
+
 impl OtlpExporter {
     /// Builds the exporter (call inside a tokio runtime).
     pub fn new(settings: Resolved) -> Result<OtlpExporter, OtlpError> {
-        let inner = match settings.protocol {
+        let uri: http::Uri = settings
+            .endpoint
+            .parse()
+            .map_err(|e| invalid("metrics.otlp.endpoint", format!("not a URL: {e}")))?;
+        let https = uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("metrics.otlp.endpoint", "missing host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let alpn: &[&[u8]] = match settings.protocol {
+            OtlpProtocol::Grpc => &[b"h2"],
+            OtlpProtocol::Http => &[b"http/1.1"],
+        };
+        let tls = if https {
+            Some(tls_connector(false, Vec::new(), alpn).map_err(OtlpError::Build)?)
+        } else {
+            None
+        };
+        let peer = Peer { host, port, tls };
+        let mut headers = HeaderMap::new();
+        for (k, v) in &settings.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| invalid("metrics.otlp.headers", format!("invalid header name `{k}`")))?;
+            let mut val = HeaderValue::from_str(v)
+                .map_err(|_| invalid("metrics.otlp.headers", format!("invalid value for header `{k}`")))?;
+            val.set_sensitive(true);
+            headers.insert(name, val);
+        }
+        let transport = match settings.protocol {
             OtlpProtocol::Grpc => {
-                let mut hm = http::HeaderMap::new();
-                for (k, v) in &settings.headers {
-                    let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                        OtlpError::Invalid {
-                            source_name: "metrics.otlp.headers",
-                            message: format!("invalid header name `{k}`"),
-                        }
-                    })?;
-                    let val = http::HeaderValue::from_str(v).map_err(|_| OtlpError::Invalid {
-                        source_name: "metrics.otlp.headers",
-                        message: format!("invalid value for header `{k}`"),
-                    })?;
-                    hm.insert(name, val);
+                let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
+                    .map_err(|e| OtlpError::Build(scrub(&chain(&e), &settings)))?
+                    .timeout(settings.timeout)
+                    .user_agent(concat!("stampede/", env!("CARGO_PKG_VERSION")))
+                    .map_err(|e| OtlpError::Build(chain(&e)))?;
+                let channel = endpoint.connect_with_connector_lazy(Connector(Arc::new(peer)));
+                Transport::Grpc {
+                    client: MetricsServiceClient::new(channel),
+                    metadata: tonic::metadata::MetadataMap::from_headers(headers),
                 }
-                let md = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(hm);
-                opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(settings.endpoint.clone())
-                    .with_timeout(settings.timeout)
-                    .with_metadata(md)
-                    // Retries happen in `export_with_retry` only (counted, bounded by the
-                    // interval); the library's own retry would multiply them.
-                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
-                    .with_temporality(settings.temporality)
-                    .build()
             }
             OtlpProtocol::Http => {
-                let client = opentelemetry_http::hyper::HyperClient::with_default_connector(
-                    settings.timeout,
-                    None,
+                let authority = uri
+                    .authority()
+                    .map(|a| a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h))
+                    .unwrap_or_default();
+                let host_header = HeaderValue::from_str(authority)
+                    .map_err(|_| invalid("metrics.otlp.endpoint", "invalid host"))?;
+                headers.insert(header::HOST, host_header);
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-protobuf"),
                 );
-                let headers: HashMap<String, String> = settings
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                opentelemetry_otlp::MetricExporter::builder()
-                    .with_http()
-                    .with_http_client(client)
-                    .with_endpoint(settings.endpoint.clone())
-                    .with_timeout(settings.timeout)
-                    .with_headers(headers)
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
-                    .with_temporality(settings.temporality)
-                    .build()
+                headers.insert(
+                    header::USER_AGENT,
+                    HeaderValue::from_static(concat!("stampede/", env!("CARGO_PKG_VERSION"))),
+                );
+                Transport::Http {
+                    http: tokio::sync::Mutex::new(Http1::new(peer)),
+                    path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+                    headers,
+                }
             }
-        }
-        .map_err(|e| OtlpError::Build(scrub(&e.to_string(), &settings)))?;
+        };
         Ok(OtlpExporter {
-            inner,
             settings,
-            stats: Mutex::new(OtlpStats::default()),
+            transport,
+            stats: Mutex::new(Stats::default()),
         })
     }
 
@@ -300,86 +365,256 @@ impl OtlpExporter {
             OtlpProtocol::Grpc => "grpc",
             OtlpProtocol::Http => "http",
         };
-        format!(
-            "otlp/{p} {}",
-            super::remote_write::redact_url(&self.settings.endpoint)
-        )
+        format!("otlp/{p} {}", redact_url(&self.settings.endpoint))
     }
 
-    /// Counters so far.
-    pub fn stats(&self) -> OtlpStats {
-        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    fn lock(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Exports with up to `attempts` tries and exponential backoff (200 ms, 400 ms, …, ≤ 5 s),
-    /// giving up early at `deadline`.
-    pub async fn export_with_retry(
-        &self,
-        rm: &ResourceMetrics,
-        attempts: u32,
-        deadline: tokio::time::Instant,
-    ) -> bool {
-        let points = count_points(rm);
-        let mut backoff = Duration::from_millis(200);
-        for attempt in 1..=attempts.max(1) {
-            match self.inner.export(rm).await {
-                Ok(()) => {
-                    if let Ok(mut s) = self.stats.lock() {
-                        s.exports_ok += 1;
-                        s.points_delivered += points;
-                        s.last_ok = true;
-                        if self.settings.temporality == Temporality::Cumulative {
-                            // These totals supersede whatever earlier exports failed to carry.
-                            s.points_lost = 0;
-                        }
-                    }
-                    return true;
-                }
-                Err(e) => {
-                    let msg = scrub(&e.to_string(), &self.settings);
-                    let first = self.stats.lock().map(|mut s| {
-                        s.attempts_failed += 1;
-                        let first = s.attempts_failed == 1;
-                        s.last_error = Some(msg.clone());
-                        first
-                    });
-                    if first.unwrap_or(false) {
-                        tracing::warn!(exporter = %self.describe(), error = %msg, "OTLP export failed; retrying");
-                    } else {
-                        tracing::debug!(exporter = %self.describe(), error = %msg, attempt, "OTLP export failed");
-                    }
-                    let now = tokio::time::Instant::now();
-                    if attempt == attempts || now + backoff >= deadline {
-                        break;
-                    }
-                    let jitter =
-                        Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2));
-                    tokio::time::sleep(backoff + jitter).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+    /// What was delivered and what not, so far.
+    pub fn delivery(&self) -> Delivery {
+        let s = self.lock();
+        Delivery {
+            exporter: self.describe(),
+            unit: Unit::DataPoints,
+            delivered: s.points_delivered,
+            dropped: 0,
+            rejected: s.loss.rejected,
+            given_up: s.loss.given_up,
+            pending: s.loss.pending + s.in_flight.map_or(0, |(p, _)| p),
+            requests: s.exports_ok,
+            bytes: None,
+            failed_attempts: s.attempts_failed,
+            last_failed: !s.last_ok && s.attempts_failed > 0,
+            last_error: s.last_error.clone(),
+            hint: s.hint.map(str::to_string),
         }
-        if let Ok(mut s) = self.stats.lock() {
-            s.exports_given_up += 1;
-            if self.settings.temporality == Temporality::Cumulative {
-                // A cumulative collection holds every stream's running total, so it replaces
-                // the points of any earlier failed one.
-                s.points_lost = points;
-            } else {
-                s.points_lost += points;
-            }
+    }
+
+    /// What a flush would still wait for (`None` when no export is in flight).
+    pub fn waiting(&self) -> Option<Waiting> {
+        let s = self.lock();
+        let (points, _) = s.in_flight?;
+        Some(Waiting {
+            exporter: self.describe(),
+            unit: Unit::DataPoints,
+            pending: points,
+            requests: 1,
+            failed_attempts: s.attempts_failed,
+            last_error: s.last_error.clone(),
+        })
+    }
+
+    /// Counts the points of an export that was cut off (its task aborted at the deadline).
+    pub fn abandon_in_flight(&self) {
+        let mut s = self.lock();
+        if let Some((points, _)) = s.in_flight.take() {
+            let loss = Loss {
+                pending: points,
+                ..Loss::default()
+            };
+            self.settle(&mut s, loss);
             s.last_ok = false;
         }
+    }
+
+    fn settle(&self, s: &mut Stats, loss: Loss) {
+        if self.settings.temporality == Temporality::Cumulative {
+            // A cumulative collection holds every stream's running total, so it replaces the
+            // losses of any earlier one.
+            s.loss = loss;
+        } else {
+            s.loss.rejected += loss.rejected;
+            s.loss.given_up += loss.given_up;
+            s.loss.pending += loss.pending;
+        }
+    }
+
+    /// Exports one collection, retrying with the shared policy, never past `deadline`.
+    /// Returns whether it was delivered.
+    pub async fn export_until(&self, rm: &ResourceMetrics, deadline: Instant) -> bool {
+        let points = count_points(rm);
+        let req = ExportMetricsServiceRequest::from(rm);
+        self.lock().in_flight = Some((points, 0));
+        let mut failures = 0u32;
+        let loss = loop {
+            let now = Instant::now();
+            let until = deadline.min(now + self.settings.timeout);
+            let failure = if until <= now {
+                Failure::Timeout(Duration::ZERO)
+            } else {
+                match self.send(&req, until).await {
+                    Ok(partial) => {
+                        let rejected = partial.as_ref().map_or(0, |p| {
+                            u64::try_from(p.rejected_data_points).unwrap_or(0)
+                        });
+                        let mut s = self.lock();
+                        s.in_flight = None;
+                        s.exports_ok += 1;
+                        s.points_delivered += points.saturating_sub(rejected);
+                        s.last_ok = true;
+                        let loss = Loss {
+                            rejected,
+                            ..Loss::default()
+                        };
+                        self.settle(&mut s, loss);
+                        drop(s);
+                        if let Some(p) = partial.filter(|p| p.rejected_data_points > 0 || !p.error_message.is_empty()) {
+                            tracing::warn!(
+                                exporter = %self.describe(),
+                                "OTLP: the receiver accepted the export partially: {} data points rejected: {}",
+                                p.rejected_data_points,
+                                scrub(&p.error_message, &self.settings)
+                            );
+                        }
+                        return true;
+                    }
+                    Err(f) => f,
+                }
+            };
+            failures += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = RETRY.after_failure(failures, &failure, fastrand::f64(), Some(left));
+            let cause = scrub(&failure.to_string(), &self.settings);
+            let hint = self.hint_for(&failure);
+            let new_cause = {
+                let mut s = self.lock();
+                s.attempts_failed += 1;
+                s.in_flight = Some((points, failures));
+                s.last_error = Some(cause.clone());
+                if hint.is_some() {
+                    s.hint = hint;
+                }
+                let new_cause = s.last_warned.as_deref() != Some(cause.as_str());
+                if new_cause {
+                    s.last_warned = Some(cause.clone());
+                }
+                new_cause
+            };
+            let hint_text = hint.map(|h| format!(" ({h})")).unwrap_or_default();
+            if new_cause {
+                tracing::warn!(
+                    exporter = %self.describe(),
+                    "OTLP export failed (the same cause again is logged at debug): {cause}{hint_text}"
+                );
+            } else {
+                tracing::debug!(exporter = %self.describe(), failures, "OTLP export failed: {cause}");
+            }
+            match next {
+                Next::Retry(delay) => tokio::time::sleep(delay).await,
+                Next::Reject => {
+                    break Loss {
+                        rejected: points,
+                        ..Loss::default()
+                    };
+                }
+                Next::GiveUp => {
+                    break Loss {
+                        given_up: points,
+                        ..Loss::default()
+                    };
+                }
+                Next::OutOfTime => {
+                    break Loss {
+                        pending: points,
+                        ..Loss::default()
+                    };
+                }
+            }
+        };
+        let mut s = self.lock();
+        s.in_flight = None;
+        s.last_ok = false;
+        self.settle(&mut s, loss);
         false
     }
 
-    /// Shuts the exporter down.
-    pub fn shutdown(&self) {
-        let _ = self.inner.shutdown_with_timeout(Duration::from_secs(1));
+    /// One attempt.
+    async fn send(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        until: Instant,
+    ) -> Result<Option<ExportMetricsPartialSuccess>, Failure> {
+        let started = Instant::now();
+        match &self.transport {
+            Transport::Grpc { client, metadata } => {
+                let mut request = tonic::Request::new(req.clone());
+                *request.metadata_mut() = metadata.clone();
+                request.set_timeout(until.saturating_duration_since(started));
+                let mut client = client.clone();
+                match tokio::time::timeout_at(until, client.export(request)).await {
+                    Ok(Ok(resp)) => Ok(resp.into_inner().partial_success),
+                    Ok(Err(status)) => Err(grpc_failure(&status)),
+                    Err(_) => Err(Failure::Timeout(until.saturating_duration_since(started))),
+                }
+            }
+            Transport::Http {
+                http,
+                path,
+                headers,
+            } => {
+                let mut r = http::Request::post(path.as_str())
+                    .body(Full::new(Bytes::from(req.encode_to_vec())))
+                    .map_err(|e| Failure::Broken(e.to_string()))?;
+                *r.headers_mut() = headers.clone();
+                let mut http = match tokio::time::timeout_at(until, http.lock()).await {
+                    Ok(h) => h,
+                    Err(_) => return Err(Failure::Timeout(until.saturating_duration_since(started))),
+                };
+                let answer = http.send(r, until).await?;
+                Ok(ExportMetricsServiceResponse::decode(answer.body.as_ref())
+                    .ok()
+                    .and_then(|r| r.partial_success))
+            }
+        }
+    }
+
+    /// A hint when the failure looks like the other OTLP protocol's port.
+    fn hint_for(&self, f: &Failure) -> Option<&'static str> {
+        let port = self.settings.endpoint.parse::<http::Uri>().ok().and_then(|u| u.port_u16());
+        let mismatch = match self.settings.protocol {
+            OtlpProtocol::Grpc => {
+                port == Some(4318)
+                    || matches!(f, Failure::Grpc { code, message }
+                        if matches!(code, 2 | 12 | 13) && looks_like_http(message))
+                    || matches!(f, Failure::Grpc { message, .. } if message.contains("frame with invalid size") || message.contains("invalid HTTP") )
+            }
+            OtlpProtocol::Http => {
+                port == Some(4317)
+                    || matches!(f, Failure::Broken(m) if m.contains("HTTP/2") || m.contains("invalid HTTP version") || m.contains("closed before message completed") || m.contains("invalid HTTP status"))
+                    || matches!(f, Failure::Status { code: 415, .. })
+            }
+        };
+        mismatch.then_some(PORT_HINT)
     }
 }
 
-/// Removes header values from an error message, in case a transport echoes them.
+/// Whether a gRPC status message says the answer was plain HTTP, not gRPC.
+fn looks_like_http(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("http status") || m.contains("content-type") || m.contains("h2 protocol")
+}
+
+/// A gRPC status as a failure: its message plus the cause chain tonic keeps.
+fn grpc_failure(status: &tonic::Status) -> Failure {
+    let mut message = status.message().to_string();
+    if let Some(src) = std::error::Error::source(status) {
+        let c = chain(src);
+        if !message.contains(&c) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&c);
+        }
+    }
+    Failure::Grpc {
+        code: status.code() as i32,
+        message,
+    }
+}
+
+/// Removes header values from an error message, in case a receiver echoes them.
 fn scrub(msg: &str, s: &Resolved) -> String {
     let mut out = msg.to_string();
     for v in s.headers.values().filter(|v| v.len() >= 4) {

@@ -1,5 +1,6 @@
-//! Export loops: each exporter collects its own reader on its own interval, and a final
-//! collection + export + bounded flush at the end of the run.
+//! Export loops: each exporter collects its own reader on its own interval; at the end, one
+//! deadline bounds everything that is left (the periodic exports still running, then the final
+//! collection, export and flush of every exporter at once), and every await honours it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +11,14 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::delivery::{Delivery, Waiting};
 use super::otlp::{self, OtlpExporter};
 use super::remote_write::{RemoteWriteError, RemoteWriteExporter};
 use crate::config::MetricsConfig;
 use crate::metrics::SharedReader;
-use crate::report::ExportRow;
+
+/// How long the final flush may go on before [`Pipeline::finish`] reports what it waits for.
+pub const SLOW_FLUSH: Duration = Duration::from_secs(1);
 
 /// Why export could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +47,28 @@ struct Entry {
     interval: Duration,
 }
 
+impl Entry {
+    fn delivery(&self) -> Delivery {
+        match &self.kind {
+            Kind::RemoteWrite(r) => r.delivery(),
+            Kind::Otlp(o) => o.delivery(),
+        }
+    }
+
+    fn waiting(&self) -> Option<Waiting> {
+        match &self.kind {
+            Kind::RemoteWrite(r) => r.waiting(),
+            Kind::Otlp(o) => o.waiting(),
+        }
+    }
+}
+
 /// All exporters of a run.
 pub struct Pipeline {
     entries: Vec<Arc<Entry>>,
     stop: watch::Sender<bool>,
-    loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The periodic loops, by entry.
+    loops: std::sync::Mutex<Vec<(usize, tokio::task::JoinHandle<()>)>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -63,7 +84,7 @@ impl Pipeline {
     pub fn build(cfg: &MetricsConfig) -> Result<Pipeline, ExportError> {
         let mut entries = Vec::new();
         for (index, rw) in cfg.remote_write.iter().enumerate() {
-            let interval = rw.push_interval;
+            let interval = rw.push_interval.get();
             let exp = RemoteWriteExporter::new(rw.clone())
                 .map_err(|source| ExportError::RemoteWrite { index, source })?;
             entries.push(Arc::new(Entry {
@@ -103,11 +124,12 @@ impl Pipeline {
     pub fn describe(&self) -> Vec<String> {
         self.entries
             .iter()
-            .map(|e| match &e.kind {
-                Kind::RemoteWrite(r) => {
-                    format!("remote_write {} every {:?}", r.redacted_url(), e.interval)
-                }
-                Kind::Otlp(o) => format!("{} every {:?}", o.describe(), e.interval),
+            .map(|e| {
+                let name = match &e.kind {
+                    Kind::RemoteWrite(r) => r.describe(),
+                    Kind::Otlp(o) => o.describe(),
+                };
+                format!("{name} every {}", humantime::format_duration(e.interval))
             })
             .collect()
     }
@@ -115,113 +137,108 @@ impl Pipeline {
     /// Starts the periodic loops on the current runtime.
     pub fn start(&self) {
         let mut loops = self.loops.lock().unwrap_or_else(|p| p.into_inner());
-        for e in &self.entries {
+        for (i, e) in self.entries.iter().enumerate() {
             let e = e.clone();
             let mut stop = self.stop.subscribe();
-            loops.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(Instant::now() + e.interval, e.interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = stop.wait_for(|s| *s) => break,
+            loops.push((
+                i,
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval_at(after(e.interval), e.interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = stop.wait_for(|s| *s) => break,
+                        }
+                        collect_and_export(&e, after(e.interval)).await;
                     }
-                    let deadline = Instant::now() + e.interval;
-                    collect_and_export(&e, 3, deadline).await;
-                }
-            }));
+                }),
+            ));
         }
     }
 
-    /// Stops the loops, exports one last collection per exporter and waits up to `timeout` for
-    /// delivery. Returns what each exporter delivered and did not.
-    pub async fn finish(&self, timeout: Duration) -> Vec<ExportRow> {
-        self.stop.send_replace(true);
-        let loops: Vec<_> =
-            std::mem::take(&mut *self.loops.lock().unwrap_or_else(|p| p.into_inner()));
-        for l in loops {
-            let _ = l.await;
-        }
-        let deadline = Instant::now() + timeout;
-        let mut rows = Vec::new();
-        for e in &self.entries {
-            collect_and_export(e, 5, deadline).await;
-            let left = deadline.saturating_duration_since(Instant::now());
-            rows.push(match &e.kind {
-                Kind::RemoteWrite(r) => {
-                    let rep = r.flush(left).await;
-                    let s = &rep.stats;
-                    let mut detail = vec![format!(
-                        "{} batches, {} bytes, {} retries",
-                        s.batches_sent, s.bytes_sent, s.retries
-                    )];
-                    if s.samples_dropped > 0 {
-                        detail.push(format!(
-                            "{} samples dropped (queue full)",
-                            s.samples_dropped
-                        ));
-                    }
-                    if s.samples_rejected > 0 {
-                        detail.push(format!(
-                            "{} samples rejected by the receiver",
-                            s.samples_rejected
-                        ));
-                    }
-                    if s.samples_failed > 0 {
-                        detail.push(format!(
-                            "{} samples given up after retries",
-                            s.samples_failed
-                        ));
-                    }
-                    if s.samples_pending > 0 {
-                        detail.push(format!(
-                            "{} samples still queued at exit",
-                            s.samples_pending
-                        ));
-                    }
-                    ExportRow {
-                        exporter: format!("remote_write {}", r.redacted_url()),
-                        delivered: s.samples_sent,
-                        not_delivered: rep.samples_not_delivered,
-                        failed_attempts: s.retries + s.batches_rejected,
-                        detail: detail.join(", "),
-                    }
+    /// What the exporters are still waiting for.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        self.entries.iter().filter_map(|e| e.waiting()).collect()
+    }
+
+    /// Stops the loops, exports one last collection per exporter and waits until `deadline`
+    /// at the latest for delivery, all exporters at once. When that takes longer than
+    /// [`SLOW_FLUSH`], `on_slow` is told once what is still pending. Returns what each
+    /// exporter delivered and did not.
+    pub async fn finish(
+        &self,
+        deadline: Instant,
+        on_slow: &mut (dyn FnMut(&[Waiting]) + Send),
+    ) -> Vec<Delivery> {
+        let flush = self.flush(deadline);
+        tokio::pin!(flush);
+        let slow = Instant::now() + SLOW_FLUSH;
+        tokio::select! {
+            () = &mut flush => {}
+            () = tokio::time::sleep_until(slow.min(deadline)) => {
+                let waiting = self.waiting();
+                if !waiting.is_empty() {
+                    on_slow(&waiting);
                 }
-                Kind::Otlp(o) => {
-                    let s = o.stats();
-                    o.shutdown();
-                    let mut detail = format!("{} exports", s.exports_ok);
-                    if s.exports_given_up > 0 {
-                        detail.push_str(&format!(", {} given up", s.exports_given_up));
-                    }
-                    if !s.last_ok {
-                        detail.push_str(", FINAL EXPORT FAILED");
-                    }
-                    if let Some(err) = &s.last_error {
-                        detail.push_str(&format!(", last error: {err}"));
-                    }
-                    ExportRow {
-                        exporter: o.describe(),
-                        delivered: s.points_delivered,
-                        not_delivered: s.points_lost,
-                        failed_attempts: s.attempts_failed,
-                        detail,
-                    }
-                }
-            });
+                flush.await;
+            }
         }
-        for row in &rows {
-            if row.not_delivered > 0 {
+        let deliveries: Vec<Delivery> = self.entries.iter().map(|e| e.delivery()).collect();
+        for d in &deliveries {
+            let n = d.not_delivered();
+            if n > 0 {
                 tracing::error!(
-                    exporter = %row.exporter,
-                    not_delivered = row.not_delivered,
-                    "metrics were NOT delivered: {}",
-                    row.detail
+                    "{}: {n} {} NOT delivered{}",
+                    d.exporter,
+                    d.unit.name(n),
+                    d.last_error
+                        .as_ref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
                 );
             }
         }
-        rows
+        deliveries
     }
+
+    async fn flush(&self, deadline: Instant) {
+        self.stop.send_replace(true);
+        let loops: Vec<_> =
+            std::mem::take(&mut *self.loops.lock().unwrap_or_else(|p| p.into_inner()));
+        // A periodic export still running may finish within the deadline; past it, it is cut
+        // and its data points count as not delivered (with cumulative temporality the final
+        // export below carries the same totals).
+        for (i, mut l) in loops {
+            if tokio::time::timeout_at(deadline, &mut l).await.is_err() {
+                l.abort();
+                if let Kind::Otlp(o) = &self.entries[i].kind {
+                    o.abandon_in_flight();
+                }
+            }
+        }
+        futures_util::future::join_all(
+            self.entries
+                .iter()
+                .map(|e| final_export(e.as_ref(), deadline)),
+        )
+        .await;
+    }
+}
+
+/// The final collection of one exporter, exported and flushed before `deadline`.
+async fn final_export(e: &Entry, deadline: Instant) {
+    collect_and_export(e, deadline).await;
+    if let Kind::RemoteWrite(r) = &e.kind {
+        r.flush_until(deadline).await;
+    }
+}
+
+/// `d` from now (a year when that overflows).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
 /// The OTLP export interval: config and flags beat `OTEL_METRIC_EXPORT_INTERVAL`, which beats
@@ -230,20 +247,20 @@ fn otlp_interval(configured: Option<Duration>, env: Option<Duration>) -> Duratio
     configured.or(env).unwrap_or(Duration::from_secs(5))
 }
 
-async fn collect_and_export(e: &Entry, attempts: u32, deadline: Instant) {
+async fn collect_and_export(e: &Entry, deadline: Instant) {
     let mut rm = ResourceMetrics::default();
     if let Err(err) = e.reader.collect(&mut rm) {
-        tracing::warn!(error = %err, "metric collection failed");
+        tracing::warn!("metric collection failed: {err}");
         return;
     }
     match &e.kind {
         Kind::RemoteWrite(r) => {
             if let Err(err) = r.export_metrics(&rm) {
-                tracing::warn!(error = %err, "remote_write: cannot enqueue a collection");
+                tracing::warn!("{}: cannot enqueue a collection: {err}", r.describe());
             }
         }
         Kind::Otlp(o) => {
-            o.export_with_retry(&rm, attempts, deadline).await;
+            o.export_until(&rm, deadline).await;
         }
     }
 }

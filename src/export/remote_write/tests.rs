@@ -1,10 +1,16 @@
 //! Tests of the queue → send stages against a tiny in-process hyper receiver on
-//! 127.0.0.1:0 that decodes snappy+protobuf bodies and answers scripted statuses;
-//! plus config, redaction and retry-policy unit tests.
+//! 127.0.0.1:0 that decodes snappy+protobuf bodies and answers scripted statuses; secrets by
+//! key, redaction. (Settings: `config/export.rs`; retry policy: `export/retry.rs`.)
 
 use super::*;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
+
+use crate::config::{Dur, Secret};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
 
 use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
@@ -105,9 +111,9 @@ impl Receiver {
 fn cfg(url: String) -> RemoteWriteConfig {
     RemoteWriteConfig {
         url,
-        timeout: Duration::from_secs(2),
-        min_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
+        timeout: Dur::secs(2),
+        min_backoff: Dur::millis(5),
+        max_backoff: Dur::millis(20),
         ..RemoteWriteConfig::default()
     }
 }
@@ -334,130 +340,6 @@ async fn export_from_sdk_and_stale_markers_on_flush() {
     assert!(exp.export(&rm).await.is_err());
 }
 
-#[test]
-fn classify_table() {
-    use RetryDecision::*;
-    let s = |c| SendOutcome::Status(c, None);
-    assert_eq!(classify(&s(200)), Delivered);
-    assert_eq!(classify(&s(204)), Delivered);
-    assert_eq!(classify(&s(500)), Retry(None));
-    assert_eq!(classify(&s(503)), Retry(None));
-    assert_eq!(classify(&s(429)), Retry(None));
-    assert_eq!(
-        classify(&SendOutcome::Status(429, Some(Duration::from_secs(3)))),
-        Retry(Some(Duration::from_secs(3)))
-    );
-    assert_eq!(classify(&s(400)), Reject);
-    assert_eq!(classify(&s(401)), Reject);
-    assert_eq!(classify(&s(404)), Reject);
-    assert_eq!(classify(&s(413)), Reject);
-    assert_eq!(classify(&s(302)), Reject);
-    assert_eq!(classify(&SendOutcome::ConnectError), Retry(None));
-    assert_eq!(classify(&SendOutcome::Timeout), Retry(None));
-    assert_eq!(classify(&SendOutcome::Io), Retry(None));
-    assert_eq!(parse_retry_after("5"), Some(Duration::from_secs(5)));
-    assert_eq!(parse_retry_after("100000"), Some(Duration::from_secs(60)));
-    assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-}
-
-#[test]
-fn backoff_grows_caps_and_jitters() {
-    let (min, max) = (Duration::from_millis(100), Duration::from_secs(10));
-    assert_eq!(
-        backoff_delay(1, min, max, 0.999_999),
-        Duration::from_millis(100).mul_f64(0.999_999)
-    );
-    assert_eq!(backoff_delay(3, min, max, 0.5), Duration::from_millis(200));
-    assert_eq!(backoff_delay(40, min, max, 1.0), max);
-    assert_eq!(backoff_delay(5, min, max, 0.0), Duration::ZERO);
-    let mut rng = fastrand::Rng::with_seed(1);
-    for attempt in 1..50 {
-        let d = backoff_delay(attempt, min, max, rng.f64());
-        assert!(d <= max);
-    }
-}
-
-fn from_toml(s: &str) -> Result<RemoteWriteConfig, String> {
-    toml::from_str::<RemoteWriteConfig>(s).map_err(|e| e.to_string())
-}
-
-#[test]
-fn config_parsing_defaults_and_validation() {
-    let c = from_toml(r#"url = "http://127.0.0.1:9090/api/v1/write""#).expect("parse");
-    assert_eq!(c.push_interval, Duration::from_secs(5));
-    assert_eq!(c.timeout, Duration::from_secs(10));
-    assert_eq!(c.queue_capacity, 720);
-    assert!(c.validate().is_ok());
-
-    let c = from_toml(
-        r#"
-        url = "https://prom.example/api/v1/write"
-        push_interval = "2s 500ms"
-        timeout = "3s"
-        max_backoff = "1s"
-        headers = { "X-Scope-OrgID" = "t" }
-        tls = { insecure_skip_verify = true }
-        basic_auth = { username = "u", password_env = "RW_PW" }
-        "#,
-    )
-    .expect("parse");
-    assert_eq!(c.push_interval, Duration::from_millis(2500));
-    assert!(c.validate().is_ok());
-
-    let err = from_toml("url = \"http://x\"\nbogus = 1").expect_err("unknown key");
-    assert!(err.contains("bogus"), "{err}");
-    let err = from_toml("url = \"http://x\"\npush_interval = \"fast\"").expect_err("bad duration");
-    assert!(
-        err.contains("push_interval") || err.contains("unknown"),
-        "{err}"
-    );
-
-    let check = |mutate: &dyn Fn(&mut RemoteWriteConfig), key: &str| {
-        let mut c = cfg("http://127.0.0.1:9090/api/v1/write".into());
-        mutate(&mut c);
-        let msg = c.validate().expect_err("must fail").to_string();
-        assert!(msg.contains(&format!("remote_write.{key}")), "{key}: {msg}");
-    };
-    check(
-        &|c| c.push_interval = Duration::from_millis(500),
-        "push_interval",
-    );
-    check(&|c| c.url = String::new(), "url");
-    check(&|c| c.url = "ftp://x/y".into(), "url");
-    check(&|c| c.timeout = Duration::ZERO, "timeout");
-    check(&|c| c.queue_capacity = 0, "queue_capacity");
-    check(&|c| c.max_backoff = Duration::from_millis(1), "max_backoff");
-    check(
-        &|c| {
-            c.bearer_token = Some(Secret("a".into()));
-            c.bearer_token_env = Some("B".into());
-        },
-        "bearer_token",
-    );
-    check(
-        &|c| {
-            c.basic_auth = Some(BasicAuth {
-                username: "u".into(),
-                ..BasicAuth::default()
-            })
-        },
-        "basic_auth.password",
-    );
-    check(
-        &|c| {
-            c.headers.insert("Content-Encoding".into(), "gzip".into());
-        },
-        "headers",
-    );
-    check(
-        &|c| {
-            c.tls.ca_file = Some("/nonexistent".into());
-            c.tls.insecure_skip_verify = true;
-        },
-        "tls.insecure_skip_verify",
-    );
-}
-
 #[tokio::test]
 async fn new_reports_missing_secret_sources_by_key() {
     let mut c = cfg("http://127.0.0.1:1/api/v1/write".into());
@@ -481,25 +363,7 @@ fn new_outside_runtime_fails() {
 }
 
 #[test]
-fn debug_and_urls_never_show_secrets() {
-    let mut c = cfg("https://u:topsecret@host:9090/api/v1/write?token=abc".into());
-    c.bearer_token = Some(Secret("tok-123".into()));
-    c.basic_auth = Some(BasicAuth {
-        username: "u".into(),
-        password: Some(Secret("pw-456".into())),
-        ..BasicAuth::default()
-    });
-    c.headers.insert("X-Api-Key".into(), "key-789".into());
-    let dbg = format!("{c:?}");
-    for secret in ["topsecret", "tok-123", "pw-456", "key-789", "abc"] {
-        assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
-    }
-    assert_eq!(
-        redact_url("https://u:p@host:9090/api/v1/write?token=abc"),
-        "https://host:9090/api/v1/write?<redacted>"
-    );
-    assert_eq!(redact_url("http://host/x"), "http://host/x");
-    assert_eq!(redact_url("http://a@b@host"), "http://host");
+fn base64_is_standard() {
     assert_eq!(
         base64(b"Aladdin:open sesame"),
         "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
