@@ -102,14 +102,15 @@ impl From<&Delivery> for ExportRow {
         let mut detail = Vec::new();
         match d.unit {
             Unit::Samples => detail.push(format!(
-                "{} batches, {} bytes, {} failed attempts",
-                d.requests,
+                "{}, {} bytes, {}",
+                count(d.requests, "batch", "batches"),
                 d.bytes.unwrap_or(0),
-                d.failed_attempts
+                count(d.failed_attempts, "failed attempt", "failed attempts")
             )),
             Unit::DataPoints => detail.push(format!(
-                "{} exports, {} failed attempts",
-                d.requests, d.failed_attempts
+                "{}, {}",
+                count(d.requests, "export", "exports"),
+                count(d.failed_attempts, "failed attempt", "failed attempts")
             )),
         }
         if d.dropped > 0 {
@@ -152,30 +153,33 @@ impl From<&Delivery> for ExportRow {
     }
 }
 
+/// `n` and the noun in the right number.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The line printed when the final flush takes a while: how long it may take and what it
 /// waits for.
 pub fn flush_waiting_text(limit: Duration, waiting: &[Waiting]) -> String {
-    let mut o = format!(
-        "flushing metrics (up to {})…",
-        humantime::format_duration(limit)
-    );
+    let mut o = format!("flushing metrics (up to {} s)…", limit.as_secs());
     for w in waiting {
         let _ = write!(
             o,
-            "\n  waiting for {}: {} {} in {} {}",
+            "\n  waiting for {}: {} {} in {}",
             w.exporter,
             w.pending,
             w.unit.name(w.pending),
-            w.requests,
-            match (w.unit, w.requests == 1) {
-                (Unit::Samples, true) => "batch",
-                (Unit::Samples, false) => "batches",
-                (Unit::DataPoints, true) => "export",
-                (Unit::DataPoints, false) => "exports",
+            match w.unit {
+                Unit::Samples => count(w.requests, "batch", "batches"),
+                Unit::DataPoints => count(w.requests, "export", "exports"),
             }
         );
         if w.failed_attempts > 0 {
-            let _ = write!(o, ", {} failed attempts", w.failed_attempts);
+            let _ = write!(
+                o,
+                ", {}",
+                count(w.failed_attempts, "failed attempt", "failed attempts")
+            );
         }
         if let Some(e) = &w.last_error {
             let _ = write!(o, ", last error: {e}");

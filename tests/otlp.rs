@@ -437,3 +437,147 @@ fn otel_exporter_otlp_endpoint_alone_enables_export() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The exporter rows of a `--summary-json` file.
+fn export_rows(summary: &std::path::Path) -> Vec<serde_json::Value> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(summary).expect("read the summary JSON"))
+            .expect("summary JSON");
+    json["export"].as_array().cloned().unwrap_or_default()
+}
+
+/// OTLP (over `protocol`) and remote-write both pointed at a receiver that accepts TCP and
+/// never answers: the process ends within the documented flush bound (15 s) of the run's end,
+/// says while waiting what it waits for, and the summary says what was NOT delivered.
+fn a_silent_receiver_cannot_hold_the_process(protocol: &str) {
+    let t = support::target();
+    let hole = support::SilentServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = dir.path().join("summary.json");
+    let started = Instant::now();
+    let out = support::stampede(&[
+        "run",
+        "--quiet",
+        "--url",
+        &format!("http://{}/", t.addr),
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "--otlp-endpoint",
+        &format!("http://{}", hole.addr),
+        "--otlp-protocol",
+        protocol,
+        "--remote-write-url",
+        &format!("http://{}/api/v1/write", hole.addr),
+        "--summary-json",
+        summary.to_str().expect("utf-8 path"),
+    ]);
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Export failures do not change the exit code.
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // 1 s of load, then at most 15 s of flush (and a little for start and exit).
+    assert!(
+        elapsed < Duration::from_secs(1 + 17),
+        "the process ended {elapsed:?} after its start\n{stderr}"
+    );
+    // It did wait for the answers that never came (both exporters, at the same time).
+    assert!(elapsed > Duration::from_secs(14), "{elapsed:?}\n{stderr}");
+    assert!(
+        stderr.contains("flushing metrics (up to 15 s)…"),
+        "no flush notice:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("waiting for otlp/{protocol} http://{}", hole.addr))
+            && stderr.contains(&format!(
+                "waiting for remote_write http://{}/api/v1/write",
+                hole.addr
+            )),
+        "the notice does not say what it waits for:\n{stderr}"
+    );
+    let rows = export_rows(&summary);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["delivered"], 0, "{row}");
+        let pending = row["pending"].as_u64().expect("pending");
+        assert!(pending > 0, "{row}");
+        assert_eq!(row["not_delivered"].as_u64(), Some(pending), "{row}");
+        assert!(
+            row["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no answer within")),
+            "{row}"
+        );
+    }
+    for unit in ["samples", "data points"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("  export ") && l.contains(&format!(" {unit} NOT delivered"))),
+            "the summary does not say how many {unit} were NOT delivered:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_silent_grpc_receiver_cannot_hold_the_process_past_the_flush_bound() {
+    a_silent_receiver_cannot_hold_the_process("grpc");
+}
+
+#[test]
+fn a_silent_http_receiver_cannot_hold_the_process_past_the_flush_bound() {
+    a_silent_receiver_cannot_hold_the_process("http");
+}
+
+/// gRPC sent to the Collector's OTLP/HTTP port, and HTTP/protobuf to its gRPC port: the
+/// failure is logged with its cause and a hint about the ports, and the summary repeats it;
+/// the right pairing gets no hint.
+#[test]
+fn otlp_sent_to_the_other_protocols_port_gets_a_hint() {
+    let c = Collector::start("http://127.0.0.1:9/api/v1/write");
+    let t = support::target();
+    let hint = "OTLP gRPC usually listens on 4317 and HTTP on 4318";
+    let run = |endpoint: &str, protocol: &str| {
+        let out = support::stampede(&[
+            "run",
+            "--quiet",
+            "--url",
+            &format!("http://{}/", t.addr),
+            "-c",
+            "1",
+            "-d",
+            "1s",
+            "--otlp-endpoint",
+            endpoint,
+            "--otlp-protocol",
+            protocol,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        (stdout, stderr)
+    };
+    for (endpoint, protocol) in [(&c.http_endpoint, "grpc"), (&c.grpc_endpoint, "http")] {
+        let (stdout, stderr) = run(endpoint, protocol);
+        let warned = stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("OTLP export failed") && l.contains(hint));
+        assert!(warned, "{protocol} to {endpoint}: no warning with the hint:\n{stderr}");
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("  export otlp/{protocol} ")))
+            .unwrap_or_else(|| panic!("no OTLP export line:\n{stdout}"));
+        assert!(
+            row.contains("data points NOT delivered") && row.contains(hint),
+            "{row}"
+        );
+    }
+    let (stdout, stderr) = run(&c.grpc_endpoint, "grpc");
+    assert!(
+        !stdout.contains(hint) && !stderr.contains(hint),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(" 0 data points NOT delivered"), "{stdout}");
+}

@@ -332,3 +332,197 @@ fn request_body_sizes_are_recorded_for_requests_with_a_body() {
     );
     assert_eq!(resp, bytes);
 }
+
+/// Prometheus without native histograms refuses exponential histograms with a 500 whose body
+/// says why: that body reaches the user at warn level and in the summary.
+#[test]
+fn a_receivers_error_body_reaches_the_user() {
+    let p = Prometheus::start();
+    let t = support::target();
+    let (_dir, file) = support::write_config(
+        "native.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            vus = 1
+            duration = "1s"
+            requests = [{{ url = "http://{}/" }}]
+            [metrics]
+            histogram = "exponential"
+            [metrics.remote_write]
+            url = "{}"
+            push_interval = 1
+            max_retries = 1
+            min_backoff = 0.1
+            max_backoff = "200ms"
+            "#,
+            t.addr,
+            p.write_url()
+        ),
+    );
+    let out = support::stampede(&["run", "--quiet", file.to_str().expect("utf-8 path")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let said = "native histograms are disabled";
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("HTTP 500") && l.contains(said)),
+        "the receiver's answer is not in a warning:\n{stderr}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("  export remote_write "))
+        .unwrap_or_else(|| panic!("no export line:\n{stdout}"));
+    assert!(
+        row.contains("samples NOT delivered") && row.contains(said),
+        "{row}"
+    );
+    assert!(!stderr.contains("Status(500"), "{stderr}");
+}
+
+/// A scenario of `n` requests named `r0`…, all to `/` of the target; shared iterations.
+fn many_names(target: std::net::SocketAddr, run_id: &str, n: usize, iterations: u64) -> String {
+    let mut s = format!(
+        r#"
+        [run]
+        id = "{run_id}"
+        [defaults]
+        base_url = "http://{target}"
+        [[scenarios]]
+        name = "many"
+        executor = "shared-iterations"
+        vus = 2
+        iterations = {iterations}
+        "#
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[scenarios.requests]]\nname = \"r{i}\"\nurl = \"/\"\n"
+        ));
+    }
+    s
+}
+
+/// `[metrics]` for the many-series runs: native histograms (one sample per series, so the
+/// final push stays small) and only the final collection pushed.
+fn one_final_native_push(write_url: &str) -> String {
+    format!(
+        "[metrics]\nhistogram = \"exponential\"\n[metrics.remote_write]\nurl = \"{write_url}\"\npush_interval = \"1h\"\n"
+    )
+}
+
+/// More request names than the SDK's default 2,000 series per instrument: every series keeps
+/// the run id, nothing is folded, and Prometheus holds exactly the summary's total.
+#[test]
+fn more_than_2000_request_names_arrive_with_the_run_id_and_exact_totals() {
+    let p = Prometheus::start_with(true);
+    let t = support::target();
+    let id = support::run_id("rw-names");
+    let text = format!(
+        "{}\n{}",
+        many_names(t.addr, &id, 2100, 4),
+        one_final_native_push(&p.write_url())
+    );
+    let s = support::run_toml(&text, &Overrides::default());
+    assert_eq!(s.requests, 4 * 2100);
+    assert!(s.metrics_folded.is_none(), "{:?}", s.metrics_folded);
+    delivered_everything(&s);
+    let total = sum(
+        &p,
+        &format!(
+            "sum(histogram_count(http_client_request_duration_seconds{{stampede_run_id=\"{id}\"}}))"
+        ),
+    );
+    assert_eq!(total, s.requests);
+    let names = sum(
+        &p,
+        &format!("count(http_client_request_duration_seconds{{stampede_run_id=\"{id}\"}})"),
+    );
+    assert_eq!(names, 2100, "one series per request name");
+    assert!(
+        p.series("{otel_metric_overflow=\"true\"}").is_empty(),
+        "nothing may be folded"
+    );
+}
+
+/// Past the series budget of the outcome instruments (2,730 distinct name × status series for
+/// a budget of 2,000), the rest is folded into per-scenario overflow series that keep the run
+/// id and scenario: Prometheus' per-run total still equals the summary's, and the summary
+/// says how many series were folded.
+#[test]
+fn folded_series_keep_the_run_id_and_the_summary_says_so() {
+    let p = Prometheus::start_with(true);
+    let t = support::target();
+    let id = support::run_id("rw-folded");
+    // 30 requests × 100 iterations; `/status/2${iteration}` answers 210…299 (90 statuses) and
+    // 400 for the invalid 20…29: 91 outcomes per request name.
+    let mut text = format!(
+        r#"
+        [run]
+        id = "{id}"
+        [defaults]
+        base_url = "http://{}"
+        [[scenarios]]
+        name = "folding"
+        executor = "shared-iterations"
+        vus = 1
+        iterations = 100
+        "#,
+        t.addr
+    );
+    for i in 0..30 {
+        text.push_str(&format!(
+            "[[scenarios.requests]]\nname = \"r{i}\"\nurl = \"/status/2${{iteration}}\"\n"
+        ));
+    }
+    text.push_str(&one_final_native_push(&p.write_url()));
+    let (_dir, file) = support::write_config("folding.toml", &text);
+    let json = file.with_file_name("summary.json");
+    let out = support::stampede(&[
+        "run",
+        file.to_str().expect("utf-8 path"),
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("json");
+    let requests = v["requests"].as_u64().expect("requests");
+    assert_eq!(requests, 3000);
+    let distinct: usize = v["by_name"]
+        .as_array()
+        .expect("by_name")
+        .iter()
+        .map(|r| r["status_codes"].as_object().map_or(0, |c| c.len()))
+        .sum();
+    let folded = v["metrics_folded"]["series"].as_u64().expect("metrics_folded");
+    assert_eq!(folded as usize, distinct - 2000, "{}", v["metrics_folded"]);
+    assert!(
+        stdout.contains(&format!("warning: {folded} metric series")),
+        "{stdout}"
+    );
+    let total = sum(
+        &p,
+        &format!(
+            "sum(histogram_count(http_client_request_duration_seconds{{stampede_run_id=\"{id}\"}}))"
+        ),
+    );
+    assert_eq!(total, requests, "the run's total in Prometheus");
+    let overflow =
+        p.series("http_client_request_duration_seconds{otel_metric_overflow=\"true\"}");
+    assert_eq!(overflow.len(), 1, "{overflow:?}");
+    assert_eq!(overflow[0]["stampede_run_id"], id);
+    assert_eq!(overflow[0]["stampede_scenario"], "folding");
+    let in_overflow = sum(
+        &p,
+        &format!(
+            "sum(histogram_count(http_client_request_duration_seconds{{stampede_run_id=\"{id}\",otel_metric_overflow=\"true\"}}))"
+        ),
+    );
+    assert!(in_overflow > 0 && in_overflow < requests, "{in_overflow}");
+}

@@ -230,8 +230,12 @@ struct Stats {
     loss: Loss,
     last_ok: bool,
     last_error: Option<String>,
-    last_warned: Option<String>,
+    /// Causes already logged at warn (a few; repeats go to debug).
+    warned: Vec<String>,
     hint: Option<&'static str>,
+    /// Whether the endpoint answered the other OTLP protocol (probed once, after a connection
+    /// broke without an answer).
+    probed: Option<bool>,
     /// The export being attempted: (data points, failed attempts so far).
     in_flight: Option<(u64, u32)>,
 }
@@ -255,6 +259,7 @@ pub const PORT_HINT: &str = "OTLP gRPC usually listens on 4317 and HTTP on 4318:
 /// An OTLP metric exporter with retries.
 pub struct OtlpExporter {
     settings: Resolved,
+    peer: Arc<Peer>,
     transport: Transport,
     stats: Mutex<Stats>,
 }
@@ -301,7 +306,7 @@ impl OtlpExporter {
         } else {
             None
         };
-        let peer = Peer { host, port, tls };
+        let peer = Arc::new(Peer { host, port, tls });
         let mut headers = HeaderMap::new();
         for (k, v) in &settings.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -315,10 +320,9 @@ impl OtlpExporter {
             OtlpProtocol::Grpc => {
                 let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
                     .map_err(|e| OtlpError::Build(scrub(&chain(&e), &settings)))?
-                    .timeout(settings.timeout)
                     .user_agent(concat!("stampede/", env!("CARGO_PKG_VERSION")))
                     .map_err(|e| OtlpError::Build(chain(&e)))?;
-                let channel = endpoint.connect_with_connector_lazy(Connector(Arc::new(peer)));
+                let channel = endpoint.connect_with_connector_lazy(Connector(peer.clone()));
                 Transport::Grpc {
                     client: MetricsServiceClient::new(channel),
                     metadata: tonic::metadata::MetadataMap::from_headers(headers),
@@ -341,7 +345,7 @@ impl OtlpExporter {
                     HeaderValue::from_static(concat!("stampede/", env!("CARGO_PKG_VERSION"))),
                 );
                 Transport::Http {
-                    http: tokio::sync::Mutex::new(Http1::new(peer)),
+                    http: tokio::sync::Mutex::new(Http1::new((*peer).clone())),
                     path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
                     headers,
                 }
@@ -349,6 +353,7 @@ impl OtlpExporter {
         };
         Ok(OtlpExporter {
             settings,
+            peer,
             transport,
             stats: Mutex::new(Stats::default()),
         })
@@ -388,7 +393,7 @@ impl OtlpExporter {
             failed_attempts: s.attempts_failed,
             last_failed: !s.last_ok && s.attempts_failed > 0,
             last_error: s.last_error.clone(),
-            hint: s.hint.map(str::to_string),
+            hint: s.hint.filter(|_| !s.last_ok).map(str::to_string),
         }
     }
 
@@ -477,7 +482,7 @@ impl OtlpExporter {
             let left = deadline.saturating_duration_since(Instant::now());
             let next = RETRY.after_failure(failures, &failure, fastrand::f64(), Some(left));
             let cause = scrub(&failure.to_string(), &self.settings);
-            let hint = self.hint_for(&failure);
+            let hint = self.hint_for(&failure, deadline).await;
             let new_cause = {
                 let mut s = self.lock();
                 s.attempts_failed += 1;
@@ -486,11 +491,7 @@ impl OtlpExporter {
                 if hint.is_some() {
                     s.hint = hint;
                 }
-                let new_cause = s.last_warned.as_deref() != Some(cause.as_str());
-                if new_cause {
-                    s.last_warned = Some(cause.clone());
-                }
-                new_cause
+                super::retry::first_time(&mut s.warned, &cause)
             };
             let hint_text = hint.map(|h| format!(" ({h})")).unwrap_or_default();
             if new_cause {
@@ -539,9 +540,9 @@ impl OtlpExporter {
         let started = Instant::now();
         match &self.transport {
             Transport::Grpc { client, metadata } => {
+                // The attempt's time limit is ours (below), so that every failure reads alike.
                 let mut request = tonic::Request::new(req.clone());
                 *request.metadata_mut() = metadata.clone();
-                request.set_timeout(until.saturating_duration_since(started));
                 let mut client = client.clone();
                 match tokio::time::timeout_at(until, client.export(request)).await {
                     Ok(Ok(resp)) => Ok(resp.into_inner().partial_success),
@@ -570,47 +571,119 @@ impl OtlpExporter {
         }
     }
 
-    /// A hint when the failure looks like the other OTLP protocol's port.
-    fn hint_for(&self, f: &Failure) -> Option<&'static str> {
-        let port = self.settings.endpoint.parse::<http::Uri>().ok().and_then(|u| u.port_u16());
-        let mismatch = match self.settings.protocol {
+    /// A hint when the failure looks like the other OTLP protocol's port: the conventional
+    /// ports, a failure that says so, or (once, after a connection that broke without an
+    /// answer) a probe showing that the endpoint speaks the other protocol.
+    async fn hint_for(&self, f: &Failure, deadline: Instant) -> Option<&'static str> {
+        let port = self
+            .settings
+            .endpoint
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.port_u16());
+        let said = match self.settings.protocol {
             OtlpProtocol::Grpc => {
                 port == Some(4318)
+                    || matches!(f, Failure::Broken(m) if looks_like_http(m))
                     || matches!(f, Failure::Grpc { code, message }
                         if matches!(code, 2 | 12 | 13) && looks_like_http(message))
-                    || matches!(f, Failure::Grpc { message, .. } if message.contains("frame with invalid size") || message.contains("invalid HTTP") )
             }
             OtlpProtocol::Http => {
                 port == Some(4317)
-                    || matches!(f, Failure::Broken(m) if m.contains("HTTP/2") || m.contains("invalid HTTP version") || m.contains("closed before message completed") || m.contains("invalid HTTP status"))
-                    || matches!(f, Failure::Status { code: 415, .. })
+                    || matches!(f, Failure::Broken(m) if m.contains("invalid HTTP version")
+                        || m.contains("HTTP/2"))
             }
         };
-        mismatch.then_some(PORT_HINT)
-    }
-}
-
-/// Whether a gRPC status message says the answer was plain HTTP, not gRPC.
-fn looks_like_http(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("http status") || m.contains("content-type") || m.contains("h2 protocol")
-}
-
-/// A gRPC status as a failure: its message plus the cause chain tonic keeps.
-fn grpc_failure(status: &tonic::Status) -> Failure {
-    let mut message = status.message().to_string();
-    if let Some(src) = std::error::Error::source(status) {
-        let c = chain(src);
-        if !message.contains(&c) {
-            if !message.is_empty() {
-                message.push_str(": ");
+        if said {
+            return Some(PORT_HINT);
+        }
+        if !matches!(f, Failure::Broken(_)) {
+            return None;
+        }
+        let probed = self.lock().probed;
+        let other = match probed {
+            Some(other) => other,
+            None => {
+                let until = deadline.min(Instant::now() + Duration::from_secs(2));
+                let other = self.speaks_the_other_protocol(until).await;
+                self.lock().probed = Some(other);
+                other
             }
-            message.push_str(&c);
+        };
+        other.then_some(PORT_HINT)
+    }
+
+    /// Whether the endpoint answers the other OTLP protocol.
+    async fn speaks_the_other_protocol(&self, until: Instant) -> bool {
+        match self.settings.protocol {
+            OtlpProtocol::Grpc => {
+                // Any HTTP/1.1 answer at all.
+                let mut http = Http1::new((*self.peer).clone());
+                let req = http::Request::get("/")
+                    .header(header::HOST, self.peer.host.as_str())
+                    .body(Full::new(Bytes::new()));
+                match req {
+                    Ok(req) => matches!(
+                        http.send(req, until).await,
+                        Ok(_) | Err(Failure::Status { .. })
+                    ),
+                    Err(_) => false,
+                }
+            }
+            OtlpProtocol::Http => {
+                // An empty gRPC export answered by a gRPC server (success or a gRPC status).
+                let scheme = if self.peer.tls.is_some() { "https" } else { "http" };
+                let origin = format!("{scheme}://{}:{}", self.peer.host, self.peer.port);
+                let Ok(endpoint) = tonic::transport::Endpoint::from_shared(origin) else {
+                    return false;
+                };
+                let mut grpc_peer = (*self.peer).clone();
+                if grpc_peer.tls.is_some() {
+                    match tls_connector(false, Vec::new(), &[b"h2"]) {
+                        Ok(t) => grpc_peer.tls = Some(t),
+                        Err(_) => return false,
+                    }
+                }
+                let channel = endpoint.connect_with_connector_lazy(Connector(Arc::new(grpc_peer)));
+                let mut client = MetricsServiceClient::new(channel);
+                let probe = client.export(ExportMetricsServiceRequest::default());
+                match tokio::time::timeout_at(until, probe).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(status)) => std::error::Error::source(&status).is_none(),
+                    Err(_) => false,
+                }
+            }
         }
     }
-    Failure::Grpc {
-        code: status.code() as i32,
-        message,
+}
+
+/// Whether a gRPC failure says the other side speaks HTTP/1.1, not gRPC.
+fn looks_like_http(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("frame with invalid size")
+        || m.contains("http status")
+        || m.contains("content-type")
+        || m.contains("h2 protocol")
+        || m.contains("invalid http")
+}
+
+/// A gRPC status as a failure. A status tonic made from a transport error (no answer from a
+/// gRPC server at all) is a broken connection; otherwise the receiver's code and message.
+fn grpc_failure(status: &tonic::Status) -> Failure {
+    let message = status.message();
+    match std::error::Error::source(status) {
+        Some(src) => {
+            let cause = chain(src);
+            Failure::Broken(if cause.starts_with(message) || message.is_empty() {
+                cause
+            } else {
+                format!("{message}: {cause}")
+            })
+        }
+        None => Failure::Grpc {
+            code: status.code() as i32,
+            message: message.to_string(),
+        },
     }
 }
 

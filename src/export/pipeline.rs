@@ -189,12 +189,16 @@ impl Pipeline {
             let n = d.not_delivered();
             if n > 0 {
                 tracing::error!(
-                    "{}: {n} {} NOT delivered{}",
+                    "{}: {n} {} NOT delivered{}{}",
                     d.exporter,
                     d.unit.name(n),
                     d.last_error
                         .as_ref()
                         .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default(),
+                    d.hint
+                        .as_ref()
+                        .map(|h| format!("; hint: {h}"))
                         .unwrap_or_default()
                 );
             }

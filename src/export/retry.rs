@@ -63,11 +63,7 @@ impl fmt::Display for Failure {
                 Ok(())
             }
             Failure::Connect(cause) => write!(f, "cannot connect: {cause}"),
-            Failure::Timeout(d) => write!(
-                f,
-                "no answer within {}",
-                humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
-            ),
+            Failure::Timeout(d) => write!(f, "no answer within {:.1}s", d.as_secs_f64()),
             Failure::Broken(cause) => write!(f, "connection failed: {cause}"),
         }
     }
@@ -87,6 +83,19 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = cause.source();
     }
     out
+}
+
+/// Whether `cause` is new to `seen` (then it is remembered, up to a few): each new cause is
+/// logged at warn once, repeats at debug.
+pub fn first_time(seen: &mut Vec<String>, cause: &str) -> bool {
+    if seen.iter().any(|c| c == cause) {
+        return false;
+    }
+    if seen.len() >= 8 {
+        seen.remove(0);
+    }
+    seen.push(cause.to_string());
+    true
 }
 
 /// The start of a response body, as text, for messages.
@@ -357,8 +366,8 @@ mod tests {
             "gRPC status UNIMPLEMENTED: unknown service"
         );
         assert_eq!(
-            Failure::Timeout(Duration::from_millis(10_000)).to_string(),
-            "no answer within 10s"
+            Failure::Timeout(Duration::from_millis(9_990)).to_string(),
+            "no answer within 10.0s"
         );
         let long = vec![b'x'; 2000];
         assert_eq!(body_excerpt(&long).chars().count(), MAX_ERROR_BODY + 1);

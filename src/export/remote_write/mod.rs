@@ -295,8 +295,8 @@ struct State {
     last_error: Option<String>,
     /// Whether the last attempt failed.
     last_failed: bool,
-    /// The last cause logged at warn (each new cause is, once).
-    last_warned: Option<String>,
+    /// Causes already logged at warn (each new cause is, once).
+    warned: Vec<String>,
     logged_reject: bool,
     logged_drop: bool,
     logged_delta: bool,
@@ -356,7 +356,7 @@ impl RemoteWriteExporter {
                 seen: HashMap::new(),
                 last_error: None,
                 last_failed: false,
-                last_warned: None,
+                warned: Vec::new(),
                 logged_reject: false,
                 logged_drop: false,
                 logged_delta: false,
@@ -549,7 +549,7 @@ impl RemoteWriteExporter {
         let stats = self.stats();
         if !drained {
             let last = self.inner.lock().last_error.clone();
-            tracing::warn!(
+            tracing::debug!(
                 url = %self.inner.settings.redacted_url,
                 "remote_write: flush deadline reached: {} samples in {} batches NOT delivered{}",
                 stats.samples_pending,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::Inner;
 use super::queue::Batch;
-use crate::export::retry::Next;
+use crate::export::retry::{Next, first_time};
 use crate::export::transport::Http1;
 
 /// Delivers queued batches until shutdown.
@@ -66,8 +66,7 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
                     st.queue.stats.retries += 1;
                     // Each new cause once at warn (a receiver's error body included), repeats
                     // at debug.
-                    if st.last_warned.as_deref() != Some(cause.as_str()) {
-                        st.last_warned = Some(cause.clone());
+                    if first_time(&mut st.warned, &cause) {
                         tracing::warn!(
                             url = %s.redacted_url,
                             "remote_write: push failed, retrying (the same cause again is logged at debug): {cause}"
