@@ -50,7 +50,7 @@ pub(crate) fn tls_connector(
     extra: Vec<rustls::pki_types::CertificateDer<'static>>,
     alpn: &[&[u8]],
 ) -> Result<tokio_rustls::TlsConnector, String> {
-    let config = crate::tls::client_config(insecure, extra, alpn).map_err(|e| e.to_string())?;
+    let config = crate::http::tls::client_config(insecure, extra, alpn).map_err(|e| e.to_string())?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 

@@ -105,7 +105,7 @@ fn read_env(key: &'static str, var: &str) -> Result<String, RemoteWriteError> {
     })
 }
 
-pub(crate) use crate::tls::base64;
+pub(crate) use crate::http::tls::base64;
 
 /// Resolved settings used by the sender: secrets read, TLS built.
 struct Settings {
