@@ -135,7 +135,10 @@ impl SeriesLimits {
     pub fn for_plan(plan: &Plan) -> SeriesLimits {
         let requests = request_sets(plan).1;
         let scenarios = plan.scenarios.len().max(1);
-        let at_least = |n: usize| n.saturating_add(1).clamp(SDK_DEFAULT_LIMIT, MAX_SERIES_PER_INSTRUMENT);
+        let at_least = |n: usize| {
+            n.saturating_add(1)
+                .clamp(SDK_DEFAULT_LIMIT, MAX_SERIES_PER_INSTRUMENT)
+        };
         let outcome_budget = requests
             .saturating_mul(OUTCOMES_PER_REQUEST)
             .clamp(SDK_DEFAULT_LIMIT, MAX_SERIES_PER_INSTRUMENT - scenarios - 1);
@@ -463,7 +466,7 @@ impl Instruments {
     /// How many outcome series were folded (`None`: none).
     pub fn folded(&self) -> Option<Folded> {
         let n = self.outcomes.folded();
-        (n > 0).then(|| Folded {
+        (n > 0).then_some(Folded {
             series: n as u64,
             limit: self.outcomes.budget as u64,
         })
@@ -621,5 +624,26 @@ impl Recorder {
     pub fn check(&self, id: usize, pass: bool) {
         let c = &self.per_check[id];
         if pass { c.0.add(1) } else { c.1.add(1) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outcome_budget_admits_up_to_its_size_then_folds_and_remembers() {
+        let b = OutcomeBudget::new(2);
+        assert!(b.admit((0, 200, 0)));
+        assert!(
+            b.admit((0, 200, 0)),
+            "the same outcome again keeps its series"
+        );
+        assert!(b.admit((1, 200, 0)));
+        assert!(!b.admit((1, 503, 7)), "over budget: folded");
+        assert!(!b.admit((1, 503, 7)), "and stays folded");
+        assert!(!b.admit((2, 200, 0)));
+        assert!(b.admit((0, 200, 0)), "admitted ones stay admitted");
+        assert_eq!(b.folded(), 2);
     }
 }

@@ -131,7 +131,11 @@ impl From<&Delivery> for ExportRow {
         if d.unit == Unit::DataPoints && d.last_failed {
             detail.push("FINAL EXPORT FAILED".into());
         }
-        if let Some(e) = d.last_error.as_ref().filter(|_| d.last_failed || d.not_delivered() > 0) {
+        if let Some(e) = d
+            .last_error
+            .as_ref()
+            .filter(|_| d.last_failed || d.not_delivered() > 0)
+        {
             detail.push(format!("last error: {e}"));
         }
         if let Some(h) = &d.hint {

@@ -513,9 +513,9 @@ fn a_silent_receiver_cannot_hold_the_process(protocol: &str) {
     }
     for unit in ["samples", "data points"] {
         assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with("  export ") && l.contains(&format!(" {unit} NOT delivered"))),
+            stdout.lines().any(
+                |l| l.starts_with("  export ") && l.contains(&format!(" {unit} NOT delivered"))
+            ),
             "the summary does not say how many {unit} were NOT delivered:\n{stdout}"
         );
     }
@@ -564,7 +564,10 @@ fn otlp_sent_to_the_other_protocols_port_gets_a_hint() {
         let warned = stderr
             .lines()
             .any(|l| l.contains("WARN") && l.contains("OTLP export failed") && l.contains(hint));
-        assert!(warned, "{protocol} to {endpoint}: no warning with the hint:\n{stderr}");
+        assert!(
+            warned,
+            "{protocol} to {endpoint}: no warning with the hint:\n{stderr}"
+        );
         let row = stdout
             .lines()
             .find(|l| l.starts_with(&format!("  export otlp/{protocol} ")))

@@ -500,7 +500,9 @@ fn folded_series_keep_the_run_id_and_the_summary_says_so() {
         .iter()
         .map(|r| r["status_codes"].as_object().map_or(0, |c| c.len()))
         .sum();
-    let folded = v["metrics_folded"]["series"].as_u64().expect("metrics_folded");
+    let folded = v["metrics_folded"]["series"]
+        .as_u64()
+        .expect("metrics_folded");
     assert_eq!(folded as usize, distinct - 2000, "{}", v["metrics_folded"]);
     assert!(
         stdout.contains(&format!("warning: {folded} metric series")),
@@ -513,8 +515,7 @@ fn folded_series_keep_the_run_id_and_the_summary_says_so() {
         ),
     );
     assert_eq!(total, requests, "the run's total in Prometheus");
-    let overflow =
-        p.series("http_client_request_duration_seconds{otel_metric_overflow=\"true\"}");
+    let overflow = p.series("http_client_request_duration_seconds{otel_metric_overflow=\"true\"}");
     assert_eq!(overflow.len(), 1, "{overflow:?}");
     assert_eq!(overflow[0]["stampede_run_id"], id);
     assert_eq!(overflow[0]["stampede_scenario"], "folding");

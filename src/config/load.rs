@@ -283,13 +283,10 @@ fn apply_scenario_overrides(
             .find(|rw| rw.url.is_empty())
         {
             Some(rw) => rw.url = url.clone(),
-            None => cfg
-                .metrics
-                .remote_write
-                .push(super::RemoteWriteConfig {
-                    url: url.clone(),
-                    ..Default::default()
-                }),
+            None => cfg.metrics.remote_write.push(super::RemoteWriteConfig {
+                url: url.clone(),
+                ..Default::default()
+            }),
         }
     }
     for rw in &mut cfg.metrics.remote_write {

@@ -370,10 +370,7 @@ pub struct MetricsConfig {
     /// `service.name` resource attribute (Prometheus `job`).
     pub service_name: Option<String>,
     /// Prometheus remote-write targets (`[metrics.remote_write]` or `[[metrics.remote_write]]`).
-    #[serde(
-        deserialize_with = "export::remote_write_list",
-        skip_serializing
-    )]
+    #[serde(deserialize_with = "export::remote_write_list", skip_serializing)]
     pub remote_write: Vec<RemoteWriteConfig>,
     /// OTLP export.
     pub otlp: Option<OtlpConfig>,

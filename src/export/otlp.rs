@@ -104,10 +104,7 @@ pub fn resolve(
     };
     let uri: http::Uri = endpoint.parse().map_err(|e| OtlpError::Invalid {
         source_name: origin,
-        message: format!(
-            "`{}` is not a URL: {e}",
-            redact_url(&endpoint)
-        ),
+        message: format!("`{}` is not a URL: {e}", redact_url(&endpoint)),
     })?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err(OtlpError::Invalid {
@@ -309,10 +306,15 @@ impl OtlpExporter {
         let peer = Arc::new(Peer { host, port, tls });
         let mut headers = HeaderMap::new();
         for (k, v) in &settings.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| invalid("metrics.otlp.headers", format!("invalid header name `{k}`")))?;
-            let mut val = HeaderValue::from_str(v)
-                .map_err(|_| invalid("metrics.otlp.headers", format!("invalid value for header `{k}`")))?;
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                invalid("metrics.otlp.headers", format!("invalid header name `{k}`"))
+            })?;
+            let mut val = HeaderValue::from_str(v).map_err(|_| {
+                invalid(
+                    "metrics.otlp.headers",
+                    format!("invalid value for header `{k}`"),
+                )
+            })?;
             val.set_sensitive(true);
             headers.insert(name, val);
         }
@@ -451,9 +453,9 @@ impl OtlpExporter {
             } else {
                 match self.send(&req, until).await {
                     Ok(partial) => {
-                        let rejected = partial.as_ref().map_or(0, |p| {
-                            u64::try_from(p.rejected_data_points).unwrap_or(0)
-                        });
+                        let rejected = partial
+                            .as_ref()
+                            .map_or(0, |p| u64::try_from(p.rejected_data_points).unwrap_or(0));
                         let mut s = self.lock();
                         s.in_flight = None;
                         s.exports_ok += 1;
@@ -465,7 +467,9 @@ impl OtlpExporter {
                         };
                         self.settle(&mut s, loss);
                         drop(s);
-                        if let Some(p) = partial.filter(|p| p.rejected_data_points > 0 || !p.error_message.is_empty()) {
+                        if let Some(p) = partial
+                            .filter(|p| p.rejected_data_points > 0 || !p.error_message.is_empty())
+                        {
                             tracing::warn!(
                                 exporter = %self.describe(),
                                 "OTLP: the receiver accepted the export partially: {} data points rejected: {}",
@@ -561,7 +565,9 @@ impl OtlpExporter {
                 *r.headers_mut() = headers.clone();
                 let mut http = match tokio::time::timeout_at(until, http.lock()).await {
                     Ok(h) => h,
-                    Err(_) => return Err(Failure::Timeout(until.saturating_duration_since(started))),
+                    Err(_) => {
+                        return Err(Failure::Timeout(until.saturating_duration_since(started)));
+                    }
                 };
                 let answer = http.send(r, until).await?;
                 Ok(ExportMetricsServiceResponse::decode(answer.body.as_ref())
@@ -632,7 +638,11 @@ impl OtlpExporter {
             }
             OtlpProtocol::Http => {
                 // An empty gRPC export answered by a gRPC server (success or a gRPC status).
-                let scheme = if self.peer.tls.is_some() { "https" } else { "http" };
+                let scheme = if self.peer.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 let origin = format!("{scheme}://{}:{}", self.peer.host, self.peer.port);
                 let Ok(endpoint) = tonic::transport::Endpoint::from_shared(origin) else {
                     return false;
@@ -810,5 +820,198 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(ENV_ENDPOINT), "{e}");
+    }
+
+    /// An OTLP/HTTP receiver answering `(status, content type, body)` from `script` in order,
+    /// then 200; counts requests.
+    async fn receiver(
+        script: Vec<(u16, &'static str, Vec<u8>)>,
+    ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use http_body_util::BodyExt;
+        use hyper::service::service_fn;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let count = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let n = count.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (n, script) = (n.clone(), script.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (n, script) = (n.clone(), script.clone());
+                        async move {
+                            n.fetch_add(1, Ordering::SeqCst);
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            assert!(
+                                body.ok()
+                                    .and_then(|b| ExportMetricsServiceRequest::decode(b).ok())
+                                    .is_some(),
+                                "an OTLP request body"
+                            );
+                            let (status, ct, body) = script
+                                .lock()
+                                .expect("lock")
+                                .pop_front()
+                                .unwrap_or((200, "application/x-protobuf", Vec::new()));
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", ct)
+                                    .header("retry-after", "0")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .expect("response"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (addr, count)
+    }
+
+    fn exporter(addr: std::net::SocketAddr, temporality: TemporalityConfig) -> OtlpExporter {
+        let cfg = OtlpConfig {
+            endpoint: Some(format!("http://{addr}")),
+            protocol: Some(OtlpProtocol::Http),
+            temporality: Some(temporality),
+            ..Default::default()
+        };
+        let settings = resolve(Some(&cfg), &env_of(&[])).unwrap().unwrap();
+        OtlpExporter::new(settings).expect("exporter")
+    }
+
+    /// A collection of `n` data points (one counter, `n` attribute sets).
+    fn collection(n: i64) -> ResourceMetrics {
+        use opentelemetry::KeyValue;
+        use opentelemetry::metrics::MeterProvider as _;
+        use opentelemetry_sdk::metrics::SdkMeterProvider;
+        use opentelemetry_sdk::metrics::reader::MetricReader;
+        let reader = crate::metrics::SharedReader::new(Temporality::Cumulative);
+        let provider = SdkMeterProvider::builder()
+            .with_reader(reader.clone())
+            .build();
+        let c = provider.meter("t").u64_counter("c").build();
+        for i in 0..n {
+            c.add(1, &[KeyValue::new("i", i)]);
+        }
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).expect("collect");
+        rm
+    }
+
+    fn rpc_status(message: &str) -> Vec<u8> {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct RpcStatus {
+            #[prost(int32, tag = "1")]
+            code: i32,
+            #[prost(string, tag = "2")]
+            message: String,
+        }
+        RpcStatus {
+            code: 3,
+            message: message.into(),
+        }
+        .encode_to_vec()
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn http_retries_a_503_then_counts_a_partial_success() {
+        let partial = ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: 2,
+                error_message: "two points too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let (addr, requests) = receiver(vec![
+            (503, "text/plain", b"busy".to_vec()),
+            (200, "application/x-protobuf", partial),
+        ])
+        .await;
+        let exp = exporter(addr, TemporalityConfig::Cumulative);
+        assert!(exp.export_until(&collection(5), soon()).await);
+        let d = exp.delivery();
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(
+            (d.delivered, d.rejected, d.not_delivered()),
+            (3, 2, 2),
+            "{d:?}"
+        );
+        assert_eq!((d.requests, d.failed_attempts), (1, 1));
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some("HTTP 503 Service Unavailable: busy")
+        );
+        assert!(!d.last_failed);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_refusal_is_not_retried_and_keeps_the_receivers_message() {
+        let (addr, requests) = receiver(vec![(
+            400,
+            "application/x-protobuf",
+            rpc_status("metric name is invalid"),
+        )])
+        .await;
+        let exp = exporter(addr, TemporalityConfig::Cumulative);
+        assert!(!exp.export_until(&collection(4), soon()).await);
+        let d = exp.delivery();
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!((d.delivered, d.rejected), (0, 4), "{d:?}");
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some("HTTP 400 Bad Request: metric name is invalid")
+        );
+        assert!(d.last_failed);
+        assert_eq!(d.hint, None, "an HTTP answer is no protocol mismatch");
+    }
+
+    #[tokio::test]
+    async fn cumulative_exports_supersede_earlier_losses_and_delta_ones_add_up() {
+        let refused = || (400, "text/plain", b"no".to_vec());
+        for (temporality, lost_at_end) in [
+            (TemporalityConfig::Cumulative, 0),
+            (TemporalityConfig::Delta, 6),
+        ] {
+            let (addr, _) = receiver(vec![refused(), refused()]).await;
+            let exp = exporter(addr, temporality);
+            for _ in 0..2 {
+                assert!(!exp.export_until(&collection(3), soon()).await);
+            }
+            assert!(exp.export_until(&collection(3), soon()).await);
+            let d = exp.delivery();
+            assert_eq!(d.not_delivered(), lost_at_end, "{temporality:?}: {d:?}");
+            assert_eq!(d.delivered, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_receiver_is_cut_off_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let exp = exporter(addr, TemporalityConfig::Cumulative);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        assert!(!exp.export_until(&collection(7), deadline).await);
+        assert!(
+            started.elapsed() < Duration::from_millis(800),
+            "{:?}",
+            started.elapsed()
+        );
+        let d = exp.delivery();
+        assert_eq!((d.pending, d.not_delivered()), (7, 7), "{d:?}");
+        assert!(exp.waiting().is_none());
+        drop(listener);
     }
 }

@@ -160,9 +160,10 @@ pub fn classify(f: &Failure) -> Verdict {
         Failure::Status { .. } => Verdict::Reject,
         // CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
         // UNAVAILABLE, DATA_LOSS.
-        Failure::Grpc { code, .. } if matches!(code, 1 | 4 | 8 | 10 | 11 | 14 | 15) => {
-            Verdict::Retry(None)
-        }
+        Failure::Grpc {
+            code: 1 | 4 | 8 | 10 | 11 | 14 | 15,
+            ..
+        } => Verdict::Retry(None),
         Failure::Grpc { .. } => Verdict::Reject,
         Failure::Connect(_) | Failure::Timeout(_) | Failure::Broken(_) => Verdict::Retry(None),
     }
@@ -266,14 +267,22 @@ mod tests {
         };
         assert_eq!(classify(&throttled), Retry(Some(Duration::from_secs(3))));
         assert_eq!(classify(&Failure::Connect("refused".into())), Retry(None));
-        assert_eq!(classify(&Failure::Timeout(Duration::from_secs(1))), Retry(None));
+        assert_eq!(
+            classify(&Failure::Timeout(Duration::from_secs(1))),
+            Retry(None)
+        );
         assert_eq!(classify(&Failure::Broken("reset".into())), Retry(None));
         let grpc = |code| Failure::Grpc {
             code,
             message: String::new(),
         };
         for code in [1, 4, 8, 10, 11, 14, 15] {
-            assert_eq!(classify(&grpc(code)), Retry(None), "{}", grpc_code_name(code));
+            assert_eq!(
+                classify(&grpc(code)),
+                Retry(None),
+                "{}",
+                grpc_code_name(code)
+            );
         }
         for code in [2, 3, 5, 6, 7, 9, 12, 13, 16] {
             assert_eq!(classify(&grpc(code)), Reject, "{}", grpc_code_name(code));
@@ -372,7 +381,7 @@ mod tests {
         let long = vec![b'x'; 2000];
         assert_eq!(body_excerpt(&long).chars().count(), MAX_ERROR_BODY + 1);
         let io = std::io::Error::other("inner cause");
-        let outer = std::io::Error::new(std::io::ErrorKind::Other, Wrapped(io));
+        let outer = std::io::Error::other(Wrapped(io));
         assert_eq!(chain(&outer), "wrapped: inner cause");
     }
 

@@ -50,7 +50,8 @@ pub(crate) fn tls_connector(
     extra: Vec<rustls::pki_types::CertificateDer<'static>>,
     alpn: &[&[u8]],
 ) -> Result<tokio_rustls::TlsConnector, String> {
-    let config = crate::http::tls::client_config(insecure, extra, alpn).map_err(|e| e.to_string())?;
+    let config =
+        crate::http::tls::client_config(insecure, extra, alpn).map_err(|e| e.to_string())?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -66,7 +67,12 @@ pub(crate) async fn connect(peer: &Peer) -> Result<Box<dyn Stream>, Failure> {
             let name = rustls::pki_types::ServerName::try_from(peer.host.clone())
                 .map_err(|e| Failure::Connect(format!("{}: {e}", peer.host)))?;
             let stream = tls.connect(name, tcp).await.map_err(|e| {
-                Failure::Connect(format!("TLS with {}:{}: {}", peer.host, peer.port, chain(&e)))
+                Failure::Connect(format!(
+                    "TLS with {}:{}: {}",
+                    peer.host,
+                    peer.port,
+                    chain(&e)
+                ))
             })?;
             Ok(Box::new(stream))
         }

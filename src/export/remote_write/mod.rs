@@ -34,15 +34,15 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-pub use self::queue::DeliveryStats;
 use self::proto::{Label, Sample, TimeSeries, WriteRequest};
+pub use self::queue::DeliveryStats;
 use self::queue::{Batch, Queue};
 use self::translate::{TranslateOptions, translate};
 use super::delivery::{Delivery, Unit, Waiting};
 use super::retry::RetryPolicy;
 use super::transport::{Peer, tls_connector};
-pub use crate::config::{RemoteWriteConfig, redact_url};
 use crate::config::{InvalidRemoteWrite, TlsConfig};
+pub use crate::config::{RemoteWriteConfig, redact_url};
 
 /// Prometheus' staleness marker NaN bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -234,8 +234,7 @@ fn authorization(
         ))
     } else if let Some(v) = &cfg.bearer_token_env {
         Some(format!("Bearer {}", read_env("bearer_token_env", v)?))
-    } else if let Some((userinfo, _)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@'))
-    {
+    } else if let Some((userinfo, _)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) {
         // credentials embedded in the URL → basic auth
         Some(format!("Basic {}", base64(userinfo.as_bytes())))
     } else {
@@ -514,7 +513,8 @@ impl RemoteWriteExporter {
     /// With `stale_markers_on_end`, first enqueues a StaleNaN for every series seen (once).
     /// Undelivered samples are reported, never hidden.
     pub async fn flush(&self, timeout: Duration) -> DeliveryReport {
-        self.flush_until(tokio::time::Instant::now() + timeout).await
+        self.flush_until(tokio::time::Instant::now() + timeout)
+            .await
     }
 
     /// [`RemoteWriteExporter::flush`] with a deadline.

@@ -147,7 +147,11 @@ mod tests {
         assert_eq!((s.batches_pending, s.samples_pending), (2, 5));
         let b = q.pop().expect("a batch");
         assert_eq!(b.samples, 2);
-        assert_eq!(q.snapshot().samples_pending, 5, "in flight is still pending");
+        assert_eq!(
+            q.snapshot().samples_pending,
+            5,
+            "in flight is still pending"
+        );
         q.done();
         assert_eq!(q.snapshot().samples_pending, 3);
         assert!(!q.is_idle());

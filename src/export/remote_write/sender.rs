@@ -106,4 +106,3 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
         tokio::time::sleep(delay).await;
     }
 }
-
