@@ -438,11 +438,12 @@ fn otel_exporter_otlp_endpoint_alone_enables_export() {
     }
 }
 
-/// The exporter rows of a `--summary-json` file.
+/// The exporter rows of a `--summary-json` file (which must follow the schema).
 fn export_rows(summary: &std::path::Path) -> Vec<serde_json::Value> {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(summary).expect("read the summary JSON"))
             .expect("summary JSON");
+    support::schema::assert_summary_conforms(&json);
     json["export"].as_array().cloned().unwrap_or_default()
 }
 

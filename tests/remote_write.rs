@@ -492,6 +492,7 @@ fn folded_series_keep_the_run_id_and_the_summary_says_so() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("json");
+    support::schema::assert_summary_conforms(&v);
     let requests = v["requests"].as_u64().expect("requests");
     assert_eq!(requests, 3000);
     let distinct: usize = v["by_name"]
