@@ -2,19 +2,21 @@
 //!
 //! The data flows through the modules in this order:
 //! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
-//! [`run`] (workers, signals, [`progress`]) → [`executor`] (VUs and pacers) → [`client`] (hyper) →
-//! [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry instruments) →
-//! [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
-//! [`term`] (terminal width, colour, the live area and the log writer) is a leaf.
+//! [`run`] (workers, signals, [`progress`]) → [`executor`] (VUs and pacers) → [`http`] (the
+//! client: HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`]
+//! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
+//! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
+//! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
+//! width, colour, the live area and the log writer) is a leaf too.
 
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod export;
-pub mod h1;
+pub mod http;
 pub mod metrics;
+pub mod outcome;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -23,8 +25,9 @@ pub mod stats;
 pub mod target;
 pub mod template;
 pub mod term;
+#[cfg(test)]
+mod test_support;
 pub mod threshold;
-pub mod tls;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::ErrorKind;
 use crate::executor::RunShared;
+use crate::outcome::ErrorKind;
 use crate::plan::{Plan, ScenarioPlan, Schedule};
 use crate::stats::{Live, live_quantile};
-use crate::term;
+use crate::term::{self, host_port};
 
 /// How the run is shown while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,15 +388,6 @@ fn top_error(samples: &VecDeque<(Instant, u64)>, plan: &Plan) -> Option<(String,
     Some((kind_name(key), host_port(&target.host, target.port)))
 }
 
-/// `host:port`, with brackets around an IPv6 address.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// Where a scenario (or the run) is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Progress {
@@ -690,7 +681,5 @@ mod tests {
             "connection_refused"
         );
         assert_eq!(kind_name(ErrorKind::Status(503).key()), "503");
-        assert_eq!(host_port("::1", 8080), "[::1]:8080");
-        assert_eq!(host_port("127.0.0.1", 80), "127.0.0.1:80");
     }
 }

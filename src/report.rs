@@ -16,11 +16,10 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::ErrorKind;
+use crate::outcome::ErrorKind;
 use crate::plan::Plan;
-use crate::progress::host_port;
 use crate::stats::{Latency, RequestStats, WorkerStats, latency_of, merged_latency};
-use crate::term::{Paint, abbreviate};
+use crate::term::{Paint, abbreviate, host_port};
 use crate::threshold::{Filter, Metric, Source};
 
 /// One row of the per-name table.

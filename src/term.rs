@@ -1,7 +1,8 @@
 //! The terminal: whether a stream is one, how wide it is, whether to colour it, and the live
 //! area at the bottom of stderr that the progress view redraws and log lines are printed above.
 //!
-//! A leaf module: it imports no other stampede module. Nothing here runs per request: the live
+//! A leaf module: it imports no other stampede module. It also holds the small text helpers
+//! that fit things into columns ([`abbreviate`], [`abbreviate_end`], [`host_port`]). Nothing here runs per request: the live
 //! area's mutex is taken only by the display loop (a few times a second) and by log events.
 //!
 //! - Colour: only on a terminal, never when `NO_COLOR` is set (non-empty, <https://no-color.org>)
@@ -281,6 +282,15 @@ pub fn abbreviate_end(s: &str, max: usize) -> String {
     out
 }
 
+/// `host:port`, with brackets around an IPv6 address.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +328,8 @@ mod tests {
         assert_eq!(abbreviate("abcdef", 1), "…");
         assert_eq!(abbreviate_end("abcdef", 4), "abc…");
         assert_eq!(abbreviate_end("abc", 4), "abc");
+        assert_eq!(host_port("::1", 8080), "[::1]:8080");
+        assert_eq!(host_port("127.0.0.1", 80), "127.0.0.1:80");
     }
 
     #[test]
