@@ -212,9 +212,15 @@ impl Monitor {
         let totals = figure_fields(&f);
         if plan.scenarios.len() == 1 {
             let p = scenario_progress(&plan.scenarios[0], elapsed, shared.claimed(0));
-            return vec![fit_line(&p, true, totals, w)];
+            return vec![fit_line(&p, true, totals, w, 0)];
         }
-        let mut lines = vec![fit_line(&overall_progress(plan, elapsed), false, totals, w)];
+        let mut lines = vec![fit_line(
+            &overall_progress(plan, elapsed),
+            false,
+            totals,
+            w,
+            0,
+        )];
         let name_w = plan
             .scenarios
             .iter()
@@ -225,8 +231,19 @@ impl Monitor {
         let room = rows.saturating_sub(2).clamp(1, 10);
         let n = plan.scenarios.len();
         let shown = if n > room { room - 1 } else { n };
-        for sc in plan.scenarios.iter().take(shown) {
-            let p = scenario_progress(sc, elapsed, shared.claimed(sc.index));
+        let progress: Vec<Progress> = plan
+            .scenarios
+            .iter()
+            .take(shown)
+            .map(|sc| scenario_progress(sc, elapsed, shared.claimed(sc.index)))
+            .collect();
+        // Same width of progress text on every line, so the bars line up.
+        let text_w = progress
+            .iter()
+            .map(|p| p.text().chars().count())
+            .max()
+            .unwrap_or(0);
+        for (sc, p) in plan.scenarios.iter().zip(progress) {
             let name = format!("  {:<name_w$}", term::abbreviate(&sc.name, name_w));
             let vus = Field::new(
                 3,
@@ -238,7 +255,7 @@ impl Monitor {
             );
             let mut fields = vec![Field::new(0, name)];
             fields.push(vus);
-            lines.push(fit_line(&p, true, fields, w));
+            lines.push(fit_line(&p, true, fields, w, text_w));
         }
         if shown < n {
             lines.push(term::abbreviate(
@@ -553,12 +570,18 @@ fn bar(fraction: f64, inner: usize) -> String {
 }
 
 /// One line at most `width` characters: `lead` fields, the bar (when `with_bar` and the
-/// progress has a fraction), the progress text, then `fields`, dropping the least important
-/// fields first and cutting the line only as a last resort.
-fn fit_line(p: &Progress, with_bar: bool, fields: Vec<Field>, width: usize) -> String {
+/// progress has a fraction), the progress text (padded to `text_w`), then `fields`, dropping
+/// the least important fields first and cutting the line only as a last resort.
+fn fit_line(
+    p: &Progress,
+    with_bar: bool,
+    fields: Vec<Field>,
+    width: usize,
+    text_w: usize,
+) -> String {
     // A scenario line passes its name as the first, prio-0 field: it goes before the bar.
     let (lead, mut rest): (Vec<Field>, Vec<Field>) = fields.into_iter().partition(|f| f.prio == 0);
-    let progress = p.text();
+    let progress = format!("{:<text_w$}", p.text());
     let fraction = if with_bar { p.fraction() } else { None };
     let mut show_bar = fraction.is_some();
     let len =
@@ -643,14 +666,14 @@ mod tests {
             error_pct: 12.5,
         };
         for width in [20, 40, 60, 79, 100, 200] {
-            let l = fit_line(&time(5.5, 10), true, figure_fields(&f), width);
+            let l = fit_line(&time(5.5, 10), true, figure_fields(&f), width, 0);
             assert!(l.chars().count() <= width, "{width}: {l}");
             assert!(l.contains("05.5s/10s"), "{width}: {l}");
             if width >= 40 {
                 assert!(l.contains("[=="), "{width}: {l}");
             }
         }
-        let wide = fit_line(&time(5.5, 10), true, figure_fields(&f), 200);
+        let wide = fit_line(&time(5.5, 10), true, figure_fields(&f), 200, 0);
         for part in [
             "vus 1000",
             "req/s 123456.7",
@@ -661,7 +684,7 @@ mod tests {
             assert!(wide.contains(part), "{wide}");
         }
         // At 79 columns: the bar, elapsed/total, req/s and errors are all there.
-        let l = fit_line(&time(5.5, 10), true, figure_fields(&f), 79);
+        let l = fit_line(&time(5.5, 10), true, figure_fields(&f), 79, 0);
         assert!(l.contains("req/s") && l.contains("errors"), "{l}");
     }
 

@@ -754,18 +754,17 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
     }
     let _ = writeln!(o);
     for sc in &s.scenarios {
-        let _ = write!(
-            o,
-            "  scenario {} ({}): {} iterations",
+        let mut parts = vec![format!(
+            "scenario {} ({}): {} iterations",
             sc.name, sc.executor, sc.iterations
-        );
+        )];
         if sc.executor.contains("arrival") {
-            let _ = write!(o, ", {} dropped", sc.dropped_iterations);
+            parts.push(format!("{} dropped", sc.dropped_iterations));
             if let Some(l) = &sc.start_lag_s {
-                let _ = write!(o, ", start lag p99 {}", ms(l.p99));
+                parts.push(format!("start lag p99 {}", ms(l.p99)));
             }
         }
-        let _ = writeln!(o);
+        let _ = writeln!(o, "{}", wrap_parts(&parts, "  ", ", ", "    ", style.width));
     }
     if !s.errors.is_empty() {
         let items = error_items(s);
