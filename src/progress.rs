@@ -103,7 +103,7 @@ impl Monitor {
             history: VecDeque::new(),
             last_status: Some(snap(shared, now)),
             next_status: match mode {
-                Mode::Status(d) => Some(now + d),
+                Mode::Status(d) => now.checked_add(d),
                 _ => None,
             },
             seen_failures: vec![0; shared.live.len()],
@@ -142,8 +142,12 @@ impl Monitor {
                 term::show(lines);
             }
             Mode::Status(every) => {
-                if self.next_status.is_some_and(|t| now >= t) {
-                    self.next_status = Some(now + every);
+                if let Some(due) = self.next_status.filter(|t| now >= *t) {
+                    // On the interval's own schedule (no drift from late ticks), never behind.
+                    self.next_status = due
+                        .checked_add(every)
+                        .filter(|n| *n > now)
+                        .or_else(|| now.checked_add(every));
                     let line = self.status_line(shared);
                     term::print_above(&line);
                 }
