@@ -512,11 +512,14 @@ fn a_silent_receiver_cannot_hold_the_process(protocol: &str) {
             "{row}"
         );
     }
-    for unit in ["samples", "data points"] {
+    for (exporter, unit) in [
+        ("remote_write".to_string(), "samples"),
+        (format!("otlp/{protocol}"), "data points"),
+    ] {
+        let entry = support::summary_entry(&stdout, &format!("  export {exporter} "))
+            .unwrap_or_else(|| panic!("no {exporter} line:\n{stdout}"));
         assert!(
-            stdout.lines().any(
-                |l| l.starts_with("  export ") && l.contains(&format!(" {unit} NOT delivered"))
-            ),
+            entry.contains(&format!(" {unit} NOT delivered")),
             "the summary does not say how many {unit} were NOT delivered:\n{stdout}"
         );
     }
@@ -569,9 +572,7 @@ fn otlp_sent_to_the_other_protocols_port_gets_a_hint() {
             warned,
             "{protocol} to {endpoint}: no warning with the hint:\n{stderr}"
         );
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("  export otlp/{protocol} ")))
+        let row = support::summary_entry(&stdout, &format!("  export otlp/{protocol} "))
             .unwrap_or_else(|| panic!("no OTLP export line:\n{stdout}"));
         assert!(
             row.contains("data points NOT delivered") && row.contains(hint),
@@ -583,5 +584,7 @@ fn otlp_sent_to_the_other_protocols_port_gets_a_hint() {
         !stdout.contains(hint) && !stderr.contains(hint),
         "{stdout}\n{stderr}"
     );
-    assert!(stdout.contains(" 0 data points NOT delivered"), "{stdout}");
+    let row = support::summary_entry(&stdout, "  export otlp/grpc ")
+        .unwrap_or_else(|| panic!("no OTLP export line:\n{stdout}"));
+    assert!(row.contains(" 0 data points NOT delivered"), "{row}");
 }

@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     /// No live progress line.
     pub quiet: bool,
+    /// When stderr is not a terminal, a status line this often (`0`: none).
+    pub status_interval: Dur,
     /// How long in-flight iterations may go on after the end (or Ctrl-C) before they are cut.
     pub graceful_stop: Dur,
     /// Worker threads generating load (default: one per CPU).
@@ -59,6 +61,7 @@ impl Default for RunConfig {
             id: None,
             summary_json: None,
             quiet: false,
+            status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
         }

@@ -6,6 +6,7 @@ pub mod collector;
 pub mod nginx;
 pub mod prometheus;
 pub mod schema;
+pub mod tty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -113,4 +114,16 @@ impl Drop for SilentServer {
             let _ = t.join();
         }
     }
+}
+
+/// The entry of the text summary whose first line starts with `start`, its wrapped
+/// continuation lines (indented by four spaces) joined with a space.
+pub fn summary_entry(stdout: &str, start: &str) -> Option<String> {
+    let mut lines = stdout.lines().skip_while(|l| !l.starts_with(start));
+    let mut entry = lines.next()?.to_string();
+    for l in lines.take_while(|l| l.starts_with("    ")) {
+        entry.push(' ');
+        entry.push_str(l.trim_start());
+    }
+    Some(entry)
 }
