@@ -914,24 +914,27 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
         }
     }
     for e in &s.export {
-        let mut parts = vec![
-            format!(
-                "export {}: {} {} delivered",
-                e.exporter,
-                e.delivered,
-                e.unit.name(e.delivered)
-            ),
-            format!(
-                "{} {} NOT delivered",
-                e.not_delivered,
-                e.unit.name(e.not_delivered)
-            ),
-        ];
-        let n = e.parts.len();
-        for (i, p) in e.parts.iter().enumerate() {
-            let open = if i == 0 { "(" } else { "" };
-            let close = if i + 1 == n { ")" } else { "" };
-            parts.push(format!("{open}{p}{close}"));
+        let mut parts = vec![format!(
+            "export {}: {} {} delivered",
+            e.exporter,
+            e.delivered,
+            e.unit.name(e.delivered)
+        )];
+        let mut not = format!(
+            "{} {} NOT delivered",
+            e.not_delivered,
+            e.unit.name(e.not_delivered)
+        );
+        let mut detail = e.parts.iter();
+        if let Some(first) = detail.next() {
+            not = format!("{not} ({first}");
+        }
+        parts.push(not);
+        parts.extend(detail.cloned());
+        if !e.parts.is_empty()
+            && let Some(last) = parts.last_mut()
+        {
+            last.push(')');
         }
         let _ = writeln!(o, "{}", wrap_parts(&parts, "  ", ", ", "    ", style.width));
     }
