@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::delivery::{Delivery, Unit, Waiting};
 use super::retry::{Failure, Next, RetryPolicy, chain};
-use super::transport::{Connector, Http1, Peer, tls_connector};
+use super::transport::{Connector, Http1, Peer, after, tls_connector};
 use crate::config::{OtlpConfig, OtlpProtocol, TemporalityConfig, redact_url};
 
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: base endpoint for all signals.
@@ -447,7 +447,7 @@ impl OtlpExporter {
         let mut failures = 0u32;
         let loss = loop {
             let now = Instant::now();
-            let until = deadline.min(now + self.settings.timeout);
+            let until = deadline.min(after(self.settings.timeout));
             let failure = if until <= now {
                 Failure::Timeout(Duration::ZERO)
             } else {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::delivery::{Delivery, Waiting};
 use super::otlp::{self, OtlpExporter};
 use super::remote_write::{RemoteWriteError, RemoteWriteExporter};
+use super::transport::after;
 use crate::config::MetricsConfig;
 use crate::metrics::SharedReader;
 
@@ -236,13 +237,6 @@ async fn final_export(e: &Entry, deadline: Instant) {
     if let Kind::RemoteWrite(r) = &e.kind {
         r.flush_until(deadline).await;
     }
-}
-
-/// `d` from now (a year when that overflows).
-fn after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
 /// The OTLP export interval: config and flags beat `OTEL_METRIC_EXPORT_INTERVAL`, which beats

@@ -17,6 +17,13 @@ use tokio::time::Instant;
 
 use super::retry::{Failure, body_excerpt, chain, parse_retry_after};
 
+/// `d` from now, or a year from now when that would overflow (durations are user input).
+pub(crate) fn after(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 86_400))
+}
+
 /// A byte stream to a receiver: plain TCP or TLS over it.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -150,11 +157,7 @@ impl Http1 {
     }
 
     async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
-        let reuse = self
-            .conn
-            .as_ref()
-            .is_some_and(|c| !c.is_closed() && c.is_ready());
-        if !reuse {
+        if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
             self.conn = None;
             let io = connect(&self.peer).await?;
             let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))

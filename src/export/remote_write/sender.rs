@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::time::Instant;
-
 use super::Inner;
 use super::queue::Batch;
 use crate::export::retry::{Next, first_time};
-use crate::export::transport::Http1;
+use crate::export::transport::{Http1, after};
 
 /// Delivers queued batches until shutdown.
 pub(super) async fn run(inner: Arc<Inner>) {
@@ -36,7 +34,7 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
     let s = &inner.settings;
     let mut failures = 0u32;
     loop {
-        let until = Instant::now() + s.timeout;
+        let until = after(s.timeout);
         let failure = match http.send(s.request(batch.body.clone()), until).await {
             Ok(_) => {
                 let mut st = inner.lock();
