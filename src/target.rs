@@ -18,19 +18,21 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// What the target serves, one route a line (`stampede target --help` prints it).
-pub const ROUTES: &str = "\
-  GET  /                                 ok, as fast as possible
-  POST /user/login                       JSON {\"username\":\"admin\",\"password\":\"admin\"} -> {\"token\":...}; else 401
-  GET  /user/api/getApps                 JSON list; needs Authorization: Bearer <token> (else 401)
-  GET  /newsql/api/getTablesByAppId?appId=N
-                                         JSON list; needs Authorization: Bearer <token> (else 401)
-  ANY  /status/{code}                    answers with that status
-  ANY  /delay/{ms}                       answers after ms milliseconds (at most 60 s)
-  ANY  /bytes/{n}                        an n-byte body (at most 64 MiB)
-  ANY  /reset                            resets the connection (TCP RST) without answering
-  ANY  /echo                             echoes the request body
-  GET  /__stats                          JSON counters (not counted themselves)
-  POST /__stall/{ms}                     hold every response until ms from now (not counted)";
+pub const ROUTES: &str = concat!(
+    "  GET  /                      ok, as fast as possible\n",
+    "  POST /user/login            JSON {\"username\":\"admin\",\"password\":\"admin\"}\n",
+    "                              -> {\"token\":\"...\"}; anything else -> 401\n",
+    "  GET  /user/api/getApps      JSON list; needs Authorization: Bearer <token>\n",
+    "  GET  /newsql/api/getTablesByAppId?appId=N   JSON list; needs the token too\n",
+    "  ANY  /status/<code>         answers with that status, e.g. /status/503\n",
+    "  ANY  /delay/<ms>            answers after that many ms (at most 60 s)\n",
+    "  ANY  /bytes/<n>             an n-byte body (at most 64 MiB)\n",
+    "  ANY  /reset                 resets the connection (TCP RST), no answer\n",
+    "  ANY  /echo                  echoes the request body\n",
+    "  GET  /__stats               JSON counters (not counted themselves)\n",
+    "  POST /__stall/<ms>          hold every response until ms from now\n",
+    "                              (coordinated-omission tests; not counted)",
+);
 
 /// The token `/user/login` hands out.
 pub const TOKEN: &str = "stampede-demo-token";
