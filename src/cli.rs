@@ -231,6 +231,7 @@ mod tests {
             &["stampede", "run", "127.0.0.1:8080/"],
             &["stampede", "run", "--stage", "30s"],
             &["stampede", "run", "--stage", "30s:5", "-d", "1s"],
+            &["stampede", "run", "--stage", "30s:5", "-n", "10"],
             &["stampede", "target", "--listen", "nowhere"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();

@@ -57,9 +57,9 @@ pub struct Overrides {
     pub iterations: Option<u64>,
     /// A ramp stage DURATION:TARGET, repeatable (k6 style), e.g. --stage 30s:50 --stage 1m:50
     /// --stage 10s:0. The targets are VUs (ramping-vus from 0), or iterations/s with --rate
-    /// (ramping-arrival-rate from R). The stages set the run length.
+    /// (ramping-arrival-rate from R). The stages set the run length (no -d or -n).
     #[arg(long = "stage", value_name = "DURATION:TARGET", value_parser = stage,
-          conflicts_with = "duration", help_heading = LOAD)]
+          conflicts_with_all = ["duration", "iterations"], help_heading = LOAD)]
     #[serde(skip)]
     pub stages: Vec<Stage>,
     /// Load-generating worker threads [default: one per CPU].
