@@ -226,7 +226,16 @@ impl Problem {
     fn of(e: &figment::Error) -> Problem {
         use figment::error::Kind;
         let key = key_path(&e.path);
-        let mut path = e.path.clone();
+        // A table deserialized by hand (`metrics.remote_write`: one table or a list) passes
+        // figment's own unknown-field message up as text.
+        if let Kind::Message(m) = &e.kind
+            && let Some((found, known)) = parse_unknown_field(m)
+        {
+            let text = unknown_key(&found, &key, &known);
+            let mut path = e.path.clone();
+            path.push(found);
+            return Problem { path, text };
+        }
         let text = match &e.kind {
             Kind::UnknownField(found, known) => unknown_key(
                 found,
@@ -238,19 +247,15 @@ impl Problem {
                 suggestion(found, known.iter().copied()),
                 known.join(", ")
             ),
-            // A table deserialized by hand (`metrics.remote_write`: one table or a list) passes
-            // figment's own unknown-field message up as text.
-            Kind::Message(m) if parse_unknown_field(m).is_some() => {
-                let (found, known) = parse_unknown_field(m).unwrap_or_default();
-                path.push(found.clone());
-                unknown_key(&found, &key, &known)
-            }
             Kind::MissingField(field) if key.is_empty() => format!("missing key `{field}`"),
             Kind::MissingField(field) => format!("`{key}`: missing key `{field}`"),
             other if key.is_empty() => other.to_string(),
             other => format!("`{key}`: {other}"),
         };
-        Problem { path, text }
+        Problem {
+            path: e.path.clone(),
+            text,
+        }
     }
 }
 
