@@ -577,36 +577,9 @@ fn apply_scenario_overrides(
         }
     }
     for sc in &mut cfg.scenarios {
+        reshape(sc, ov);
         if let Some(v) = ov.vus {
             sc.vus = Some(v);
-        }
-        if !ov.stages.is_empty() {
-            let open = ov.rate.is_some()
-                || matches!(
-                    sc.executor_kind(),
-                    ExecutorKind::ConstantArrivalRate | ExecutorKind::RampingArrivalRate
-                );
-            if open {
-                sc.start = ov.rate.or(sc.start).or(sc.rate);
-                sc.executor = Some(ExecutorKind::RampingArrivalRate);
-                sc.rate = None;
-            } else {
-                if sc.executor_kind() != ExecutorKind::RampingVus {
-                    sc.start = None;
-                }
-                sc.executor = Some(ExecutorKind::RampingVus);
-            }
-            sc.stages = ov.stages.clone();
-            sc.duration = None;
-        } else if let Some(r) = ov.rate {
-            sc.rate = Some(r);
-            if sc
-                .executor
-                .is_some_and(|k| k != ExecutorKind::ConstantArrivalRate)
-            {
-                sc.executor = Some(ExecutorKind::ConstantArrivalRate);
-                sc.stages.clear();
-            }
         }
         if let Some(d) = ov.duration {
             sc.duration = Some(d);
@@ -618,9 +591,49 @@ fn apply_scenario_overrides(
     Ok(())
 }
 
+/// `--stage` and `--rate` change a scenario's executor; the keys the new one would ignore go
+/// (the flags replace the load shape), while values given by flags stay, so that contradictory
+/// flags (`--vus` with a VU ramp) are still reported.
+fn reshape(sc: &mut ScenarioConfig, ov: &Overrides) {
+    let was = sc.executor_kind();
+    if !ov.stages.is_empty() {
+        let open = ov.rate.is_some()
+            || matches!(
+                was,
+                ExecutorKind::ConstantArrivalRate | ExecutorKind::RampingArrivalRate
+            );
+        if open {
+            // Stages are rates, from --rate, or from the scenario's own start or rate.
+            sc.start = ov.rate.or(sc.start).or(sc.rate);
+            sc.executor = Some(ExecutorKind::RampingArrivalRate);
+        } else {
+            if was != ExecutorKind::RampingVus {
+                sc.start = None;
+            }
+            sc.executor = Some(ExecutorKind::RampingVus);
+            sc.vus = None;
+        }
+        sc.stages = ov.stages.clone();
+        sc.rate = None;
+        sc.duration = None;
+        sc.iterations = None;
+    } else if let Some(r) = ov.rate {
+        if was != ExecutorKind::ConstantArrivalRate {
+            sc.stages.clear();
+            sc.start = None;
+            sc.iterations = None;
+            if sc.executor.is_some() {
+                sc.executor = Some(ExecutorKind::ConstantArrivalRate);
+            }
+        }
+        sc.rate = Some(r);
+    }
+}
+
 /// The scenario that `--url` (and `--method`, `--body`, `--json`) describe without a file, with
-/// the ad-hoc defaults: 10 VUs unless `--vus` (with `--rate`, the open model's own default), and
-/// 10 s unless `--duration`, `--iterations` (closed model) or `--stage` set the length.
+/// the ad-hoc defaults: 10 VUs unless `--vus` (with `--rate`, the open model's own default; with
+/// `--stage`, the stages), and 10 s unless `--duration`, `--iterations` (closed model) or
+/// `--stage` set the length.
 fn ad_hoc_scenario(ov: &Overrides) -> ScenarioConfig {
     let mut sc = ScenarioConfig {
         name: "adhoc".into(),
@@ -639,7 +652,7 @@ fn ad_hoc_scenario(ov: &Overrides) -> ScenarioConfig {
         });
     }
     let open = ov.rate.is_some();
-    if !open {
+    if !open && ov.stages.is_empty() {
         sc.vus = Some(AD_HOC_VUS);
     }
     if ov.stages.is_empty() && (open || ov.iterations.is_none()) {
@@ -946,7 +959,10 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(sc.executor_kind(), ExecutorKind::RampingVus);
-        assert_eq!((sc.stages.len(), sc.duration, sc.start), (2, None, None));
+        assert_eq!(
+            (sc.stages.len(), sc.duration, sc.start, sc.vus),
+            (2, None, None, None)
+        );
         let sc = ad_hoc(Overrides {
             stages: stages.clone(),
             rate: Some(20.0),
@@ -966,7 +982,37 @@ mod tests {
         .expect("loads");
         let sc = &cfg.scenarios[0];
         assert_eq!(sc.executor_kind(), ExecutorKind::RampingArrivalRate);
-        assert_eq!((sc.start, sc.duration), (Some(7.0), None));
+        assert_eq!((sc.start, sc.duration, sc.rate), (Some(7.0), None, None));
+        // A file's closed scenario becomes a VU ramp; the keys it would ignore go.
+        let cfg = load_str(
+            "c.toml",
+            "[[scenarios]]\nexecutor = \"constant-vus\"\nvus = 3\niterations = 9\nduration = \"5s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &Overrides {
+                stages: vec![super::super::Stage {
+                    duration: Dur::secs(1),
+                    target: 2.0,
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("loads");
+        let sc = &cfg.scenarios[0];
+        assert_eq!(sc.executor_kind(), ExecutorKind::RampingVus);
+        assert_eq!((sc.vus, sc.iterations, sc.duration), (None, None, None));
+        // --rate turns a VU ramp into a constant rate.
+        let cfg = load_str(
+            "r.toml",
+            "[[scenarios]]\nexecutor = \"ramping-vus\"\nstart = 1\nstages = [{ duration = \"1s\", target = 2 }]\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &Overrides {
+                rate: Some(5.0),
+                duration: Some(Dur::secs(1)),
+                ..Default::default()
+            },
+        )
+        .expect("loads");
+        let sc = &cfg.scenarios[0];
+        assert_eq!(sc.executor_kind(), ExecutorKind::ConstantArrivalRate);
+        assert_eq!((sc.rate, sc.start, sc.stages.len()), (Some(5.0), None, 0));
     }
 
     #[test]
