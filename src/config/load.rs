@@ -694,8 +694,9 @@ mod tests {
     use super::*;
     use crate::config::OutputFlags;
 
-    /// A prefix no other test uses: environment variables are process-wide.
-    const PREFIX: &str = "STAMPEDE_LAYER_TEST_";
+    /// A prefix no other test uses: environment variables are process-wide. It must not start
+    /// with `STAMPEDE_` either, or tests loading with the real prefix would see these variables.
+    const PREFIX: &str = "STAMPEDETEST_LAYER_";
 
     const FILE: &str = r#"
         [run]
