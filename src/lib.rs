@@ -22,6 +22,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod stats;
+mod suggest;
 pub mod target;
 pub mod template;
 pub mod term;
@@ -214,9 +215,9 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Run(args) => {
-            let ov = args.overrides();
+            let (file, ov) = args.into_parts();
             match run(
-                args.file.as_deref(),
+                file.as_deref(),
                 &ov,
                 Presentation {
                     print: true,

@@ -389,3 +389,340 @@ fn the_demo_runs_with_nothing_installed() {
         "the demo's trickle of 503s: {v}"
     );
 }
+
+// ---- The command-line surface (issue 11): defaults, habits from other tools, help. ----
+
+fn connections(t: &stampede::target::Target) -> u64 {
+    t.counters
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn served(t: &stampede::target::Target) -> u64 {
+    t.counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn ad_hoc_runs_default_to_10_vus_whatever_else_is_set() {
+    // -n without -c: 10 VUs share the iterations (one keep-alive connection each).
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", "--url", &url, "-n", "200"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!((v["requests"].as_u64(), served(&t)), (Some(200), 200));
+    assert_eq!(v["scenarios"][0]["executor"], "shared-iterations");
+    assert_eq!(connections(&t), 10, "10 VUs, one connection each");
+
+    // -d without -c: 10 VUs for that long.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", "--url", &url, "-d", "500ms"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["requests"].as_u64(), Some(served(&t)));
+    assert_eq!(connections(&t), 10, "10 VUs, one connection each");
+    assert!(v["duration_s"].as_f64().is_some_and(|d| d < 2.0), "{v}");
+
+    // -c wins.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, _) = support::stampede_summary(&["run", "--url", &url, "-c", "3", "-n", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!((served(&t), connections(&t)), (30, 3));
+}
+
+#[test]
+fn rate_without_duration_runs_10_s_like_closed_runs() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", "--url", &url, "--rate", "5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["scenarios"][0]["executor"], "constant-arrival-rate");
+    // 5/s for the default 10 s: 50 iterations on an exact schedule.
+    let n = v["requests"].as_u64().expect("requests");
+    assert!((49..=51).contains(&n), "{n} requests: {v}");
+    assert_eq!(n, served(&t));
+    let d = v["duration_s"].as_f64().expect("duration");
+    assert!((9.5..12.0).contains(&d), "ran {d} s");
+}
+
+#[test]
+fn stage_flags_ramp_vus_or_rate_without_a_file() {
+    // VUs: up to 4 and back down; every VU holds one connection.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&[
+        "run", "--url", &url, "--stage", "300ms:4", "--stage", "700ms:4", "--stage", "300ms:0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["scenarios"][0]["executor"], "ramping-vus");
+    let n = v["requests"].as_u64().expect("requests");
+    assert!(n > 50, "{v}");
+    assert_eq!((n, v["failures"].as_u64()), (served(&t), Some(0)));
+    assert_eq!(connections(&t), 4, "peak of 4 VUs");
+
+    // Rate: 20/s for 1 s, then 20 → 60/s over 1 s: 20 + 40 = 60 iterations.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&[
+        "run", "--url", &url, "--rate", "20", "--stage", "1s:20", "--stage", "1s:60",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["scenarios"][0]["executor"], "ramping-arrival-rate");
+    let n = v["requests"].as_u64().expect("requests");
+    assert!((59..=61).contains(&n), "{n}: {v}");
+    assert_eq!(n, served(&t));
+
+    let o = stampede(&["run", "--url", &url, "--stage", "30s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--stage") && stderr(&o).contains("DURATION:TARGET"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn url_with_a_file_replaces_the_origin_of_absolute_request_urls() {
+    let t = support::target();
+    // Every URL in the file points at a port where nothing listens.
+    let (_d, p) = write_config(
+        "absolute.toml",
+        r#"
+        [[scenarios]]
+        executor = "shared-iterations"
+        vus = 2
+        iterations = 20
+        on_start = [{ url = "http://127.0.0.1:1/status/200" }]
+        requests = [{ url = "http://127.0.0.1:1/" }, { url = "/status/204" }]
+        "#,
+    );
+    let url = format!("http://{}", t.addr);
+    let (o, v) = support::stampede_summary(&["run", p.to_str().expect("p"), "--url", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["failures"], 0, "{v}");
+    assert_eq!(v["requests"].as_u64(), Some(2 + 2 * 20));
+    assert_eq!(served(&t), 2 + 2 * 20, "every request went to --url");
+}
+
+#[test]
+fn a_url_where_the_file_goes_is_the_target() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", &url, "-n", "20"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!((v["requests"].as_u64(), served(&t)), (Some(20), 20));
+    let help = String::from_utf8_lossy(&stampede(&["run", "--help"]).stdout).into_owned();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("A URL here (http://…) is taken as --url"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_with_the_fix() {
+    let o = stampede(&["run", "--url", "127.0.0.1:8080/", "-n", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--url")
+            && e.contains("the scheme is missing; did you mean http://127.0.0.1:8080/?"),
+        "{e}"
+    );
+    let o = stampede(&["run", "127.0.0.1:8080/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean http://127.0.0.1:8080/?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Starts `stampede target --listen <arg>`, returns the address it printed, after one GET /.
+fn target_answers_on(listen: &str) -> String {
+    use std::io::{BufRead, Read, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["target", "--listen", listen])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stampede target");
+    let mut line = String::new();
+    let read = std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    let answer = (|| {
+        read.ok()?;
+        let addr = line
+            .trim()
+            .strip_prefix("stampede target listening on http://")?;
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        Some((addr.to_string(), reply))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (addr, reply) = answer.unwrap_or_else(|| panic!("no target on --listen {listen}: {line}"));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    addr
+}
+
+#[test]
+fn target_listen_takes_a_bare_port_or_a_host_name() {
+    let port = support::free_port();
+    assert_eq!(
+        target_answers_on(&port.to_string()),
+        format!("127.0.0.1:{port}")
+    );
+    let port = support::free_port();
+    let addr = target_answers_on(&format!("localhost:{port}"));
+    assert!(addr.ends_with(&format!(":{port}")), "{addr}");
+    for bad in ["nowhere", "localhost:http"] {
+        let o = stampede(&["target", "--listen", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let e = stderr(&o);
+        assert!(e.contains("--listen") && e.contains("HOST:PORT"), "{e}");
+        assert!(!e.contains("invalid socket address syntax"), "{e}");
+    }
+}
+
+#[test]
+fn a_misspelt_config_key_gets_its_line_and_a_suggestion() {
+    let (_d, p) = write_config(
+        "typo.toml",
+        "[[scenarios]]\nvus = 1\nduratoin = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+    );
+    let o = stampede(&["validate", p.to_str().expect("p")]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "typo.toml: line 3: unknown key `duratoin` in `scenarios[0]`; did you mean `duration`?"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("``"), "nested backticks: {e}");
+    let (_d, p) = write_config(
+        "k6.yaml",
+        "thresholds: [\"p(95) < 200\"]\nscenarios:\n  - vus: 1\n    duration: 1s\n    requests: [{ url: \"http://127.0.0.1:1/\" }]\n",
+    );
+    let o = stampede(&["run", p.to_str().expect("p")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean `p95 < 200`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = stampede(&[
+        "run",
+        "--url",
+        "http://127.0.0.1:1/",
+        "--threshold",
+        "p(99) < 1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean `p99 < 1s`?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_help_groups_the_flags_shows_defaults_and_ends_with_examples() {
+    let o = stampede(&["run", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut at = 0;
+    for heading in [
+        "Load:",
+        "Request:",
+        "Output:",
+        "Thresholds:",
+        "Remote-write:",
+        "OTLP:",
+        "Metrics:",
+        "Examples:",
+    ] {
+        let i = help[at..]
+            .find(&format!("\n{heading}\n"))
+            .unwrap_or_else(|| panic!("no {heading} section after byte {at}:\n{help}"));
+        at += i + 1;
+    }
+    for needle in [
+        "-c, --vus <N>",
+        "[default: 10",
+        "--timeout",
+        "[default: 10s]",
+        "--stage 30s:50",
+    ] {
+        assert!(help.contains(needle), "`{needle}` not in:\n{help}");
+    }
+    let o = stampede(&["target", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    for route in [
+        "/user/login",
+        "/user/api/getApps",
+        "/status/<code>",
+        "/delay/<ms>",
+        "/bytes/<n>",
+        "/reset",
+        "/__stats",
+    ] {
+        assert!(
+            help.contains(route),
+            "`{route}` not in target --help:\n{help}"
+        );
+    }
+}
+
+/// Long flags in `text`: `--name` tokens.
+fn long_flags(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("--") {
+        rest = &rest[i + 2..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if name.len() > 1 && name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.insert(format!("--{name}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_flag_table_lists_exactly_the_flags_of_run_help() {
+    let help = String::from_utf8_lossy(&stampede(&["run", "--help"]).stdout).into_owned();
+    // Flags defined by `run --help`: the first column of each option line.
+    let defined: std::collections::BTreeSet<String> = help
+        .lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .flat_map(|l| long_flags(l.trim_start().split("  ").next().unwrap_or_default()))
+        .filter(|f| f != "--help")
+        .collect();
+    assert!(defined.len() > 30, "{defined:?}");
+    let readme = std::fs::read_to_string(support::root().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Command line\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Command line section");
+    // The table's first column.
+    let table: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| long_flags(l.split(" | ").next().unwrap_or_default()))
+        .collect();
+    let missing: Vec<_> = defined.difference(&table).collect();
+    let extra: Vec<_> = table.difference(&defined).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README.md's command-line table and `stampede run --help` differ:\n  not in README: {missing:?}\n  not in --help: {extra:?}"
+    );
+}

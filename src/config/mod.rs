@@ -5,6 +5,7 @@
 //! turns a validated `Config` into executable scenarios.
 
 mod duration;
+mod flags;
 mod load;
 mod validate;
 
@@ -14,7 +15,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{Dur, parse_duration};
-pub use load::{ConfigError, Overrides, RemoteWriteFlags, load};
+pub use flags::{ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
+pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
 pub use validate::validate;
 
 /// The whole configuration of a run.
