@@ -13,9 +13,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use duration::{Dur, parse_duration};
+pub use duration::{Dur, MAX_DURATION, parse_duration};
 pub use load::{ConfigError, Overrides, RemoteWriteFlags, load};
-pub use validate::validate;
+pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, validate};
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -134,7 +134,10 @@ pub struct Stage {
 }
 
 /// Think time after each iteration: constant, or uniform in a range.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+///
+/// Written as a duration (`"1s"`, `1.5`) or as `{ min, max }`; any other key in the table is an
+/// error (serde's `untagged` would drop it silently, so the shape is decided by hand).
+#[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ThinkTime {
     /// Always the same pause.
@@ -146,6 +149,54 @@ pub enum ThinkTime {
         /// Longest pause.
         max: Dur,
     },
+}
+
+impl<'de> Deserialize<'de> for ThinkTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Range {
+            min: Dur,
+            max: Dur,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThinkTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"1s\", or { min, max }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ThinkTime, A::Error> {
+                let r = Range::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ThinkTime::Uniform {
+                    min: r.min,
+                    max: r.max,
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::StrDeserializer::new(v)).map(ThinkTime::Constant)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::U64Deserializer::new(v)).map(ThinkTime::Constant)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::I64Deserializer::new(v)).map(ThinkTime::Constant)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::F64Deserializer::new(v)).map(ThinkTime::Constant)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl ThinkTime {
+    /// The range `(min, max)`; a constant pause is `(d, d)`.
+    pub fn bounds(&self) -> (Dur, Dur) {
+        match self {
+            ThinkTime::Constant(d) => (*d, *d),
+            ThinkTime::Uniform { min, max } => (*min, *max),
+        }
+    }
 }
 
 /// One scenario.
@@ -238,7 +289,7 @@ fn one() -> u32 {
     1
 }
 
-/// How a request body is given.
+/// Checks on a response, counted as pass/fail.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Checks {
