@@ -138,6 +138,15 @@ fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError
         } => config::ConfigError::invalid(origin, source_name, message),
         other => config::ConfigError::invalid(origin, "metrics.otlp", other.to_string()),
     })?;
+    if let Some(i) = resolved.as_ref().and_then(|r| r.interval)
+        && i > config::MAX_DURATION
+    {
+        return Err(config::ConfigError::invalid(
+            origin,
+            export::otlp::ENV_INTERVAL,
+            "too long: every duration is at most 365 days",
+        ));
+    }
     for (k, v) in resolved.iter().flat_map(|r| &r.headers) {
         // The file's headers are checked by name in config::validate; what is left came from
         // the environment. Values may be secrets: never quoted.

@@ -1301,4 +1301,185 @@ mod tests {
             }
         );
     }
+    fn plan_err(toml: &str) -> String {
+        plan_of(toml).expect_err(toml).to_string()
+    }
+
+    const ONE_VU: &str = "[[scenarios]]\nvus = 1\niterations = 1\n";
+
+    #[test]
+    fn ports_must_be_numbers_from_1_to_65535() {
+        for (url, ok) in [
+            ("http://127.0.0.1:99999/", false),
+            ("http://127.0.0.1:99x/", false),
+            ("http://127.0.0.1:0/", false),
+            ("http://127.0.0.1:+80/", false),
+            ("http://[::1]:65536/", false),
+            ("http://127.0.0.1:65535/", true),
+            ("http://[::1]:8080/", true),
+        ] {
+            let toml = format!("{ONE_VU}requests = [{{ url = \"{url}\" }}]\n");
+            match plan_of(&toml) {
+                Ok(p) => assert!(ok, "{url} accepted as port {}", p.targets[0].port),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(!ok, "{url}: {e}");
+                    assert!(e.contains("`scenarios[0].requests[0].url`") && e.contains("port"), "{e}");
+                }
+            }
+        }
+        // A bad port in a base URL names the base URL's key.
+        let e = plan_err(&format!(
+            "[defaults]\nbase_url = \"http://127.0.0.1:99999\"\n{ONE_VU}requests = [{{ url = \"/x\" }}]\n"
+        ));
+        assert!(e.contains("`defaults.base_url`") && e.contains("99999"), "{e}");
+        let e = plan_err(&format!(
+            "{ONE_VU}base_url = \"http://127.0.0.1:1x\"\nrequests = [{{ url = \"/x\" }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].base_url`"), "{e}");
+    }
+
+    #[test]
+    fn only_http_and_https_in_any_case() {
+        // An ftp:// URL is not a path to join to the base URL.
+        let e = plan_err(&format!(
+            "[defaults]\nbase_url = \"http://127.0.0.1:1\"\n{ONE_VU}requests = [{{ url = \"FTP://127.0.0.1/x\" }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].requests[0].url`") && e.contains("\"FTP\""), "{e}");
+        let e = plan_err(&format!(
+            "[defaults]\nbase_url = \"ftp://127.0.0.1\"\n{ONE_VU}requests = [{{ url = \"/x\" }}]\n"
+        ));
+        assert!(e.contains("`defaults.base_url`") && e.contains("\"ftp\""), "{e}");
+        // Upper-case schemes are schemes: credentials leave the URL and the name.
+        let p = plan_of(&format!(
+            "{ONE_VU}requests = [{{ url = \"HTTPS://load:pw@127.0.0.1:9/x\" }}]\n"
+        ))
+        .expect("HTTPS");
+        assert!(p.targets[0].tls);
+        assert_eq!(p.targets[0].authority, "127.0.0.1:9");
+        assert_eq!(&*p.requests[0].name, "/x");
+        let r = &p.scenarios[0].tasks[0][0];
+        assert!(r.headers.iter().any(|(n, _)| n == AUTHORIZATION));
+        assert!(!format!("{r:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn templates_are_rendered_with_the_initial_variables() {
+        // A header whose variable starts with a line break fails every request: refuse it.
+        let e = plan_err(&format!(
+            "{ONE_VU}variables = {{ t = \"a\\r\\nX-Evil: 1\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\", headers = {{ X-T = \"${{t}}\" }} }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].requests[0].headers.X-T`") && e.contains("initial"), "{e}");
+        assert!(!e.contains("Evil"), "header values are never quoted: {e}");
+        let e = plan_err(&format!(
+            "{ONE_VU}variables = {{ q = \"a b\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/?q=${{q}}\" }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].requests[0].url`") && e.contains("initial"), "{e}");
+        // An extracted variable starts empty, which is fine.
+        plan_of(&format!(
+            "{ONE_VU}on_start = [{{ url = \"http://127.0.0.1:1/login\", extract = {{ token = {{ json = \"/t\" }} }} }}]\nrequests = [{{ url = \"http://127.0.0.1:1/\", headers = {{ Authorization = \"Bearer ${{token}}\" }} }}]\n"
+        ))
+        .expect("extracted variables start empty");
+    }
+
+    #[test]
+    fn inherited_headers_are_named_where_they_are_set() {
+        let e = plan_err(&format!(
+            "[defaults]\nheaders = {{ \"Bad Name\" = \"x\" }}\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("`defaults.headers.Bad Name`"), "{e}");
+        let e = plan_err(&format!(
+            "{ONE_VU}headers = {{ \"Bad Name\" = \"x\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].headers.Bad Name`"), "{e}");
+    }
+
+    #[test]
+    fn checks_and_extractions_are_named_records() {
+        let p = plan_of(&format!(
+            "{ONE_VU}variables = {{ a = \"1\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\", checks = {{ status = 200, body_contains = \"ok\" }}, extract = {{ tok = {{ header = \"X-Token\" }} }} }}]\n"
+        ))
+        .expect("plan");
+        let r = &p.scenarios[0].tasks[0][0];
+        let kinds: Vec<&CheckKind> = r.checks.iter().map(|c| &c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &CheckKind::Status(vec![200]),
+                &CheckKind::BodyContains("ok".into()),
+                &CheckKind::Extract("tok".into())
+            ]
+        );
+        assert_eq!(
+            r.extract,
+            [Extract {
+                var: 1,
+                source: ExtractSource::Header("X-Token".into()),
+                check: 2
+            }]
+        );
+        assert!(r.keep_body && r.keep_headers);
+        assert_eq!(p.checks.len(), 3);
+        assert_eq!(&*p.checks[2].name, "extract tok");
+    }
+
+    #[test]
+    fn workers_fit_the_vus_and_the_histogram_budget() {
+        let sc = |vus: u64| ScenarioPlan {
+            index: 0,
+            name: "s".into(),
+            schedule: Schedule::ConstantVus {
+                vus,
+                duration: None,
+                iterations: Some(1),
+            },
+            on_start: vec![],
+            tasks: vec![],
+            weights: vec![],
+            think_time: None,
+            initial_vars: vec![],
+        };
+        // Never more workers than VUs.
+        assert_eq!(workers(Some(8), &[sc(2)], 1, 4), Ok(2));
+        assert_eq!(workers(None, &[sc(100)], 1, 4), Ok(4));
+        // 1,000 request definitions: (w + 1) × 1002 histograms ≤ 10,000 → 8 workers at most.
+        assert_eq!(workers(None, &[sc(100)], 1000, 64), Ok(8));
+        assert_eq!(workers(Some(8), &[sc(100)], 1000, 64), Ok(8));
+        let e = workers(Some(9), &[sc(100)], 1000, 64).expect_err("9 × 1002");
+        assert!(e.contains("--workers 8"), "{e}");
+        let e = workers(None, &[sc(100)], 5000, 1).expect_err("5000 requests");
+        assert!(e.contains("request definitions"), "{e}");
+    }
+
+    #[test]
+    fn the_summary_directory_must_exist_and_the_plan_keeps_what_the_run_reads() {
+        let e = plan_err(&format!(
+            "[run]\nsummary_json = \"/nonexistent-dir/s.json\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("`run.summary_json`") && e.contains("/nonexistent-dir"), "{e}");
+        let e = plan_err(&format!(
+            "[run]\nsummary_json = \"/tmp\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("is a directory"), "{e}");
+        let p = plan_of(&format!(
+            "thresholds = [\"p95 < 1s\"]\n[run]\nsummary_json = \"s.json\"\n[metrics]\ninterval = \"2s\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ))
+        .expect("plan");
+        assert_eq!(p.thresholds.len(), 1);
+        assert_eq!(p.summary_json.as_deref(), Some(std::path::Path::new("s.json")));
+        assert_eq!(p.metrics.interval, Some(crate::config::Dur::secs(2)));
+        assert_eq!(
+            p.metrics.buckets.as_deref(),
+            Some(crate::config::DEFAULT_DURATION_BUCKETS)
+        );
+    }
+
+    #[test]
+    fn schedule_lengths_saturate_instead_of_overflowing() {
+        let s = Schedule::RampingVus {
+            start: 0.0,
+            stages: vec![(Duration::MAX, 1.0), (Duration::MAX, 1.0)],
+        };
+        assert_eq!(s.duration(), Some(Duration::MAX));
+    }
 }
