@@ -167,7 +167,9 @@ fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError
             return Err(config::ConfigError::invalid(
                 origin,
                 key,
-                format!("the value of header {k:?} is not valid (control characters such as CR or LF)"),
+                format!(
+                    "the value of header {k:?} is not valid (control characters such as CR or LF)"
+                ),
             ));
         }
     }

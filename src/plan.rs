@@ -350,7 +350,9 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
         .thresholds
         .iter()
         .enumerate()
-        .map(|(i, t)| Threshold::parse(t).map_err(|e| err(&format!("thresholds[{i}]"), e.to_string())))
+        .map(|(i, t)| {
+            Threshold::parse(t).map_err(|e| err(&format!("thresholds[{i}]"), e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let workers = workers(
         config.run.workers,
@@ -424,7 +426,9 @@ fn workers(
         Some(w) => w,
         None => cpus.min(fits),
     };
-    Ok(wanted.min(usize::try_from(vus).unwrap_or(usize::MAX)).max(1))
+    Ok(wanted
+        .min(usize::try_from(vus).unwrap_or(usize::MAX))
+        .max(1))
 }
 
 /// The summary file's directory must exist before the run starts, not be found missing after it.
@@ -463,10 +467,18 @@ fn base_url(url: &str, key: &str, origin: &str) -> Result<BaseUrl, ConfigError> 
     let expanded = match Template::parse(url, &VarTable::default(), &process_env) {
         Ok(t) => match t.as_static() {
             Some(s) => s.to_string(),
-            None => return Ok(BaseUrl { url: url.into(), key: key.into() }),
+            None => {
+                return Ok(BaseUrl {
+                    url: url.into(),
+                    key: key.into(),
+                });
+            }
         },
         Err(crate::template::TemplateError::Undefined(_)) => {
-            return Ok(BaseUrl { url: url.into(), key: key.into() });
+            return Ok(BaseUrl {
+                url: url.into(),
+                key: key.into(),
+            });
         }
         Err(e) => return Err(bad(e.to_string())),
     };
@@ -531,8 +543,14 @@ fn server_of(uri: &Uri) -> Result<Target, String> {
         .authority()
         .filter(|a| !a.host().is_empty())
         .ok_or_else(|| "the URL has no host".to_string())?;
-    let hostport = auth.as_str().rsplit_once('@').map_or(auth.as_str(), |(_, h)| h);
-    let port = match hostport.strip_prefix(auth.host()).and_then(|r| r.strip_prefix(':')) {
+    let hostport = auth
+        .as_str()
+        .rsplit_once('@')
+        .map_or(auth.as_str(), |(_, h)| h);
+    let port = match hostport
+        .strip_prefix(auth.host())
+        .and_then(|r| r.strip_prefix(':'))
+    {
         None => {
             if tls {
                 443
@@ -543,9 +561,7 @@ fn server_of(uri: &Uri) -> Result<Target, String> {
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => {
-                return Err(format!(
-                    "port {p:?} is not a number from 1 to 65535"
-                ));
+                return Err(format!("port {p:?} is not a number from 1 to 65535"));
             }
         },
     };
@@ -737,7 +753,12 @@ impl Builder<'_> {
     }
 
     /// The absolute URL as written (credentials still in it), query appended.
-    fn absolute_url(&self, ctx: &ReqCtx<'_>, rc: &RequestConfig, at: &str) -> Result<String, ConfigError> {
+    fn absolute_url(
+        &self,
+        ctx: &ReqCtx<'_>,
+        rc: &RequestConfig,
+        at: &str,
+    ) -> Result<String, ConfigError> {
         let key = format!("{at}.url");
         if rc.url.is_empty() {
             return Err(self.err(key, "must not be empty"));
@@ -775,7 +796,12 @@ impl Builder<'_> {
     /// Resolves the URL: the server must be fixed (`${env.X}` is fine, per-VU variables are
     /// not), the port valid, and a URL with variables must render to a valid URL with the
     /// values a VU starts with.
-    fn url(&mut self, ctx: &ReqCtx<'_>, rc: &RequestConfig, at: &str) -> Result<ResolvedUrl, ConfigError> {
+    fn url(
+        &mut self,
+        ctx: &ReqCtx<'_>,
+        rc: &RequestConfig,
+        at: &str,
+    ) -> Result<ResolvedUrl, ConfigError> {
         let key = format!("{at}.url");
         // The key at fault when the URL came from a base URL.
         let server_key = match (scheme_of(&rc.url), ctx.base) {
@@ -814,7 +840,11 @@ impl Builder<'_> {
         let url = match template.as_static() {
             Some(s) => {
                 let uri: Uri = s.parse().map_err(invalid)?;
-                UrlPlan::Static(if origin_form { to_origin_form(&uri) } else { uri })
+                UrlPlan::Static(if origin_form {
+                    to_origin_form(&uri)
+                } else {
+                    uri
+                })
             }
             None => {
                 let first = template.render(ctx.initial);
@@ -872,7 +902,13 @@ impl Builder<'_> {
                 &key,
             )?;
         }
-        self.header(ctx, headers, USER_AGENT.as_str(), USER_AGENT_VALUE, &format!("{at}.headers"))
+        self.header(
+            ctx,
+            headers,
+            USER_AGENT.as_str(),
+            USER_AGENT_VALUE,
+            &format!("{at}.headers"),
+        )
     }
 
     /// Parses one header (name, value template) under `key`. A value with per-VU variables must
@@ -926,7 +962,13 @@ impl Builder<'_> {
             (Some(b), None) => (b.clone(), format!("{at}.body")),
             (None, Some(j)) => {
                 let key = format!("{at}.json");
-                self.header(ctx, headers, CONTENT_TYPE.as_str(), "application/json", &key)?;
+                self.header(
+                    ctx,
+                    headers,
+                    CONTENT_TYPE.as_str(),
+                    "application/json",
+                    &key,
+                )?;
                 let text = serde_json::to_string(j).map_err(|e| self.err(&key, e.to_string()))?;
                 (text, key)
             }
@@ -1324,7 +1366,10 @@ mod tests {
                 Err(e) => {
                     let e = e.to_string();
                     assert!(!ok, "{url}: {e}");
-                    assert!(e.contains("`scenarios[0].requests[0].url`") && e.contains("port"), "{e}");
+                    assert!(
+                        e.contains("`scenarios[0].requests[0].url`") && e.contains("port"),
+                        "{e}"
+                    );
                 }
             }
         }
@@ -1332,7 +1377,10 @@ mod tests {
         let e = plan_err(&format!(
             "[defaults]\nbase_url = \"http://127.0.0.1:99999\"\n{ONE_VU}requests = [{{ url = \"/x\" }}]\n"
         ));
-        assert!(e.contains("`defaults.base_url`") && e.contains("99999"), "{e}");
+        assert!(
+            e.contains("`defaults.base_url`") && e.contains("99999"),
+            "{e}"
+        );
         let e = plan_err(&format!(
             "{ONE_VU}base_url = \"http://127.0.0.1:1x\"\nrequests = [{{ url = \"/x\" }}]\n"
         ));
@@ -1345,11 +1393,17 @@ mod tests {
         let e = plan_err(&format!(
             "[defaults]\nbase_url = \"http://127.0.0.1:1\"\n{ONE_VU}requests = [{{ url = \"FTP://127.0.0.1/x\" }}]\n"
         ));
-        assert!(e.contains("`scenarios[0].requests[0].url`") && e.contains("\"FTP\""), "{e}");
+        assert!(
+            e.contains("`scenarios[0].requests[0].url`") && e.contains("\"FTP\""),
+            "{e}"
+        );
         let e = plan_err(&format!(
             "[defaults]\nbase_url = \"ftp://127.0.0.1\"\n{ONE_VU}requests = [{{ url = \"/x\" }}]\n"
         ));
-        assert!(e.contains("`defaults.base_url`") && e.contains("\"ftp\""), "{e}");
+        assert!(
+            e.contains("`defaults.base_url`") && e.contains("\"ftp\""),
+            "{e}"
+        );
         // Upper-case schemes are schemes: credentials leave the URL and the name.
         let p = plan_of(&format!(
             "{ONE_VU}requests = [{{ url = \"HTTPS://load:pw@127.0.0.1:9/x\" }}]\n"
@@ -1369,12 +1423,18 @@ mod tests {
         let e = plan_err(&format!(
             "{ONE_VU}variables = {{ t = \"a\\r\\nX-Evil: 1\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\", headers = {{ X-T = \"${{t}}\" }} }}]\n"
         ));
-        assert!(e.contains("`scenarios[0].requests[0].headers.X-T`") && e.contains("initial"), "{e}");
+        assert!(
+            e.contains("`scenarios[0].requests[0].headers.X-T`") && e.contains("initial"),
+            "{e}"
+        );
         assert!(!e.contains("Evil"), "header values are never quoted: {e}");
         let e = plan_err(&format!(
             "{ONE_VU}variables = {{ q = \"a b\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/?q=${{q}}\" }}]\n"
         ));
-        assert!(e.contains("`scenarios[0].requests[0].url`") && e.contains("initial"), "{e}");
+        assert!(
+            e.contains("`scenarios[0].requests[0].url`") && e.contains("initial"),
+            "{e}"
+        );
         // An extracted variable starts empty, which is fine.
         plan_of(&format!(
             "{ONE_VU}on_start = [{{ url = \"http://127.0.0.1:1/login\", extract = {{ token = {{ json = \"/t\" }} }} }}]\nrequests = [{{ url = \"http://127.0.0.1:1/\", headers = {{ Authorization = \"Bearer ${{token}}\" }} }}]\n"
@@ -1456,7 +1516,10 @@ mod tests {
         let e = plan_err(&format!(
             "[run]\nsummary_json = \"/nonexistent-dir/s.json\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
         ));
-        assert!(e.contains("`run.summary_json`") && e.contains("/nonexistent-dir"), "{e}");
+        assert!(
+            e.contains("`run.summary_json`") && e.contains("/nonexistent-dir"),
+            "{e}"
+        );
         let e = plan_err(&format!(
             "[run]\nsummary_json = \"/tmp\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
         ));
@@ -1466,7 +1529,10 @@ mod tests {
         ))
         .expect("plan");
         assert_eq!(p.thresholds.len(), 1);
-        assert_eq!(p.summary_json.as_deref(), Some(std::path::Path::new("s.json")));
+        assert_eq!(
+            p.summary_json.as_deref(),
+            Some(std::path::Path::new("s.json"))
+        );
         assert_eq!(p.metrics.interval, Some(crate::config::Dur::secs(2)));
         assert_eq!(
             p.metrics.buckets.as_deref(),

@@ -177,10 +177,18 @@ mod tests {
         };
         assert_eq!(from_toml("31536000"), Ok(Dur(year)));
         assert!(from_toml("31536001").unwrap_err().contains("365 days"));
-        assert!(from_toml("9223372036854775807").unwrap_err().contains("365 days"));
+        assert!(
+            from_toml("9223372036854775807")
+                .unwrap_err()
+                .contains("365 days")
+        );
         assert!(from_toml("4e11").unwrap_err().contains("365 days"));
         assert!(from_toml("-1").unwrap_err().contains("negative"));
-        assert!(from_toml("\"300000000000y\"").unwrap_err().contains("365 days"));
+        assert!(
+            from_toml("\"300000000000y\"")
+                .unwrap_err()
+                .contains("365 days")
+        );
     }
 
     #[test]

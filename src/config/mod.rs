@@ -165,7 +165,10 @@ impl<'de> Deserialize<'de> for ThinkTime {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a duration such as \"1s\", or { min, max }")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ThinkTime, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThinkTime, A::Error> {
                 let r = Range::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(ThinkTime::Uniform {
                     min: r.min,
@@ -499,7 +502,12 @@ mod tests {
         (
             "scenarios[0].think_time",
             |v| format!("[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {v}\n{REQ}"),
-            |c| c.scenarios[0].think_time.as_ref().map_or(Duration::MAX, |t| t.bounds().0.get()),
+            |c| {
+                c.scenarios[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().0.get())
+            },
         ),
         (
             "scenarios[0].think_time.min",
@@ -508,7 +516,12 @@ mod tests {
                     "[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {{ min = {v}, max = \"365d\" }}\n{REQ}"
                 )
             },
-            |c| c.scenarios[0].think_time.as_ref().map_or(Duration::MAX, |t| t.bounds().0.get()),
+            |c| {
+                c.scenarios[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().0.get())
+            },
         ),
         (
             "scenarios[0].think_time.max",
@@ -517,7 +530,12 @@ mod tests {
                     "[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {{ min = 0, max = {v} }}\n{REQ}"
                 )
             },
-            |c| c.scenarios[0].think_time.as_ref().map_or(Duration::MAX, |t| t.bounds().1.get()),
+            |c| {
+                c.scenarios[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().1.get())
+            },
         ),
         (
             "scenarios[0].requests[0].think_time",
@@ -596,7 +614,9 @@ mod tests {
             .map(str::trim)
             .filter(|l| !l.starts_with("//"))
             .filter(|l| {
-                l.ends_with(": Dur,") || l.ends_with(": Option<Dur>,") || l.starts_with("Constant(Dur)")
+                l.ends_with(": Dur,")
+                    || l.ends_with(": Option<Dur>,")
+                    || l.starts_with("Constant(Dur)")
             })
             .count();
         // The scenario-level and request-level think_time share ThinkTime's three fields, and
@@ -617,9 +637,9 @@ mod tests {
         ))
         .expect_err("mean");
         assert!(e.contains("mean") && e.contains("think_time"), "{e}");
-        let e = load_text(&format!(
-            "[[scenarios]]\nvus = 1\nduration = 1\nrequests = [{{ url = \"http://127.0.0.1:1/\", think_time = {{ min = 1 }} }}]\n"
-        ))
+        let e = load_text(
+            "[[scenarios]]\nvus = 1\nduration = 1\nrequests = [{ url = \"http://127.0.0.1:1/\", think_time = { min = 1 } }]\n",
+        )
         .expect_err("no max");
         assert!(e.contains("max"), "{e}");
     }

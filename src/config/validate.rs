@@ -294,10 +294,7 @@ fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), 
                 }
             }
             if sc.duration.is_none() {
-                return bad(
-                    "duration",
-                    "constant-arrival-rate needs a duration".into(),
-                );
+                return bad("duration", "constant-arrival-rate needs a duration".into());
             }
         }
     }
@@ -317,9 +314,9 @@ fn check_level(v: f64, max: f64, unit: &str) -> Result<(), String> {
 
 fn check_think_time(tt: Option<&ThinkTime>) -> Result<(), String> {
     match tt {
-        Some(ThinkTime::Uniform { min, max }) if min > max => Err(format!(
-            "min ({min}) must not exceed max ({max})"
-        )),
+        Some(ThinkTime::Uniform { min, max }) if min > max => {
+            Err(format!("min ({min}) must not exceed max ({max})"))
+        }
         _ => Ok(()),
     }
 }
@@ -375,19 +372,55 @@ mod tests {
     fn every_executor_refuses_the_keys_it_would_ignore() {
         // (scenario, the offending key) — one line per executor and foreign key.
         let cases = [
-            ("executor = \"constant-vus\"\nvus = 1\nduration = 1\nrate = 5", "rate"),
-            ("executor = \"constant-vus\"\nvus = 1\nduration = 1\nstages = [{ duration = 1, target = 1 }]", "stages"),
-            ("executor = \"constant-vus\"\nvus = 1\nduration = 1\nstart = 1", "start"),
-            ("executor = \"ramping-vus\"\nvus = 3\nstages = [{ duration = 1, target = 1 }]", "vus"),
-            ("executor = \"ramping-vus\"\nduration = 3\nstages = [{ duration = 1, target = 1 }]", "duration"),
-            ("executor = \"ramping-vus\"\niterations = 3\nstages = [{ duration = 1, target = 1 }]", "iterations"),
-            ("executor = \"shared-iterations\"\niterations = 3\nrate = 1", "rate"),
-            ("executor = \"constant-arrival-rate\"\nrate = 1\nduration = 1\nstages = [{ duration = 1, target = 1 }]", "stages"),
-            ("executor = \"constant-arrival-rate\"\nrate = 1\nduration = 1\niterations = 5", "iterations"),
-            ("executor = \"ramping-arrival-rate\"\nrate = 1\nstages = [{ duration = 1, target = 1 }]", "rate"),
-            ("executor = \"ramping-arrival-rate\"\nduration = 1\nstages = [{ duration = 1, target = 1 }]", "duration"),
+            (
+                "executor = \"constant-vus\"\nvus = 1\nduration = 1\nrate = 5",
+                "rate",
+            ),
+            (
+                "executor = \"constant-vus\"\nvus = 1\nduration = 1\nstages = [{ duration = 1, target = 1 }]",
+                "stages",
+            ),
+            (
+                "executor = \"constant-vus\"\nvus = 1\nduration = 1\nstart = 1",
+                "start",
+            ),
+            (
+                "executor = \"ramping-vus\"\nvus = 3\nstages = [{ duration = 1, target = 1 }]",
+                "vus",
+            ),
+            (
+                "executor = \"ramping-vus\"\nduration = 3\nstages = [{ duration = 1, target = 1 }]",
+                "duration",
+            ),
+            (
+                "executor = \"ramping-vus\"\niterations = 3\nstages = [{ duration = 1, target = 1 }]",
+                "iterations",
+            ),
+            (
+                "executor = \"shared-iterations\"\niterations = 3\nrate = 1",
+                "rate",
+            ),
+            (
+                "executor = \"constant-arrival-rate\"\nrate = 1\nduration = 1\nstages = [{ duration = 1, target = 1 }]",
+                "stages",
+            ),
+            (
+                "executor = \"constant-arrival-rate\"\nrate = 1\nduration = 1\niterations = 5",
+                "iterations",
+            ),
+            (
+                "executor = \"ramping-arrival-rate\"\nrate = 1\nstages = [{ duration = 1, target = 1 }]",
+                "rate",
+            ),
+            (
+                "executor = \"ramping-arrival-rate\"\nduration = 1\nstages = [{ duration = 1, target = 1 }]",
+                "duration",
+            ),
             // Inferred executors too: rate makes it constant-arrival-rate.
-            ("rate = 1\nduration = 1\nstages = [{ duration = 1, target = 1 }]", "stages"),
+            (
+                "rate = 1\nduration = 1\nstages = [{ duration = 1, target = 1 }]",
+                "stages",
+            ),
         ];
         for (text, key) in cases {
             let e = check(scenario(text)).expect_err(text);
@@ -412,15 +445,38 @@ mod tests {
     fn limits_are_enforced_with_the_key_named() {
         let cases = [
             ("rate = 1e12\nduration = 1", "scenarios[0].rate", "at most"),
-            ("rate = 10000001\nduration = 1", "scenarios[0].rate", "at most"),
-            ("vus = 1000000000000\nduration = 1", "scenarios[0].vus", "at most 1000000"),
-            ("stages = [{ duration = 1, target = 2e6 }]", "scenarios[0].stages[0].target", "at most"),
-            ("executor = \"ramping-arrival-rate\"\nstart = 2e7\nstages = [{ duration = 1, target = 1 }]", "scenarios[0].start", "at most"),
-            ("stages = [{ duration = \"300d\", target = 1 }, { duration = \"100d\", target = 1 }]", "scenarios[0].stages", "365 days"),
+            (
+                "rate = 10000001\nduration = 1",
+                "scenarios[0].rate",
+                "at most",
+            ),
+            (
+                "vus = 1000000000000\nduration = 1",
+                "scenarios[0].vus",
+                "at most 1000000",
+            ),
+            (
+                "stages = [{ duration = 1, target = 2e6 }]",
+                "scenarios[0].stages[0].target",
+                "at most",
+            ),
+            (
+                "executor = \"ramping-arrival-rate\"\nstart = 2e7\nstages = [{ duration = 1, target = 1 }]",
+                "scenarios[0].start",
+                "at most",
+            ),
+            (
+                "stages = [{ duration = \"300d\", target = 1 }, { duration = \"100d\", target = 1 }]",
+                "scenarios[0].stages",
+                "365 days",
+            ),
         ];
         for (text, key, needle) in cases {
             let e = check(scenario(text)).expect_err(text);
-            assert!(e.contains(&format!("`{key}`")) && e.contains(needle), "{text}: {e}");
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains(needle),
+                "{text}: {e}"
+            );
         }
         check(scenario("rate = 10000000\nduration = 1\nvus = 10")).expect("the maximum rate");
         check(scenario("vus = 1000000\nduration = 1")).expect("the maximum VUs");
