@@ -17,13 +17,14 @@ use http_body_util::Full;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::{Client, ErrorKind, Shared as ClientShared};
 use crate::config::{ExtractSource, ThinkTime};
+use crate::http::client::{Client, Shared as ClientShared};
 use crate::metrics::{Instruments, Recorder};
+use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::plan::{
     BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
 };
-use crate::stats::{Live, Sample, VuCounts, WorkerStats};
+use crate::stats::{Live, VuCounts, WorkerStats};
 use crate::template::Vars;
 
 /// Where a run is in its life.
@@ -467,7 +468,7 @@ fn render_wire(r: &RequestPlan, vars: &Vars, out: &mut Vec<u8>) -> Option<u64> {
     for (name, v) in &r.headers {
         headers.push((name.clone(), header_value(v, vars)?));
     }
-    crate::h1::write_request(out, &r.method, pq, &headers, body);
+    crate::http::h1::write_request(out, &r.method, pq, &headers, body);
     Some(body.len() as u64)
 }
 
@@ -547,16 +548,7 @@ async fn do_request(
                 len,
             )
         }
-        None => (
-            crate::client::Outcome {
-                status: None,
-                error: Some(ErrorKind::Protocol),
-                bytes_in: 0,
-                body: None,
-                headers: None,
-            },
-            0,
-        ),
+        None => (Outcome::failed(ErrorKind::Protocol), 0),
     };
     let sample = Sample {
         req: r.id,

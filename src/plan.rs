@@ -19,6 +19,7 @@ use crate::config::{
     Checks, Config, ConfigError, ExecutorKind, ExtractSource, MetricsConfig, RequestConfig,
     ScenarioConfig, ThinkTime,
 };
+pub use crate::http::client::{ClientOptions, Target};
 use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
 
@@ -55,32 +56,6 @@ pub struct Plan {
     pub metrics: MetricsConfig,
     /// Where the JSON summary is written (its directory exists).
     pub summary_json: Option<PathBuf>,
-}
-
-/// Client settings shared by all VUs.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Whole-request timeout.
-    pub timeout: Duration,
-    /// Connect (+TLS handshake) timeout.
-    pub connect_timeout: Duration,
-    /// HTTP/2.
-    pub http2: bool,
-    /// Skip certificate verification.
-    pub insecure: bool,
-}
-
-/// A server the plan talks to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `https`?
-    pub tls: bool,
-    /// Host name or address, as written.
-    pub host: String,
-    /// Port (explicit or the scheme's default).
-    pub port: u16,
-    /// `host[:port]` for the Host header.
-    pub authority: String,
 }
 
 /// Reporting facts about one request definition.
@@ -320,7 +295,7 @@ fn static_wire(
     };
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = Vec::new();
-    crate::h1::write_request(&mut out, method, pq, &hs, body);
+    crate::http::h1::write_request(&mut out, method, pq, &hs, body);
     Some(Bytes::from(out))
 }
 
@@ -893,12 +868,12 @@ impl Builder<'_> {
             self.header(ctx, headers, HOST.as_str(), &authority, &key)?;
         }
         if let Some(ui) = &url.userinfo {
-            let decoded = crate::tls::percent_decode(ui);
+            let decoded = crate::http::tls::percent_decode(ui);
             self.header(
                 ctx,
                 headers,
                 AUTHORIZATION.as_str(),
-                &crate::tls::basic_auth(&decoded),
+                &crate::http::tls::basic_auth(&decoded),
                 &key,
             )?;
         }
@@ -1247,7 +1222,7 @@ mod tests {
         assert!(
             wire.contains(&format!(
                 "authorization: Basic {}",
-                crate::tls::base64(b"load:s@cret")
+                crate::http::tls::base64(b"load:s@cret")
             )),
             "{wire}"
         );
