@@ -335,7 +335,7 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
         b.requests.len(),
         available_cpus(),
     )
-    .map_err(|m| err("run.workers", m))?;
+    .map_err(|(key, m)| err(key, m))?;
     let summary_json = config
         .run
         .summary_json
@@ -371,13 +371,13 @@ fn available_cpus() -> usize {
 }
 
 /// The worker count: as asked (or one per CPU), never more than the VUs that can exist at
-/// once, and within [`MAX_HISTOGRAMS`].
+/// once, and within [`MAX_HISTOGRAMS`]. The error names the key at fault.
 fn workers(
     asked: Option<usize>,
     scenarios: &[ScenarioPlan],
     requests: usize,
     cpus: usize,
-) -> Result<usize, String> {
+) -> Result<usize, (&'static str, String)> {
     let vus = scenarios
         .iter()
         .map(|s| s.schedule.max_vus())
@@ -387,15 +387,21 @@ fn workers(
     // Workers plus the merged total each hold `per_worker` histograms.
     let fits = (MAX_HISTOGRAMS / per_worker.max(1)).saturating_sub(1);
     if fits == 0 {
-        return Err(format!(
-            "{requests} request definitions need more exact-statistics memory than one worker may use (at most {} request definitions; use one request with a variable, e.g. url = \"/items/${{id}}\", instead of many URLs)",
-            MAX_HISTOGRAMS / 2 - 2 * scenarios.len()
+        return Err((
+            "scenarios",
+            format!(
+                "{requests} request definitions need more exact-statistics memory than one worker may use (at most {} request definitions; use one request with a variable, e.g. url = \"/items/${{id}}\", instead of many URLs)",
+                (MAX_HISTOGRAMS / 2).saturating_sub(2 * scenarios.len())
+            ),
         ));
     }
     let wanted = match asked {
         Some(w) if w > fits => {
-            return Err(format!(
-                "{w} workers × {per_worker} latency histograms (one per request definition, two per scenario, ~0.19 MB each) exceed the limit of {MAX_HISTOGRAMS}; use --workers {fits} or fewer"
+            return Err((
+                "run.workers",
+                format!(
+                    "{w} workers × {per_worker} latency histograms (one per request definition, two per scenario, ~0.19 MB each) exceed the limit of {MAX_HISTOGRAMS}; use --workers {fits} or fewer"
+                ),
             ));
         }
         Some(w) => w,
@@ -1480,10 +1486,13 @@ mod tests {
         // 1,000 request definitions: (w + 1) × 1002 histograms ≤ 10,000 → 8 workers at most.
         assert_eq!(workers(None, &[sc(100)], 1000, 64), Ok(8));
         assert_eq!(workers(Some(8), &[sc(100)], 1000, 64), Ok(8));
-        let e = workers(Some(9), &[sc(100)], 1000, 64).expect_err("9 × 1002");
-        assert!(e.contains("--workers 8"), "{e}");
-        let e = workers(None, &[sc(100)], 5000, 1).expect_err("5000 requests");
-        assert!(e.contains("request definitions"), "{e}");
+        let (key, e) = workers(Some(9), &[sc(100)], 1000, 64).expect_err("9 × 1002");
+        assert!(key == "run.workers" && e.contains("--workers 8"), "{e}");
+        let (key, e) = workers(None, &[sc(100)], 5000, 1).expect_err("5000 requests");
+        assert!(
+            key == "scenarios" && e.contains("request definitions"),
+            "{e}"
+        );
     }
 
     #[test]

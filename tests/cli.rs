@@ -587,6 +587,14 @@ fn refused_settings_name_the_key_in_validate_and_run_and_send_nothing() {
                 assert!(err.contains(n), "{cmd} {name}: {n:?} not in: {err}");
             }
             assert!(!err.contains("panicked"), "{cmd} {name}: {err}");
+            // Messages from validation and the plan quote values with "…", so backticks
+            // (around the key, in template errors) never nest.
+            if err.contains(&format!("{}: `", p.display())) {
+                assert!(
+                    !err.contains("``") && err.matches('`').count() % 2 == 0,
+                    "{cmd} {name}: nested backticks: {err}"
+                );
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "{cmd} {name} took {:?}",
@@ -709,4 +717,38 @@ fn validate_checks_otlp_settings_from_the_environment() {
     );
     let o = validate(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Issue 9 item 7: each URL costs an exact latency histogram (~0.19 MB) per worker thread, so
+/// many URLs on many workers are refused with the largest worker count that fits.
+#[test]
+fn many_urls_on_many_workers_are_refused_with_a_count_that_fits() {
+    let urls: Vec<String> = (0..1000)
+        .map(|i| format!("http://127.0.0.1:1/p{i}"))
+        .collect();
+    let mut args = vec!["run", "--quiet", "-n", "1", "--workers", "9"];
+    for u in &urls {
+        args.extend(["--url", u.as_str()]);
+    }
+    let o = stampede(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`run.workers`") && err.contains("--workers 8"),
+        "{err}"
+    );
+    let more: Vec<String> = (0..5000)
+        .map(|i| format!("http://127.0.0.1:1/p{i}"))
+        .collect();
+    let mut args = vec!["run", "--quiet", "-n", "1"];
+    for u in &more {
+        args.extend(["--url", u.as_str()]);
+    }
+    let o = stampede(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`scenarios`") && err.contains("request definitions"),
+        "{err}"
+    );
 }

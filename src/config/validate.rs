@@ -322,7 +322,7 @@ fn check_think_time(tt: Option<&ThinkTime>) -> Result<(), String> {
 }
 
 /// Every request of a scenario with its key relative to the scenario (`requests[1]`).
-pub(crate) fn requests_with_keys(
+fn requests_with_keys(
     sc: &ScenarioConfig,
 ) -> impl Iterator<Item = (String, &RequestConfig)> {
     let on_start = sc
