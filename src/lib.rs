@@ -95,8 +95,9 @@ pub fn run_config(
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
-    let summary_path = cfg.run.summary_json.clone();
     let plan = prepare(cfg, run_id, &origin)?;
+    // Checked by the plan: its directory exists.
+    let summary_path = plan.summary_json.clone();
     let summary = run::execute(
         plan,
         run::Display {

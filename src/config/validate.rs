@@ -322,9 +322,7 @@ fn check_think_time(tt: Option<&ThinkTime>) -> Result<(), String> {
 }
 
 /// Every request of a scenario with its key relative to the scenario (`requests[1]`).
-fn requests_with_keys(
-    sc: &ScenarioConfig,
-) -> impl Iterator<Item = (String, &RequestConfig)> {
+fn requests_with_keys(sc: &ScenarioConfig) -> impl Iterator<Item = (String, &RequestConfig)> {
     let on_start = sc
         .on_start
         .iter()
