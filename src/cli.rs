@@ -149,9 +149,12 @@ pub struct RunArgs {
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
-    /// No live progress line.
+    /// No live progress line (and no status lines).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Status line interval when stderr is not a terminal (CI logs); 0 turns it off [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = dur)]
+    pub status_interval: Option<Dur>,
     /// Use HTTP/2 (ALPN over TLS, prior knowledge over cleartext).
     #[arg(long)]
     pub http2: bool,
@@ -187,6 +190,7 @@ impl RunArgs {
             thresholds: self.threshold.clone(),
             summary_json: self.summary_json.clone(),
             quiet: self.quiet,
+            status_interval: self.status_interval,
             http2: self.http2,
             insecure: self.insecure,
             workers: self.workers,

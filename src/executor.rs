@@ -101,6 +101,12 @@ impl RunShared {
         self.phase_fast.load(Ordering::Relaxed) != Phase::Running as u8
     }
 
+    /// Iterations claimed so far by a scenario (for iteration budgets: started ones; may run
+    /// past the budget by the VUs that found it spent). Read by the progress view.
+    pub fn claimed(&self, scenario: usize) -> u64 {
+        self.claims[scenario].load(Ordering::Relaxed)
+    }
+
     fn hard_deadline(&self) -> Option<Instant> {
         match self.hard_deadline_us.load(Ordering::Relaxed) {
             u64::MAX => None,

@@ -2,11 +2,12 @@
 //!
 //! The data flows through the modules in this order:
 //! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
-//! [`run`] (workers, signals, progress) → [`executor`] (VUs and pacers) → [`http`] (the client:
-//! HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry
-//! instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
-//! At the bottom, [`outcome`] holds the vocabulary every layer shares (`ErrorKind`, `Outcome`,
-//! `Sample`) and imports no other stampede module.
+//! [`run`] (workers, signals, [`progress`]) → [`executor`] (VUs and pacers) → [`http`] (the
+//! client: HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`]
+//! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
+//! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
+//! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
+//! width, colour, the live area and the log writer) is a leaf too.
 
 pub mod cli;
 pub mod config;
@@ -17,11 +18,13 @@ pub mod http;
 pub mod metrics;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod stats;
 pub mod target;
 pub mod template;
+pub mod term;
 #[cfg(test)]
 mod test_support;
 pub mod threshold;
@@ -71,7 +74,7 @@ impl Error {
 pub struct Presentation {
     /// Print the start banner and the text summary.
     pub print: bool,
-    /// Live progress line (on a terminal).
+    /// Live progress: a progress area on a terminal, else periodic status lines.
     pub progress: bool,
 }
 
@@ -95,6 +98,7 @@ pub fn run_config(
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
+    let status_interval = cfg.run.status_interval.get();
     let plan = prepare(cfg, run_id, &origin)?;
     // Checked by the plan: its directory exists.
     let summary_path = plan.summary_json.clone();
@@ -103,6 +107,7 @@ pub fn run_config(
         run::Display {
             progress: presentation.progress && !quiet,
             banner: presentation.print,
+            status_interval: Some(status_interval),
         },
     )
     .map_err(|e| match e {
@@ -110,7 +115,10 @@ pub fn run_config(
         run::RunError::Io(e) => Error::Other(anyhow::Error::new(e)),
     })?;
     if presentation.print {
-        print!("{}", report::render_text(&summary));
+        print!(
+            "{}",
+            report::render_text(&summary, &report::TextStyle::for_stdout())
+        );
     }
     if let Some(p) = summary_path {
         let json = serde_json::to_string_pretty(&summary)
@@ -235,12 +243,15 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
     ExitCode::from(dispatch(cli))
 }
 
+/// Logs go to stderr above the live progress area ([`term::LogWriter`]), coloured only when
+/// stderr is a terminal and `NO_COLOR` is not set (CI logs get no escape codes).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAMPEDE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter)
+        .with_ansi(term::colour(term::Stream::Stderr))
         .with_target(false)
         .try_init();
 }

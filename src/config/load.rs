@@ -82,6 +82,8 @@ pub struct Overrides {
     pub summary_json: Option<PathBuf>,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--status-interval`.
+    pub status_interval: Option<Dur>,
     /// `--http2`.
     pub http2: bool,
     /// `--insecure`.
@@ -231,6 +233,9 @@ fn merge_flags(mut fig: Figment, ov: &Overrides) -> Figment {
     }
     if ov.quiet {
         fig = fig.merge(("run.quiet", true));
+    }
+    if let Some(d) = ov.status_interval {
+        fig = fig.merge(("run.status_interval", d));
     }
     if let Some(w) = ov.workers {
         fig = fig.merge(("run.workers", w));

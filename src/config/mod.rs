@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     /// No live progress line.
     pub quiet: bool,
+    /// When stderr is not a terminal, a status line this often (`0`: none).
+    pub status_interval: Dur,
     /// How long in-flight iterations may go on after the end (or Ctrl-C) before they are cut.
     pub graceful_stop: Dur,
     /// Worker threads generating load (default: one per CPU).
@@ -55,6 +57,7 @@ impl Default for RunConfig {
             id: None,
             summary_json: None,
             quiet: false,
+            status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
         }
@@ -474,6 +477,13 @@ mod tests {
             "run.graceful_stop",
             |v| format!("[run]\ngraceful_stop = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"),
             |c| c.run.graceful_stop.get(),
+        ),
+        (
+            "run.status_interval",
+            |v| {
+                format!("[run]\nstatus_interval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}")
+            },
+            |c| c.run.status_interval.get(),
         ),
         (
             "defaults.timeout",

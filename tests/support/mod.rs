@@ -5,6 +5,7 @@
 pub mod collector;
 pub mod nginx;
 pub mod prometheus;
+pub mod tty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
