@@ -532,4 +532,33 @@ mod tests {
         assert!(e.contains("`metrics.otlp.headers.api-key`"), "{e}");
         assert!(!e.contains("sec"), "the value is never printed: {e}");
     }
+    #[test]
+    fn the_readme_executor_table_lists_exactly_the_keys_each_executor_takes() {
+        let readme = include_str!("../../README.md");
+        let kinds = [
+            ExecutorKind::ConstantVus,
+            ExecutorKind::RampingVus,
+            ExecutorKind::SharedIterations,
+            ExecutorKind::ConstantArrivalRate,
+            ExecutorKind::RampingArrivalRate,
+        ];
+        for kind in kinds {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", kind.as_str())))
+                .unwrap_or_else(|| panic!("no README row for {}", kind.as_str()));
+            let keys_column = row.rsplit('|').nth(1).unwrap_or_default();
+            // The first word of each `…` span: `stages = [{ duration, target }]` is `stages`.
+            let mut listed: Vec<&str> = keys_column
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter_map(|span| span.split_whitespace().next())
+                .collect();
+            listed.sort_unstable();
+            let mut takes = executor_keys(kind).to_vec();
+            takes.sort_unstable();
+            assert_eq!(listed, takes, "README row: {row}");
+        }
+    }
 }
