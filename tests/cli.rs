@@ -726,3 +726,366 @@ fn readme_flag_table_lists_exactly_the_flags_of_run_help() {
         "README.md's command-line table and `stampede run --help` differ:\n  not in README: {missing:?}\n  not in --help: {extra:?}"
     );
 }
+
+/// Issue 9, items 5-8 and 12-13: input that cannot run, or would be silently ignored, is refused
+/// by `validate` and by `run` alike — exit 2, the file and the exact key named, no panic, within
+/// seconds, and `run` sends nothing (the target counts zero requests).
+#[test]
+fn refused_settings_name_the_key_in_validate_and_run_and_send_nothing() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let base = format!("http://{}", t.addr);
+    // A scenario that would run for a minute if accepted: a refusal must come before it starts.
+    let ok = format!("vus = 1\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}]\n");
+    let sc = format!("[[scenarios]]\n{ok}");
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        // item 5: absurd rates
+        (
+            "rate",
+            format!(
+                "[[scenarios]]\nrate = 1e12\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].rate`", "at most 10000000"],
+        ),
+        (
+            "ramp_rate",
+            format!(
+                "[[scenarios]]\nexecutor = \"ramping-arrival-rate\"\nstages = [{{ duration = \"60s\", target = 1e12 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].stages[0].target`", "at most"],
+        ),
+        // item 6: durations that would overflow an Instant
+        (
+            "duration",
+            format!(
+                "[[scenarios]]\nvus = 1\nduration = \"300000000000y\"\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["scenarios[0].duration", "at most 365 days"],
+        ),
+        (
+            "timeout",
+            format!("[defaults]\ntimeout = \"300000000000y\"\n{sc}"),
+            &["defaults.timeout", "at most 365 days"],
+        ),
+        (
+            "connect_timeout",
+            format!("[defaults]\nconnect_timeout = \"300000000000y\"\n{sc}"),
+            &["defaults.connect_timeout", "at most 365 days"],
+        ),
+        (
+            "graceful_stop",
+            format!("[run]\ngraceful_stop = \"300000000000y\"\n{sc}"),
+            &["run.graceful_stop", "at most 365 days"],
+        ),
+        (
+            "think_time",
+            format!("[[scenarios]]\nthink_time = \"300000000000y\"\n{ok}"),
+            &["scenarios[0].think_time", "at most 365 days"],
+        ),
+        (
+            "interval",
+            format!("[metrics]\ninterval = \"300000000000y\"\n{sc}"),
+            &["metrics.interval", "at most 365 days"],
+        ),
+        (
+            "stage_sum",
+            format!(
+                "[[scenarios]]\nstages = [{{ duration = \"300d\", target = 1 }}, {{ duration = \"300d\", target = 0 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].stages`", "365 days"],
+        ),
+        // item 7: what cannot be allocated
+        (
+            "vus",
+            format!(
+                "[[scenarios]]\nvus = 1000000000000\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].vus`", "at most 1000000"],
+        ),
+        (
+            "stage_vus",
+            format!(
+                "[[scenarios]]\nstages = [{{ duration = \"60s\", target = 1e12 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].stages[0].target`", "at most 1000000"],
+        ),
+        (
+            "workers",
+            format!("[run]\nworkers = 20000\n{sc}"),
+            &["`run.workers`", "at most 1024"],
+        ),
+        // item 8: ports
+        (
+            "port_range",
+            "[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{ url = \"http://127.0.0.1:99999/\" }]\n"
+                .to_string(),
+            &["`scenarios[0].requests[0].url`", "\"99999\""],
+        ),
+        (
+            "port_text",
+            "[defaults]\nbase_url = \"http://127.0.0.1:99x\"\n[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{ url = \"/\" }]\n"
+                .to_string(),
+            &["`defaults.base_url`", "\"99x\""],
+        ),
+        // item 12: settings that would be ignored
+        (
+            "think_time_key",
+            format!(
+                "[[scenarios]]\nthink_time = {{ min = \"1s\", max = \"2s\", mean = \"1s\" }}\n{ok}"
+            ),
+            &["mean", "think_time"],
+        ),
+        (
+            "rate_with_constant_vus",
+            format!("[[scenarios]]\nexecutor = \"constant-vus\"\nrate = 100\n{ok}"),
+            &[
+                "`scenarios[0].rate`",
+                "constant-vus takes vus, duration, iterations",
+            ],
+        ),
+        (
+            "stages_with_constant_arrival_rate",
+            format!(
+                "[[scenarios]]\nexecutor = \"constant-arrival-rate\"\nrate = 10\nduration = \"60s\"\nstages = [{{ duration = \"1s\", target = 5 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &[
+                "`scenarios[0].stages`",
+                "constant-arrival-rate takes rate, duration, vus",
+            ],
+        ),
+        (
+            "vus_with_ramping_vus",
+            format!(
+                "[[scenarios]]\nexecutor = \"ramping-vus\"\nvus = 50\nstages = [{{ duration = \"60s\", target = 5 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].vus`", "ramping-vus takes start, stages"],
+        ),
+        (
+            "request_think_time",
+            format!(
+                "[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}, {{ url = \"{url}\", think_time = {{ min = \"2s\", max = \"1s\" }} }}]\n"
+            ),
+            &["`scenarios[0].requests[1].think_time`", "must not exceed"],
+        ),
+        (
+            "ftp",
+            format!(
+                "[defaults]\nbase_url = \"{base}\"\n[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{{ url = \"FTP://127.0.0.1/x\" }}]\n"
+            ),
+            &["`scenarios[0].requests[0].url`", "\"FTP\" is not supported"],
+        ),
+        // item 13: what used to pass validate and fail (or misbehave) at run time
+        (
+            "otlp_endpoint",
+            format!("[metrics.otlp]\nendpoint = \"ftp://127.0.0.1:4317\"\n{sc}"),
+            &["--otlp-endpoint / metrics.otlp.endpoint", "http://"],
+        ),
+        (
+            "otlp_header",
+            format!(
+                "[metrics.otlp]\nendpoint = \"http://127.0.0.1:4318\"\nheaders = {{ api-key = \"a\\r\\nb\" }}\n{sc}"
+            ),
+            &["`metrics.otlp.headers.api-key`", "CR or LF"],
+        ),
+        (
+            "dynamic_header",
+            format!(
+                "[[scenarios]]\nvariables = {{ t = \"a\\nb\" }}\nvus = 1\nduration = \"60s\"\nrequests = [{{ url = \"{url}\", headers = {{ X-T = \"${{t}}\" }} }}]\n"
+            ),
+            &[
+                "`scenarios[0].requests[0].headers.X-T`",
+                "initial variables",
+            ],
+        ),
+        (
+            "summary_dir",
+            format!("[run]\nsummary_json = \"/nonexistent-stampede-dir/s.json\"\n{sc}"),
+            &["`run.summary_json`", "/nonexistent-stampede-dir"],
+        ),
+    ];
+    for (name, text, needles) in &cases {
+        let file = format!("{name}.toml");
+        let (_d, p) = write_config(&file, text);
+        for cmd in ["validate", "run"] {
+            let started = Instant::now();
+            let path = p.to_str().expect("path");
+            let o = if cmd == "run" {
+                stampede(&[cmd, path, "--quiet"])
+            } else {
+                stampede(&[cmd, path])
+            };
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {name}: {err}");
+            assert!(
+                err.contains(&file),
+                "{cmd} {name}: the file is not named: {err}"
+            );
+            for n in *needles {
+                assert!(err.contains(n), "{cmd} {name}: {n:?} not in: {err}");
+            }
+            assert!(!err.contains("panicked"), "{cmd} {name}: {err}");
+            // Messages from validation and the plan quote values with "…", so backticks
+            // (around the key, in template errors) never nest.
+            if err.contains(&format!("{}: `", p.display())) {
+                assert!(
+                    !err.contains("``") && err.matches('`').count() % 2 == 0,
+                    "{cmd} {name}: nested backticks: {err}"
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{cmd} {name} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    let sent = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 0, "a refused run sent {sent} requests");
+}
+
+/// The same limits through flags: exit 2 naming the flag or key, before any request is sent.
+#[test]
+fn refused_flags_exit_2_before_the_run_starts() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--rate", "1e12", "--duration", "60s"],
+            &["`scenarios[0].rate`", "at most"],
+        ),
+        (
+            &["--duration", "300000000000y"],
+            &["--duration", "at most 365 days"],
+        ),
+        (
+            &["--timeout", "300000000000y", "-d", "60s"],
+            &["--timeout", "at most 365 days"],
+        ),
+        (
+            &["--graceful-stop", "300000000000y", "-d", "60s"],
+            &["--graceful-stop", "365 days"],
+        ),
+        (
+            &["--workers", "20000", "-n", "1"],
+            &["`run.workers`", "at most 1024"],
+        ),
+        (
+            &["--vus", "1000000000000", "-d", "60s"],
+            &["`scenarios[0].vus`", "at most 1000000"],
+        ),
+        (
+            &[
+                "--summary-json",
+                "/nonexistent-stampede-dir/s.json",
+                "-d",
+                "60s",
+            ],
+            &["--summary-json", "/nonexistent-stampede-dir"],
+        ),
+    ];
+    for (flags, needles) in cases {
+        let mut args = vec!["run", "--url", &url, "--quiet"];
+        args.extend_from_slice(flags);
+        let started = Instant::now();
+        let o = stampede(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "{flags:?}: {n:?} not in: {err}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{flags:?}");
+    }
+    let o = stampede(&[
+        "run",
+        "--url",
+        "http://127.0.0.1:99999/",
+        "-n",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"99999\""), "{}", stderr(&o));
+    let sent = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 0, "a refused run sent {sent} requests");
+}
+
+/// `validate` resolves OTLP settings from the environment as the run does: a CR/LF in
+/// `OTEL_EXPORTER_OTLP_HEADERS` is an error naming the variable (it was silently dropped).
+#[test]
+fn validate_checks_otlp_settings_from_the_environment() {
+    let (_d, p) = write_config(
+        "otlp_env.toml",
+        "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+    );
+    let validate = |env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"));
+        c.args(["validate", p.to_str().expect("path")])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_HEADERS");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run stampede validate")
+    };
+    let o = validate(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=se%0D%0Acret"),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("otlp_env.toml") && err.contains("OTEL_EXPORTER_OTLP_HEADERS"),
+        "{err}"
+    );
+    assert!(!err.contains("cret"), "the value is never printed: {err}");
+    let o = validate(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{}",
+        stderr(&o)
+    );
+    let o = validate(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Issue 9 item 7: each URL costs an exact latency histogram (~0.19 MB) per worker thread, so
+/// many URLs on many workers are refused with the largest worker count that fits.
+#[test]
+fn many_urls_on_many_workers_are_refused_with_a_count_that_fits() {
+    let urls: Vec<String> = (0..1000)
+        .map(|i| format!("http://127.0.0.1:1/p{i}"))
+        .collect();
+    let mut args = vec!["run", "--quiet", "-n", "1", "--workers", "9"];
+    for u in &urls {
+        args.extend(["--url", u.as_str()]);
+    }
+    let o = stampede(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`run.workers`") && err.contains("--workers 8"),
+        "{err}"
+    );
+    let more: Vec<String> = (0..5000)
+        .map(|i| format!("http://127.0.0.1:1/p{i}"))
+        .collect();
+    let mut args = vec!["run", "--quiet", "-n", "1"];
+    for u in &more {
+        args.extend(["--url", u.as_str()]);
+    }
+    let o = stampede(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`scenarios`") && err.contains("request definitions"),
+        "{err}"
+    );
+}
