@@ -53,7 +53,7 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
-    let mcfg = &plan.config.metrics;
+    let mcfg = &plan.metrics;
     let pipeline = Pipeline::build(mcfg)?;
     if display.banner {
         let mut e = std::io::stderr().lock();
