@@ -8,6 +8,21 @@
 //! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
 //! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
 //! width, colour, the live area and the log writer) is a leaf too.
+//!
+//! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
+//! every `crate::` path in src/ and fails on an arrow that points up or sideways):
+//! 1. outcome, template, term, suggest, target
+//! 2. threshold, http, stats
+//! 3. config
+//! 4. plan
+//! 5. metrics
+//! 6. executor, export
+//! 7. report, progress
+//! 8. run
+//! 9. cli
+//! 10. demo
+//!
+//! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 
 pub mod cli;
 pub mod config;
