@@ -155,6 +155,9 @@ pub struct RunArgs {
     /// Status line interval when stderr is not a terminal (CI logs); 0 turns it off [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = dur)]
     pub status_interval: Option<Dur>,
+    /// Interval of the summary's timeline [default: 1s; doubled to keep at most 1,000].
+    #[arg(long, value_name = "DURATION", value_parser = dur)]
+    pub timeline_interval: Option<Dur>,
     /// Use HTTP/2 (ALPN over TLS, prior knowledge over cleartext).
     #[arg(long)]
     pub http2: bool,
@@ -191,6 +194,7 @@ impl RunArgs {
             summary_json: self.summary_json.clone(),
             quiet: self.quiet,
             status_interval: self.status_interval,
+            timeline_interval: self.timeline_interval,
             http2: self.http2,
             insecure: self.insecure,
             workers: self.workers,

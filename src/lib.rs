@@ -28,6 +28,7 @@ pub mod term;
 #[cfg(test)]
 mod test_support;
 pub mod threshold;
+pub mod timeline;
 
 use std::path::Path;
 use std::process::ExitCode;

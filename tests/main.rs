@@ -6,7 +6,8 @@
 //! - `remote_write`: whole runs pushed into a real Prometheus, totals read back exactly;
 //! - `otlp`: whole runs through the real OpenTelemetry Collector into Prometheus;
 //! - `dashboard`: every Grafana panel query against real data from both paths;
-//! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour.
+//! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
 
 mod support;
 
@@ -17,3 +18,4 @@ mod engine;
 mod exporter_prom;
 mod otlp;
 mod remote_write;
+mod report;

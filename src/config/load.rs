@@ -84,6 +84,8 @@ pub struct Overrides {
     pub quiet: bool,
     /// `--status-interval`.
     pub status_interval: Option<Dur>,
+    /// `--timeline-interval`.
+    pub timeline_interval: Option<Dur>,
     /// `--http2`.
     pub http2: bool,
     /// `--insecure`.
@@ -236,6 +238,9 @@ fn merge_flags(mut fig: Figment, ov: &Overrides) -> Figment {
     }
     if let Some(d) = ov.status_interval {
         fig = fig.merge(("run.status_interval", d));
+    }
+    if let Some(d) = ov.timeline_interval {
+        fig = fig.merge(("run.timeline_interval", d));
     }
     if let Some(w) = ov.workers {
         fig = fig.merge(("run.workers", w));

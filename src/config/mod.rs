@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub graceful_stop: Dur,
     /// Worker threads generating load (default: one per CPU).
     pub workers: Option<usize>,
+    /// Interval of the summary's timeline (at least 10ms; doubled as often as needed to keep
+    /// at most 1,000 intervals).
+    pub timeline_interval: Dur,
 }
 
 impl Default for RunConfig {
@@ -60,6 +63,7 @@ impl Default for RunConfig {
             status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
+            timeline_interval: Dur::secs(1),
         }
     }
 }

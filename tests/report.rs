@@ -1,0 +1,147 @@
+//! Issue 13: the run's timeline in the summary JSON, CI outputs (JUnit, Markdown) and run
+//! comparison, through the binary against the embedded target.
+
+use crate::support::{self, stampede, write_config};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("summary file")).expect("summary json")
+}
+
+fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+#[test]
+fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "timeline.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            name = "steady"
+            vus = 2
+            duration = "3s"
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/503" }}]
+            [[scenarios]]
+            name = "stall"
+            executor = "shared-iterations"
+            vus = 1
+            iterations = 1
+            requests = [{{ name = "stall", url = "http://{a}/delay/1300" }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "--timeline-interval",
+        "1s",
+        "--summary-json",
+        json.to_str().expect("j"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = read_json(&json);
+    let tl = &v["timeline"];
+    assert_eq!(tl["interval_s"].as_f64(), Some(1.0), "{tl:#}");
+    let intervals = tl["intervals"].as_array().expect("intervals");
+    assert!((3..=5).contains(&intervals.len()), "{}", intervals.len());
+    // Per name and in total, the intervals add up to the summary exactly: requests,
+    // failures, histogram counts, error types, statuses, bytes, checks.
+    let mut total = 0;
+    for row in v["by_name"].as_array().expect("by_name") {
+        let name = row["name"].as_str().expect("name");
+        let mut reqs = 0;
+        let mut fails = 0;
+        let mut hist = 0;
+        let mut bytes = 0;
+        let mut s503 = 0;
+        for iv in intervals {
+            for n in iv["by_name"].as_array().expect("by_name") {
+                if n["name"] == row["name"] {
+                    reqs += u(&n["requests"]);
+                    fails += u(&n["failures"]);
+                    bytes += u(&n["bytes_in"]);
+                    s503 += n["statuses"]["503"].as_u64().unwrap_or(0);
+                    hist += n["histogram_us"]
+                        .as_array()
+                        .expect("hist")
+                        .iter()
+                        .map(|p| u(&p[1]))
+                        .sum::<u64>();
+                }
+            }
+        }
+        assert!(u(&row["requests"]) > 0, "{name}");
+        assert_eq!(reqs, u(&row["requests"]), "{name}");
+        assert_eq!(hist, reqs, "{name}: histogram counts");
+        assert_eq!(fails, u(&row["failures"]), "{name}");
+        if name.ends_with('/') {
+            assert!(bytes > 0, "{name}: response bytes");
+        }
+        assert_eq!(
+            s503,
+            row["status_codes"]["503"].as_u64().unwrap_or(0),
+            "{name}"
+        );
+        total += reqs;
+    }
+    assert_eq!(total, u(&v["requests"]));
+    let err503: u64 = intervals
+        .iter()
+        .flat_map(|iv| iv["by_name"].as_array().expect("by_name"))
+        .map(|n| n["errors"]["503"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(err503, u(&v["errors"]["503"]));
+    let passes: u64 = intervals
+        .iter()
+        .flat_map(|iv| iv["checks"].as_array().expect("checks"))
+        .map(|c| u(&c["passes"]))
+        .sum();
+    assert_eq!(passes, u(&v["checks"][0]["passes"]));
+    let iterations: u64 = intervals
+        .iter()
+        .flat_map(|iv| iv["scenarios"].as_array().expect("scenarios"))
+        .map(|s| u(&s["iterations"]))
+        .sum();
+    assert_eq!(iterations, u(&v["iterations"]));
+    // The 1.3 s stall finished in [1 s, 2 s): the spike is there and nowhere else.
+    let stall: Vec<(f64, f64)> = intervals
+        .iter()
+        .flat_map(|iv| {
+            iv["by_name"]
+                .as_array()
+                .expect("by_name")
+                .iter()
+                .filter(|n| n["name"] == "stall")
+                .map(|n| {
+                    (
+                        iv["t_s"].as_f64().expect("t"),
+                        n["latency_s"]["p99"].as_f64().expect("p99"),
+                    )
+                })
+        })
+        .collect();
+    assert_eq!(stall.len(), 1, "{stall:?}");
+    assert_eq!(stall[0].0, 1.0, "{stall:?}");
+    assert!((1.3..1.5).contains(&stall[0].1), "{stall:?}");
+    for iv in intervals {
+        for n in iv["by_name"].as_array().expect("by_name") {
+            if n["name"] != "stall" {
+                let max = n["latency_s"]["max"].as_f64().expect("max");
+                assert!(max < 0.5, "{}: {max}", n["name"]);
+            }
+        }
+    }
+    // VUs were sampled: three at the start (2 steady + 1 stall), two later.
+    assert_eq!(u(&intervals[0]["vus"]), 3, "{:#}", intervals[0]);
+    assert_eq!(u(&intervals[2]["vus"]), 2, "{:#}", intervals[2]);
+}
