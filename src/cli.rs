@@ -35,6 +35,19 @@ pub enum Command {
     },
     /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
     Demo(Box<DemoArgs>),
+    /// Compare two summary JSON files; exit 3 when CURRENT regressed beyond the tolerance.
+    Compare {
+        /// The baseline summary (--summary-json of an earlier run).
+        baseline: PathBuf,
+        /// The summary to judge.
+        current: PathBuf,
+        /// Tolerated worsening of req/s, error rate, p50, p95 and p99, in percent.
+        #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = tolerance)]
+        max_regression: f64,
+        /// Print a Markdown table.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// Flags of `stampede demo`.
@@ -149,6 +162,12 @@ pub struct RunArgs {
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+    /// Write thresholds and checks as JUnit XML test cases to this file.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary to this file (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "PATH")]
+    pub summary_markdown: Option<PathBuf>,
     /// No live progress line (and no status lines).
     #[arg(long, short)]
     pub quiet: bool,
@@ -228,6 +247,10 @@ impl ExportArgs {
             ..Default::default()
         }
     }
+}
+
+fn tolerance(s: &str) -> Result<f64, String> {
+    crate::ci::parse_tolerance(s)
 }
 
 fn dur(s: &str) -> Result<Dur, String> {

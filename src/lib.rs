@@ -9,6 +9,7 @@
 //! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
 //! width, colour, the live area and the log writer) is a leaf too.
 
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -224,10 +225,22 @@ fn dispatch(cli: cli::Cli) -> u8 {
                     progress: true,
                 },
             ) {
-                Ok(s) => summary_exit_code(&s),
+                Ok(s) => {
+                    let code = summary_exit_code(&s);
+                    match write_ci_outputs(&s, code, &args) {
+                        Ok(()) => code,
+                        Err(e) => report_error(&e),
+                    }
+                }
                 Err(e) => report_error(&e),
             }
         }
+        cli::Command::Compare {
+            baseline,
+            current,
+            max_regression,
+            markdown,
+        } => compare_files(&baseline, &current, max_regression, markdown),
         cli::Command::Target { listen } => {
             if !listen.ip().is_loopback() {
                 eprintln!(
@@ -251,6 +264,68 @@ fn dispatch(cli: cli::Cli) -> u8 {
             Ok(s) => summary_exit_code(&s),
             Err(e) => report_error(&e),
         },
+    }
+}
+
+/// `--junit` and `--summary-markdown` (and `$GITHUB_STEP_SUMMARY`) of a finished run.
+fn write_ci_outputs(s: &Summary, code: u8, args: &cli::RunArgs) -> Result<(), Error> {
+    let write = |p: &Path, text: &str, what: &str| {
+        std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write the {what} to {}: {e}", p.display()))
+    };
+    if let Some(p) = &args.junit {
+        write(p, &ci::junit(s), "JUnit report")?;
+    }
+    let step = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty());
+    if args.summary_markdown.is_some() || step.is_some() {
+        let md = ci::markdown(s, code);
+        if let Some(p) = &args.summary_markdown {
+            write(p, &md, "Markdown summary")?;
+        }
+        if let Some(p) = step {
+            use std::io::Write as _;
+            let p = std::path::PathBuf::from(p);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .and_then(|mut f| f.write_all(format!("{md}\n").as_bytes()))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot append to GITHUB_STEP_SUMMARY ({}): {e}",
+                        p.display()
+                    )
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// `stampede compare`: 0 without regression, 3 with one, 2 for unreadable input.
+fn compare_files(base: &Path, cur: &Path, tolerance: f64, markdown: bool) -> u8 {
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a summary JSON file: {e}", p.display()))
+    };
+    let docs = read(base).and_then(|b| Ok((b, read(cur)?)));
+    let result = docs.and_then(|(b, c)| {
+        ci::compare(&b, &c, tolerance)
+            .map_err(|e| format!("{}, {}: {e}", base.display(), cur.display()))
+    });
+    match result {
+        Ok(c) => {
+            print!("{}", ci::render_comparison(&c, markdown));
+            if c.regressed() {
+                EXIT_THRESHOLDS
+            } else {
+                EXIT_OK
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
     }
 }
 

@@ -145,3 +145,158 @@ fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
     assert_eq!(u(&intervals[0]["vus"]), 3, "{:#}", intervals[0]);
     assert_eq!(u(&intervals[2]["vus"]), 2, "{:#}", intervals[2]);
 }
+
+fn xmllint() -> std::path::PathBuf {
+    let p = std::path::PathBuf::from("/usr/bin/xmllint");
+    assert!(
+        p.exists(),
+        "xmllint not found: install it with `apt-get install -y libxml2-utils`"
+    );
+    p
+}
+
+#[test]
+fn junit_and_markdown_outputs_carry_thresholds_and_checks() {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "ci.toml",
+        &format!(
+            r#"
+            thresholds = ["p99 < 10s", "error_rate < 0.01"]
+            [[scenarios]]
+            name = "ci"
+            executor = "shared-iterations"
+            vus = 2
+            iterations = 40
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/500", checks = {{ status = 200 }} }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let junit = dir.path().join("junit.xml");
+    let md = dir.path().join("summary.md");
+    let step = dir.path().join("step.md");
+    std::fs::write(&step, "earlier step\n").expect("step file");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            p.to_str().expect("p"),
+            "--quiet",
+            "--junit",
+            junit.to_str().expect("j"),
+            "--summary-markdown",
+            md.to_str().expect("m"),
+        ])
+        .env("GITHUB_STEP_SUMMARY", &step)
+        .output()
+        .expect("run stampede");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let xml = std::fs::read_to_string(&junit).expect("junit file");
+    let v = std::process::Command::new(xmllint())
+        .args(["--noout", "--schema"])
+        .arg(support::root().join("tests/fixtures/junit.xsd"))
+        .arg(&junit)
+        .output()
+        .expect("run xmllint");
+    assert!(
+        v.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // 2 thresholds + 2 checks; the error-rate threshold and the 500 check failed, with values.
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+    assert!(xml.contains("actual 50.00 %"), "{xml}");
+    assert!(xml.contains("40 of 40 failed"), "{xml}");
+    // The schema can fail: a testcase without a name does not validate.
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(&bad, xml.replacen(" name=\"p99 &lt; 10s\"", "", 1)).expect("bad");
+    let v = std::process::Command::new(xmllint())
+        .args(["--noout", "--schema"])
+        .arg(support::root().join("tests/fixtures/junit.xsd"))
+        .arg(&bad)
+        .output()
+        .expect("run xmllint");
+    assert!(!v.status.success(), "a nameless testcase must not validate");
+    let text = std::fs::read_to_string(&md).expect("markdown");
+    assert!(
+        text.contains("1 of 2 thresholds crossed (exit 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| 80 | "),
+        "80 requests in the totals row: {text}"
+    );
+    let s = std::fs::read_to_string(&step).expect("step summary");
+    assert!(
+        s.starts_with("earlier step\n"),
+        "appended, not replaced: {s}"
+    );
+    assert!(s.contains(&text), "{s}");
+}
+
+fn summary_of(target: &str, path: &str, out: &std::path::Path) {
+    let o = stampede(&[
+        "run",
+        "--url",
+        &format!("http://{target}{path}"),
+        "--vus",
+        "4",
+        "--iterations",
+        "400",
+        "--quiet",
+        "--summary-json",
+        out.to_str().expect("out"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn compare_detects_a_slower_target_and_passes_the_same_one() {
+    let t = support::target();
+    let a = t.addr.to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base.json");
+    let same = dir.path().join("same.json");
+    let slow = dir.path().join("slow.json");
+    summary_of(&a, "/delay/5", &base);
+    summary_of(&a, "/delay/5", &same);
+    summary_of(&a, "/delay/25", &slow);
+    let path = |p: &std::path::Path| p.to_str().expect("p").to_string();
+    // Latency of a 5 ms target differs by far less than 50 % between two runs.
+    let o = stampede(&[
+        "compare",
+        &path(&base),
+        &path(&same),
+        "--max-regression",
+        "50%",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = stampede(&[
+        "compare",
+        &path(&base),
+        &path(&slow),
+        "--max-regression",
+        "50%",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("REGRESSION"), "{out}");
+    let o = stampede(&["compare", &path(&base), &path(&slow), "--markdown"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("| p99 |") && out.contains("❌ regression"),
+        "{out}"
+    );
+    // Unreadable input is a usage error naming the file.
+    let o = stampede(&["compare", &path(&base), "/nonexistent/x.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/x.json"), "{}", stderr(&o));
+}
