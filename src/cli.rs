@@ -35,6 +35,14 @@ pub enum Command {
     },
     /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
     Demo(Box<DemoArgs>),
+    /// Make the HTML report of a summary JSON file (--summary-json of a run).
+    Report {
+        /// The summary JSON file.
+        summary: PathBuf,
+        /// Where to write the HTML file.
+        #[arg(long, short = 'o', value_name = "PATH", default_value = "report.html")]
+        output: PathBuf,
+    },
     /// Compare two summary JSON files; exit 3 when CURRENT regressed beyond the tolerance.
     Compare {
         /// The baseline summary (--summary-json of an earlier run).
@@ -162,6 +170,9 @@ pub struct RunArgs {
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+    /// Write a self-contained HTML report to this file at the end (also on Ctrl-C).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
     /// Write thresholds and checks as JUnit XML test cases to this file.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod export;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod outcome;
@@ -235,6 +236,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 Err(e) => report_error(&e),
             }
         }
+        cli::Command::Report { summary, output } => report_file(&summary, &output),
         cli::Command::Compare {
             baseline,
             current,
@@ -276,6 +278,11 @@ fn write_ci_outputs(s: &Summary, code: u8, args: &cli::RunArgs) -> Result<(), Er
     if let Some(p) = &args.junit {
         write(p, &ci::junit(s), "JUnit report")?;
     }
+    if let Some(p) = &args.report {
+        let v = serde_json::to_value(s)
+            .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
+        write(p, &html::render(&v, code), "HTML report")?;
+    }
     let step = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty());
     if args.summary_markdown.is_some() || step.is_some() {
         let md = ci::markdown(s, code);
@@ -299,6 +306,43 @@ fn write_ci_outputs(s: &Summary, code: u8, args: &cli::RunArgs) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// `stampede report`: the HTML report of a summary file (exit code as the run's would be).
+fn report_file(summary: &Path, output: &Path) -> u8 {
+    let v = std::fs::read_to_string(summary)
+        .map_err(|e| format!("{}: {e}", summary.display()))
+        .and_then(|t| {
+            serde_json::from_str::<serde_json::Value>(&t)
+                .map_err(|e| format!("{}: not a summary JSON file: {e}", summary.display()))
+        });
+    let v = match v {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let crossed = v["thresholds"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x["ok"] != serde_json::Value::Bool(true)));
+    let code = if crossed {
+        EXIT_THRESHOLDS
+    } else if v["interrupted"] == serde_json::Value::Bool(true) {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_OK
+    };
+    match std::fs::write(output, html::render(&v, code)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the report to {}: {e}",
+                output.display()
+            );
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// `stampede compare`: 0 without regression, 3 with one, 2 for unreadable input.

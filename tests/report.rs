@@ -300,3 +300,136 @@ fn compare_detects_a_slower_target_and_passes_the_same_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/x.json"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts() {
+    let chromium = std::path::PathBuf::from("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "chromium not found: install it with `apt-get install -y chromium`"
+    );
+    let t = support::target();
+    let (_d, p) = write_config(
+        "mixed.toml",
+        &format!(
+            r#"
+            thresholds = ["p99 < 10s", "error_rate < 0.05"]
+            [[scenarios]]
+            name = "open"
+            rate = 50
+            duration = "3s"
+            vus = 20
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/500" }}, {{ url = "http://{a}/delay/20" }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let html = dir.path().join("report.html");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("j"),
+        "--report",
+        html.to_str().expect("h"),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v = read_json(&json);
+    let text = std::fs::read_to_string(&html).expect("report");
+    // Nothing is loaded: no element source, stylesheet link, CSS url() or script request.
+    for banned in [
+        "src=",
+        "<link",
+        "url(",
+        "@import",
+        "fetch(",
+        "XMLHttpRequest",
+    ] {
+        assert!(
+            !text.contains(banned),
+            "the report must not load anything: {banned}"
+        );
+    }
+    // Remade later from the summary: the same file.
+    let again = dir.path().join("again.html");
+    let o = stampede(&[
+        "report",
+        json.to_str().expect("j"),
+        "-o",
+        again.to_str().expect("a"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&again).expect("again"), text);
+    let profile = tempfile::tempdir().expect("profile");
+    let browse = |extra: &[&str]| {
+        std::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=1200,2600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("run chromium")
+    };
+    let dom = browse(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let by_id = |id: &str| -> String {
+        let at = dom
+            .find(&format!("id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("#{id} not in the DOM"));
+        let rest = &dom[at + id.len() + 6..];
+        rest[..rest.find('<').expect("end")].to_string()
+    };
+    assert_eq!(by_id("tile-requests"), v["requests"].to_string());
+    assert_eq!(by_id("exit-code"), "3");
+    assert_eq!(
+        by_id("tile-p99"),
+        format!(
+            "{:.2} ms",
+            v["latency_s"]["p99"].as_f64().expect("p99") * 1000.0
+        )
+    );
+    for row in v["by_name"].as_array().expect("by_name") {
+        let cell = format!("<td class=\"num requests\">{}</td>", row["requests"]);
+        assert!(dom.contains(&cell), "{cell}");
+        let p99 = format!("data-v=\"{}\"", row["latency_all_s"]["p99"]);
+        assert!(dom.contains(&p99), "{p99}");
+    }
+    // Every chart drew data points.
+    let charts: Vec<u64> = dom
+        .match_indices("class=\"chart\" data-points=\"")
+        .map(|(i, m)| {
+            let rest = &dom[i + m.len()..];
+            rest[..rest.find('"').expect("end")].parse().expect("count")
+        })
+        .collect();
+    assert_eq!(
+        charts.len(),
+        6,
+        "req/s, latency, failures, VUs, open model, spectrum"
+    );
+    assert!(charts.iter().all(|n| *n > 0), "{charts:?}");
+    // A screenshot to look at, kept as a test artifact.
+    let shots = support::root().join("target/test-artifacts");
+    std::fs::create_dir_all(&shots).expect("artifacts dir");
+    let png = shots.join("report-mixed.png");
+    let _ = std::fs::remove_file(&png);
+    browse(&[&format!("--screenshot={}", png.display())]);
+    assert!(
+        std::fs::metadata(&png)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "screenshot"
+    );
+}
