@@ -486,7 +486,7 @@ pub fn render(s: &Value, exit_code: u8) -> String {
         let _ = write!(o, "<tr><td><code>{}</code></td></tr>", esc(&e.to_string()));
     }
     o.push_str("</table></div></section>");
-    let _ = write!(o, "<script>{JS}</script></body></html>\n");
+    let _ = writeln!(o, "<script>{JS}</script></body></html>");
     o
 }
 
