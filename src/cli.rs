@@ -42,6 +42,9 @@ pub enum Command {
         /// Where to write the HTML file.
         #[arg(long, short = 'o', value_name = "PATH", default_value = "report.html")]
         output: PathBuf,
+        /// A baseline summary: every tile and latency figure is shown beside the baseline's.
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
     },
     /// Compare two summary JSON files; exit 3 when CURRENT regressed beyond the tolerance.
     Compare {

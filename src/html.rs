@@ -169,8 +169,117 @@ fn axis_label(y: f64, unit: &str) -> String {
     }
 }
 
-/// The report of a summary JSON document; `exit_code` is the run's.
-pub fn render(s: &Value, exit_code: u8) -> String {
+fn bytes_text(b: f64) -> String {
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// Tile figures of a summary: (label, value, text, id, higher is better).
+fn tile_figures(s: &Value) -> Vec<(&'static str, f64, String, &'static str, bool)> {
+    let lat = &s["latency_s"];
+    let iv = arr(&s["timeline"], "intervals");
+    let peak_vus = iv.iter().map(|i| num(i, "vus")).fold(0.0, f64::max);
+    let sum = |k: &str| -> f64 {
+        iv.iter()
+            .flat_map(|i| arr(i, "by_name"))
+            .map(|n| num(n, k))
+            .sum()
+    };
+    let (sent, recv) = (sum("bytes_out"), sum("bytes_in"));
+    vec![
+        (
+            "requests",
+            num(s, "requests"),
+            format!("{}", s["requests"].as_u64().unwrap_or(0)),
+            "tile-requests",
+            true,
+        ),
+        (
+            "req/s",
+            num(s, "rps"),
+            format!("{:.1}", num(s, "rps")),
+            "tile-rps",
+            true,
+        ),
+        (
+            "error %",
+            num(s, "error_rate"),
+            format!("{:.2} %", num(s, "error_rate") * 100.0),
+            "tile-errors",
+            false,
+        ),
+        (
+            "p50",
+            num(lat, "p50"),
+            ms(num(lat, "p50")),
+            "tile-p50",
+            false,
+        ),
+        (
+            "p95",
+            num(lat, "p95"),
+            ms(num(lat, "p95")),
+            "tile-p95",
+            false,
+        ),
+        (
+            "p99",
+            num(lat, "p99"),
+            ms(num(lat, "p99")),
+            "tile-p99",
+            false,
+        ),
+        (
+            "peak VUs",
+            peak_vus,
+            format!("{peak_vus:.0}"),
+            "tile-vus",
+            true,
+        ),
+        ("data sent", sent, bytes_text(sent), "tile-sent", true),
+        (
+            "data received",
+            recv,
+            bytes_text(recv),
+            "tile-received",
+            true,
+        ),
+    ]
+}
+
+/// The change of a figure against the baseline's, highlighted when it got worse.
+fn change_html(cur: f64, base: f64, base_text: &str, higher_better: bool) -> String {
+    let (pct, worse) = if base == 0.0 {
+        (
+            if cur == 0.0 {
+                "±0".to_string()
+            } else {
+                "new".to_string()
+            },
+            false,
+        )
+    } else {
+        let d = (cur - base) / base;
+        let worse = if higher_better { d < -0.05 } else { d > 0.05 };
+        (format!("{:+.1} %", d * 100.0), worse)
+    };
+    format!(
+        "<small class=\"delta{}\">baseline {} ({pct})</small>",
+        if worse { " worse" } else { "" },
+        esc(base_text)
+    )
+}
+
+/// The report of a summary JSON document; `exit_code` is the run's. With a baseline summary,
+/// the tiles and the per-name table show the baseline's figures beside and the change.
+pub fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> String {
     let mut o = String::with_capacity(64 * 1024);
     let run_id = st(s, "run_id");
     let _ = write!(
@@ -223,34 +332,18 @@ pub fn render(s: &Value, exit_code: u8) -> String {
         num(s, "duration_s"),
         if interrupted { " · interrupted" } else { "" }
     );
-    let lat = &s["latency_s"];
-    let peak_vus = arr(&s["timeline"], "intervals")
-        .iter()
-        .map(|i| num(i, "vus"))
-        .fold(0.0, f64::max);
-    let tiles = [
-        (
-            "requests",
-            format!("{}", s["requests"].as_u64().unwrap_or(0)),
-            "tile-requests",
-        ),
-        ("req/s", format!("{:.1}", num(s, "rps")), "tile-rps"),
-        (
-            "error %",
-            format!("{:.2} %", num(s, "error_rate") * 100.0),
-            "tile-errors",
-        ),
-        ("p50", ms(num(lat, "p50")), "tile-p50"),
-        ("p95", ms(num(lat, "p95")), "tile-p95"),
-        ("p99", ms(num(lat, "p99")), "tile-p99"),
-        ("peak VUs", format!("{peak_vus:.0}"), "tile-vus"),
-    ];
+    let base_tiles = baseline.map(tile_figures);
     o.push_str("<div class=\"tiles\">");
-    for (k, v, id) in tiles {
+    for (i, (k, v, text, id, hb)) in tile_figures(s).into_iter().enumerate() {
+        let delta = base_tiles
+            .as_ref()
+            .and_then(|b| b.get(i))
+            .map(|b| change_html(v, b.1, &b.2, hb))
+            .unwrap_or_default();
         let _ = write!(
             o,
-            "<div class=\"tile\"><span>{k}</span><b id=\"{id}\">{}</b></div>",
-            esc(&v)
+            "<div class=\"tile\"><span>{k}</span><b id=\"{id}\">{}</b>{delta}</div>",
+            esc(&text)
         );
     }
     o.push_str("</div></section>");
@@ -516,6 +609,7 @@ tr.bad td{color:var(--bad)}tr.ok td:last-child{color:var(--ok)}
 .charts{display:grid;grid-template-columns:1fr;gap:12px}.chart{margin:0}.chart svg{width:100%;height:auto}
 figcaption{font-weight:600}.grid{stroke:var(--line)}.ax{fill:var(--muted);font-size:11px}
 .legend span{margin-right:14px;font-size:12px}.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
+small.delta{display:block;color:var(--muted);font-size:11px}small.delta.worse{color:var(--bad);font-weight:600}
 .legend i.dash{border-top:2px dashed #888;height:0}
 .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:12px}
 th{cursor:pointer}

@@ -236,7 +236,11 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 Err(e) => report_error(&e),
             }
         }
-        cli::Command::Report { summary, output } => report_file(&summary, &output),
+        cli::Command::Report {
+            summary,
+            output,
+            baseline,
+        } => report_file(&summary, &output, baseline.as_deref()),
         cli::Command::Compare {
             baseline,
             current,
@@ -279,9 +283,11 @@ fn write_ci_outputs(s: &Summary, code: u8, args: &cli::RunArgs) -> Result<(), Er
         write(p, &ci::junit(s), "JUnit report")?;
     }
     if let Some(p) = &args.report {
-        let v = serde_json::to_value(s)
+        // Through the JSON text, so the report equals one remade later from --summary-json.
+        let v = serde_json::to_string(s)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t))
             .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
-        write(p, &html::render(&v, code), "HTML report")?;
+        write(p, &html::render(&v, code, None), "HTML report")?;
     }
     let step = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty());
     if args.summary_markdown.is_some() || step.is_some() {
@@ -309,15 +315,18 @@ fn write_ci_outputs(s: &Summary, code: u8, args: &cli::RunArgs) -> Result<(), Er
 }
 
 /// `stampede report`: the HTML report of a summary file (exit code as the run's would be).
-fn report_file(summary: &Path, output: &Path) -> u8 {
-    let v = std::fs::read_to_string(summary)
-        .map_err(|e| format!("{}: {e}", summary.display()))
-        .and_then(|t| {
-            serde_json::from_str::<serde_json::Value>(&t)
-                .map_err(|e| format!("{}: not a summary JSON file: {e}", summary.display()))
-        });
-    let v = match v {
-        Ok(v) => v,
+fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>) -> u8 {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+            .and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .map_err(|e| format!("{}: not a summary JSON file: {e}", p.display()))
+            })
+    };
+    let docs = read(summary).and_then(|v| Ok((v, baseline.map(read).transpose()?)));
+    let (v, base) = match docs {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
@@ -333,7 +342,7 @@ fn report_file(summary: &Path, output: &Path) -> u8 {
     } else {
         EXIT_OK
     };
-    match std::fs::write(output, html::render(&v, code)) {
+    match std::fs::write(output, html::render(&v, code, base.as_ref())) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!(

@@ -363,6 +363,42 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&again).expect("again"), text);
+    // Against a baseline (here: a run of a slower target), figures sit beside the baseline's.
+    let slow_json = dir.path().join("slow.json");
+    let o = stampede(&[
+        "run",
+        "--url",
+        &format!("http://{}/delay/60", t.addr),
+        "--vus",
+        "2",
+        "--iterations",
+        "20",
+        "--quiet",
+        "--summary-json",
+        slow_json.to_str().expect("s"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let with_base = dir.path().join("with-base.html");
+    let o = stampede(&[
+        "report",
+        json.to_str().expect("j"),
+        "--baseline",
+        slow_json.to_str().expect("s"),
+        "-o",
+        with_base.to_str().expect("w"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = std::fs::read_to_string(&with_base).expect("with baseline");
+    assert_eq!(b.matches("<small class=\"delta").count(), 9, "one per tile");
+    let bp99 = v["latency_s"]["p99"].as_f64().expect("p99");
+    let slow: serde_json::Value = read_json(&slow_json);
+    let sp99 = slow["latency_s"]["p99"].as_f64().expect("p99");
+    let expect = format!(
+        "baseline {:.2} ms ({:+.1} %)",
+        sp99 * 1000.0,
+        (bp99 - sp99) / sp99 * 100.0
+    );
+    assert!(b.contains(&expect), "{expect}");
     let profile = tempfile::tempdir().expect("profile");
     let browse = |extra: &[&str]| {
         std::process::Command::new(&chromium)
