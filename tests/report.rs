@@ -469,3 +469,42 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
         "screenshot"
     );
 }
+
+#[test]
+fn ctrl_c_still_writes_the_report_and_the_junit_file() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let html = dir.path().join("r.html");
+    let junit = dir.path().join("j.xml");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            "--url",
+            &format!("http://{}/", t.addr),
+            "--vus",
+            "2",
+            "--duration",
+            "30s",
+        ])
+        .args(["--quiet", "--report", html.to_str().expect("h")])
+        .args(["--junit", junit.to_str().expect("j")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stampede");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&html).expect("report written after Ctrl-C");
+    assert!(text.contains("Verdict: interrupted"), "{text}");
+    assert!(text.contains("id=\"exit-code\">130<"));
+    assert!(
+        std::fs::read_to_string(&junit)
+            .expect("junit")
+            .contains("<testsuites")
+    );
+}
