@@ -128,7 +128,7 @@ pub fn run_worker(worker: usize, shared: Arc<RunShared>) -> std::io::Result<Work
             WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len())
                 .with_timeline(crate::stats::interval::Timeline::new(
                     shared.start,
-                    plan.config.run.timeline_interval.get(),
+                    plan.timeline_interval,
                     plan.requests.len(),
                     plan.scenarios.len(),
                     plan.checks.len(),
@@ -579,19 +579,19 @@ async fn do_request(
     }
     let body = outcome.body.as_deref().unwrap_or_default();
     let mut json: Option<Option<serde_json::Value>> = None;
-    for (check, kind) in &r.checks {
-        let pass = match kind {
+    for c in &r.checks {
+        let pass = match &c.kind {
             CheckKind::Status(list) => outcome.status.is_some_and(|s| list.contains(&s)),
             CheckKind::BodyContains(text) => memchr_find(body, text.as_bytes()),
             CheckKind::Extract(_) => continue,
         };
-        record_check(ctx, *check, pass);
+        record_check(ctx, c.id, pass);
     }
-    for (var, src, check) in &r.extract {
+    for e in &r.extract {
         let value = if outcome.error.is_some() {
             None
         } else {
-            match src {
+            match &e.source {
                 ExtractSource::Header(name) => outcome
                     .headers
                     .as_ref()
@@ -608,9 +608,9 @@ async fn do_request(
                     }),
             }
         };
-        record_check(ctx, *check, value.is_some());
+        record_check(ctx, e.check, value.is_some());
         if let Some(v) = value
-            && let Some(slot) = vu.vars.values.get_mut(*var)
+            && let Some(slot) = vu.vars.values.get_mut(e.var)
         {
             *slot = v;
         }

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod stats;
+mod suggest;
 pub mod target;
 pub mod template;
 pub mod term;
@@ -102,8 +103,9 @@ pub fn run_config(
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
     let status_interval = cfg.run.status_interval.get();
-    let summary_path = cfg.run.summary_json.clone();
-    let plan = plan::build(cfg, run_id, &origin)?;
+    let plan = prepare(cfg, run_id, &origin)?;
+    // Checked by the plan: its directory exists.
+    let summary_path = plan.summary_json.clone();
     let summary = run::execute(
         plan,
         run::Display {
@@ -129,6 +131,65 @@ pub fn run_config(
             .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
     }
     Ok(summary)
+}
+
+/// Builds the plan and makes every check a run makes before it sends anything, so `validate`
+/// and `run` refuse the same input (exit 2, naming the file and key): the plan's (URLs, ports,
+/// headers and templates rendered with the initial variables, executor keys, limits,
+/// thresholds, the summary file's directory) and the OTLP settings exactly as the exporter
+/// resolves them (`export::otlp::resolve`, environment included), headers checked for CR/LF.
+pub fn prepare(cfg: config::Config, run_id: String, origin: &str) -> Result<plan::Plan, Error> {
+    let plan = plan::build(cfg, run_id, origin)?;
+    check_otlp(&plan, origin)?;
+    Ok(plan)
+}
+
+fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError> {
+    use export::otlp::{ENV_HEADERS, OtlpError, resolve};
+    let cfg = plan.metrics.otlp.as_ref();
+    let resolved = resolve(cfg, &template::process_env).map_err(|e| match e {
+        OtlpError::Invalid {
+            source_name,
+            message,
+        } => config::ConfigError::invalid(origin, source_name, message),
+        other => config::ConfigError::invalid(origin, "metrics.otlp", other.to_string()),
+    })?;
+    if let Some(i) = resolved.as_ref().and_then(|r| r.interval)
+        && i > config::MAX_DURATION
+    {
+        return Err(config::ConfigError::invalid(
+            origin,
+            export::otlp::ENV_INTERVAL,
+            "too long: every duration is at most 365 days",
+        ));
+    }
+    for (k, v) in resolved.iter().flat_map(|r| &r.headers) {
+        // The file's headers are checked by name in config::validate; what is left came from
+        // the environment. Values may be secrets: never quoted.
+        let from_file = cfg.is_some_and(|c| c.headers.keys().any(|h| h.eq_ignore_ascii_case(k)));
+        let key = if from_file {
+            format!("metrics.otlp.headers.{k}")
+        } else {
+            ENV_HEADERS.to_string()
+        };
+        if ::http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(config::ConfigError::invalid(
+                origin,
+                key,
+                format!("{k:?} is not a valid header name"),
+            ));
+        }
+        if ::http::HeaderValue::from_str(v).is_err() {
+            return Err(config::ConfigError::invalid(
+                origin,
+                key,
+                format!(
+                    "the value of header {k:?} is not valid (control characters such as CR or LF)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The exit code a summary calls for.
@@ -206,7 +267,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 .map_err(Error::from)
                 .and_then(|cfg| {
                     let origin = file.display().to_string();
-                    plan::build(cfg, "validate".into(), &origin)?;
+                    prepare(cfg, "validate".into(), &origin)?;
                     Ok(())
                 }) {
                 Ok(()) => {
@@ -217,9 +278,9 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Run(args) => {
-            let ov = args.overrides();
+            let (file, ov) = args.into_parts();
             match run(
-                args.file.as_deref(),
+                file.as_deref(),
                 &ov,
                 Presentation {
                     print: true,
@@ -228,7 +289,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
             ) {
                 Ok(s) => {
                     let code = summary_exit_code(&s);
-                    match write_ci_outputs(&s, code, &args) {
+                    match write_ci_outputs(&s, code, &ov.output) {
                         Ok(()) => code,
                         Err(e) => report_error(&e),
                     }
@@ -274,7 +335,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
 }
 
 /// `--junit` and `--summary-markdown` (and `$GITHUB_STEP_SUMMARY`) of a finished run.
-fn write_ci_outputs(s: &Summary, code: u8, args: &cli::RunArgs) -> Result<(), Error> {
+fn write_ci_outputs(s: &Summary, code: u8, args: &config::OutputFlags) -> Result<(), Error> {
     let write = |p: &Path, text: &str, what: &str| {
         std::fs::write(p, text)
             .map_err(|e| anyhow::anyhow!("cannot write the {what} to {}: {e}", p.display()))

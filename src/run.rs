@@ -53,7 +53,7 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
-    let mcfg = &plan.config.metrics;
+    let mcfg = &plan.metrics;
     let pipeline = Pipeline::build(mcfg)?;
     if display.banner {
         let mut e = std::io::stderr().lock();
@@ -119,7 +119,7 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let mut finished = 0;
     let grace = plan.graceful_stop;
     // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
-    let tl_interval = plan.config.run.timeline_interval.get();
+    let tl_interval = plan.timeline_interval;
     let mut vu_samples = crate::stats::interval::VuSamples::default();
     let mut vu_tick = tokio::time::interval(
         (tl_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)),

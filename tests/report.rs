@@ -242,9 +242,9 @@ fn summary_of(target: &str, path: &str, out: &std::path::Path) {
         "--url",
         &format!("http://{target}{path}"),
         "--vus",
-        "4",
+        "8",
         "--iterations",
-        "400",
+        "200",
         "--quiet",
         "--summary-json",
         out.to_str().expect("out"),
@@ -262,7 +262,7 @@ fn compare_detects_a_slower_target_and_passes_the_same_one() {
     let slow = dir.path().join("slow.json");
     summary_of(&a, "/delay/5", &base);
     summary_of(&a, "/delay/5", &same);
-    summary_of(&a, "/delay/25", &slow);
+    summary_of(&a, "/delay/100", &slow);
     let path = |p: &std::path::Path| p.to_str().expect("p").to_string();
     // Latency of a 5 ms target differs by far less than 50 % between two runs.
     let o = stampede(&[
