@@ -328,7 +328,13 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Demo(args) => match demo::run(&args) {
-            Ok(s) => summary_exit_code(&s),
+            Ok(s) => {
+                let code = summary_exit_code(&s);
+                match write_ci_outputs(&s, code, &args.output) {
+                    Ok(()) => code,
+                    Err(e) => report_error(&e),
+                }
+            }
             Err(e) => report_error(&e),
         },
     }
