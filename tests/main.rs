@@ -7,7 +7,8 @@
 //! - `otlp`: whole runs through the real OpenTelemetry Collector into Prometheus;
 //! - `layers`: imports point down the layer order stated in src/lib.rs;
 //! - `dashboard`: every Grafana panel query against real data from both paths;
-//! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour.
+//! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
 
 mod support;
 
@@ -19,3 +20,4 @@ mod exporter_prom;
 mod layers;
 mod otlp;
 mod remote_write;
+mod report;
