@@ -17,10 +17,13 @@
 //! 4. plan
 //! 5. metrics
 //! 6. executor, export
-//! 7. report, progress
-//! 8. run
-//! 9. cli
-//! 10. demo
+//! 7. timeline, progress
+//! 8. report
+//! 9. ci
+//! 10. html
+//! 11. run
+//! 12. cli
+//! 13. demo
 //!
 //! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 

@@ -264,13 +264,14 @@ fn compare_detects_a_slower_target_and_passes_the_same_one() {
     summary_of(&a, "/delay/5", &same);
     summary_of(&a, "/delay/100", &slow);
     let path = |p: &std::path::Path| p.to_str().expect("p").to_string();
-    // Latency of a 5 ms target differs by far less than 50 % between two runs.
+    // Two runs of the same 5 ms target: on a loaded shared machine their p99 may differ by
+    // 2-3x, so the tolerance is wide; the slow target is 20x slower, far beyond it.
     let o = stampede(&[
         "compare",
         &path(&base),
         &path(&same),
         "--max-regression",
-        "50%",
+        "300%",
     ]);
     assert_eq!(
         o.status.code(),
@@ -283,7 +284,7 @@ fn compare_detects_a_slower_target_and_passes_the_same_one() {
         &path(&base),
         &path(&slow),
         "--max-regression",
-        "50%",
+        "300%",
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(3), "{out}");
