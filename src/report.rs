@@ -279,6 +279,9 @@ pub struct Summary {
     pub metrics_folded: Option<Folded>,
     /// Whether the run was interrupted (Ctrl-C / SIGTERM).
     pub interrupted: bool,
+    /// Per-interval statistics (see `crate::timeline`); filled in by the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::TimelineOut>,
 }
 
 /// Statistics with the plan they belong to: answers thresholds and builds the summary.
@@ -458,6 +461,7 @@ impl Aggregate<'_> {
             export: export.iter().map(ExportRow::from).collect(),
             metrics_folded: None,
             interrupted,
+            timeline: None,
         }
     }
 }
@@ -1057,6 +1061,7 @@ mod tests {
             export: vec![],
             metrics_folded: None,
             interrupted: false,
+            timeline: None,
         }
     }
 

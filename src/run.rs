@@ -119,6 +119,13 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut finished = 0;
     let grace = plan.graceful_stop;
+    // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
+    let tl_interval = plan.timeline_interval;
+    let mut vu_samples = crate::stats::interval::VuSamples::default();
+    let mut vu_tick = tokio::time::interval(
+        (tl_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)),
+    );
+    vu_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while finished < plan.workers {
         tokio::select! {
             r = done_rx.recv() => match r {
@@ -136,14 +143,23 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
                 }
             }
             _ = tick.tick() => monitor.tick(&shared),
+            _ = vu_tick.tick() => vu_samples.sample(
+                clock.elapsed(),
+                tl_interval,
+                vus.total_active().max(0) as u64,
+            ),
         }
     }
     let elapsed = clock.stop();
     monitor.finish();
     let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
+    let mut timelines = Vec::new();
     for h in handles {
         match h.join() {
-            Ok(Ok(ws)) => merged.merge(&ws),
+            Ok(Ok(mut ws)) => {
+                timelines.extend(ws.timeline.take());
+                merged.merge(&ws);
+            }
             Ok(Err(e)) => return Err(RunError::Io(e)),
             Err(_) => {
                 return Err(RunError::Io(std::io::Error::other(
@@ -178,6 +194,7 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     };
     let mut summary = agg.summary(&export, interrupted);
     summary.metrics_folded = folded;
+    summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
     Ok(summary)
 }
 

@@ -513,8 +513,7 @@ impl RemoteWriteExporter {
     /// With `stale_markers_on_end`, first enqueues a StaleNaN for every series seen (once).
     /// Undelivered samples are reported, never hidden.
     pub async fn flush(&self, timeout: Duration) -> DeliveryReport {
-        self.flush_until(super::transport::after(timeout))
-            .await
+        self.flush_until(super::transport::after(timeout)).await
     }
 
     /// [`RemoteWriteExporter::flush`] with a deadline.
