@@ -17,8 +17,10 @@ pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod stats;
 pub mod target;
+pub mod task;
 pub mod template;
 pub mod threshold;
 pub mod tls;
@@ -104,6 +106,7 @@ pub fn run_config(
     .map_err(|e| match e {
         run::RunError::Export(e) => Error::Export(e),
         run::RunError::Io(e) => Error::Other(anyhow::Error::new(e)),
+        e @ run::RunError::Panicked(_) => Error::Other(anyhow::Error::new(e)),
     })?;
     if presentation.print {
         print!("{}", report::render_text(&summary));

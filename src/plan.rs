@@ -13,6 +13,7 @@ use crate::config::{
     Checks, Config, ConfigError, ExecutorKind, ExtractSource, RequestConfig, ScenarioConfig,
     ThinkTime,
 };
+use crate::schedule::Stage;
 use crate::template::{Template, VarTable, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
 
@@ -118,8 +119,8 @@ pub enum Schedule {
     RampingVus {
         /// VUs at the start.
         start: f64,
-        /// (stage length, target VUs).
-        stages: Vec<(Duration, f64)>,
+        /// Stages (target = VUs).
+        stages: Vec<Stage>,
     },
     /// A total number of iterations shared by the VUs.
     SharedIterations {
@@ -135,8 +136,8 @@ pub enum Schedule {
     ArrivalRate {
         /// Rate at the start (iterations/s).
         start: f64,
-        /// (stage length, target rate).
-        stages: Vec<(Duration, f64)>,
+        /// Stages (target = iterations/s).
+        stages: Vec<Stage>,
         /// Pre-allocated VUs: the most iterations in flight at once.
         vus: u64,
     },
@@ -149,9 +150,11 @@ impl Schedule {
             Schedule::ConstantVus { vus, .. }
             | Schedule::SharedIterations { vus, .. }
             | Schedule::ArrivalRate { vus, .. } => *vus,
-            Schedule::RampingVus { start, stages } => {
-                stages.iter().map(|s| s.1).fold(*start, f64::max).ceil() as u64
-            }
+            Schedule::RampingVus { start, stages } => stages
+                .iter()
+                .map(|s| s.target)
+                .fold(*start, f64::max)
+                .ceil() as u64,
         }
     }
 
@@ -161,7 +164,7 @@ impl Schedule {
             Schedule::ConstantVus { duration, .. } => *duration,
             Schedule::SharedIterations { max_duration, .. } => *max_duration,
             Schedule::RampingVus { stages, .. } | Schedule::ArrivalRate { stages, .. } => {
-                Some(stages.iter().map(|s| s.0).sum())
+                Some(stages.iter().map(|s| s.duration).sum())
             }
         }
     }
@@ -695,10 +698,10 @@ struct ReqCtx<'a> {
 }
 
 fn schedule(sc: &ScenarioConfig) -> Schedule {
-    let stages = || -> Vec<(Duration, f64)> {
+    let stages = || -> Vec<Stage> {
         sc.stages
             .iter()
-            .map(|s| (s.duration.get(), s.target))
+            .map(|s| Stage::new(s.duration.get(), s.target))
             .collect()
     };
     match sc.executor_kind() {
@@ -720,7 +723,10 @@ fn schedule(sc: &ScenarioConfig) -> Schedule {
             let rate = sc.rate.unwrap_or(1.0);
             Schedule::ArrivalRate {
                 start: rate,
-                stages: vec![(sc.duration.map(|d| d.get()).unwrap_or_default(), rate)],
+                stages: vec![Stage::new(
+                    sc.duration.map(|d| d.get()).unwrap_or_default(),
+                    rate,
+                )],
                 vus: sc.vus.unwrap_or_else(|| default_open_vus(rate)),
             }
         }
@@ -941,7 +947,7 @@ mod tests {
             p.scenarios[0].schedule,
             Schedule::ArrivalRate {
                 start: 200.0,
-                stages: vec![(Duration::from_secs(10), 200.0)],
+                stages: vec![Stage::new(Duration::from_secs(10), 200.0)],
                 vus: 20
             }
         );

@@ -57,8 +57,12 @@ pub struct ScenarioRow {
     pub executor: String,
     /// Completed iterations.
     pub iterations: u64,
-    /// Dropped iterations (open model).
+    /// Dropped iterations (open model): `dropped_no_vu + dropped_generator`.
     pub dropped_iterations: u64,
+    /// Dropped because no VU was free (the target is slow or VUs are too few).
+    pub dropped_no_vu: u64,
+    /// Dropped because stampede itself fell behind its schedule (paused, short of CPU).
+    pub dropped_generator: u64,
     /// Iteration duration, seconds.
     pub iteration_duration_s: Latency,
     /// Open model: how late iterations started, seconds (p50/p99/max meaningful).
@@ -104,8 +108,12 @@ pub struct Summary {
     pub errors: BTreeMap<String, u64>,
     /// Completed iterations.
     pub iterations: u64,
-    /// Dropped iterations.
+    /// Dropped iterations: `dropped_no_vu + dropped_generator`.
     pub dropped_iterations: u64,
+    /// Dropped because no VU was free.
+    pub dropped_no_vu: u64,
+    /// Dropped because stampede fell behind its schedule.
+    pub dropped_generator: u64,
     /// Per scenario.
     pub scenarios: Vec<ScenarioRow>,
     /// Checks.
@@ -198,7 +206,9 @@ impl Aggregate<'_> {
                 name: p.name.to_string(),
                 executor: executor_name(&p.schedule),
                 iterations: st.iterations,
-                dropped_iterations: st.dropped,
+                dropped_iterations: st.dropped.total(),
+                dropped_no_vu: st.dropped.no_vu,
+                dropped_generator: st.dropped.generator,
                 iteration_duration_s: latency_of(&st.duration),
                 start_lag_s: p.schedule.is_open().then(|| latency_of(&st.lag)),
             })
@@ -232,6 +242,8 @@ impl Aggregate<'_> {
             errors,
             iterations: scenarios.iter().map(|s| s.iterations).sum(),
             dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
+            dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
+            dropped_generator: scenarios.iter().map(|s| s.dropped_generator).sum(),
             scenarios,
             checks,
             thresholds,
@@ -248,7 +260,7 @@ fn executor_name(s: &crate::plan::Schedule) -> String {
         RampingVus { .. } => "ramping-vus",
         SharedIterations { .. } => "shared-iterations",
         ArrivalRate { stages, start, .. } => {
-            if stages.len() == 1 && stages[0].1 == *start {
+            if stages.len() == 1 && stages[0].target == *start {
                 "constant-arrival-rate"
             } else {
                 "ramping-arrival-rate"
@@ -294,8 +306,11 @@ impl Source for Aggregate<'_> {
             Metric::Failures => (!ids.is_empty()).then_some(fails as f64),
             Metric::Iterations => (!scen.is_empty())
                 .then(|| scen.iter().map(|i| s.scenarios[*i].iterations).sum::<u64>() as f64),
-            Metric::DroppedIterations => (!scen.is_empty())
-                .then(|| scen.iter().map(|i| s.scenarios[*i].dropped).sum::<u64>() as f64),
+            Metric::DroppedIterations => (!scen.is_empty()).then(|| {
+                scen.iter()
+                    .map(|i| s.scenarios[*i].dropped.total())
+                    .sum::<u64>() as f64
+            }),
             Metric::CheckRate => {
                 let (p, f) = checks.iter().fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
                 (p + f > 0).then(|| p as f64 / (p + f) as f64)
@@ -400,6 +415,13 @@ pub fn render_text(s: &Summary) -> String {
         );
         if sc.executor.contains("arrival") {
             let _ = write!(o, ", {} dropped", sc.dropped_iterations);
+            if sc.dropped_iterations > 0 {
+                let _ = write!(
+                    o,
+                    " ({} no free VU, {} generator behind schedule)",
+                    sc.dropped_no_vu, sc.dropped_generator
+                );
+            }
             if let Some(l) = &sc.start_lag_s {
                 let _ = write!(o, ", start lag p99 {}", ms(l.p99));
             }

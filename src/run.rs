@@ -9,12 +9,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::client;
-use crate::executor::{RunShared, run_worker};
+use crate::executor::{RunShared, WorkerError, run_worker};
 use crate::export::Pipeline;
 use crate::metrics::{self, Instruments};
 use crate::plan::Plan;
 use crate::report::{Aggregate, Summary};
-use crate::stats::{Live, RunClock, VuCounts, WorkerStats, live_quantile};
+use crate::stats::{Drops, Live, RunClock, VuCounts, WorkerStats, live_quantile};
+use crate::task::Panicked;
 
 /// How a run is shown.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,6 +35,18 @@ pub enum RunError {
     /// Threads or runtimes could not start.
     #[error("cannot start the run: {0}")]
     Io(#[from] std::io::Error),
+    /// A VU task, a worker thread or an export loop panicked: the run's result is incomplete.
+    #[error("the run failed: {0} (a bug in stampede; please report it)")]
+    Panicked(#[from] Panicked),
+}
+
+impl From<WorkerError> for RunError {
+    fn from(e: WorkerError) -> Self {
+        match e {
+            WorkerError::Runtime(e) => RunError::Io(e),
+            WorkerError::Panicked(p) => RunError::Panicked(p),
+        }
+    }
 }
 
 /// How long the final export may take.
@@ -44,7 +57,11 @@ pub fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(execute_async(plan, display))
+    // A panic on the coordinating thread fails the run with its message, as a worker's does.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(execute_async(plan, display))
+    }))
+    .unwrap_or_else(|p| Err(Panicked::from_payload("the run's coordinator", &*p).into()))
 }
 
 async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError> {
@@ -99,13 +116,18 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
             std::thread::Builder::new()
                 .name(format!("stampede-worker-{w}"))
                 .spawn(move || {
-                    let r = run_worker(w, s);
-                    let _ = tx.send(());
-                    r
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(w, s)))
+                            .unwrap_or_else(|p| {
+                                Err(Panicked::from_payload(format!("worker thread {w}"), &*p)
+                                    .into())
+                            });
+                    let _ = tx.send(r);
                 })?,
         );
     }
     drop(done_tx);
+    let drop_watch = tokio::spawn(warn_about_drops(shared.clone()));
     let progress = display.progress && std::io::stderr().is_terminal();
     let mut interrupted = false;
     let mut signals = Signals::new();
@@ -113,10 +135,22 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let mut prev = ProgressState::new(&shared.live);
     let mut finished = 0;
     let grace = plan.graceful_stop;
+    let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
+    let mut failure: Option<RunError> = None;
     while finished < plan.workers {
         tokio::select! {
             r = done_rx.recv() => match r {
-                Some(()) => finished += 1,
+                Some(Ok(ws)) => {
+                    finished += 1;
+                    merged.merge(&ws);
+                }
+                Some(Err(e)) => {
+                    finished += 1;
+                    // Without this worker the run is incomplete: stop the others as Ctrl-C
+                    // would, keep what they recorded, and fail.
+                    shared.stop(grace);
+                    failure.get_or_insert(e.into());
+                }
                 None => break,
             },
             _ = signals.next() => {
@@ -138,17 +172,21 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     if progress {
         eprint!("\r\x1b[2K");
     }
-    let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
-    for h in handles {
-        match h.join() {
-            Ok(Ok(ws)) => merged.merge(&ws),
-            Ok(Err(e)) => return Err(RunError::Io(e)),
-            Err(_) => {
-                return Err(RunError::Io(std::io::Error::other(
-                    "a worker thread panicked",
-                )));
-            }
+    for (w, h) in handles.into_iter().enumerate() {
+        if let Err(p) = h.join() {
+            failure.get_or_insert(Panicked::from_payload(format!("worker thread {w}"), &*p).into());
         }
+    }
+    if finished < plan.workers && failure.is_none() {
+        failure = Some(RunError::Io(std::io::Error::other(
+            "a worker ended without reporting its statistics",
+        )));
+    }
+    drop_watch.abort();
+    if let Err(e) = drop_watch.await
+        && let Some(p) = Panicked::from_join("the dropped-iterations monitor", e)
+    {
+        failure.get_or_insert(p.into());
     }
     // The final collection sees every recorded request: workers are done.
     let export = if pipeline.is_empty() {
@@ -160,12 +198,69 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
         let _ = p.shutdown();
     }
     drop(instruments);
+    // Fail only after the export flush: what was recorded still reaches the backends.
+    if let Some(p) = pipeline.panicked().into_iter().next() {
+        failure.get_or_insert(p.into());
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let agg = Aggregate {
         plan: &plan,
         stats: merged,
         elapsed,
     };
     Ok(agg.summary(export, interrupted))
+}
+
+/// How often at most a drop warning repeats.
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(5);
+
+/// Warns during the run, at most every [`DROP_WARNING_EVERY`] per cause, when open-model
+/// iterations are being dropped: for lack of VUs (raise `vus`) or because stampede itself falls
+/// behind its schedule.
+async fn warn_about_drops(shared: Arc<RunShared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut before = shared.drops();
+    let mut at = Instant::now();
+    let mut warned: [Option<Instant>; 2] = [None, None];
+    loop {
+        tick.tick().await;
+        let now_drops = shared.drops();
+        let now = Instant::now();
+        let secs = now.saturating_duration_since(at).as_secs_f64().max(1e-3);
+        let d = Drops {
+            no_vu: now_drops.no_vu.saturating_sub(before.no_vu),
+            generator: now_drops.generator.saturating_sub(before.generator),
+        };
+        (before, at) = (now_drops, now);
+        let due =
+            |w: &Option<Instant>| w.is_none_or(|t| now.duration_since(t) >= DROP_WARNING_EVERY);
+        let per_sec = |n: u64| (n as f64 / secs).round() as u64;
+        if d.no_vu > 0 && due(&warned[0]) {
+            warned[0] = Some(now);
+            let vus: u64 = shared
+                .plan
+                .scenarios
+                .iter()
+                .filter(|s| s.schedule.is_open())
+                .map(|s| s.schedule.max_vus())
+                .sum();
+            tracing::warn!(
+                "insufficient VUs: {} iterations dropped in the last second (all {vus} pre-allocated VUs busy); raise --vus / vus, or the target is too slow for the rate",
+                per_sec(d.no_vu)
+            );
+        }
+        if d.generator > 0 && due(&warned[1]) {
+            warned[1] = Some(now);
+            tracing::warn!(
+                "stampede fell behind its schedule: {} iterations dropped in the last second (the process was paused or short of CPU)",
+                per_sec(d.generator)
+            );
+        }
+    }
 }
 
 fn schedule_text(s: &crate::plan::Schedule) -> String {
@@ -184,7 +279,7 @@ fn schedule_text(s: &crate::plan::Schedule) -> String {
             format!("shared-iterations {iterations} over {vus} VUs")
         }
         ArrivalRate { start, stages, .. } => {
-            if stages.len() == 1 && stages[0].1 == *start {
+            if stages.len() == 1 && stages[0].target == *start {
                 format!("constant-arrival-rate {start}/s")
             } else {
                 format!("ramping-arrival-rate, {} stages", stages.len())

@@ -15,6 +15,7 @@ use super::remote_write::{RemoteWriteError, RemoteWriteExporter};
 use crate::config::MetricsConfig;
 use crate::metrics::SharedReader;
 use crate::report::ExportRow;
+use crate::task::Panicked;
 
 /// Why export could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,8 @@ pub struct Pipeline {
     entries: Vec<Arc<Entry>>,
     stop: watch::Sender<bool>,
     loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Export loops that panicked (found when [`Pipeline::finish`] joins them).
+    panicked: std::sync::Mutex<Vec<Panicked>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -86,6 +89,7 @@ impl Pipeline {
             entries,
             stop: watch::channel(false).0,
             loops: std::sync::Mutex::new(Vec::new()),
+            panicked: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -133,6 +137,11 @@ impl Pipeline {
         }
     }
 
+    /// Export loops that panicked, found by [`Pipeline::finish`] (a run with any fails).
+    pub fn panicked(&self) -> Vec<Panicked> {
+        std::mem::take(&mut *self.panicked.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Stops the loops, exports one last collection per exporter and waits up to `timeout` for
     /// delivery. Returns what each exporter delivered and did not.
     pub async fn finish(&self, timeout: Duration) -> Vec<ExportRow> {
@@ -140,7 +149,14 @@ impl Pipeline {
         let loops: Vec<_> =
             std::mem::take(&mut *self.loops.lock().unwrap_or_else(|p| p.into_inner()));
         for l in loops {
-            let _ = l.await;
+            if let Err(e) = l.await
+                && let Some(p) = Panicked::from_join("an export loop", e)
+            {
+                self.panicked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(p);
+            }
         }
         let deadline = Instant::now() + timeout;
         let mut rows = Vec::new();
@@ -258,5 +274,31 @@ mod tests {
         assert_eq!(otlp_interval(Some(s(2)), Some(s(7))), s(2));
         assert_eq!(otlp_interval(None, Some(s(7))), s(7));
         assert_eq!(otlp_interval(None, None), s(5));
+    }
+
+    #[test]
+    fn a_panicked_export_loop_is_reported_not_ignored() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let panicked = rt.block_on(async {
+            let p = Pipeline {
+                entries: Vec::new(),
+                stop: watch::channel(false).0,
+                loops: std::sync::Mutex::new(vec![
+                    tokio::spawn(async {}),
+                    tokio::spawn(async { panic!("export loop broke") }),
+                ]),
+                panicked: std::sync::Mutex::new(Vec::new()),
+            };
+            p.finish(Duration::from_secs(1)).await;
+            p.panicked()
+        });
+        assert_eq!(panicked.len(), 1);
+        assert_eq!(
+            panicked[0].to_string(),
+            "an export loop panicked: export loop broke"
+        );
     }
 }
