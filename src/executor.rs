@@ -24,16 +24,17 @@ use tokio::sync::watch;
 use tokio::task::coop::consume_budget;
 use tokio::time::Instant;
 
-use crate::client::{Client, ErrorKind, Shared as ClientShared};
 use crate::config::{ExtractSource, ThinkTime};
+use crate::http::client::{Client, Shared as ClientShared};
 use crate::metrics::{Instruments, Recorder};
+use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::plan::{
     BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
 };
 use crate::schedule::{
     Stage, arrival_time, arrivals_before, next_active, total_arrivals, vu_target,
 };
-use crate::stats::{Drops, Live, Sample, VuCounts, WorkerStats};
+use crate::stats::{Drops, Live, VuCounts, WorkerStats};
 use crate::task::Panicked;
 use crate::template::Vars;
 
@@ -641,7 +642,7 @@ fn render_wire(r: &RequestPlan, vars: &Vars, out: &mut Vec<u8>) -> Option<u64> {
     for (name, v) in &r.headers {
         headers.push((name.clone(), header_value(v, vars)?));
     }
-    crate::h1::write_request(out, &r.method, pq, &headers, body);
+    crate::http::h1::write_request(out, &r.method, pq, &headers, body);
     Some(body.len() as u64)
 }
 
@@ -721,16 +722,7 @@ async fn do_request(
                 len,
             )
         }
-        None => (
-            crate::client::Outcome {
-                status: None,
-                error: Some(ErrorKind::Protocol),
-                bytes_in: 0,
-                body: None,
-                headers: None,
-            },
-            0,
-        ),
+        None => (Outcome::failed(ErrorKind::Protocol), 0),
     };
     let sample = Sample {
         req: r.id,

@@ -2,18 +2,20 @@
 //!
 //! The data flows through the modules in this order:
 //! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
-//! [`run`] (workers, signals, progress) → [`executor`] (VUs and pacers) → [`client`] (hyper) →
-//! [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry instruments) →
-//! [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
+//! [`run`] (workers, signals, progress) → [`executor`] (VUs and pacers) → [`http`] (the client:
+//! HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry
+//! instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
+//! At the bottom, [`outcome`] holds the vocabulary every layer shares (`ErrorKind`, `Outcome`,
+//! `Sample`) and imports no other stampede module.
 
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod export;
-pub mod h1;
+pub mod http;
 pub mod metrics;
+pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -22,8 +24,9 @@ pub mod stats;
 pub mod target;
 pub mod task;
 pub mod template;
+#[cfg(test)]
+mod test_support;
 pub mod threshold;
-pub mod tls;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -22,10 +22,10 @@ use opentelemetry_sdk::metrics::{
     Temporality,
 };
 
-use crate::client::ErrorKind;
 use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
+use crate::outcome::{ErrorKind, Sample};
 use crate::plan::Plan;
-use crate::stats::{DropReason, Drops, RunClock, Sample, VuCounts};
+use crate::stats::{DropReason, Drops, RunClock, VuCounts};
 
 /// A [`ManualReader`] that can be registered with the provider and still collected by us.
 #[derive(Clone, Debug)]

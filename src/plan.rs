@@ -13,6 +13,7 @@ use crate::config::{
     Checks, Config, ConfigError, ExecutorKind, ExtractSource, RequestConfig, ScenarioConfig,
     ThinkTime,
 };
+pub use crate::http::client::{ClientOptions, Target};
 use crate::schedule::Stage;
 use crate::template::{Template, VarTable, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
@@ -40,32 +41,6 @@ pub struct Plan {
     pub client: ClientOptions,
     /// The configuration the plan came from.
     pub config: Config,
-}
-
-/// Client settings shared by all VUs.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Whole-request timeout.
-    pub timeout: Duration,
-    /// Connect (+TLS handshake) timeout.
-    pub connect_timeout: Duration,
-    /// HTTP/2.
-    pub http2: bool,
-    /// Skip certificate verification.
-    pub insecure: bool,
-}
-
-/// A server the plan talks to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `https`?
-    pub tls: bool,
-    /// Host name or address, as written.
-    pub host: String,
-    /// Port (explicit or the scheme's default).
-    pub port: u16,
-    /// `host[:port]` for the Host header.
-    pub authority: String,
 }
 
 /// Reporting facts about one request definition.
@@ -283,7 +258,7 @@ fn static_wire(
     };
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = Vec::new();
-    crate::h1::write_request(&mut out, method, pq, &hs, body);
+    crate::http::h1::write_request(&mut out, method, pq, &hs, body);
     Some(Bytes::from(out))
 }
 
@@ -565,10 +540,10 @@ impl Builder<'_> {
             push_header(HOST.as_str(), &target.authority, format!("{at}.url"))?;
         }
         if let Some(ui) = &userinfo {
-            let decoded = crate::tls::percent_decode(ui);
+            let decoded = crate::http::tls::percent_decode(ui);
             push_header(
                 http::header::AUTHORIZATION.as_str(),
-                &crate::tls::basic_auth(&decoded),
+                &crate::http::tls::basic_auth(&decoded),
                 format!("{at}.url"),
             )?;
         }
@@ -865,7 +840,7 @@ mod tests {
         assert!(
             wire.contains(&format!(
                 "authorization: Basic {}",
-                crate::tls::base64(b"load:s@cret")
+                crate::http::tls::base64(b"load:s@cret")
             )),
             "{wire}"
         );

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client;
 use crate::executor::{RunShared, WorkerError, run_worker};
 use crate::export::Pipeline;
 use crate::metrics::{self, Instruments};
@@ -66,7 +65,7 @@ pub fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
 
 async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError> {
     let plan = Arc::new(plan);
-    let client = Arc::new(client::Shared::new(&plan.targets, &plan.client).await);
+    let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
     let mcfg = &plan.config.metrics;
     let pipeline = Pipeline::build(mcfg)?;

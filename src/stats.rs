@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::client::ErrorKind;
+use crate::outcome::{ErrorKind, Sample};
 
 const HIST_MAX_US: u64 = 3_600_000_000;
 
@@ -22,24 +22,6 @@ fn new_hist() -> Histogram<u64> {
 
 fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, HIST_MAX_US)
-}
-
-/// What one finished request produced: the record every sink (exact stats, live counters,
-/// OpenTelemetry instruments) takes. Plain data, no strings.
-#[derive(Clone, Copy, Debug)]
-pub struct Sample {
-    /// Request id (index in the plan).
-    pub req: usize,
-    /// Latency (from the scheduled start in the open model).
-    pub latency: Duration,
-    /// Status, if a response head arrived.
-    pub status: Option<u16>,
-    /// Failure class, if any.
-    pub error: Option<ErrorKind>,
-    /// Response body bytes.
-    pub bytes_in: u64,
-    /// Request body bytes.
-    pub bytes_out: u64,
 }
 
 /// Statistics of one request definition.

@@ -260,7 +260,7 @@ fn read_env(key: &'static str, var: &str) -> Result<String, RemoteWriteError> {
     })
 }
 
-pub(crate) use crate::tls::base64;
+pub(crate) use crate::http::tls::base64;
 
 /// Validated, resolved settings used by the sender.
 struct Settings {
@@ -522,7 +522,7 @@ fn build_tls(cfg: &TlsConfig) -> Result<tokio_rustls::TlsConnector, RemoteWriteE
             return Err(invalid("tls.ca_file", "no PEM certificates found"));
         }
     }
-    let config = crate::tls::client_config(cfg.insecure_skip_verify, extra, &[b"http/1.1"])
+    let config = crate::http::tls::client_config(cfg.insecure_skip_verify, extra, &[b"http/1.1"])
         .map_err(|e| invalid("tls", e.to_string()))?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

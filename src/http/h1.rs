@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::client::ErrorKind;
+use crate::outcome::ErrorKind;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -24,22 +24,22 @@ const MAX_HEADERS: usize = 64;
 
 /// A parsed response.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     /// Status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Body bytes received (after de-chunking).
-    pub body_len: u64,
+    pub(crate) body_len: u64,
     /// The body, when asked for.
-    pub body: Option<Bytes>,
+    pub(crate) body: Option<Bytes>,
     /// Headers, when asked for.
-    pub headers: Option<http::HeaderMap>,
+    pub(crate) headers: Option<http::HeaderMap>,
     /// Whether the connection can carry another request.
-    pub reusable: bool,
+    pub(crate) reusable: bool,
 }
 
 /// One HTTP/1.1 connection.
 #[derive(Debug)]
-pub struct Conn<S> {
+pub(crate) struct Conn<S> {
     io: S,
     buf: Vec<u8>,
     start: usize,
@@ -57,7 +57,7 @@ enum BodyKind {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Wraps a connected stream.
-    pub fn new(io: S) -> Self {
+    pub(crate) fn new(io: S) -> Self {
         Conn {
             io,
             buf: Vec::new(),
@@ -68,7 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Sends `request` (complete wire bytes) and reads the whole response.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         request: &[u8],
         head_request: bool,
@@ -315,11 +315,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 }
 
 fn io_err(e: &std::io::Error) -> ErrorKind {
-    ErrorKind::from_io(e)
+    super::io_error_kind(e)
 }
 
 /// Serializes a request head (and body) into `out`.
-pub fn write_request(
+pub(crate) fn write_request(
     out: &mut Vec<u8>,
     method: &http::Method,
     path_and_query: &str,

@@ -1,11 +1,12 @@
-//! The per-VU HTTP client: one keep-alive connection per server, made with hyper's low-level
-//! connection API (no pool, no locks), HTTP/1.1 or HTTP/2 (ALPN over TLS, prior knowledge over
-//! cleartext), rustls for TLS. Every failure becomes an [`ErrorKind`], a low-cardinality
-//! `error.type`.
+//! The per-VU HTTP client: one keep-alive connection per server (no pool, no locks), HTTP/1.1
+//! through [`h1`] or HTTP/2 through hyper's low-level connection API (ALPN over TLS, prior
+//! knowledge over cleartext), rustls for TLS. Every failure becomes an [`ErrorKind`], a
+//! low-cardinality `error.type`. [`ClientOptions`] and [`Target`] are the client's own settings;
+//! the plan fills them in.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
@@ -16,123 +17,33 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::plan::{ClientOptions, Target};
+use super::{h1, hyper_error_kind, io_error_kind};
+use crate::outcome::{ErrorKind, Outcome};
 
-/// Why a request failed before a status came back (or the status itself).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ErrorKind {
-    /// Connect or request exceeded its timeout.
-    Timeout,
-    /// The server refused the connection.
-    ConnectionRefused,
-    /// The connection was reset.
-    ConnectionReset,
-    /// The server closed the connection before the response was complete.
-    ConnectionClosed,
-    /// TLS handshake or certificate failure.
-    Tls,
-    /// Name resolution failed.
-    Dns,
-    /// The server spoke something that is not HTTP.
-    Protocol,
-    /// Another I/O error.
-    Io,
-    /// The run ended while the request was in flight.
-    Cancelled,
-    /// A 4xx/5xx status (the code is the error type).
-    Status(u16),
+/// Client settings shared by all VUs.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Connect (+TLS handshake) timeout.
+    pub connect_timeout: Duration,
+    /// HTTP/2.
+    pub http2: bool,
+    /// Skip certificate verification.
+    pub insecure: bool,
 }
 
-impl ErrorKind {
-    /// The `error.type` attribute value.
-    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
-        use std::borrow::Cow::Borrowed;
-        match self {
-            ErrorKind::Timeout => Borrowed("timeout"),
-            ErrorKind::ConnectionRefused => Borrowed("connection_refused"),
-            ErrorKind::ConnectionReset => Borrowed("connection_reset"),
-            ErrorKind::ConnectionClosed => Borrowed("connection_closed"),
-            ErrorKind::Tls => Borrowed("tls"),
-            ErrorKind::Dns => Borrowed("dns"),
-            ErrorKind::Protocol => Borrowed("protocol"),
-            ErrorKind::Io => Borrowed("io"),
-            ErrorKind::Cancelled => Borrowed("cancelled"),
-            ErrorKind::Status(c) => std::borrow::Cow::Owned(c.to_string()),
-        }
-    }
-
-    /// A small integer key (for caches keyed by outcome).
-    pub fn key(self) -> u32 {
-        match self {
-            ErrorKind::Status(c) => u32::from(c),
-            ErrorKind::Timeout => 1_000,
-            ErrorKind::ConnectionRefused => 1_001,
-            ErrorKind::ConnectionReset => 1_002,
-            ErrorKind::ConnectionClosed => 1_003,
-            ErrorKind::Tls => 1_004,
-            ErrorKind::Dns => 1_005,
-            ErrorKind::Protocol => 1_006,
-            ErrorKind::Io => 1_007,
-            ErrorKind::Cancelled => 1_008,
-        }
-    }
-
-    /// Classifies an I/O error.
-    pub fn from_io(e: &io::Error) -> ErrorKind {
-        match e.kind() {
-            io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-                ErrorKind::ConnectionReset
-            }
-            io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => ErrorKind::ConnectionClosed,
-            io::ErrorKind::TimedOut => ErrorKind::Timeout,
-            _ => {
-                if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-                    ErrorKind::Tls
-                } else {
-                    ErrorKind::Io
-                }
-            }
-        }
-    }
-
-    /// Classifies a hyper error by walking its causes.
-    pub fn from_hyper(e: &hyper::Error) -> ErrorKind {
-        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-        while let Some(s) = src {
-            if let Some(io) = s.downcast_ref::<io::Error>() {
-                return ErrorKind::from_io(io);
-            }
-            if s.is::<rustls::Error>() {
-                return ErrorKind::Tls;
-            }
-            src = s.source();
-        }
-        if e.is_timeout() {
-            ErrorKind::Timeout
-        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-            ErrorKind::ConnectionClosed
-        } else if e.is_parse() || e.is_parse_status() || e.is_user() {
-            ErrorKind::Protocol
-        } else {
-            ErrorKind::Io
-        }
-    }
-}
-
-/// A finished exchange.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Status, if a response head arrived.
-    pub status: Option<u16>,
-    /// Failure class, if any (4xx/5xx included).
-    pub error: Option<ErrorKind>,
-    /// Response body bytes received.
-    pub bytes_in: u64,
-    /// The body, when asked for.
-    pub body: Option<Bytes>,
-    /// Response headers, when asked for.
-    pub headers: Option<http::HeaderMap>,
+/// A server the client talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `https`?
+    pub tls: bool,
+    /// Host name or address, as written.
+    pub host: String,
+    /// Port (explicit or the scheme's default).
+    pub port: u16,
+    /// `host[:port]` for the Host header.
+    pub authority: String,
 }
 
 /// State shared by every VU's client: resolved addresses and the TLS config.
@@ -190,13 +101,13 @@ impl std::fmt::Debug for Shared {
 }
 
 enum Conn {
-    H1(crate::h1::Conn<TcpStream>),
-    H1Tls(Box<crate::h1::Conn<tokio_rustls::client::TlsStream<TcpStream>>>),
+    H1(h1::Conn<TcpStream>),
+    H1Tls(Box<h1::Conn<tokio_rustls::client::TlsStream<TcpStream>>>),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
 /// One VU's client.
-pub struct Client {
+pub(crate) struct Client {
     shared: Arc<Shared>,
     conns: Vec<Option<Conn>>,
 }
@@ -211,7 +122,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client with no connections yet.
-    pub fn new(shared: Arc<Shared>) -> Client {
+    pub(crate) fn new(shared: Arc<Shared>) -> Client {
         let n = shared.targets.len();
         Client {
             shared,
@@ -229,7 +140,7 @@ impl Client {
 
     /// HTTP/1.1: sends `wire` (a complete serialized request) to target `target` and reads the
     /// whole response, within the request timeout (or `hard_deadline`, whichever is first).
-    pub async fn send_h1(
+    pub(crate) async fn send_h1(
         &mut self,
         target: usize,
         wire: &[u8],
@@ -284,12 +195,12 @@ impl Client {
             Err(_) => deadline_error,
         };
         self.conns[target] = None;
-        failed(kind)
+        Outcome::failed(kind)
     }
 
     /// HTTP/2: sends `req` over hyper, reads the whole response, within the request timeout
     /// (or `hard_deadline`, whichever comes first).
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         target: usize,
         req: Request<Full<Bytes>>,
@@ -324,13 +235,13 @@ impl Client {
             Some(Conn::H2(s)) => s.send_request(req).await,
             _ => return Err(ErrorKind::Protocol),
         }
-        .map_err(|e| ErrorKind::from_hyper(&e))?;
+        .map_err(|e| hyper_error_kind(&e))?;
         let status = resp.status().as_u16();
         let (parts, mut body) = resp.into_parts();
         let mut bytes_in = 0u64;
         let mut kept = keep_body.then(BytesMut::new);
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ErrorKind::from_hyper(&e))?;
+            let frame = frame.map_err(|e| hyper_error_kind(&e))?;
             if let Some(data) = frame.data_ref() {
                 bytes_in += data.len() as u64;
                 if let Some(k) = kept.as_mut()
@@ -363,7 +274,7 @@ impl Client {
                         let _ = s.set_nodelay(true);
                         return Ok(s);
                     }
-                    Err(e) => last = ErrorKind::from_io(&e),
+                    Err(e) => last = io_error_kind(&e),
                 }
             }
             Err(last)
@@ -376,22 +287,23 @@ impl Client {
                 let name = rustls::pki_types::ServerName::try_from(t.host.clone())
                     .map_err(|_| ErrorKind::Tls)?;
                 let tls =
-                    connector.connect(name, tcp).await.map_err(|e| {
-                        match ErrorKind::from_io(&e) {
+                    connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| match io_error_kind(&e) {
                             ErrorKind::Io => ErrorKind::Tls,
                             k => k,
-                        }
-                    })?;
+                        })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 if h2 || opts.http2 {
                     h2_handshake(TokioIo::new(tls)).await
                 } else {
-                    Ok(Conn::H1Tls(Box::new(crate::h1::Conn::new(tls))))
+                    Ok(Conn::H1Tls(Box::new(h1::Conn::new(tls))))
                 }
             } else if opts.http2 {
                 h2_handshake(TokioIo::new(tcp)).await
             } else {
-                Ok(Conn::H1(crate::h1::Conn::new(tcp)))
+                Ok(Conn::H1(h1::Conn::new(tcp)))
             }
         };
         match tokio::time::timeout(opts.connect_timeout, fut).await {
@@ -403,23 +315,13 @@ impl Client {
 
 const MAX_KEPT_BODY: usize = 16 * 1024 * 1024;
 
-fn failed(kind: ErrorKind) -> Outcome {
-    Outcome {
-        status: None,
-        error: Some(kind),
-        bytes_in: 0,
-        body: None,
-        headers: None,
-    }
-}
-
 async fn h2_handshake<T>(io: TokioIo<T>) -> Result<Conn, ErrorKind>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (send, conn) = http2::handshake(TokioExecutor::new(), io)
         .await
-        .map_err(|e| ErrorKind::from_hyper(&e))?;
+        .map_err(|e| hyper_error_kind(&e))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -432,65 +334,20 @@ fn tls_connector(insecure: bool, http2: bool) -> Result<tokio_rustls::TlsConnect
     } else {
         &[b"http/1.1"]
     };
-    let cfg = crate::tls::client_config(insecure, Vec::new(), alpn)?;
+    let cfg = super::tls::client_config(insecure, Vec::new(), alpn)?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn io_errors_are_classified() {
-        let k = |kind| ErrorKind::from_io(&io::Error::from(kind));
-        assert_eq!(
-            k(io::ErrorKind::ConnectionRefused),
-            ErrorKind::ConnectionRefused
-        );
-        assert_eq!(
-            k(io::ErrorKind::ConnectionReset),
-            ErrorKind::ConnectionReset
-        );
-        assert_eq!(k(io::ErrorKind::TimedOut), ErrorKind::Timeout);
-        assert_eq!(k(io::ErrorKind::UnexpectedEof), ErrorKind::ConnectionClosed);
-        assert_eq!(k(io::ErrorKind::Other), ErrorKind::Io);
-        let tls = io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
-        );
-        assert_eq!(ErrorKind::from_io(&tls), ErrorKind::Tls);
-    }
-
-    #[test]
-    fn error_types_are_low_cardinality_strings() {
-        assert_eq!(ErrorKind::Status(503).as_str(), "503");
-        assert_eq!(ErrorKind::Timeout.as_str(), "timeout");
-        assert_eq!(ErrorKind::ConnectionRefused.as_str(), "connection_refused");
-        let keys: std::collections::BTreeSet<u32> = [
-            ErrorKind::Timeout,
-            ErrorKind::ConnectionRefused,
-            ErrorKind::ConnectionReset,
-            ErrorKind::ConnectionClosed,
-            ErrorKind::Tls,
-            ErrorKind::Dns,
-            ErrorKind::Protocol,
-            ErrorKind::Io,
-            ErrorKind::Cancelled,
-            ErrorKind::Status(599),
-        ]
-        .into_iter()
-        .map(ErrorKind::key)
-        .collect();
-        assert_eq!(keys.len(), 10);
-    }
 
     #[tokio::test]
     async fn https_works_with_insecure_and_fails_as_tls_without_trust() {
         let dir = tempfile::tempdir().unwrap();
-        let (_ca, cert, key) = crate::export::remote_write::tests::make_test_pki(dir.path())
+        let (_ca, cert, key) = crate::test_support::make_test_pki(dir.path())
             .expect("the openssl CLI makes the test certificates: apt-get install -y openssl");
-        let (addr, _) = crate::export::remote_write::tests::tls_receiver(&cert, &key).await;
+        let (addr, _) = crate::test_support::tls_receiver(&cert, &key, |_| true).await;
         let t = Target {
             tls: true,
             host: "127.0.0.1".into(),

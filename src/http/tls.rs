@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 
 /// Builds a client config.
-pub fn client_config(
+pub(crate) fn client_config(
     insecure: bool,
     extra_roots: Vec<CertificateDer<'static>>,
     alpn: &[&[u8]],
@@ -83,7 +83,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 }
 
 /// Decodes a URL-encoded string (`%XX` escapes); invalid escapes are kept as they are.
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -105,7 +105,7 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// Standard base64 with padding (RFC 4648), for `Authorization: Basic`.
-pub fn base64(data: &[u8]) -> String {
+pub(crate) fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
@@ -129,7 +129,7 @@ pub fn base64(data: &[u8]) -> String {
 }
 
 /// `Basic <base64(user:password)>`.
-pub fn basic_auth(user_and_password: &str) -> String {
+pub(crate) fn basic_auth(user_and_password: &str) -> String {
     format!("Basic {}", base64(user_and_password.as_bytes()))
 }
 
