@@ -821,15 +821,9 @@ mod tests {
 
     /// Shared state for a one-worker run of `toml` (a scenario file), started now.
     fn shared_for(toml: &str) -> Arc<RunShared> {
-        let dir = tempfile::tempdir().expect("tmp");
-        let p = dir.path().join("s.toml");
-        std::fs::write(&p, toml).expect("write");
-        let ov = crate::config::Overrides {
-            workers: Some(1),
-            ..Default::default()
-        };
-        let cfg = crate::config::load(Some(&p), &ov).expect("config");
-        let plan = Arc::new(crate::plan::build(cfg, "t".into(), "s.toml").expect("plan"));
+        let plan = Arc::new(crate::test_support::plan_of(&format!(
+            "[run]\nworkers = 1\n{toml}"
+        )));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

