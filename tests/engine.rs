@@ -252,8 +252,10 @@ fn http2_prior_knowledge_works_against_the_embedded_target() {
     assert_eq!((s.requests, s.failures), (100, 0), "{:?}", s.errors);
 }
 
-/// The largest arrival rate the configuration accepts (iterations per second).
-const LARGEST_RATE: &str = "1e12";
+/// The largest arrival rate the configuration accepts (iterations per second; config
+/// validation's `MAX_RATE`). Larger ones are refused; the engine copes with any rate anyway
+/// (unit tests in `src/executor.rs` run 10¹² and 10¹⁵ per second).
+const LARGEST_RATE: &str = "1e7";
 
 fn u(v: &serde_json::Value, key: &str) -> u64 {
     v[key]
@@ -349,7 +351,7 @@ fn an_absurd_rate_stops_on_sigint_and_sigterm() {
         );
         let v = support::read_json(&json);
         assert_eq!(v["interrupted"], true);
-        assert!(u(&v, "dropped_iterations") > 1_000_000, "{v:#}");
+        assert!(u(&v, "dropped_iterations") > 100_000, "{v:#}");
     }
 }
 
