@@ -123,6 +123,12 @@ impl RunShared {
         self.phase_fast.load(Ordering::Relaxed) != Phase::Running as u8
     }
 
+    /// Iterations claimed so far by a scenario (for iteration budgets: started ones; may run
+    /// past the budget by the VUs that found it spent). Read by the progress view.
+    pub fn claimed(&self, scenario: usize) -> u64 {
+        self.claims[scenario].load(Ordering::Relaxed)
+    }
+
     fn hard_deadline(&self) -> Option<Instant> {
         match self.hard_deadline_us.load(Ordering::Relaxed) {
             u64::MAX => None,
@@ -742,19 +748,19 @@ async fn do_request(
     }
     let body = outcome.body.as_deref().unwrap_or_default();
     let mut json: Option<Option<serde_json::Value>> = None;
-    for (check, kind) in &r.checks {
-        let pass = match kind {
+    for c in &r.checks {
+        let pass = match &c.kind {
             CheckKind::Status(list) => outcome.status.is_some_and(|s| list.contains(&s)),
             CheckKind::BodyContains(text) => memchr_find(body, text.as_bytes()),
             CheckKind::Extract(_) => continue,
         };
-        record_check(ctx, *check, pass);
+        record_check(ctx, c.id, pass);
     }
-    for (var, src, check) in &r.extract {
+    for e in &r.extract {
         let value = if outcome.error.is_some() {
             None
         } else {
-            match src {
+            match &e.source {
                 ExtractSource::Header(name) => outcome
                     .headers
                     .as_ref()
@@ -771,9 +777,9 @@ async fn do_request(
                     }),
             }
         };
-        record_check(ctx, *check, value.is_some());
+        record_check(ctx, e.check, value.is_some());
         if let Some(v) = value
-            && let Some(slot) = vu.vars.values.get_mut(*var)
+            && let Some(slot) = vu.vars.values.get_mut(e.var)
         {
             *slot = v;
         }
@@ -821,9 +827,14 @@ mod tests {
 
     /// Shared state for a one-worker run of `toml` (a scenario file), started now.
     fn shared_for(toml: &str) -> Arc<RunShared> {
-        let plan = Arc::new(crate::test_support::plan_of(&format!(
-            "[run]\nworkers = 1\n{toml}"
-        )));
+        shared_with(toml, |_| {})
+    }
+
+    /// [`shared_for`], with the plan edited first (to reach what validation refuses).
+    fn shared_with(toml: &str, edit: impl FnOnce(&mut Plan)) -> Arc<RunShared> {
+        let mut plan = crate::test_support::plan_of(&format!("[run]\nworkers = 1\n{toml}"));
+        edit(&mut plan);
+        let plan = Arc::new(plan);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -833,21 +844,35 @@ mod tests {
         RunShared::new(plan, client, None, vus, Instant::now())
     }
 
+    /// An open-model scenario at `rate`/s for `secs` with `vus` VUs against `addr`; the rate is
+    /// set past validation (which refuses absurd rates) to show the engine copes anyway.
+    fn absurd_rate(addr: std::net::SocketAddr, rate: f64, secs: f64, vus: u64) -> Arc<RunShared> {
+        shared_with(
+            &format!(
+                r#"
+                [[scenarios]]
+                executor = "constant-arrival-rate"
+                rate = 100
+                duration = "1s"
+                vus = {vus}
+                requests = [{{ url = "http://{addr}/" }}]
+                "#
+            ),
+            |p| {
+                p.scenarios[0].schedule = Schedule::ArrivalRate {
+                    start: rate,
+                    stages: vec![Stage::new(Duration::from_secs_f64(secs), rate)],
+                    vus,
+                }
+            },
+        )
+    }
+
     #[test]
     fn a_huge_rate_ends_on_time_and_accounts_for_every_iteration() {
         let t = crate::target::spawn_background(([127, 0, 0, 1], 0).into()).expect("target");
         // 10¹² iterations per second for 400 ms: 4·10¹¹ scheduled, a few thousand can run.
-        let shared = shared_for(&format!(
-            r#"
-            [[scenarios]]
-            executor = "constant-arrival-rate"
-            rate = 1e12
-            duration = "400ms"
-            vus = 20
-            requests = [{{ url = "http://{}/" }}]
-            "#,
-            t.addr
-        ));
+        let shared = absurd_rate(t.addr, 1e12, 0.4, 20);
         let began = std::time::Instant::now();
         let stats = run_worker(0, shared.clone()).expect("worker");
         let took = began.elapsed();
@@ -863,17 +888,7 @@ mod tests {
     #[test]
     fn a_huge_rate_stops_when_asked() {
         let t = crate::target::spawn_background(([127, 0, 0, 1], 0).into()).expect("target");
-        let shared = shared_for(&format!(
-            r#"
-            [[scenarios]]
-            executor = "constant-arrival-rate"
-            rate = 1e15
-            duration = "1h"
-            vus = 5
-            requests = [{{ url = "http://{}/" }}]
-            "#,
-            t.addr
-        ));
+        let shared = absurd_rate(t.addr, 1e15, 3600.0, 5);
         let s2 = shared.clone();
         let stopper = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));

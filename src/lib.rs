@@ -2,11 +2,12 @@
 //!
 //! The data flows through the modules in this order:
 //! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
-//! [`run`] (workers, signals, progress) → [`executor`] (VUs and pacers) → [`http`] (the client:
-//! HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry
-//! instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
-//! At the bottom, [`outcome`] holds the vocabulary every layer shares (`ErrorKind`, `Outcome`,
-//! `Sample`) and imports no other stampede module.
+//! [`run`] (workers, signals, [`progress`]) → [`executor`] (VUs and pacers) → [`http`] (the
+//! client: HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`]
+//! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
+//! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
+//! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
+//! width, colour, the live area and the log writer) is a leaf too.
 
 pub mod cli;
 pub mod config;
@@ -17,13 +18,16 @@ pub mod http;
 pub mod metrics;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod stats;
+mod suggest;
 pub mod target;
 pub mod task;
 pub mod template;
+pub mod term;
 #[cfg(test)]
 mod test_support;
 pub mod threshold;
@@ -73,7 +77,7 @@ impl Error {
 pub struct Presentation {
     /// Print the start banner and the text summary.
     pub print: bool,
-    /// Live progress line (on a terminal).
+    /// Live progress: a progress area on a terminal, else periodic status lines.
     pub progress: bool,
 }
 
@@ -97,13 +101,16 @@ pub fn run_config(
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
-    let summary_path = cfg.run.summary_json.clone();
-    let plan = plan::build(cfg, run_id, &origin)?;
+    let status_interval = cfg.run.status_interval.get();
+    let plan = prepare(cfg, run_id, &origin)?;
+    // Checked by the plan: its directory exists.
+    let summary_path = plan.summary_json.clone();
     let summary = run::execute(
         plan,
         run::Display {
             progress: presentation.progress && !quiet,
             banner: presentation.print,
+            status_interval: Some(status_interval),
         },
     )
     .map_err(|e| match e {
@@ -112,7 +119,10 @@ pub fn run_config(
         e @ run::RunError::Panicked(_) => Error::Other(anyhow::Error::new(e)),
     })?;
     if presentation.print {
-        print!("{}", report::render_text(&summary));
+        print!(
+            "{}",
+            report::render_text(&summary, &report::TextStyle::for_stdout())
+        );
     }
     if let Some(p) = summary_path {
         let json = serde_json::to_string_pretty(&summary)
@@ -121,6 +131,65 @@ pub fn run_config(
             .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
     }
     Ok(summary)
+}
+
+/// Builds the plan and makes every check a run makes before it sends anything, so `validate`
+/// and `run` refuse the same input (exit 2, naming the file and key): the plan's (URLs, ports,
+/// headers and templates rendered with the initial variables, executor keys, limits,
+/// thresholds, the summary file's directory) and the OTLP settings exactly as the exporter
+/// resolves them (`export::otlp::resolve`, environment included), headers checked for CR/LF.
+pub fn prepare(cfg: config::Config, run_id: String, origin: &str) -> Result<plan::Plan, Error> {
+    let plan = plan::build(cfg, run_id, origin)?;
+    check_otlp(&plan, origin)?;
+    Ok(plan)
+}
+
+fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError> {
+    use export::otlp::{ENV_HEADERS, OtlpError, resolve};
+    let cfg = plan.metrics.otlp.as_ref();
+    let resolved = resolve(cfg, &template::process_env).map_err(|e| match e {
+        OtlpError::Invalid {
+            source_name,
+            message,
+        } => config::ConfigError::invalid(origin, source_name, message),
+        other => config::ConfigError::invalid(origin, "metrics.otlp", other.to_string()),
+    })?;
+    if let Some(i) = resolved.as_ref().and_then(|r| r.interval)
+        && i > config::MAX_DURATION
+    {
+        return Err(config::ConfigError::invalid(
+            origin,
+            export::otlp::ENV_INTERVAL,
+            "too long: every duration is at most 365 days",
+        ));
+    }
+    for (k, v) in resolved.iter().flat_map(|r| &r.headers) {
+        // The file's headers are checked by name in config::validate; what is left came from
+        // the environment. Values may be secrets: never quoted.
+        let from_file = cfg.is_some_and(|c| c.headers.keys().any(|h| h.eq_ignore_ascii_case(k)));
+        let key = if from_file {
+            format!("metrics.otlp.headers.{k}")
+        } else {
+            ENV_HEADERS.to_string()
+        };
+        if ::http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(config::ConfigError::invalid(
+                origin,
+                key,
+                format!("{k:?} is not a valid header name"),
+            ));
+        }
+        if ::http::HeaderValue::from_str(v).is_err() {
+            return Err(config::ConfigError::invalid(
+                origin,
+                key,
+                format!(
+                    "the value of header {k:?} is not valid (control characters such as CR or LF)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The exit code a summary calls for.
@@ -178,12 +247,15 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
     ExitCode::from(dispatch(cli))
 }
 
+/// Logs go to stderr above the live progress area ([`term::LogWriter`]), coloured only when
+/// stderr is a terminal and `NO_COLOR` is not set (CI logs get no escape codes).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAMPEDE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter)
+        .with_ansi(term::colour(term::Stream::Stderr))
         .with_target(false)
         .try_init();
 }
@@ -195,7 +267,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 .map_err(Error::from)
                 .and_then(|cfg| {
                     let origin = file.display().to_string();
-                    plan::build(cfg, "validate".into(), &origin)?;
+                    prepare(cfg, "validate".into(), &origin)?;
                     Ok(())
                 }) {
                 Ok(()) => {
@@ -206,9 +278,9 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Run(args) => {
-            let ov = args.overrides();
+            let (file, ov) = args.into_parts();
             match run(
-                args.file.as_deref(),
+                file.as_deref(),
                 &ov,
                 Presentation {
                     print: true,

@@ -27,8 +27,11 @@ fn micros(d: Duration) -> u64 {
 /// Statistics of one request definition.
 #[derive(Clone, Debug)]
 pub struct RequestStats {
-    /// Latency histogram (µs).
+    /// Latency histogram (µs), every request.
     pub latency: Histogram<u64>,
+    /// Latency histogram (µs) of the failed requests only, created at the first failure (a
+    /// run without failures pays nothing); successful = `latency` − this (see the report).
+    pub failed_latency: Option<Histogram<u64>>,
     /// Requests sent.
     pub requests: u64,
     /// Requests with an error type.
@@ -47,6 +50,7 @@ impl RequestStats {
     fn new() -> Self {
         RequestStats {
             latency: new_hist(),
+            failed_latency: None,
             requests: 0,
             failures: 0,
             bytes_in: 0,
@@ -59,6 +63,9 @@ impl RequestStats {
     fn merge(&mut self, o: &RequestStats) {
         // Same bounds on both sides: add cannot fail.
         let _ = self.latency.add(&o.latency);
+        if let Some(f) = &o.failed_latency {
+            let _ = self.failed_latency.get_or_insert_with(new_hist).add(f);
+        }
         self.requests += o.requests;
         self.failures += o.failures;
         self.bytes_in += o.bytes_in;
@@ -183,6 +190,10 @@ impl WorkerStats {
         if let Some(e) = s.error {
             r.failures += 1;
             *r.errors.entry(e).or_default() += 1;
+            let _ = r
+                .failed_latency
+                .get_or_insert_with(new_hist)
+                .record(micros(s.latency));
         }
     }
 
@@ -289,6 +300,9 @@ pub struct Live {
     pub dropped_no_vu: AtomicU64,
     /// Iterations dropped because the generator fell behind.
     pub dropped_generator: AtomicU64,
+    /// The latest failure: `(request id + 1) << 32 | ErrorKind::key()`, 0 before any (read by
+    /// the display's "nearly everything fails" warning).
+    pub last_error: AtomicU64,
     buckets: Vec<AtomicU64>,
 }
 
@@ -299,6 +313,7 @@ impl Default for Live {
             failures: AtomicU64::new(0),
             dropped_no_vu: AtomicU64::new(0),
             dropped_generator: AtomicU64::new(0),
+            last_error: AtomicU64::new(0),
             buckets: (0..LIVE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -326,10 +341,14 @@ impl Live {
     /// Records one request (relaxed atomics: only this worker writes).
     pub fn record(&self, s: &Sample) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if s.error.is_some() {
+        if let Some(e) = s.error {
             self.failures.fetch_add(1, Ordering::Relaxed);
+            let packed = ((s.req as u64 + 1) << 32) | u64::from(e.key());
+            self.last_error.store(packed, Ordering::Relaxed);
+        } else {
+            // Live latency, like the summary's, is that of successful requests.
+            self.buckets[live_bucket(s.latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
         }
-        self.buckets[live_bucket(s.latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records dropped iterations (relaxed atomics: only this worker writes).

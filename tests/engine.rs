@@ -266,6 +266,16 @@ fn u(v: &serde_json::Value, key: &str) -> u64 {
 #[test]
 fn an_absurd_rate_ends_at_its_duration_and_accounts_for_every_iteration() {
     let t = support::target();
+    // LARGEST_RATE is the validator's limit: twice it is refused before anything runs.
+    let url = format!("http://{}/", t.addr);
+    let twice = format!("{}", 2.0 * LARGEST_RATE.parse::<f64>().expect("rate"));
+    let o = support::stampede(&["run", "--url", &url, "--rate", &twice, "-d", "1s"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dir = tempfile::tempdir().expect("tmp");
     let json = dir.path().join("s.json");
     let began = Instant::now();

@@ -5,12 +5,14 @@
 //! - `exporter_prom`: the remote-write exporter alone against a real Prometheus;
 //! - `remote_write`: whole runs pushed into a real Prometheus, totals read back exactly;
 //! - `otlp`: whole runs through the real OpenTelemetry Collector into Prometheus;
-//! - `dashboard`: every Grafana panel query against real data from both paths.
+//! - `dashboard`: every Grafana panel query against real data from both paths;
+//! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour.
 
 mod support;
 
 mod cli;
 mod dashboard;
+mod display;
 mod engine;
 mod exporter_prom;
 mod otlp;
