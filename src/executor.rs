@@ -1,4 +1,4 @@
-//! Executors: VUs paced by a [`Pacer`] (closed model: as fast as responses come back; open
+//! Executors: VUs paced by `pace` (closed model: as fast as responses come back; open
 //! model: at scheduled arrival times), run on per-core current-thread runtimes.
 //!
 //! Each worker thread owns its statistics and metric recorder; nothing on the request path takes

@@ -7,7 +7,8 @@
 //! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
 //! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
 //! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
-//! width, colour, the live area and the log writer) is a leaf too.
+//! width, colour, the live area and the log writer) is a leaf too, as are [`schedule`] (the
+//! schedule maths: VU targets, arrival times) and [`task`] (panics of spawned work as errors).
 
 pub mod cli;
 pub mod config;
