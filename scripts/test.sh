@@ -22,6 +22,8 @@ command -v hey >/dev/null || missing+=(hey)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/bin/time ] || missing+=(time)
+command -v xmllint >/dev/null || missing+=(libxml2-utils)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -38,6 +38,30 @@ pub enum Command {
     },
     /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
     Demo(Box<DemoArgs>),
+    /// Make the HTML report of a summary JSON file (--summary-json of a run).
+    Report {
+        /// The summary JSON file.
+        summary: PathBuf,
+        /// Where to write the HTML file.
+        #[arg(long, short = 'o', value_name = "PATH", default_value = "report.html")]
+        output: PathBuf,
+        /// A baseline summary: every tile and latency figure is shown beside the baseline's.
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
+    },
+    /// Compare two summary JSON files; exit 3 when CURRENT regressed beyond the tolerance.
+    Compare {
+        /// The baseline summary (--summary-json of an earlier run).
+        baseline: PathBuf,
+        /// The summary to judge.
+        current: PathBuf,
+        /// Tolerated worsening of req/s, error rate, p50, p95 and p99, in percent.
+        #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = tolerance)]
+        max_regression: f64,
+        /// Print a Markdown table.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// `stampede run --help` ends with these.
@@ -109,6 +133,10 @@ pub struct DemoArgs {
     /// Export flags.
     #[command(flatten)]
     pub export: ExportFlags,
+}
+
+fn tolerance(s: &str) -> Result<f64, String> {
+    crate::ci::parse_tolerance(s)
 }
 
 fn dur(s: &str) -> Result<Dur, String> {

@@ -186,11 +186,16 @@ where
     let plan = shared.plan.clone();
     let ctx = Rc::new(WorkerCtx {
         worker,
-        stats: RefCell::new(WorkerStats::new(
-            plan.requests.len(),
-            plan.scenarios.len(),
-            plan.checks.len(),
-        )),
+        stats: RefCell::new(
+            WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len())
+                .with_timeline(crate::stats::interval::Timeline::new(
+                    shared.start,
+                    plan.timeline_interval,
+                    plan.requests.len(),
+                    plan.scenarios.len(),
+                    plan.checks.len(),
+                )),
+        ),
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
         pulse: Pulse::new(shared.start),
         shared: shared.clone(),

@@ -7,14 +7,33 @@
 //! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
 //! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
 //! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
-//! width, colour, the live area and the log writer) is a leaf too, as are [`schedule`] (the
-//! schedule maths: VU targets, arrival times) and [`task`] (panics of spawned work as errors).
+//! width, colour, the live area and the log writer) is a leaf too.
+//!
+//! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
+//! every `crate::` path in src/ and fails on an arrow that points up or sideways):
+//! 1. outcome, template, term, suggest, target, schedule, task
+//! 2. threshold, http, stats
+//! 3. config
+//! 4. plan
+//! 5. metrics
+//! 6. executor, export
+//! 7. timeline, progress
+//! 8. report
+//! 9. ci
+//! 10. html
+//! 11. run
+//! 12. cli
+//! 13. demo
+//!
+//! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod export;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod outcome;
@@ -32,6 +51,7 @@ pub mod term;
 #[cfg(test)]
 mod test_support;
 pub mod threshold;
+pub mod timeline;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -288,10 +308,27 @@ fn dispatch(cli: cli::Cli) -> u8 {
                     progress: true,
                 },
             ) {
-                Ok(s) => summary_exit_code(&s),
+                Ok(s) => {
+                    let code = summary_exit_code(&s);
+                    match write_ci_outputs(&s, code, &ov.output) {
+                        Ok(()) => code,
+                        Err(e) => report_error(&e),
+                    }
+                }
                 Err(e) => report_error(&e),
             }
         }
+        cli::Command::Report {
+            summary,
+            output,
+            baseline,
+        } => report_file(&summary, &output, baseline.as_deref()),
+        cli::Command::Compare {
+            baseline,
+            current,
+            max_regression,
+            markdown,
+        } => compare_files(&baseline, &current, max_regression, markdown),
         cli::Command::Target { listen } => {
             if !listen.ip().is_loopback() {
                 eprintln!(
@@ -312,9 +349,124 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Demo(args) => match demo::run(&args) {
-            Ok(s) => summary_exit_code(&s),
+            Ok(s) => {
+                let code = summary_exit_code(&s);
+                match write_ci_outputs(&s, code, &args.output) {
+                    Ok(()) => code,
+                    Err(e) => report_error(&e),
+                }
+            }
             Err(e) => report_error(&e),
         },
+    }
+}
+
+/// `--junit` and `--summary-markdown` (and `$GITHUB_STEP_SUMMARY`) of a finished run.
+fn write_ci_outputs(s: &Summary, code: u8, args: &config::OutputFlags) -> Result<(), Error> {
+    let write = |p: &Path, text: &str, what: &str| {
+        std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write the {what} to {}: {e}", p.display()))
+    };
+    if let Some(p) = &args.junit {
+        write(p, &ci::junit(s), "JUnit report")?;
+    }
+    if let Some(p) = &args.report {
+        // Through the JSON text, so the report equals one remade later from --summary-json.
+        let v = serde_json::to_string(s)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t))
+            .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
+        write(p, &html::render(&v, code, None), "HTML report")?;
+    }
+    let step = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty());
+    if args.summary_markdown.is_some() || step.is_some() {
+        let md = ci::markdown(s, code);
+        if let Some(p) = &args.summary_markdown {
+            write(p, &md, "Markdown summary")?;
+        }
+        if let Some(p) = step {
+            use std::io::Write as _;
+            let p = std::path::PathBuf::from(p);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .and_then(|mut f| f.write_all(format!("{md}\n").as_bytes()))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot append to GITHUB_STEP_SUMMARY ({}): {e}",
+                        p.display()
+                    )
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// `stampede report`: the HTML report of a summary file (exit code as the run's would be).
+fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>) -> u8 {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+            .and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .map_err(|e| format!("{}: not a summary JSON file: {e}", p.display()))
+            })
+    };
+    let docs = read(summary).and_then(|v| Ok((v, baseline.map(read).transpose()?)));
+    let (v, base) = match docs {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let crossed = v["thresholds"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x["ok"] != serde_json::Value::Bool(true)));
+    let code = if crossed {
+        EXIT_THRESHOLDS
+    } else if v["interrupted"] == serde_json::Value::Bool(true) {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_OK
+    };
+    match std::fs::write(output, html::render(&v, code, base.as_ref())) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the report to {}: {e}",
+                output.display()
+            );
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// `stampede compare`: 0 without regression, 3 with one, 2 for unreadable input.
+fn compare_files(base: &Path, cur: &Path, tolerance: f64, markdown: bool) -> u8 {
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a summary JSON file: {e}", p.display()))
+    };
+    let docs = read(base).and_then(|b| Ok((b, read(cur)?)));
+    let result = docs.and_then(|(b, c)| {
+        ci::compare(&b, &c, tolerance)
+            .map_err(|e| format!("{}, {}: {e}", base.display(), cur.display()))
+    });
+    match result {
+        Ok(c) => {
+            print!("{}", ci::render_comparison(&c, markdown));
+            if c.regressed() {
+                EXIT_THRESHOLDS
+            } else {
+                EXIT_OK
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     /// Grace period for in-flight iterations at the end.
     pub graceful_stop: Duration,
+    /// Interval of the summary's timeline (`[run] timeline_interval`).
+    pub timeline_interval: Duration,
     /// Worker threads (at most one per VU, and within [`MAX_HISTOGRAMS`]).
     pub workers: usize,
     /// HTTP client settings.
@@ -357,6 +359,7 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
         targets: b.targets,
         thresholds,
         graceful_stop: config.run.graceful_stop.get(),
+        timeline_interval: config.run.timeline_interval.get(),
         workers,
         client: ClientOptions {
             timeout: config.defaults.timeout.get(),

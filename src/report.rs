@@ -168,6 +168,9 @@ pub struct Summary {
     pub export: Vec<ExportRow>,
     /// Whether the run was interrupted (Ctrl-C / SIGTERM).
     pub interrupted: bool,
+    /// Per-interval statistics (see `crate::timeline`); filled in by the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::TimelineOut>,
 }
 
 /// Statistics with the plan they belong to: answers thresholds and builds the summary.
@@ -350,6 +353,7 @@ impl Aggregate<'_> {
             thresholds,
             export,
             interrupted,
+            timeline: None,
         }
     }
 }
@@ -936,6 +940,7 @@ mod tests {
             }],
             export: vec![],
             interrupted: false,
+            timeline: None,
         }
     }
 

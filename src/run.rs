@@ -159,11 +159,20 @@ async fn execute_async(
     let grace = plan.graceful_stop;
     let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
     let mut failure: Option<RunError> = None;
+    let mut timelines = Vec::new();
+    // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
+    let tl_interval = plan.timeline_interval;
+    let mut vu_samples = crate::stats::interval::VuSamples::default();
+    let mut vu_tick = tokio::time::interval(
+        (tl_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)),
+    );
+    vu_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while finished < plan.workers {
         tokio::select! {
             r = done_rx.recv() => match r {
-                Some(Ok(ws)) => {
+                Some(Ok(mut ws)) => {
                     finished += 1;
+                    timelines.extend(ws.timeline.take());
                     merged.merge(&ws);
                 }
                 Some(Err(e)) => {
@@ -186,6 +195,11 @@ async fn execute_async(
                 }
             }
             _ = tick.tick() => monitor.tick(&shared),
+            _ = vu_tick.tick() => vu_samples.sample(
+                clock.elapsed(),
+                tl_interval,
+                vus.total_active().max(0) as u64,
+            ),
         }
     }
     let elapsed = clock.stop();
@@ -228,7 +242,9 @@ async fn execute_async(
         stats: merged,
         elapsed,
     };
-    Ok(agg.summary(export, interrupted))
+    let mut summary = agg.summary(export, interrupted);
+    summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
+    Ok(summary)
 }
 
 /// How often at most a drop warning repeats.
@@ -364,6 +380,8 @@ mod tests {
         let began = std::time::Instant::now();
         let r = execute_with(plan, Display::default(), |w, s| {
             if w == 1 {
+                // After the other worker has had time to send requests.
+                std::thread::sleep(Duration::from_millis(300));
                 panic!("injected failure in worker {w}");
             }
             run_worker(w, s)

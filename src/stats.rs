@@ -13,9 +13,12 @@ use hdrhistogram::Histogram;
 
 use crate::outcome::{ErrorKind, Sample};
 
+pub mod interval;
+
 const HIST_MAX_US: u64 = 3_600_000_000;
 
-fn new_hist() -> Histogram<u64> {
+/// An empty latency histogram (µs) with the bounds every stampede histogram shares.
+pub fn new_hist() -> Histogram<u64> {
     // Bounds are constants within hdrhistogram's limits; this cannot fail.
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).unwrap_or_else(|_| unreachable!())
 }
@@ -165,6 +168,8 @@ pub struct WorkerStats {
     pub scenarios: Vec<ScenarioStats>,
     /// (passes, fails) by check id.
     pub checks: Vec<(u64, u64)>,
+    /// The same, per time interval (taken out before merging; see [`interval`]).
+    pub timeline: Option<interval::Timeline>,
 }
 
 impl WorkerStats {
@@ -174,14 +179,25 @@ impl WorkerStats {
             requests: (0..requests).map(|_| RequestStats::new()).collect(),
             scenarios: (0..scenarios).map(|_| ScenarioStats::new()).collect(),
             checks: vec![(0, 0); checks],
+            timeline: None,
         }
+    }
+
+    /// Also keeps a timeline.
+    pub fn with_timeline(mut self, t: interval::Timeline) -> Self {
+        self.timeline = Some(t);
+        self
     }
 
     /// Records one request.
     pub fn record(&mut self, s: &Sample) {
+        let us = micros(s.latency);
+        if let Some(t) = self.timeline.as_mut() {
+            t.record(s, us);
+        }
         let r = &mut self.requests[s.req];
         r.requests += 1;
-        let _ = r.latency.record(micros(s.latency));
+        let _ = r.latency.record(us);
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
         if let Some(code) = s.status {
@@ -199,6 +215,9 @@ impl WorkerStats {
 
     /// Records a finished iteration.
     pub fn iteration(&mut self, scenario: usize, took: Duration) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.iteration(scenario);
+        }
         let s = &mut self.scenarios[scenario];
         s.iterations += 1;
         let _ = s.duration.record(micros(took));
@@ -206,16 +225,25 @@ impl WorkerStats {
 
     /// Records an open-model start lag.
     pub fn lag(&mut self, scenario: usize, lag: Duration) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.started(scenario, lag);
+        }
         let _ = self.scenarios[scenario].lag.record(micros(lag));
     }
 
     /// Records dropped iterations.
     pub fn dropped(&mut self, scenario: usize, d: &Drops) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.dropped(scenario, d.total());
+        }
         self.scenarios[scenario].dropped.add(d);
     }
 
     /// Records a check result.
     pub fn check(&mut self, id: usize, pass: bool) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.check(id, pass);
+        }
         let c = &mut self.checks[id];
         if pass {
             c.0 += 1;

@@ -192,7 +192,9 @@ fn the_checker_sees_grouped_and_plain_paths_and_skips_comments() {
             .map(String::from)
             .collect()
     );
-    let layers = declared_layers("//! Layers, bottom to top:\n//! 1. outcome, `template`\n//! 2. http\n//!\n//! more\n");
+    let layers = declared_layers(
+        "//! Layers, bottom to top:\n//! 1. outcome, `template`\n//! 2. http\n//!\n//! more\n",
+    );
     assert_eq!(layers.get("template"), Some(&1));
     assert_eq!(layers.get("http"), Some(&2));
     assert_eq!(layers.len(), 3);

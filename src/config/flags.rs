@@ -152,6 +152,25 @@ pub struct OutputFlags {
         skip_serializing_if = "Option::is_none"
     )]
     pub status_interval: Option<Dur>,
+    /// Interval of the summary's timeline [default: 1s; doubled to keep at most 1,000].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = OUTPUT)]
+    #[serde(
+        rename = "run.timeline_interval",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeline_interval: Option<Dur>,
+    /// Write a self-contained HTML report to this file at the end (also on Ctrl-C).
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
+    #[serde(skip)]
+    pub report: Option<PathBuf>,
+    /// Write thresholds and checks as JUnit XML test cases to this file.
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
+    #[serde(skip)]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary to this file (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
+    #[serde(skip)]
+    pub summary_markdown: Option<PathBuf>,
 }
 
 /// Metric export flags (shared by `run` and `demo`).

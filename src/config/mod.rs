@@ -51,6 +51,9 @@ pub struct RunConfig {
     pub graceful_stop: Dur,
     /// Worker threads generating load (default: one per CPU).
     pub workers: Option<usize>,
+    /// Interval of the summary's timeline (at least 10ms; doubled as often as needed to keep
+    /// at most 1,000 intervals).
+    pub timeline_interval: Dur,
 }
 
 impl Default for RunConfig {
@@ -62,6 +65,7 @@ impl Default for RunConfig {
             status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
+            timeline_interval: Dur::secs(1),
         }
     }
 }
@@ -486,6 +490,15 @@ mod tests {
                 format!("[run]\nstatus_interval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}")
             },
             |c| c.run.status_interval.get(),
+        ),
+        (
+            "run.timeline_interval",
+            |v| {
+                format!(
+                    "[run]\ntimeline_interval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.run.timeline_interval.get(),
         ),
         (
             "defaults.timeout",
