@@ -1,11 +1,17 @@
-//! Executors: VUs paced by a [`Pacer`] (closed model: as fast as responses come back; open
+//! Executors: VUs paced by `pace` (closed model: as fast as responses come back; open
 //! model: at scheduled arrival times), run on per-core current-thread runtimes.
 //!
 //! Each worker thread owns its statistics and metric recorder; nothing on the request path takes
 //! a lock. A run composes a stop condition (deadline, iteration budget, Ctrl-C) with a pacer
-//! rather than having one loop per executor.
+//! rather than having one loop per executor. The schedule maths lives in [`crate::schedule`].
+//!
+//! Every loop here either awaits or checks for stop and yields to the worker's other tasks
+//! (tokio's cooperative budget), so no input makes a worker spin without end.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -15,6 +21,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Uri};
 use http_body_util::Full;
 use tokio::sync::watch;
+use tokio::task::coop::consume_budget;
 use tokio::time::Instant;
 
 use crate::config::{ExtractSource, ThinkTime};
@@ -24,7 +31,11 @@ use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::plan::{
     BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
 };
-use crate::stats::{Live, VuCounts, WorkerStats};
+use crate::schedule::{
+    Stage, arrival_time, arrivals_before, next_active, total_arrivals, vu_target,
+};
+use crate::stats::{Drops, Live, VuCounts, WorkerStats};
+use crate::task::Panicked;
 use crate::template::Vars;
 
 /// Where a run is in its life.
@@ -55,6 +66,8 @@ pub struct RunShared {
     hard_deadline_us: AtomicU64,
     /// Claim counters by scenario (iteration budgets and arrival indexes).
     claims: Vec<AtomicU64>,
+    /// Iterations each open-model scenario schedules in all (0 for closed ones).
+    arrivals: Vec<u64>,
     /// Live counters by worker.
     pub live: Vec<Live>,
     /// VU counts.
@@ -72,6 +85,14 @@ impl RunShared {
     ) -> Arc<RunShared> {
         let workers = plan.workers;
         let scenarios = plan.scenarios.len();
+        let arrivals = plan
+            .scenarios
+            .iter()
+            .map(|s| match &s.schedule {
+                Schedule::ArrivalRate { start, stages, .. } => total_arrivals(*start, stages),
+                _ => 0,
+            })
+            .collect();
         Arc::new(RunShared {
             client,
             instruments,
@@ -80,6 +101,7 @@ impl RunShared {
             phase_fast: AtomicU8::new(Phase::Running as u8),
             hard_deadline_us: AtomicU64::new(u64::MAX),
             claims: (0..scenarios).map(|_| AtomicU64::new(0)).collect(),
+            arrivals,
             live: (0..workers).map(|_| Live::default()).collect(),
             vus,
             plan,
@@ -110,13 +132,53 @@ impl RunShared {
     fn hard_deadline(&self) -> Option<Instant> {
         match self.hard_deadline_us.load(Ordering::Relaxed) {
             u64::MAX => None,
-            us => Some(self.start + Duration::from_micros(us)),
+            us => self.at(Duration::from_micros(us)),
         }
+    }
+
+    /// The instant `d` after the start (None if the clock cannot represent it: never).
+    fn at(&self, d: Duration) -> Option<Instant> {
+        self.start.checked_add(d)
+    }
+
+    /// Dropped iterations so far, over all workers.
+    pub fn drops(&self) -> Drops {
+        self.live.iter().fold(Drops::default(), |mut a, l| {
+            let d = l.drops();
+            a.no_vu += d.no_vu;
+            a.generator += d.generator;
+            a
+        })
     }
 }
 
-/// Runs one worker's share of the VUs on the current thread until they are done.
-pub fn run_worker(worker: usize, shared: Arc<RunShared>) -> std::io::Result<WorkerStats> {
+/// Why a worker could not complete its share of the run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Its runtime could not start.
+    #[error("cannot start a worker runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// One of its tasks, or the thread itself, panicked.
+    #[error(transparent)]
+    Panicked(#[from] Panicked),
+}
+
+/// Runs one worker's share of the VUs on the current thread until they are done. A panicking
+/// VU task stops the run (as Ctrl-C would) and fails the worker once the others are done.
+pub fn run_worker(worker: usize, shared: Arc<RunShared>) -> Result<WorkerStats, WorkerError> {
+    run_worker_with(worker, shared, vu_loop)
+}
+
+/// [`run_worker`] with the body every VU runs (tests inject one that panics).
+fn run_worker_with<F, Fut>(
+    worker: usize,
+    shared: Arc<RunShared>,
+    vu_body: F,
+) -> Result<WorkerStats, WorkerError>
+where
+    F: Fn(Rc<WorkerCtx>, usize, u64) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -135,20 +197,47 @@ pub fn run_worker(worker: usize, shared: Arc<RunShared>) -> std::io::Result<Work
                 )),
         ),
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
+        pulse: Pulse::new(shared.start),
         shared: shared.clone(),
     });
-    local.block_on(&rt, async {
+    let panicked = local.block_on(&rt, async {
+        let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
+        let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));
         let mut set = tokio::task::JoinSet::new();
+        let mut who = Vec::new();
         for sc in 0..plan.scenarios.len() {
             let max = plan.scenarios[sc].schedule.max_vus();
             let mine = (0..max).filter(|v| (*v as usize) % plan.workers == worker);
             for vu in mine {
                 ctx.shared.vus.add_allocated(worker, sc, 1);
-                set.spawn_local(vu_loop(ctx.clone(), sc, vu));
+                let h = set.spawn_local(vu_body(ctx.clone(), sc, vu));
+                who.push((h.id(), sc, vu));
             }
         }
-        while set.join_next().await.is_some() {}
+        let mut first: Option<Panicked> = None;
+        while let Some(r) = set.join_next().await {
+            let Err(e) = r else { continue };
+            let id = e.id();
+            let task = match who.iter().find(|w| w.0 == id) {
+                Some((_, sc, vu)) => {
+                    format!("VU {vu} of scenario {:?}", &*plan.scenarios[*sc].name)
+                }
+                None => "a VU task".to_string(),
+            };
+            if let Some(p) = Panicked::from_join(task, e) {
+                // The run's result is wrong from here on: stop it as Ctrl-C would.
+                shared.stop(plan.graceful_stop);
+                first.get_or_insert(p);
+            }
+        }
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
+        first
     });
+    if let Some(p) = panicked {
+        return Err(p.into());
+    }
     let stats = ctx.stats.borrow().clone();
     Ok(stats)
 }
@@ -157,6 +246,7 @@ struct WorkerCtx {
     worker: usize,
     stats: RefCell<WorkerStats>,
     recorder: RefCell<Option<Recorder>>,
+    pulse: Pulse,
     shared: Arc<RunShared>,
 }
 
@@ -164,6 +254,8 @@ struct WorkerCtx {
 struct Ticket {
     /// Open model: the scheduled start (latency is measured from here).
     scheduled: Option<Instant>,
+    /// Open model: how late the iteration starts.
+    lag: Duration,
 }
 
 async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
@@ -187,7 +279,8 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         next_task(&mut vu_state.wrr, &sc.weights);
     }
     let mut phase = shared.phase.subscribe();
-    let scenario_end = sc.schedule.duration().map(|d| shared.start + d);
+    // A duration beyond what the clock can represent means no end.
+    let scenario_end = sc.schedule.duration().and_then(|d| shared.at(d));
     let mut active = false;
     loop {
         let ticket = match pace(&ctx, sc, vu, &mut phase, scenario_end, &mut active).await {
@@ -195,9 +288,8 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
             None => break,
         };
         let t0 = ticket.scheduled.unwrap_or_else(Instant::now);
-        if let Some(s) = ticket.scheduled {
-            let lag = Instant::now().saturating_duration_since(s);
-            ctx.stats.borrow_mut().lag(sc_idx, lag);
+        if ticket.scheduled.is_some() {
+            ctx.stats.borrow_mut().lag(sc_idx, ticket.lag);
         }
         // Open model: the first request of the iteration is measured from the scheduled start
         // (on a VU's first iteration that is its on_start request).
@@ -231,6 +323,9 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         if let Some(tt) = &sc.think_time {
             think(tt, &mut vu_state.rng, &mut phase).await;
         }
+        // An iteration whose requests all finish without waiting (e.g. one that cannot be
+        // rendered) must still let the worker's other VUs and timers run.
+        consume_budget().await;
     }
     if active {
         shared.vus.add_active(ctx.worker, sc_idx, -1);
@@ -281,20 +376,146 @@ async fn think(tt: &ThinkTime, rng: &mut fastrand::Rng, phase: &mut watch::Recei
     }
 }
 
-/// Sleeps until `t` unless the run stops first; returns false if it stopped.
-async fn sleep_until_or_stop(t: Instant, phase: &mut watch::Receiver<Phase>) -> bool {
+/// Sleeps until `t` (forever if `None`) unless the run stops first; returns false if it
+/// stopped.
+async fn sleep_until_or_stop(t: Option<Instant>, phase: &mut watch::Receiver<Phase>) -> bool {
+    let Some(t) = t else {
+        let _ = phase.wait_for(|p| *p != Phase::Running).await;
+        return false;
+    };
     tokio::select! {
         _ = tokio::time::sleep_until(t) => true,
         _ = phase.wait_for(|p| *p != Phase::Running) => false,
     }
 }
 
-/// How late an open-model iteration may start before it counts as dropped. A VU claims the next
-/// scheduled iteration the moment it is free, so a claim later than this means every VU was
-/// busy at the scheduled time; below it, the lag is timer, scheduler or VM jitter (a few ms,
-/// with rare tens of ms on a shared machine). A late start is never hidden: its latency is
-/// measured from the scheduled time and the lag itself is reported (summary `start_lag_s`).
+/// How late an open-model iteration may start before it is dropped. Below it, the lag is
+/// timer, scheduler or VM jitter (a few ms, with rare tens of ms on a shared machine) and the
+/// iteration runs: its latency is measured from the scheduled time and the lag itself is
+/// reported (summary `start_lag_s`). A late start is never hidden.
 const DROP_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// When a VU finds an iteration more than [`DROP_TOLERANCE`] late, it drops, in one step, every
+/// iteration scheduled more than this long ago: a few ms short of the tolerance, so that at any
+/// rate the next claim is on time again rather than late by a hair.
+const CATCH_UP: Duration = Duration::from_millis(45);
+
+/// How often a worker's heartbeat checks that the worker itself keeps time.
+const BEAT: Duration = Duration::from_millis(10);
+
+/// How many of a worker's recent stalls it remembers to explain late iterations.
+const STALLS_KEPT: usize = 32;
+
+/// A span during which a worker could not run (its thread was paused or starved of CPU).
+#[derive(Clone, Copy, Debug)]
+struct Stall {
+    from: Instant,
+    to: Instant,
+}
+
+/// A worker's record of when it could not keep its schedule. A heartbeat task wakes every
+/// [`BEAT`]; a gap of more than [`DROP_TOLERANCE`] between two beats is a stall of the
+/// generator itself. An iteration scheduled inside a stall was missed by the generator, not
+/// for want of a free VU — whatever the number of VUs.
+struct Pulse {
+    last: Cell<Instant>,
+    stalls: RefCell<VecDeque<Stall>>,
+}
+
+impl Pulse {
+    fn new(start: Instant) -> Pulse {
+        Pulse {
+            last: Cell::new(start),
+            stalls: RefCell::new(VecDeque::with_capacity(STALLS_KEPT)),
+        }
+    }
+
+    /// The heartbeat ran at `now`.
+    fn beat(&self, now: Instant) {
+        let last = self.last.replace(now);
+        if now.saturating_duration_since(last) > DROP_TOLERANCE {
+            let mut s = self.stalls.borrow_mut();
+            if s.len() == STALLS_KEPT {
+                s.pop_front();
+            }
+            s.push_back(Stall {
+                from: last,
+                to: now,
+            });
+        }
+    }
+
+    /// How many of the dropped iteration indexes `range` were scheduled while this worker was
+    /// stalled, counting a stall still in progress at `now` (after a pause, VUs may run before
+    /// the heartbeat does). `index_at` maps an instant to the first index scheduled at or
+    /// after it.
+    fn stalled_share(
+        &self,
+        range: Range<u64>,
+        now: Instant,
+        index_at: impl Fn(Instant) -> u64,
+    ) -> u64 {
+        let last = self.last.get();
+        let current = (now.saturating_duration_since(last) > DROP_TOLERANCE).then_some(Stall {
+            from: last,
+            to: now,
+        });
+        let stalls = self.stalls.borrow();
+        stalls
+            .iter()
+            .chain(current.iter())
+            .map(|s| {
+                let lo = index_at(s.from).max(range.start);
+                let hi = index_at(s.to).min(range.end);
+                hi.saturating_sub(lo)
+            })
+            .sum()
+    }
+}
+
+async fn heartbeat(ctx: Rc<WorkerCtx>) {
+    loop {
+        tokio::time::sleep(BEAT).await;
+        ctx.pulse.beat(Instant::now());
+    }
+}
+
+fn record_drops(ctx: &WorkerCtx, sc: usize, d: &Drops) {
+    ctx.stats.borrow_mut().dropped(sc, d);
+    if let Some(rec) = ctx.recorder.borrow().as_ref() {
+        rec.dropped(sc, d);
+    }
+    ctx.shared.live[ctx.worker].dropped(d);
+}
+
+/// Iteration `i` of an open-model scenario was claimed at `now`, too late. Drops it and, in one
+/// step, every unclaimed iteration scheduled up to [`CATCH_UP`] ago, each counted by cause:
+/// scheduled while this worker was stalled (the generator), otherwise no free VU.
+fn drop_late(ctx: &WorkerCtx, sc: usize, start: f64, stages: &[Stage], i: u64, now: Instant) {
+    let shared = &ctx.shared;
+    let index_at =
+        |t: Instant| arrivals_before(start, stages, t.saturating_duration_since(shared.start));
+    let since_start = now.saturating_duration_since(shared.start);
+    let upto = arrivals_before(start, stages, since_start.saturating_sub(CATCH_UP))
+        .clamp(i + 1, shared.arrivals[sc].max(i + 1));
+    // Iterations other VUs claimed meanwhile are theirs to judge; the ones this jump skips over
+    // are this VU's to count.
+    let prev = shared.claims[sc].fetch_max(upto, Ordering::Relaxed);
+    let mut total = 1;
+    let mut generator = ctx.pulse.stalled_share(i..i + 1, now, index_at);
+    if prev < upto {
+        total += upto - prev;
+        generator += ctx.pulse.stalled_share(prev..upto, now, index_at);
+    }
+    record_drops(
+        ctx,
+        sc,
+        &Drops {
+            no_vu: total - generator,
+            generator,
+        },
+    );
+}
 
 async fn pace(
     ctx: &WorkerCtx,
@@ -315,6 +536,10 @@ async fn pace(
             *a = on;
         }
     };
+    let closed = Ticket {
+        scheduled: None,
+        lag: Duration::ZERO,
+    };
     // Open model: past the end, the claim loop below still runs, so iterations that were
     // scheduled while every VU was busy are counted as dropped rather than forgotten.
     if shared.stopping() || (past_end() && !sc.schedule.is_open()) {
@@ -328,122 +553,71 @@ async fn pace(
                 return None;
             }
             set_active(active, true);
-            Some(Ticket { scheduled: None })
+            Some(closed)
         }
         Schedule::SharedIterations { iterations, .. } => {
             if shared.claims[idx].fetch_add(1, Ordering::Relaxed) >= *iterations {
                 return None;
             }
             set_active(active, true);
-            Some(Ticket { scheduled: None })
+            Some(closed)
         }
         Schedule::RampingVus { start, stages } => loop {
             let elapsed = shared.start.elapsed();
             if vu_target(*start, stages, elapsed) > vu as f64 {
                 set_active(active, true);
-                return Some(Ticket { scheduled: None });
+                return Some(closed);
             }
             set_active(active, false);
             let wake = next_active(*start, stages, vu as f64, elapsed)?;
-            if !sleep_until_or_stop(shared.start + wake, phase).await {
+            if !sleep_until_or_stop(shared.at(wake), phase).await {
                 return None;
             }
+            consume_budget().await;
         },
         Schedule::ArrivalRate { start, stages, .. } => loop {
-            let i = shared.claims[idx].fetch_add(1, Ordering::Relaxed);
-            let at = arrival_time(*start, stages, i)?;
-            let t = shared.start + at;
-            let now = Instant::now();
-            if now > t + DROP_TOLERANCE {
-                ctx.stats.borrow_mut().dropped(idx);
-                if let Some(rec) = ctx.recorder.borrow().as_ref() {
-                    rec.dropped(idx);
-                }
-                continue;
-            }
-            if t > now && !sleep_until_or_stop(t, phase).await {
+            if shared.stopping() {
                 return None;
             }
+            let i = shared.claims[idx].fetch_add(1, Ordering::Relaxed);
+            if i >= shared.arrivals[idx] {
+                return None;
+            }
+            let at = arrival_time(*start, stages, i)?;
+            let Some(t) = shared.at(at) else {
+                // Scheduled beyond what the clock can represent: never due.
+                sleep_until_or_stop(None, phase).await;
+                return None;
+            };
+            let mut now = Instant::now();
+            if now.saturating_duration_since(t) > DROP_TOLERANCE {
+                drop_late(ctx, idx, *start, stages, i, now);
+                consume_budget().await;
+                continue;
+            }
+            if t > now {
+                if !sleep_until_or_stop(Some(t), phase).await {
+                    return None;
+                }
+                now = Instant::now();
+                if now.saturating_duration_since(t) > DROP_TOLERANCE {
+                    // This VU was free and waiting for the iteration: only the generator
+                    // itself can have woken it this late.
+                    let d = Drops {
+                        no_vu: 0,
+                        generator: 1,
+                    };
+                    record_drops(ctx, idx, &d);
+                    continue;
+                }
+            }
             set_active(active, true);
-            return Some(Ticket { scheduled: Some(t) });
+            return Some(Ticket {
+                scheduled: Some(t),
+                lag: now.saturating_duration_since(t),
+            });
         },
     }
-}
-
-/// Target VUs at `t`: linear within each stage.
-pub fn vu_target(start: f64, stages: &[(Duration, f64)], t: Duration) -> f64 {
-    let mut from = start;
-    let mut at = Duration::ZERO;
-    for (d, to) in stages {
-        if t < at + *d {
-            let f = (t - at).as_secs_f64() / d.as_secs_f64();
-            return from + (to - from) * f;
-        }
-        at += *d;
-        from = *to;
-    }
-    0.0
-}
-
-/// The first time ≥ `t` at which the target exceeds `vu`, if any.
-pub fn next_active(
-    start: f64,
-    stages: &[(Duration, f64)],
-    vu: f64,
-    t: Duration,
-) -> Option<Duration> {
-    let nudge = Duration::from_micros(100);
-    let mut from = start;
-    let mut at = Duration::ZERO;
-    for (d, to) in stages {
-        let end = at + *d;
-        // Within this stage the target exceeds `vu` on one interval [lo, hi).
-        let frac = |x: f64| d.mul_f64(x.clamp(0.0, 1.0));
-        let window = match (from > vu, *to > vu) {
-            (true, true) => Some((at, end)),
-            (true, false) => Some((at, at + frac((from - vu) / (from - to)))),
-            (false, true) => Some((at + frac((vu - from) / (to - from)) + nudge, end)),
-            (false, false) => None,
-        };
-        if let Some((lo, hi)) = window {
-            let cand = lo.max(t);
-            if cand < hi {
-                return Some(cand);
-            }
-        }
-        at = end;
-        from = *to;
-    }
-    None
-}
-
-/// The scheduled start (since the run start) of iteration `i` under a piecewise-linear rate.
-pub fn arrival_time(start: f64, stages: &[(Duration, f64)], i: u64) -> Option<Duration> {
-    let mut from = start;
-    let mut at = 0.0f64;
-    let mut before = 0.0f64;
-    let want = i as f64;
-    for (d, to) in stages {
-        let secs = d.as_secs_f64();
-        let in_stage = (from + to) / 2.0 * secs;
-        if want < before + in_stage {
-            let n = want - before;
-            let a = (to - from) / (2.0 * secs);
-            let b = from;
-            let t = if a.abs() < 1e-12 {
-                n / b
-            } else {
-                (-b + (b * b + 4.0 * a * n).max(0.0).sqrt()) / (2.0 * a)
-            };
-            if t.is_finite() {
-                return Some(Duration::from_secs_f64((at + t).max(0.0)));
-            }
-        }
-        before += in_stage;
-        at += secs;
-        from = *to;
-    }
-    None
 }
 
 /// A header's value for this VU (None if the rendered text is not a valid header value).
@@ -641,57 +815,6 @@ fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn secs(s: f64) -> Duration {
-        Duration::from_secs_f64(s)
-    }
-
-    #[test]
-    fn constant_rate_schedule_is_evenly_spaced() {
-        let stages = [(secs(10.0), 100.0)];
-        assert_eq!(arrival_time(100.0, &stages, 0), Some(secs(0.0)));
-        let t = arrival_time(100.0, &stages, 250).unwrap();
-        assert!((t.as_secs_f64() - 2.5).abs() < 1e-9);
-        assert!(arrival_time(100.0, &stages, 999).is_some());
-        assert_eq!(
-            arrival_time(100.0, &stages, 1000),
-            None,
-            "R·T iterations exactly"
-        );
-    }
-
-    #[test]
-    fn ramping_rate_schedule_integrates_the_rate() {
-        // 0 → 100/s over 10 s: 500 iterations; then 100/s for 10 s: 1000 more.
-        let stages = [(secs(10.0), 100.0), (secs(10.0), 100.0)];
-        let count = (0..)
-            .take_while(|i| arrival_time(0.0, &stages, *i).is_some())
-            .count();
-        assert_eq!(count, 1500);
-        // N(t) = 5 t² in the first stage: iteration 125 at t = 5 s.
-        let t = arrival_time(0.0, &stages, 125).unwrap().as_secs_f64();
-        assert!((t - 5.0).abs() < 1e-6, "{t}");
-        let t = arrival_time(0.0, &stages, 1000).unwrap().as_secs_f64();
-        assert!((t - 15.0).abs() < 1e-6, "{t}");
-    }
-
-    #[test]
-    fn ramping_vus_target_and_wake_times() {
-        let stages = [(secs(10.0), 10.0), (secs(10.0), 10.0), (secs(10.0), 0.0)];
-        assert!((vu_target(0.0, &stages, secs(5.0)) - 5.0).abs() < 1e-9);
-        assert!((vu_target(0.0, &stages, secs(15.0)) - 10.0).abs() < 1e-9);
-        assert!((vu_target(0.0, &stages, secs(25.0)) - 5.0).abs() < 1e-9);
-        assert_eq!(vu_target(0.0, &stages, secs(31.0)), 0.0);
-        // VU 3 becomes active just after t = 3 s.
-        let w = next_active(0.0, &stages, 3.0, secs(0.0))
-            .unwrap()
-            .as_secs_f64();
-        assert!((3.0..3.01).contains(&w), "{w}");
-        // After ramp-down past it, VU 3 never comes back.
-        assert_eq!(next_active(0.0, &stages, 3.0, secs(28.0)), None);
-        // VU 20 is never active.
-        assert_eq!(next_active(0.0, &stages, 20.0, secs(0.0)), None);
-    }
-
     #[test]
     fn weighted_round_robin_is_exact() {
         let weights = [50, 50];
@@ -705,5 +828,152 @@ mod tests {
         let mut cur = vec![0; 2];
         let picks: Vec<usize> = (0..8).map(|_| next_task(&mut cur, &weights)).collect();
         assert_eq!(picks.iter().filter(|p| **p == 0).count(), 6);
+    }
+
+    /// Shared state for a one-worker run of `toml` (a scenario file), started now.
+    fn shared_for(toml: &str) -> Arc<RunShared> {
+        shared_with(toml, |_| {})
+    }
+
+    /// [`shared_for`], with the plan edited first (to reach what validation refuses).
+    fn shared_with(toml: &str, edit: impl FnOnce(&mut Plan)) -> Arc<RunShared> {
+        let mut plan = crate::test_support::plan_of(&format!("[run]\nworkers = 1\n{toml}"));
+        edit(&mut plan);
+        let plan = Arc::new(plan);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let client = Arc::new(rt.block_on(ClientShared::new(&plan.targets, &plan.client)));
+        let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
+        RunShared::new(plan, client, None, vus, Instant::now())
+    }
+
+    /// An open-model scenario at `rate`/s for `secs` with `vus` VUs against `addr`; the rate is
+    /// set past validation (which refuses absurd rates) to show the engine copes anyway.
+    fn absurd_rate(addr: std::net::SocketAddr, rate: f64, secs: f64, vus: u64) -> Arc<RunShared> {
+        shared_with(
+            &format!(
+                r#"
+                [[scenarios]]
+                executor = "constant-arrival-rate"
+                rate = 100
+                duration = "1s"
+                vus = {vus}
+                requests = [{{ url = "http://{addr}/" }}]
+                "#
+            ),
+            |p| {
+                p.scenarios[0].schedule = Schedule::ArrivalRate {
+                    start: rate,
+                    stages: vec![Stage::new(Duration::from_secs_f64(secs), rate)],
+                    vus,
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn a_huge_rate_ends_on_time_and_accounts_for_every_iteration() {
+        let t = crate::target::spawn_background(([127, 0, 0, 1], 0).into()).expect("target");
+        // 10¹² iterations per second for 400 ms: 4·10¹¹ scheduled, a few thousand can run.
+        let shared = absurd_rate(t.addr, 1e12, 0.4, 20);
+        let began = std::time::Instant::now();
+        let stats = run_worker(0, shared.clone()).expect("worker");
+        let took = began.elapsed();
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        let sc = &stats.scenarios[0];
+        assert!(sc.iterations > 0, "some iterations ran");
+        assert_eq!(sc.iterations + sc.dropped.total(), 400_000_000_000);
+        let served = t.counters.requests.load(Ordering::Relaxed);
+        assert_eq!(stats.requests[0].requests, served);
+        assert_eq!(shared.drops(), sc.dropped, "live counters agree");
+    }
+
+    #[test]
+    fn a_huge_rate_stops_when_asked() {
+        let t = crate::target::spawn_background(([127, 0, 0, 1], 0).into()).expect("target");
+        let shared = absurd_rate(t.addr, 1e15, 3600.0, 5);
+        let s2 = shared.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            s2.stop(Duration::from_secs(1));
+        });
+        let began = std::time::Instant::now();
+        let stats = run_worker(0, shared).expect("worker");
+        stopper.join().expect("stopper");
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(stats.scenarios[0].dropped.total() > 1_000_000_000);
+    }
+
+    #[test]
+    fn a_panicking_vu_fails_the_worker_and_stops_the_run() {
+        let shared = shared_for(
+            r#"
+            [[scenarios]]
+            name = "boom"
+            executor = "constant-vus"
+            vus = 4
+            duration = "1h"
+            requests = [{ url = "http://127.0.0.1:9/" }]
+            "#,
+        );
+        let began = std::time::Instant::now();
+        let r = run_worker_with(
+            0,
+            shared.clone(),
+            |ctx: Rc<WorkerCtx>, _sc, vu| async move {
+                if vu == 2 {
+                    panic!("injected failure in VU {vu}");
+                }
+                // The others run until the run stops.
+                let mut phase = ctx.shared.phase.subscribe();
+                let _ = phase.wait_for(|p| *p != Phase::Running).await;
+            },
+        );
+        assert!(began.elapsed() < Duration::from_secs(5));
+        match r {
+            Err(WorkerError::Panicked(p)) => {
+                assert_eq!(p.task, "VU 2 of scenario \"boom\"");
+                assert_eq!(p.message, "injected failure in VU 2");
+                assert_eq!(
+                    WorkerError::Panicked(p).to_string(),
+                    "VU 2 of scenario \"boom\" panicked: injected failure in VU 2"
+                );
+            }
+            other => panic!("expected a panic error, got {other:?}"),
+        }
+        assert!(shared.stopping(), "the panic stopped the run");
+    }
+
+    #[test]
+    fn drops_inside_a_stall_are_the_generators() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let p = Pulse::new(t0);
+        // Beats every 10 ms, then nothing from 100 ms to 400 ms (paused), then on time again.
+        for n in (10..=100).step_by(10) {
+            p.beat(ms(n));
+        }
+        p.beat(ms(400));
+        p.beat(ms(410));
+        // One iteration per ms: index n is scheduled at n ms.
+        let index_at = |t: Instant| t.saturating_duration_since(t0).as_millis() as u64;
+        assert_eq!(p.stalled_share(0..100, ms(420), index_at), 0);
+        assert_eq!(p.stalled_share(100..400, ms(420), index_at), 300);
+        assert_eq!(p.stalled_share(50..150, ms(420), index_at), 50);
+        assert_eq!(p.stalled_share(400..410, ms(420), index_at), 0);
+        // A stall in progress (no beat since 410 ms) counts before the heartbeat sees it.
+        assert_eq!(p.stalled_share(420..600, ms(700), index_at), 180);
+        assert_eq!(p.stalled_share(420..600, ms(450), index_at), 0);
+        // Gaps within the tolerance are jitter, not stalls.
+        let q = Pulse::new(t0);
+        q.beat(ms(45));
+        q.beat(ms(90));
+        assert_eq!(q.stalled_share(0..90, ms(95), index_at), 0);
     }
 }

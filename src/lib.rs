@@ -11,7 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target
+//! 1. outcome, template, term, suggest, target, schedule, task
 //! 2. threshold, http, stats
 //! 3. config
 //! 4. plan
@@ -41,9 +41,11 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod stats;
 mod suggest;
 pub mod target;
+pub mod task;
 pub mod template;
 pub mod term;
 #[cfg(test)]
@@ -135,6 +137,7 @@ pub fn run_config(
     .map_err(|e| match e {
         run::RunError::Export(e) => Error::Export(e),
         run::RunError::Io(e) => Error::Other(anyhow::Error::new(e)),
+        e @ run::RunError::Panicked(_) => Error::Other(anyhow::Error::new(e)),
     })?;
     if presentation.print {
         print!(

@@ -34,7 +34,7 @@ use opentelemetry_sdk::metrics::{
 use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
 use crate::outcome::{ErrorKind, Sample};
 use crate::plan::Plan;
-use crate::stats::{RunClock, VuCounts};
+use crate::stats::{DropReason, Drops, RunClock, VuCounts};
 
 /// A [`ManualReader`] that can be registered with the provider and still collected by us.
 #[derive(Clone, Debug)]
@@ -442,7 +442,7 @@ impl Instruments {
                 .u64_counter("stampede.dropped_iterations")
                 .with_unit("{iteration}")
                 .with_description(
-                    "Iterations an arrival-rate executor could not start: every VU was busy",
+                    "Iterations an arrival-rate executor dropped, by stampede.drop.reason: no_vu (no free VU) or generator (stampede fell behind its schedule)",
                 )
                 .build(),
             checks: meter
@@ -490,7 +490,11 @@ impl Instruments {
                 .map(|a| PerScenario {
                     iterations: self.iterations.bind(a),
                     duration: self.iteration_duration.bind(a),
-                    dropped: self.dropped.bind(a),
+                    dropped: DropReason::ALL.map(|r| {
+                        let mut v = a.clone();
+                        v.push(KeyValue::new("stampede.drop.reason", r.as_str()));
+                        self.dropped.bind(&v)
+                    }),
                 })
                 .collect(),
             per_check: self
@@ -517,7 +521,8 @@ struct PerRequest {
 struct PerScenario {
     iterations: BoundCounter<u64>,
     duration: BoundHistogram<f64>,
-    dropped: BoundCounter<u64>,
+    /// By [`DropReason::ALL`] order.
+    dropped: [BoundCounter<u64>; 2],
 }
 
 struct PerOutcome {
@@ -614,9 +619,17 @@ impl Recorder {
         s.duration.record(took.as_secs_f64());
     }
 
-    /// An iteration was dropped.
-    pub fn dropped(&self, scenario: usize) {
-        self.per_scenario[scenario].dropped.add(1);
+    /// Iterations were dropped.
+    pub fn dropped(&self, scenario: usize, d: &Drops) {
+        for (r, c) in DropReason::ALL
+            .iter()
+            .zip(&self.per_scenario[scenario].dropped)
+        {
+            let n = d.get(*r);
+            if n > 0 {
+                c.add(n);
+            }
+        }
     }
 
     /// A check ran.

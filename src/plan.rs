@@ -20,6 +20,7 @@ use crate::config::{
     ScenarioConfig, ThinkTime,
 };
 pub use crate::http::client::{ClientOptions, Target};
+use crate::schedule::Stage;
 use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
 
@@ -131,8 +132,8 @@ pub enum Schedule {
     RampingVus {
         /// VUs at the start.
         start: f64,
-        /// (stage length, target VUs).
-        stages: Vec<(Duration, f64)>,
+        /// Stages (target = VUs).
+        stages: Vec<Stage>,
     },
     /// A total number of iterations shared by the VUs.
     SharedIterations {
@@ -148,8 +149,8 @@ pub enum Schedule {
     ArrivalRate {
         /// Rate at the start (iterations/s).
         start: f64,
-        /// (stage length, target rate).
-        stages: Vec<(Duration, f64)>,
+        /// Stages (target = iterations/s).
+        stages: Vec<Stage>,
         /// Pre-allocated VUs: the most iterations in flight at once.
         vus: u64,
     },
@@ -162,9 +163,11 @@ impl Schedule {
             Schedule::ConstantVus { vus, .. }
             | Schedule::SharedIterations { vus, .. }
             | Schedule::ArrivalRate { vus, .. } => *vus,
-            Schedule::RampingVus { start, stages } => {
-                stages.iter().map(|s| s.1).fold(*start, f64::max).ceil() as u64
-            }
+            Schedule::RampingVus { start, stages } => stages
+                .iter()
+                .map(|s| s.target)
+                .fold(*start, f64::max)
+                .ceil() as u64,
         }
     }
 
@@ -177,7 +180,7 @@ impl Schedule {
             Schedule::RampingVus { stages, .. } | Schedule::ArrivalRate { stages, .. } => Some(
                 stages
                     .iter()
-                    .fold(Duration::ZERO, |total, s| total.saturating_add(s.0)),
+                    .fold(Duration::ZERO, |total, s| total.saturating_add(s.duration)),
             ),
         }
     }
@@ -1064,10 +1067,10 @@ fn request_name(rc: &RequestConfig) -> Arc<str> {
 }
 
 fn schedule(sc: &ScenarioConfig) -> Schedule {
-    let stages = || -> Vec<(Duration, f64)> {
+    let stages = || -> Vec<Stage> {
         sc.stages
             .iter()
-            .map(|s| (s.duration.get(), s.target))
+            .map(|s| Stage::new(s.duration.get(), s.target))
             .collect()
     };
     match sc.executor_kind() {
@@ -1089,7 +1092,10 @@ fn schedule(sc: &ScenarioConfig) -> Schedule {
             let rate = sc.rate.unwrap_or(1.0);
             Schedule::ArrivalRate {
                 start: rate,
-                stages: vec![(sc.duration.map(|d| d.get()).unwrap_or_default(), rate)],
+                stages: vec![Stage::new(
+                    sc.duration.map(|d| d.get()).unwrap_or_default(),
+                    rate,
+                )],
                 vus: sc.vus.unwrap_or_else(|| default_open_vus(rate)),
             }
         }
@@ -1313,7 +1319,7 @@ mod tests {
             p.scenarios[0].schedule,
             Schedule::ArrivalRate {
                 start: 200.0,
-                stages: vec![(Duration::from_secs(10), 200.0)],
+                stages: vec![Stage::new(Duration::from_secs(10), 200.0)],
                 vus: 20
             }
         );
@@ -1531,7 +1537,10 @@ mod tests {
     fn schedule_lengths_saturate_instead_of_overflowing() {
         let s = Schedule::RampingVus {
             start: 0.0,
-            stages: vec![(Duration::MAX, 1.0), (Duration::MAX, 1.0)],
+            stages: vec![
+                Stage::new(Duration::MAX, 1.0),
+                Stage::new(Duration::MAX, 1.0),
+            ],
         };
         assert_eq!(s.duration(), Some(Duration::MAX));
     }

@@ -71,8 +71,12 @@ pub struct ScenarioRow {
     pub executor: String,
     /// Completed iterations.
     pub iterations: u64,
-    /// Dropped iterations (open model).
+    /// Dropped iterations (open model): `dropped_no_vu + dropped_generator`.
     pub dropped_iterations: u64,
+    /// Dropped because no VU was free (the target is slow or VUs are too few).
+    pub dropped_no_vu: u64,
+    /// Dropped because stampede itself fell behind its schedule (paused, short of CPU).
+    pub dropped_generator: u64,
     /// Iteration duration, seconds.
     pub iteration_duration_s: Latency,
     /// Open model: how late iterations started, seconds (p50/p99/max meaningful).
@@ -264,8 +268,12 @@ pub struct Summary {
     pub errors_by_target: Vec<TargetError>,
     /// Completed iterations.
     pub iterations: u64,
-    /// Dropped iterations.
+    /// Dropped iterations: `dropped_no_vu + dropped_generator`.
     pub dropped_iterations: u64,
+    /// Dropped because no VU was free.
+    pub dropped_no_vu: u64,
+    /// Dropped because stampede fell behind its schedule.
+    pub dropped_generator: u64,
     /// Per scenario.
     pub scenarios: Vec<ScenarioRow>,
     /// Checks.
@@ -403,7 +411,9 @@ impl Aggregate<'_> {
                 name: p.name.to_string(),
                 executor: executor_name(&p.schedule),
                 iterations: st.iterations,
-                dropped_iterations: st.dropped,
+                dropped_iterations: st.dropped.total(),
+                dropped_no_vu: st.dropped.no_vu,
+                dropped_generator: st.dropped.generator,
                 iteration_duration_s: latency_of(&st.duration),
                 start_lag_s: p.schedule.is_open().then(|| latency_of(&st.lag)),
             })
@@ -455,6 +465,8 @@ impl Aggregate<'_> {
             errors_by_target,
             iterations: scenarios.iter().map(|s| s.iterations).sum(),
             dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
+            dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
+            dropped_generator: scenarios.iter().map(|s| s.dropped_generator).sum(),
             scenarios,
             checks,
             thresholds,
@@ -496,7 +508,7 @@ fn executor_name(s: &crate::plan::Schedule) -> String {
         RampingVus { .. } => "ramping-vus",
         SharedIterations { .. } => "shared-iterations",
         ArrivalRate { stages, start, .. } => {
-            if stages.len() == 1 && stages[0].1 == *start {
+            if stages.len() == 1 && stages[0].target == *start {
                 "constant-arrival-rate"
             } else {
                 "ramping-arrival-rate"
@@ -543,8 +555,11 @@ impl Source for Aggregate<'_> {
             Metric::Failures => (!ids.is_empty()).then_some(fails as f64),
             Metric::Iterations => (!scen.is_empty())
                 .then(|| scen.iter().map(|i| s.scenarios[*i].iterations).sum::<u64>() as f64),
-            Metric::DroppedIterations => (!scen.is_empty())
-                .then(|| scen.iter().map(|i| s.scenarios[*i].dropped).sum::<u64>() as f64),
+            Metric::DroppedIterations => (!scen.is_empty()).then(|| {
+                scen.iter()
+                    .map(|i| s.scenarios[*i].dropped.total())
+                    .sum::<u64>() as f64
+            }),
             Metric::CheckRate => {
                 let (p, f) = checks.iter().fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
                 (p + f > 0).then(|| p as f64 / (p + f) as f64)
@@ -884,6 +899,12 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
         )];
         if sc.executor.contains("arrival") {
             parts.push(format!("{} dropped", sc.dropped_iterations));
+            if sc.dropped_iterations > 0 {
+                parts.push(format!(
+                    "{} no free VU, {} generator behind schedule",
+                    sc.dropped_no_vu, sc.dropped_generator
+                ));
+            }
             if let Some(l) = &sc.start_lag_s {
                 parts.push(format!("start lag p99 {}", ms(l.p99)));
             }
@@ -1049,6 +1070,8 @@ mod tests {
             ],
             iterations: 24,
             dropped_iterations: 0,
+            dropped_no_vu: 0,
+            dropped_generator: 0,
             scenarios: vec![],
             checks: vec![],
             thresholds: vec![ThresholdRow {

@@ -6,13 +6,16 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::executor::{RunShared, run_worker};
+use tokio::time::Instant;
+
+use crate::executor::{RunShared, WorkerError, run_worker};
 use crate::export::Pipeline;
 use crate::metrics::{self, Instruments};
 use crate::plan::Plan;
 use crate::progress::{Mode, Monitor};
 use crate::report::{Aggregate, Summary};
-use crate::stats::{RunClock, VuCounts, WorkerStats};
+use crate::stats::{Drops, RunClock, VuCounts, WorkerStats};
+use crate::task::Panicked;
 use crate::term;
 
 /// How a run is shown.
@@ -36,6 +39,24 @@ pub enum RunError {
     /// Threads or runtimes could not start.
     #[error("cannot start the run: {0}")]
     Io(#[from] std::io::Error),
+    /// A VU task, a worker thread or an export loop panicked: the run's result is incomplete.
+    #[error("the run failed: {0} (a bug in stampede; please report it)")]
+    Panicked(Panicked),
+}
+
+impl From<Panicked> for RunError {
+    fn from(p: Panicked) -> Self {
+        RunError::Panicked(p)
+    }
+}
+
+impl From<WorkerError> for RunError {
+    fn from(e: WorkerError) -> Self {
+        match e {
+            WorkerError::Runtime(e) => RunError::Io(e),
+            WorkerError::Panicked(p) => RunError::Panicked(p),
+        }
+    }
 }
 
 /// How long the final export may take.
@@ -43,13 +64,28 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the plan to completion (or interruption) and returns its summary.
 pub fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
+    execute_with(plan, display, run_worker)
+}
+
+/// What each worker thread runs (tests inject one that panics).
+type WorkerBody = fn(usize, Arc<RunShared>) -> Result<WorkerStats, WorkerError>;
+
+fn execute_with(plan: Plan, display: Display, worker: WorkerBody) -> Result<Summary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(execute_async(plan, display))
+    // A panic on the coordinating thread fails the run with its message, as a worker's does.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(execute_async(plan, display, worker))
+    }))
+    .unwrap_or_else(|p| Err(Panicked::from_payload("the run's coordinator", &*p).into()))
 }
 
-async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError> {
+async fn execute_async(
+    plan: Plan,
+    display: Display,
+    worker: WorkerBody,
+) -> Result<Summary, RunError> {
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
@@ -102,13 +138,16 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
             std::thread::Builder::new()
                 .name(format!("stampede-worker-{w}"))
                 .spawn(move || {
-                    let r = run_worker(w, s);
-                    let _ = tx.send(());
-                    r
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker(w, s)))
+                        .unwrap_or_else(|p| {
+                            Err(Panicked::from_payload(format!("worker thread {w}"), &*p).into())
+                        });
+                    let _ = tx.send(r);
                 })?,
         );
     }
     drop(done_tx);
+    let drop_watch = tokio::spawn(warn_about_drops(shared.clone()));
     let mut interrupted = false;
     let mut signals = Signals::new();
     let mut monitor = Monitor::new(
@@ -119,6 +158,9 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut finished = 0;
     let grace = plan.graceful_stop;
+    let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
+    let mut failure: Option<RunError> = None;
+    let mut timelines = Vec::new();
     // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
     let tl_interval = plan.timeline_interval;
     let mut vu_samples = crate::stats::interval::VuSamples::default();
@@ -129,7 +171,18 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     while finished < plan.workers {
         tokio::select! {
             r = done_rx.recv() => match r {
-                Some(()) => finished += 1,
+                Some(Ok(mut ws)) => {
+                    finished += 1;
+                    timelines.extend(ws.timeline.take());
+                    merged.merge(&ws);
+                }
+                Some(Err(e)) => {
+                    finished += 1;
+                    // Without this worker the run is incomplete: stop the others as Ctrl-C
+                    // would, keep what they recorded, and fail.
+                    shared.stop(grace);
+                    failure.get_or_insert(e.into());
+                }
                 None => break,
             },
             _ = signals.next() => {
@@ -152,21 +205,21 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     }
     let elapsed = clock.stop();
     monitor.finish();
-    let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
-    let mut timelines = Vec::new();
-    for h in handles {
-        match h.join() {
-            Ok(Ok(mut ws)) => {
-                timelines.extend(ws.timeline.take());
-                merged.merge(&ws);
-            }
-            Ok(Err(e)) => return Err(RunError::Io(e)),
-            Err(_) => {
-                return Err(RunError::Io(std::io::Error::other(
-                    "a worker thread panicked",
-                )));
-            }
+    for (w, h) in handles.into_iter().enumerate() {
+        if let Err(p) = h.join() {
+            failure.get_or_insert(Panicked::from_payload(format!("worker thread {w}"), &*p).into());
         }
+    }
+    if finished < plan.workers && failure.is_none() {
+        failure = Some(RunError::Io(std::io::Error::other(
+            "a worker ended without reporting its statistics",
+        )));
+    }
+    drop_watch.abort();
+    if let Err(e) = drop_watch.await
+        && let Some(p) = Panicked::from_join("the dropped-iterations monitor", e)
+    {
+        failure.get_or_insert(p.into());
     }
     // The final collection sees every recorded request: workers are done.
     let export = if pipeline.is_empty() {
@@ -187,6 +240,13 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
         let _ = p.shutdown();
     }
     drop(instruments);
+    // Fail only after the export flush: what was recorded still reaches the backends.
+    if let Some(p) = pipeline.panicked().into_iter().next() {
+        failure.get_or_insert(p.into());
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let agg = Aggregate {
         plan: &plan,
         stats: merged,
@@ -196,6 +256,56 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     summary.metrics_folded = folded;
     summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
     Ok(summary)
+}
+
+/// How often at most a drop warning repeats.
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(5);
+
+/// Warns during the run, at most every [`DROP_WARNING_EVERY`] per cause, when open-model
+/// iterations are being dropped: for lack of VUs (raise `vus`) or because stampede itself falls
+/// behind its schedule.
+async fn warn_about_drops(shared: Arc<RunShared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut before = shared.drops();
+    let mut at = Instant::now();
+    let mut warned: [Option<Instant>; 2] = [None, None];
+    loop {
+        tick.tick().await;
+        let now_drops = shared.drops();
+        let now = Instant::now();
+        let secs = now.saturating_duration_since(at).as_secs_f64().max(1e-3);
+        let d = Drops {
+            no_vu: now_drops.no_vu.saturating_sub(before.no_vu),
+            generator: now_drops.generator.saturating_sub(before.generator),
+        };
+        (before, at) = (now_drops, now);
+        let due =
+            |w: &Option<Instant>| w.is_none_or(|t| now.duration_since(t) >= DROP_WARNING_EVERY);
+        let per_sec = |n: u64| (n as f64 / secs).round() as u64;
+        if d.no_vu > 0 && due(&warned[0]) {
+            warned[0] = Some(now);
+            let vus: u64 = shared
+                .plan
+                .scenarios
+                .iter()
+                .filter(|s| s.schedule.is_open())
+                .map(|s| s.schedule.max_vus())
+                .sum();
+            tracing::warn!(
+                "insufficient VUs: {} iterations dropped in the last second (all {vus} pre-allocated VUs busy); raise --vus / vus, or the target is too slow for the rate",
+                per_sec(d.no_vu)
+            );
+        }
+        if d.generator > 0 && due(&warned[1]) {
+            warned[1] = Some(now);
+            tracing::warn!(
+                "stampede fell behind its schedule: {} iterations dropped in the last second (the process was paused or short of CPU)",
+                per_sec(d.generator)
+            );
+        }
+    }
 }
 
 fn schedule_text(s: &crate::plan::Schedule) -> String {
@@ -214,7 +324,7 @@ fn schedule_text(s: &crate::plan::Schedule) -> String {
             format!("shared-iterations {iterations} over {vus} VUs")
         }
         ArrivalRate { start, stages, .. } => {
-            if stages.len() == 1 && stages[0].1 == *start {
+            if stages.len() == 1 && stages[0].target == *start {
                 format!("constant-arrival-rate {start}/s")
             } else {
                 format!("ramping-arrival-rate, {} stages", stages.len())
@@ -257,5 +367,60 @@ impl Signals {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_worker_thread_stops_the_run_and_fails_it() {
+        let t = crate::target::spawn_background(([127, 0, 0, 1], 0).into()).expect("target");
+        let plan = crate::test_support::plan_of(&format!(
+            r#"
+                [run]
+                workers = 2
+                [[scenarios]]
+                vus = 2
+                duration = "1h"
+                requests = [{{ url = "http://{}/" }}]
+                "#,
+            t.addr
+        ));
+        let began = std::time::Instant::now();
+        let r = execute_with(plan, Display::default(), |w, s| {
+            if w == 1 {
+                // After the other worker has had time to send requests.
+                std::thread::sleep(Duration::from_millis(300));
+                panic!("injected failure in worker {w}");
+            }
+            run_worker(w, s)
+        });
+        // The other worker was stopped (graceful_stop defaults to 10 s; its requests are fast).
+        assert!(
+            began.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            began.elapsed()
+        );
+        match r {
+            Err(e @ RunError::Panicked(_)) => assert_eq!(
+                e.to_string(),
+                "the run failed: worker thread 1 panicked: injected failure in worker 1 (a bug \
+                 in stampede; please report it)"
+            ),
+            Err(e) => panic!("expected a panic error, got {e}"),
+            Ok(s) => panic!(
+                "expected a panic error, got a summary of {} requests",
+                s.requests
+            ),
+        }
+        // Requests the healthy worker sent before the stop really happened.
+        assert!(
+            t.counters
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
     }
 }

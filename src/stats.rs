@@ -82,13 +82,66 @@ impl RequestStats {
     }
 }
 
+/// Why an open-model iteration was dropped (started more than 50 ms after its scheduled time,
+/// or not at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// No VU was free at the scheduled time: the target is slow or there are too few VUs.
+    NoVu,
+    /// The generator itself fell behind its schedule: stampede was paused or starved of CPU
+    /// when the iteration was due.
+    Generator,
+}
+
+impl DropReason {
+    /// Both reasons, in a fixed order.
+    pub const ALL: [DropReason; 2] = [DropReason::NoVu, DropReason::Generator];
+
+    /// The `stampede.drop.reason` attribute value and the summary's key suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NoVu => "no_vu",
+            DropReason::Generator => "generator",
+        }
+    }
+}
+
+/// Dropped iterations by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// No free VU.
+    pub no_vu: u64,
+    /// The generator fell behind.
+    pub generator: u64,
+}
+
+impl Drops {
+    /// Every dropped iteration.
+    pub fn total(&self) -> u64 {
+        self.no_vu + self.generator
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, r: DropReason) -> u64 {
+        match r {
+            DropReason::NoVu => self.no_vu,
+            DropReason::Generator => self.generator,
+        }
+    }
+
+    fn add(&mut self, o: &Drops) {
+        self.no_vu += o.no_vu;
+        self.generator += o.generator;
+    }
+}
+
 /// Per-scenario iteration counts.
 #[derive(Clone, Debug)]
 pub struct ScenarioStats {
     /// Completed iterations.
     pub iterations: u64,
-    /// Dropped iterations (open model).
-    pub dropped: u64,
+    /// Dropped iterations (open model), by reason.
+    pub dropped: Drops,
     /// Iteration duration (µs).
     pub duration: Histogram<u64>,
     /// Scheduling lag of open-model iterations (µs): actual start − scheduled start.
@@ -99,7 +152,7 @@ impl ScenarioStats {
     fn new() -> Self {
         ScenarioStats {
             iterations: 0,
-            dropped: 0,
+            dropped: Drops::default(),
             duration: new_hist(),
             lag: new_hist(),
         }
@@ -178,12 +231,12 @@ impl WorkerStats {
         let _ = self.scenarios[scenario].lag.record(micros(lag));
     }
 
-    /// Records a dropped iteration.
-    pub fn dropped(&mut self, scenario: usize) {
+    /// Records dropped iterations.
+    pub fn dropped(&mut self, scenario: usize, d: &Drops) {
         if let Some(t) = self.timeline.as_mut() {
-            t.dropped(scenario);
+            t.dropped(scenario, d.total());
         }
-        self.scenarios[scenario].dropped += 1;
+        self.scenarios[scenario].dropped.add(d);
     }
 
     /// Records a check result.
@@ -206,7 +259,7 @@ impl WorkerStats {
         }
         for (a, b) in self.scenarios.iter_mut().zip(&o.scenarios) {
             a.iterations += b.iterations;
-            a.dropped += b.dropped;
+            a.dropped.add(&b.dropped);
             let _ = a.duration.add(&b.duration);
             let _ = a.lag.add(&b.lag);
         }
@@ -271,6 +324,10 @@ pub struct Live {
     pub requests: AtomicU64,
     /// Failures.
     pub failures: AtomicU64,
+    /// Iterations dropped for lack of a free VU.
+    pub dropped_no_vu: AtomicU64,
+    /// Iterations dropped because the generator fell behind.
+    pub dropped_generator: AtomicU64,
     /// The latest failure: `(request id + 1) << 32 | ErrorKind::key()`, 0 before any (read by
     /// the display's "nearly everything fails" warning).
     pub last_error: AtomicU64,
@@ -282,6 +339,8 @@ impl Default for Live {
         Live {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            dropped_no_vu: AtomicU64::new(0),
+            dropped_generator: AtomicU64::new(0),
             last_error: AtomicU64::new(0),
             buckets: (0..LIVE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -317,6 +376,25 @@ impl Live {
         } else {
             // Live latency, like the summary's, is that of successful requests.
             self.buckets[live_bucket(s.latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped iterations (relaxed atomics: only this worker writes).
+    pub fn dropped(&self, d: &Drops) {
+        if d.no_vu > 0 {
+            self.dropped_no_vu.fetch_add(d.no_vu, Ordering::Relaxed);
+        }
+        if d.generator > 0 {
+            self.dropped_generator
+                .fetch_add(d.generator, Ordering::Relaxed);
+        }
+    }
+
+    /// Dropped iterations so far.
+    pub fn drops(&self) -> Drops {
+        Drops {
+            no_vu: self.dropped_no_vu.load(Ordering::Relaxed),
+            generator: self.dropped_generator.load(Ordering::Relaxed),
         }
     }
 
@@ -489,7 +567,20 @@ mod tests {
         b.check(0, false);
         a.check(0, true);
         b.iteration(0, Duration::from_millis(3));
-        b.dropped(0);
+        b.dropped(
+            0,
+            &Drops {
+                no_vu: 2,
+                generator: 3,
+            },
+        );
+        a.dropped(
+            0,
+            &Drops {
+                no_vu: 1,
+                generator: 0,
+            },
+        );
         a.merge(&b);
         let r = &a.requests[0];
         assert_eq!(
@@ -500,7 +591,15 @@ mod tests {
         assert_eq!(r.errors.get(&ErrorKind::Timeout), Some(&1));
         assert_eq!(r.latency.len(), 3);
         assert_eq!(a.checks[0], (1, 1));
-        assert_eq!((a.scenarios[0].iterations, a.scenarios[0].dropped), (1, 1));
+        assert_eq!(a.scenarios[0].iterations, 1);
+        assert_eq!(
+            a.scenarios[0].dropped,
+            Drops {
+                no_vu: 3,
+                generator: 3
+            }
+        );
+        assert_eq!(a.scenarios[0].dropped.total(), 6);
     }
 
     #[test]

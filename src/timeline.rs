@@ -210,7 +210,7 @@ fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> 
                     // Mean of the linear rate over the interval (Simpson on a piecewise line is
                     // exact when no stage boundary falls inside; close enough when one does).
                     let at = |f: f64| {
-                        crate::executor::vu_target(
+                        crate::schedule::vu_target(
                             *start,
                             stages,
                             t0 + Duration::from_secs_f64(secs * f),

@@ -285,6 +285,17 @@ fn the_json_summary_follows_the_committed_schema() {
         v["scenarios"][0]["start_lag_s"].is_object(),
         "open model reports start lag"
     );
+    // Dropped iterations add up by cause, in total and per scenario.
+    for d in [&v, &v["scenarios"][0]] {
+        assert_eq!(
+            d["dropped_iterations"].as_u64(),
+            Some(
+                d["dropped_no_vu"].as_u64().unwrap_or(u64::MAX)
+                    + d["dropped_generator"].as_u64().unwrap_or(0)
+            ),
+            "{d}"
+        );
+    }
     // And a broken document does not conform (the validator can fail).
     let mut bad = v.clone();
     bad["requests"] = serde_json::json!("many");

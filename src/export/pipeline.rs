@@ -17,6 +17,7 @@ use super::remote_write::{RemoteWriteError, RemoteWriteExporter};
 use super::transport::after;
 use crate::config::MetricsConfig;
 use crate::metrics::SharedReader;
+use crate::task::Panicked;
 
 /// How long the final flush may go on before [`Pipeline::finish`] reports what it waits for.
 pub const SLOW_FLUSH: Duration = Duration::from_secs(1);
@@ -70,6 +71,8 @@ pub struct Pipeline {
     stop: watch::Sender<bool>,
     /// The periodic loops, by entry.
     loops: std::sync::Mutex<Vec<(usize, tokio::task::JoinHandle<()>)>>,
+    /// Export loops that panicked (found when [`Pipeline::finish`] joins them).
+    panicked: std::sync::Mutex<Vec<Panicked>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -108,6 +111,7 @@ impl Pipeline {
             entries,
             stop: watch::channel(false).0,
             loops: std::sync::Mutex::new(Vec::new()),
+            panicked: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -207,6 +211,11 @@ impl Pipeline {
         deliveries
     }
 
+    /// Export loops that panicked, found by [`Pipeline::finish`] (a run with any fails).
+    pub fn panicked(&self) -> Vec<Panicked> {
+        std::mem::take(&mut *self.panicked.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     async fn flush(&self, deadline: Instant) {
         self.stop.send_replace(true);
         let loops: Vec<_> =
@@ -215,11 +224,22 @@ impl Pipeline {
         // and its data points count as not delivered (with cumulative temporality the final
         // export below carries the same totals).
         for (i, mut l) in loops {
-            if tokio::time::timeout_at(deadline, &mut l).await.is_err() {
-                l.abort();
-                if let Kind::Otlp(o) = &self.entries[i].kind {
-                    o.abandon_in_flight();
+            match tokio::time::timeout_at(deadline, &mut l).await {
+                Err(_) => {
+                    l.abort();
+                    if let Kind::Otlp(o) = &self.entries[i].kind {
+                        o.abandon_in_flight();
+                    }
                 }
+                Ok(Err(e)) => {
+                    if let Some(p) = Panicked::from_join("an export loop", e) {
+                        self.panicked
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(p);
+                    }
+                }
+                Ok(Ok(())) => {}
             }
         }
         futures_util::future::join_all(
@@ -273,5 +293,32 @@ mod tests {
         assert_eq!(otlp_interval(Some(s(2)), Some(s(7))), s(2));
         assert_eq!(otlp_interval(None, Some(s(7))), s(7));
         assert_eq!(otlp_interval(None, None), s(5));
+    }
+
+    #[test]
+    fn a_panicked_export_loop_is_reported_not_ignored() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let panicked = rt.block_on(async {
+            let p = Pipeline {
+                entries: Vec::new(),
+                stop: watch::channel(false).0,
+                loops: std::sync::Mutex::new(vec![
+                    (0, tokio::spawn(async {})),
+                    (1, tokio::spawn(async { panic!("export loop broke") })),
+                ]),
+                panicked: std::sync::Mutex::new(Vec::new()),
+            };
+            p.finish(Instant::now() + Duration::from_secs(1), &mut |_| {})
+                .await;
+            p.panicked()
+        });
+        assert_eq!(panicked.len(), 1);
+        assert_eq!(
+            panicked[0].to_string(),
+            "an export loop panicked: export loop broke"
+        );
     }
 }

@@ -282,9 +282,9 @@ impl Timeline {
         s.lag_max_us = s.lag_max_us.max(us);
     }
 
-    /// Records a dropped iteration.
-    pub fn dropped(&mut self, scenario: usize) {
-        self.at(Instant::now()).scenarios[scenario].dropped += 1;
+    /// Records `n` dropped iterations (whatever their cause), counted when they are dropped.
+    pub fn dropped(&mut self, scenario: usize, n: u64) {
+        self.at(Instant::now()).scenarios[scenario].dropped += n;
     }
 
     /// Records a check result.

@@ -58,6 +58,32 @@ pub fn stampede(args: &[&str]) -> Output {
         .expect("run the stampede binary")
 }
 
+/// Starts the stampede binary with piped stdout/stderr (for signal tests).
+pub fn stampede_child(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the stampede binary")
+}
+
+/// Sends `sig` to a child process.
+#[cfg(unix)]
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on the pid of our own child process.
+    let r = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(r, 0, "kill({}, {sig})", child.id());
+}
+
+/// Reads a `--summary-json` file.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 /// Runs the stampede binary with `--quiet --summary-json <tmp>` added; returns its output and
 /// the JSON summary (`null` when none was written).
 pub fn stampede_summary(args: &[&str]) -> (Output, serde_json::Value) {
