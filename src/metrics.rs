@@ -383,6 +383,7 @@ impl Recorder {
             error,
             bytes_in,
             bytes_out,
+            ..
         } = *sample;
         let pr = &self.per_request[req];
         pr.active.add(-1);

@@ -406,7 +406,7 @@ impl Builder<'_> {
         if rc.url.is_empty() {
             return Err(self.err(format!("{at}.url"), "must not be empty"));
         }
-        let mut full = if rc.url.starts_with("http://") || rc.url.starts_with("https://") {
+        let mut full = if crate::http::url::strip_http_scheme(&rc.url).is_some() {
             rc.url.clone()
         } else {
             let base = ctx.base.ok_or_else(|| {
@@ -414,7 +414,7 @@ impl Builder<'_> {
                     format!("{at}.url"),
                     format!(
                         "`{}` is relative but no base_url is set (defaults.base_url, the scenario's base_url, or --url)",
-                        rc.url
+                        crate::http::url::split_credentials(&rc.url).0
                     ),
                 )
             })?;
@@ -431,7 +431,7 @@ impl Builder<'_> {
         }
         // user:password@ in the URL becomes a basic-auth header and leaves the URL (and every
         // message that quotes it).
-        let (full, userinfo) = split_userinfo(&full);
+        let (full, credentials) = crate::http::url::split_credentials(&full);
         let url_t = tmpl(&full, "url")?;
         // The server must be fixed: render with two different fillers and compare.
         let probe = |fill: &str| {
@@ -536,11 +536,10 @@ impl Builder<'_> {
         if !self.http2 {
             push_header(HOST.as_str(), &target.authority, format!("{at}.url"))?;
         }
-        if let Some(ui) = &userinfo {
-            let decoded = crate::http::tls::percent_decode(ui);
+        if let Some(c) = &credentials {
             push_header(
                 http::header::AUTHORIZATION.as_str(),
-                &crate::http::tls::basic_auth(&decoded),
+                &c.basic_auth(),
                 format!("{at}.url"),
             )?;
         }
@@ -716,25 +715,6 @@ fn default_open_vus(rate: f64) -> u64 {
     ((rate * 0.1).ceil() as u64).clamp(10, 2000)
 }
 
-/// Splits `scheme://user:pass@host/...` into the URL without credentials and `user:pass`.
-fn split_userinfo(url: &str) -> (String, Option<String>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), None);
-    };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..auth_end].rfind('@') {
-        Some(at) => (
-            format!(
-                "{scheme}://{}{}",
-                &rest[at + 1..auth_end],
-                &rest[auth_end..]
-            ),
-            Some(rest[..at].to_string()),
-        ),
-        None => (url.to_string(), None),
-    }
-}
-
 fn join_url(base: &str, path: &str) -> String {
     match (base.ends_with('/'), path.starts_with('/')) {
         (true, true) => format!("{}{}", base.trim_end_matches('/'), path),
@@ -744,10 +724,8 @@ fn join_url(base: &str, path: &str) -> String {
 }
 
 fn path_of(url: &str) -> String {
-    let after_scheme = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .map(|rest| rest.find('/').map_or("/", |i| &rest[i..]))
+    let after_scheme = crate::http::url::strip_http_scheme(url)
+        .map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]))
         .unwrap_or(url);
     let path = after_scheme.split('?').next().unwrap_or("/");
     if path.is_empty() {
@@ -834,7 +812,7 @@ mod tests {
         assert!(
             wire.contains(&format!(
                 "authorization: Basic {}",
-                crate::http::tls::base64(b"load:s@cret")
+                crate::http::url::base64(b"load:s@cret")
             )),
             "{wire}"
         );

@@ -102,6 +102,9 @@ pub struct Summary {
     pub by_name: Vec<NameRow>,
     /// Count by error type.
     pub errors: BTreeMap<String, u64>,
+    /// Requests that went again on a fresh connection because the server had closed the
+    /// kept-alive one before answering (not failures; each counted once in `requests`).
+    pub reconnects: u64,
     /// Completed iterations.
     pub iterations: u64,
     /// Dropped iterations.
@@ -230,6 +233,7 @@ impl Aggregate<'_> {
             latency_s: latency_of(&all),
             by_name,
             errors,
+            reconnects: s.requests.iter().map(|r| r.reconnects).sum(),
             iterations: scenarios.iter().map(|s| s.iterations).sum(),
             dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
             scenarios,
@@ -409,6 +413,13 @@ pub fn render_text(s: &Summary) -> String {
     if !s.errors.is_empty() {
         let list: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(o, "  errors: {}", list.join(", "));
+    }
+    if s.reconnects > 0 {
+        let _ = writeln!(
+            o,
+            "  reconnects: {} (the server had closed an idle kept-alive connection; the requests went again on a fresh one, not failures)",
+            s.reconnects
+        );
     }
     if !s.checks.is_empty() {
         let _ = writeln!(o, "  checks:");

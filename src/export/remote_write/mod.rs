@@ -260,7 +260,7 @@ fn read_env(key: &'static str, var: &str) -> Result<String, RemoteWriteError> {
     })
 }
 
-pub(crate) use crate::http::tls::base64;
+pub(crate) use crate::http::url::base64;
 
 /// Validated, resolved settings used by the sender.
 struct Settings {
@@ -396,7 +396,7 @@ impl RemoteWriteConfig {
         Ok((uri, https, host, port))
     }
 
-    fn authorization(&self, uri: &Uri) -> Result<Option<HeaderValue>, RemoteWriteError> {
+    fn authorization(&self) -> Result<Option<HeaderValue>, RemoteWriteError> {
         let value = if let Some(b) = &self.basic_auth {
             let pw = if let Some(p) = &b.password {
                 p.0.clone()
@@ -420,11 +420,9 @@ impl RemoteWriteConfig {
             ))
         } else if let Some(v) = &self.bearer_token_env {
             Some(format!("Bearer {}", read_env("bearer_token_env", v)?))
-        } else if let Some((userinfo, _)) =
-            uri.authority().and_then(|a| a.as_str().rsplit_once('@'))
-        {
-            // credentials embedded in the URL → basic auth
-            Some(format!("Basic {}", base64(userinfo.as_bytes())))
+        } else if let (_, Some(c)) = crate::http::url::split_credentials(self.url.trim()) {
+            // credentials embedded in the URL → basic auth, decoded as for the load target
+            Some(c.basic_auth())
         } else {
             None
         };
@@ -474,7 +472,7 @@ impl RemoteWriteConfig {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        if let Some(auth) = self.authorization(&uri)? {
+        if let Some(auth) = self.authorization()? {
             headers.insert(header::AUTHORIZATION, auth);
         }
         let tls = if https {
