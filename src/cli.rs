@@ -1,11 +1,13 @@
-//! Command-line interface: `run`, `validate`, `target`, `demo`.
+//! Command-line interface: `run`, `validate`, `target`, `demo`. The flags of `run` are the
+//! configuration's flag layer, defined once in [`crate::config::Overrides`]; this module adds
+//! the subcommands, the positional FILE (or URL) and the help texts.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Dur, HistogramKind, OtlpProtocol, Overrides, parse_duration};
+use crate::config::{Dur, ExportFlags, OutputFlags, Overrides, parse_duration};
 
 /// An OpenTelemetry-native HTTP load tester.
 #[derive(Debug, Parser)]
@@ -18,9 +20,9 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-// Parsed once per process; boxing the big variant would buy nothing.
 pub enum Command {
     /// Run the scenarios of a TOML/YAML file, or an ad-hoc test described by flags.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
     /// Check a config file and exit (0 if valid, 2 if not).
     Validate {
@@ -28,232 +30,161 @@ pub enum Command {
         file: PathBuf,
     },
     /// Serve the embedded HTTP target (for demos, tests and benchmarks).
+    #[command(after_help = TARGET_ROUTES.as_str())]
     Target {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Where to listen: PORT or :PORT (on 127.0.0.1), HOST:PORT (resolved) or IP:PORT.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen)]
         listen: SocketAddr,
     },
     /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
     Demo(Box<DemoArgs>),
+    /// Make the HTML report of a summary JSON file (--summary-json of a run).
+    Report {
+        /// The summary JSON file.
+        summary: PathBuf,
+        /// Where to write the HTML file.
+        #[arg(long, short = 'o', value_name = "PATH", default_value = "report.html")]
+        output: PathBuf,
+        /// A baseline summary: every tile and latency figure is shown beside the baseline's.
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
+    },
+    /// Compare two summary JSON files; exit 3 when CURRENT regressed beyond the tolerance.
+    Compare {
+        /// The baseline summary (--summary-json of an earlier run).
+        baseline: PathBuf,
+        /// The summary to judge.
+        current: PathBuf,
+        /// Tolerated worsening of req/s, error rate, p50, p95 and p99, in percent.
+        #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = tolerance)]
+        max_regression: f64,
+        /// Print a Markdown table.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// `stampede run --help` ends with these.
+const RUN_EXAMPLES: &str = "\
+Examples:
+  stampede run http://127.0.0.1:8080/                       10 VUs for 10 s (the ad-hoc default)
+  stampede run -u http://127.0.0.1:8080/ -c 50 -d 30s       50 VUs for 30 s
+  stampede run -u http://127.0.0.1:8080/ -n 1000            1000 requests shared by 10 VUs
+  stampede run -u http://127.0.0.1:8080/ --rate 200 -d 1m   open model: 200 iterations/s for 1 min
+  stampede run -u http://127.0.0.1:8080/ --stage 30s:50 --stage 1m:50 --stage 10s:0
+                                                            ramp to 50 VUs, hold, ramp down
+  stampede run -u http://127.0.0.1:8080/login -X POST --json '{\"user\":\"a\"}' -H 'X-Key: k'
+  stampede run config/locust-admin.toml -u http://127.0.0.1:8080   a scenario file, retargeted
+  stampede run config/quickstart.toml --threshold 'p95 < 200ms' --summary-json summary.json
+
+Flags override the file; STAMPEDE_* environment variables sit between the file and the flags
+(STAMPEDE_RUN__ID=nightly). Exit codes: 0 ok, 1 run failed, 2 usage or config error,
+3 threshold crossed, 130 interrupted.";
+
+/// `stampede target --help` ends with the routes.
+static TARGET_ROUTES: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("Routes:\n{}", crate::target::ROUTES));
+
+/// Flags of `stampede run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML or YAML). Without it, the flags describe an ad-hoc run. A URL here
+    /// (http://…) is taken as --url, the way oha, hey and wrk take it.
+    #[arg(value_name = "FILE|URL", value_parser = file_or_url)]
+    pub file: Option<FileOrUrl>,
+    /// The flag layer of the configuration.
+    #[command(flatten)]
+    pub flags: Overrides,
+}
+
+/// The positional argument of `stampede run`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileOrUrl {
+    /// A scenario file.
+    File(PathBuf),
+    /// A target URL, as with `--url`.
+    Url(String),
+}
+
+impl RunArgs {
+    /// The scenario file (if any) and the flag layer, a positional URL moved into `--url`.
+    pub fn into_parts(self) -> (Option<PathBuf>, Overrides) {
+        let mut flags = self.flags;
+        match self.file {
+            Some(FileOrUrl::File(p)) => (Some(p), flags),
+            Some(FileOrUrl::Url(u)) => {
+                flags.urls.insert(0, u);
+                (None, flags)
+            }
+            None => (None, flags),
+        }
+    }
 }
 
 /// Flags of `stampede demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Demo length.
-    #[arg(long, default_value = "10s", value_parser = dur)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = dur)]
     pub duration: Dur,
+    /// Output flags.
+    #[command(flatten)]
+    pub output: OutputFlags,
     /// Export flags.
     #[command(flatten)]
-    pub export: ExportArgs,
-    /// Write the summary as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    pub summary_json: Option<PathBuf>,
-    /// No live progress line.
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub export: ExportFlags,
 }
 
-/// Metric export flags (shared by `run` and `demo`).
-#[derive(Debug, Args, Default, Clone)]
-pub struct ExportArgs {
-    /// Prometheus remote-write URL, e.g. http://127.0.0.1:9090/api/v1/write (repeatable).
-    #[arg(long = "remote-write-url", value_name = "URL")]
-    pub remote_write_url: Vec<String>,
-    /// Remote-write push interval (>= 1s) [default: 5s].
-    #[arg(long, value_name = "DURATION", value_parser = dur)]
-    pub remote_write_interval: Option<Dur>,
-    /// Extra remote-write header 'K: V' (repeatable), e.g. 'X-Scope-OrgID: team-a'.
-    #[arg(long, value_name = "'K: V'", value_parser = header)]
-    pub remote_write_header: Vec<(String, String)>,
-    /// Remote-write bearer token read from this file.
-    #[arg(long, value_name = "PATH")]
-    pub remote_write_bearer_token_file: Option<std::path::PathBuf>,
-    /// Remote-write bearer token read from this environment variable.
-    #[arg(long, value_name = "VAR")]
-    pub remote_write_bearer_token_env: Option<String>,
-    /// Remote-write basic-auth user; the password comes from --remote-write-password-env/-file.
-    #[arg(long, value_name = "USER")]
-    pub remote_write_user: Option<String>,
-    /// Environment variable holding the remote-write basic-auth password.
-    #[arg(long, value_name = "VAR", requires = "remote_write_user")]
-    pub remote_write_password_env: Option<String>,
-    /// File holding the remote-write basic-auth password.
-    #[arg(long, value_name = "PATH", requires = "remote_write_user")]
-    pub remote_write_password_file: Option<std::path::PathBuf>,
-    /// PEM CA bundle to trust for remote-write HTTPS.
-    #[arg(long, value_name = "PATH")]
-    pub remote_write_ca_file: Option<std::path::PathBuf>,
-    /// Skip certificate verification for remote-write HTTPS (testing only).
-    #[arg(long)]
-    pub remote_write_insecure: bool,
-    /// OTLP endpoint, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP).
-    /// Also OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT.
-    #[arg(long, value_name = "URL")]
-    pub otlp_endpoint: Option<String>,
-    /// OTLP transport [default: grpc for port 4317, else http]. Also OTEL_EXPORTER_OTLP_PROTOCOL.
-    #[arg(long, value_name = "grpc|http", value_parser = protocol)]
-    pub otlp_protocol: Option<OtlpProtocol>,
-    /// Collection/export interval [default: 5s]. Remote-write uses its own push_interval.
-    #[arg(long, value_name = "DURATION", value_parser = dur)]
-    pub metrics_interval: Option<Dur>,
-    /// `explicit` buckets (default) or `exponential` (Prometheus native histograms).
-    #[arg(long, value_name = "KIND", value_parser = histogram)]
-    pub histogram: Option<HistogramKind>,
-    /// Do not record OpenTelemetry instruments (the summary is still exact).
-    #[arg(long)]
-    pub no_metrics: bool,
-}
-
-/// Flags of `stampede run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Scenario file (TOML or YAML). Without it, the flags describe an ad-hoc run.
-    pub file: Option<PathBuf>,
-    /// Target URL (repeatable: requests are spread evenly). With FILE: replaces the base URL.
-    #[arg(long, short = 'u', value_name = "URL")]
-    pub url: Vec<String>,
-    /// HTTP method for ad-hoc runs [default: GET].
-    #[arg(long, short = 'X')]
-    pub method: Option<String>,
-    /// Request header 'Name: value' (repeatable).
-    #[arg(long, short = 'H', value_name = "'K: V'", value_parser = header)]
-    pub header: Vec<(String, String)>,
-    /// Request body (ad hoc).
-    #[arg(long, conflicts_with = "json")]
-    pub body: Option<String>,
-    /// JSON request body (ad hoc; sets Content-Type).
-    #[arg(long, value_parser = json)]
-    pub json: Option<serde_json::Value>,
-    /// Virtual users (closed model), or pre-allocated VUs with --rate.
-    #[arg(long, short = 'c')]
-    pub vus: Option<u64>,
-    /// Requests (iterations) per second: open model.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Run length, e.g. 30s, 1m30s.
-    #[arg(long, short = 'd', value_parser = dur)]
-    pub duration: Option<Dur>,
-    /// Total iterations (shared by the VUs).
-    #[arg(long, short = 'n')]
-    pub iterations: Option<u64>,
-    /// Request timeout [default: 10s].
-    #[arg(long, value_parser = dur)]
-    pub timeout: Option<Dur>,
-    /// Run id for the stampede_run_id label [default: generated, printed at start].
-    #[arg(long)]
-    pub run_id: Option<String>,
-    /// Threshold, e.g. 'p99 < 500ms' (repeatable); any crossed → exit code 3.
-    #[arg(long, value_name = "EXPR")]
-    pub threshold: Vec<String>,
-    /// Write the summary as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    pub summary_json: Option<PathBuf>,
-    /// No live progress line.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Use HTTP/2 (ALPN over TLS, prior knowledge over cleartext).
-    #[arg(long)]
-    pub http2: bool,
-    /// Skip TLS certificate verification.
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
-    /// Worker threads [default: one per CPU].
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// Grace period for in-flight requests at the end [default: 10s].
-    #[arg(long, value_parser = dur)]
-    pub graceful_stop: Option<Dur>,
-    /// Export flags.
-    #[command(flatten)]
-    pub export: ExportArgs,
-}
-
-impl RunArgs {
-    /// The flag layer of the configuration.
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            urls: self.url.clone(),
-            method: self.method.clone(),
-            headers: self.header.clone(),
-            body: self.body.clone(),
-            json: self.json.clone(),
-            vus: self.vus,
-            rate: self.rate,
-            duration: self.duration,
-            iterations: self.iterations,
-            timeout: self.timeout,
-            run_id: self.run_id.clone(),
-            thresholds: self.threshold.clone(),
-            summary_json: self.summary_json.clone(),
-            quiet: self.quiet,
-            http2: self.http2,
-            insecure: self.insecure,
-            workers: self.workers,
-            graceful_stop: self.graceful_stop,
-            ..self.export.overrides()
-        }
-    }
-}
-
-impl ExportArgs {
-    /// The export part of the flag layer.
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            no_metrics: self.no_metrics,
-            histogram: self.histogram,
-            metrics_interval: self.metrics_interval,
-            remote_write_urls: self.remote_write_url.clone(),
-            remote_write: crate::config::RemoteWriteFlags {
-                interval: self.remote_write_interval,
-                headers: self.remote_write_header.clone(),
-                bearer_token_file: self.remote_write_bearer_token_file.clone(),
-                bearer_token_env: self.remote_write_bearer_token_env.clone(),
-                user: self.remote_write_user.clone(),
-                password_env: self.remote_write_password_env.clone(),
-                password_file: self.remote_write_password_file.clone(),
-                ca_file: self.remote_write_ca_file.clone(),
-                insecure: self.remote_write_insecure,
-            },
-            otlp_endpoint: self.otlp_endpoint.clone(),
-            otlp_protocol: self.otlp_protocol,
-            ..Default::default()
-        }
-    }
+fn tolerance(s: &str) -> Result<f64, String> {
+    crate::ci::parse_tolerance(s)
 }
 
 fn dur(s: &str) -> Result<Dur, String> {
     parse_duration(s).map(Dur)
 }
 
-fn header(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}`: write a header as 'Name: value'"))?;
-    let k = k.trim();
-    if k.is_empty() {
-        return Err(format!("`{s}`: the header name is empty"));
+fn file_or_url(s: &str) -> Result<FileOrUrl, String> {
+    if s.contains("://") {
+        return crate::config::check_url(s).map(FileOrUrl::Url);
     }
-    Ok((k.to_string(), v.trim().to_string()))
-}
-
-fn json(s: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
-}
-
-fn protocol(s: &str) -> Result<OtlpProtocol, String> {
-    match s {
-        "grpc" => Ok(OtlpProtocol::Grpc),
-        "http" | "http/protobuf" => Ok(OtlpProtocol::Http),
-        _ => Err(format!("`{s}`: use grpc or http")),
+    let path = PathBuf::from(s);
+    // `127.0.0.1:8080/` or `localhost:8080`: a URL without its scheme, not a file name.
+    let host_port = s.split(['/', '?']).next().and_then(|a| a.rsplit_once(':'));
+    if !path.exists() && host_port.is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+        return Err(format!(
+            "no such file, and as a URL the scheme is missing; did you mean http://{s}?"
+        ));
     }
+    Ok(FileOrUrl::File(path))
 }
 
-fn histogram(s: &str) -> Result<HistogramKind, String> {
-    match s {
-        "explicit" | "classic" => Ok(HistogramKind::Explicit),
-        "exponential" | "native" => Ok(HistogramKind::Exponential),
-        _ => Err(format!("`{s}`: use explicit or exponential")),
+/// `8080`, `:8080`, `localhost:8080`, `0.0.0.0:8080`, `[::1]:8080`.
+fn listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let hint = "write PORT, HOST:PORT or IP:PORT, e.g. 8080, localhost:8080 or 0.0.0.0:8080";
+    if let Ok(port) = s.strip_prefix(':').unwrap_or(s).parse::<u16>() {
+        return Ok((Ipv4Addr::LOCALHOST, port).into());
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            let addrs: Vec<SocketAddr> = s
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+                .collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| format!("`{host}` resolves to no address"))
+        }
+        Some((_, port)) if port.parse::<u16>().is_err() => {
+            Err(format!("`{port}` is not a port (0-65535); {hint}"))
+        }
+        _ => Err(hint.to_string()),
     }
 }
 
@@ -261,10 +192,18 @@ fn histogram(s: &str) -> Result<HistogramKind, String> {
 mod tests {
     use super::*;
 
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(std::iter::once("stampede").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Run(r) => *r,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
     #[test]
     fn parses_an_ad_hoc_run() {
-        let cli = Cli::try_parse_from([
-            "stampede",
+        let (file, o) = run_args(&[
             "run",
             "--url",
             "http://127.0.0.1:1/",
@@ -279,15 +218,33 @@ mod tests {
             "--remote-write-url",
             "http://127.0.0.1:9090/api/v1/write",
         ])
-        .unwrap();
-        let Command::Run(r) = cli.command else {
-            panic!("not run")
-        };
-        let o = r.overrides();
+        .into_parts();
+        assert_eq!(file, None);
         assert_eq!(o.headers, vec![("X-Api-Key".into(), "abc".into())]);
         assert_eq!(o.duration, Some(Dur::secs(90)));
         assert_eq!(o.vus, Some(5));
-        assert_eq!(o.remote_write_urls.len(), 1);
+        let (_, o2) = run_args(&[
+            "run",
+            "-u",
+            "http://h/",
+            "--stage",
+            "10s:3",
+            "--stage",
+            "5s:0",
+        ])
+        .into_parts();
+        assert_eq!(o2.stages.len(), 2);
+        assert_eq!(o.export.remote_write_urls.len(), 1);
+    }
+
+    #[test]
+    fn a_url_where_the_file_goes_is_taken_as_url() {
+        let (file, o) =
+            run_args(&["run", "http://127.0.0.1:1/", "-u", "http://127.0.0.1:2/"]).into_parts();
+        assert_eq!(file, None);
+        assert_eq!(o.urls, ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]);
+        let (file, _) = run_args(&["run", "scenario.toml"]).into_parts();
+        assert_eq!(file, Some(PathBuf::from("scenario.toml")));
     }
 
     #[test]
@@ -298,9 +255,60 @@ mod tests {
             &["stampede", "run", "--json", "{nope"],
             &["stampede", "run", "--otlp-protocol", "smtp"],
             &["stampede", "run", "--vus", "-3"],
+            &["stampede", "run", "--url", "127.0.0.1:8080/"],
+            &["stampede", "run", "127.0.0.1:8080/"],
+            &["stampede", "run", "--stage", "30s"],
+            &["stampede", "run", "--stage", "30s:5", "-d", "1s"],
+            &["stampede", "run", "--stage", "30s:5", "-n", "10"],
+            &["stampede", "target", "--listen", "nowhere"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn listen_takes_a_port_a_host_or_an_address() {
+        assert_eq!(listen("8081"), Ok(SocketAddr::from(([127, 0, 0, 1], 8081))));
+        assert_eq!(
+            listen(":8081"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 8081)))
+        );
+        assert_eq!(
+            listen("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        assert_eq!(listen("[::1]:80").map(|a| a.is_ipv6()), Ok(true));
+        assert!(listen("localhost:8082").is_ok_and(|a| a.port() == 8082 && a.ip().is_loopback()));
+        assert!(listen("localhost").unwrap_err().contains("HOST:PORT"));
+        assert!(listen("localhost:http").unwrap_err().contains("not a port"));
+        assert!(
+            listen("no-such-host.invalid:1")
+                .unwrap_err()
+                .contains("cannot resolve")
+        );
+    }
+
+    #[test]
+    fn help_defaults_agree_with_the_code() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").expect("run");
+        let help = run.render_long_help().to_string();
+        let cfg = crate::config::Config::default();
+        for (flag, default) in [
+            ("--vus", crate::config::AD_HOC_VUS.to_string()),
+            ("--duration", crate::config::AD_HOC_DURATION.to_string()),
+            ("--timeout", cfg.defaults.timeout.to_string()),
+            ("--graceful-stop", cfg.run.graceful_stop.to_string()),
+        ] {
+            let at = help.find(&format!("{flag} <")).expect(flag);
+            let text = &help[at..];
+            let text = &text[..text.find("\n  -").unwrap_or(text.len())];
+            assert!(
+                text.contains(&format!("[default: {default}")),
+                "{flag} does not say [default: {default}]: {text}"
+            );
         }
     }
 }
@@ -332,7 +340,10 @@ mod remote_write_flag_tests {
         let Command::Run(r) = cli.command else {
             panic!("not run")
         };
-        let cfg = crate::config::load(None, &r.overrides()).unwrap();
+        let (_, ov) = r.into_parts();
+        assert!(!ov.insecure, "--remote-write-insecure is not --insecure");
+        let cfg = crate::config::load(None, &ov).unwrap();
+        assert!(!cfg.defaults.insecure);
         assert_eq!(cfg.metrics.remote_write.len(), 2);
         for rw in &cfg.metrics.remote_write {
             assert_eq!(rw.push_interval, std::time::Duration::from_secs(1));
@@ -349,9 +360,12 @@ mod remote_write_flag_tests {
     fn a_too_short_push_interval_is_a_config_error() {
         let ov = crate::config::Overrides {
             urls: vec!["http://127.0.0.1:1/".into()],
-            remote_write_urls: vec!["http://127.0.0.1:9090/api/v1/write".into()],
-            remote_write: crate::config::RemoteWriteFlags {
-                interval: Some(Dur::millis(100)),
+            export: crate::config::ExportFlags {
+                remote_write_urls: vec!["http://127.0.0.1:9090/api/v1/write".into()],
+                remote_write: crate::config::RemoteWriteFlags {
+                    interval: Some(Dur::millis(100)),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             ..Default::default()

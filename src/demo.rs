@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::cli::DemoArgs;
-use crate::config::{Config, Overrides, load};
+use crate::config::{Overrides, load_str};
 use crate::{Error, Presentation, Summary};
 
 /// The built-in demo scenario; `{base}` is replaced by the target's URL.
@@ -50,32 +50,27 @@ pub fn run(args: &DemoArgs) -> Result<Summary, Error> {
         .map_err(|e| anyhow::anyhow!("cannot start the embedded target: {e}"))?;
     let base = format!("http://{}", target.addr);
     eprintln!("embedded target listening on {base}");
-    let dir = std::env::temp_dir().join(format!("stampede-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let file = dir.join("demo.toml");
     let total = args.duration.get().as_secs_f64().max(1.0);
     let text = DEMO_TOML
         .replace("{base}", &base)
         .replace("\"3s\"", &format!("\"{}ms\"", (total * 300.0) as u64))
         .replace("\"5s\"", &format!("\"{}ms\"", (total * 500.0) as u64))
         .replace("\"2s\"", &format!("\"{}ms\"", (total * 200.0) as u64));
-    std::fs::write(&file, text)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
     let ov = Overrides {
-        summary_json: args.summary_json.clone(),
-        quiet: args.quiet,
-        ..args.export.overrides()
+        output: args.output.clone(),
+        export: args.export.clone(),
+        ..Default::default()
     };
-    let cfg: Config = load(Some(Path::new(&file)), &ov)?;
-    let r = crate::run_config(
+    let cfg = load_str(DEMO_NAME, &text, &ov)?;
+    crate::run_config(
         cfg,
-        Some(Path::new("demo.toml")),
+        Some(Path::new(DEMO_NAME)),
         Presentation {
             print: true,
             progress: true,
         },
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    r
+    )
 }
+
+/// How the demo scenario is named in messages.
+const DEMO_NAME: &str = "demo.toml";

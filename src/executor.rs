@@ -104,6 +104,12 @@ impl RunShared {
         self.phase_fast.load(Ordering::Relaxed) != Phase::Running as u8
     }
 
+    /// Iterations claimed so far by a scenario (for iteration budgets: started ones; may run
+    /// past the budget by the VUs that found it spent). Read by the progress view.
+    pub fn claimed(&self, scenario: usize) -> u64 {
+        self.claims[scenario].load(Ordering::Relaxed)
+    }
+
     fn hard_deadline(&self) -> Option<Instant> {
         match self.hard_deadline_us.load(Ordering::Relaxed) {
             u64::MAX => None,
@@ -121,11 +127,16 @@ pub fn run_worker(worker: usize, shared: Arc<RunShared>) -> std::io::Result<Work
     let plan = shared.plan.clone();
     let ctx = Rc::new(WorkerCtx {
         worker,
-        stats: RefCell::new(WorkerStats::new(
-            plan.requests.len(),
-            plan.scenarios.len(),
-            plan.checks.len(),
-        )),
+        stats: RefCell::new(
+            WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len())
+                .with_timeline(crate::stats::interval::Timeline::new(
+                    shared.start,
+                    plan.timeline_interval,
+                    plan.requests.len(),
+                    plan.scenarios.len(),
+                    plan.checks.len(),
+                )),
+        ),
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
         shared: shared.clone(),
         cuts: Cuts::default(),
@@ -715,19 +726,19 @@ async fn do_request(
         );
     }
     let mut json: Option<Option<serde_json::Value>> = None;
-    for (check, kind) in &r.checks {
-        let pass = match kind {
+    for c in &r.checks {
+        let pass = match &c.kind {
             CheckKind::Status(list) => outcome.status.is_some_and(|s| list.contains(&s)),
             CheckKind::BodyContains(text) => memchr::memmem::find(body, text.as_bytes()).is_some(),
             CheckKind::Extract(_) => continue,
         };
-        record_check(ctx, *check, pass);
+        record_check(ctx, c.id, pass);
     }
-    for (var, src, check) in &r.extract {
+    for e in &r.extract {
         let value = if outcome.error.is_some() {
             None
         } else {
-            match src {
+            match &e.source {
                 ExtractSource::Header(name) => outcome
                     .headers
                     .as_ref()
@@ -744,9 +755,9 @@ async fn do_request(
                     }),
             }
         };
-        record_check(ctx, *check, value.is_some());
+        record_check(ctx, e.check, value.is_some());
         if let Some(v) = value
-            && let Some(slot) = vu.vars.values.get_mut(*var)
+            && let Some(slot) = vu.vars.values.get_mut(e.var)
         {
             *slot = v;
         }

@@ -2,29 +2,54 @@
 //!
 //! The data flows through the modules in this order:
 //! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
-//! [`run`] (workers, signals, progress) → [`executor`] (VUs and pacers) → [`http`] (the client:
-//! HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`] (OpenTelemetry
-//! instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`] (summary, thresholds).
-//! At the bottom, [`outcome`] holds the vocabulary every layer shares (`ErrorKind`, `Outcome`,
-//! `Sample`) and imports no other stampede module.
+//! [`run`] (workers, signals, [`progress`]) → [`executor`] (VUs and pacers) → [`http`] (the
+//! client: HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`]
+//! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
+//! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
+//! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
+//! width, colour, the live area and the log writer) is a leaf too.
+//!
+//! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
+//! every `crate::` path in src/ and fails on an arrow that points up or sideways):
+//! 1. outcome, template, term, suggest, target
+//! 2. threshold, http, stats
+//! 3. config
+//! 4. plan
+//! 5. metrics
+//! 6. executor, export
+//! 7. timeline, progress
+//! 8. report
+//! 9. ci
+//! 10. html
+//! 11. run
+//! 12. cli
+//! 13. demo
+//!
+//! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod export;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod stats;
+mod suggest;
 pub mod target;
 pub mod template;
+pub mod term;
 #[cfg(test)]
 mod test_support;
 pub mod threshold;
+pub mod timeline;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -71,7 +96,7 @@ impl Error {
 pub struct Presentation {
     /// Print the start banner and the text summary.
     pub print: bool,
-    /// Live progress line (on a terminal).
+    /// Live progress: a progress area on a terminal, else periodic status lines.
     pub progress: bool,
 }
 
@@ -95,13 +120,16 @@ pub fn run_config(
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
-    let summary_path = cfg.run.summary_json.clone();
-    let plan = plan::build(cfg, run_id, &origin)?;
+    let status_interval = cfg.run.status_interval.get();
+    let plan = prepare(cfg, run_id, &origin)?;
+    // Checked by the plan: its directory exists.
+    let summary_path = plan.summary_json.clone();
     let summary = run::execute(
         plan,
         run::Display {
             progress: presentation.progress && !quiet,
             banner: presentation.print,
+            status_interval: Some(status_interval),
         },
     )
     .map_err(|e| match e {
@@ -109,7 +137,10 @@ pub fn run_config(
         run::RunError::Io(e) => Error::Other(anyhow::Error::new(e)),
     })?;
     if presentation.print {
-        print!("{}", report::render_text(&summary));
+        print!(
+            "{}",
+            report::render_text(&summary, &report::TextStyle::for_stdout())
+        );
     }
     if let Some(p) = summary_path {
         let json = serde_json::to_string_pretty(&summary)
@@ -118,6 +149,65 @@ pub fn run_config(
             .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
     }
     Ok(summary)
+}
+
+/// Builds the plan and makes every check a run makes before it sends anything, so `validate`
+/// and `run` refuse the same input (exit 2, naming the file and key): the plan's (URLs, ports,
+/// headers and templates rendered with the initial variables, executor keys, limits,
+/// thresholds, the summary file's directory) and the OTLP settings exactly as the exporter
+/// resolves them (`export::otlp::resolve`, environment included), headers checked for CR/LF.
+pub fn prepare(cfg: config::Config, run_id: String, origin: &str) -> Result<plan::Plan, Error> {
+    let plan = plan::build(cfg, run_id, origin)?;
+    check_otlp(&plan, origin)?;
+    Ok(plan)
+}
+
+fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError> {
+    use export::otlp::{ENV_HEADERS, OtlpError, resolve};
+    let cfg = plan.metrics.otlp.as_ref();
+    let resolved = resolve(cfg, &template::process_env).map_err(|e| match e {
+        OtlpError::Invalid {
+            source_name,
+            message,
+        } => config::ConfigError::invalid(origin, source_name, message),
+        other => config::ConfigError::invalid(origin, "metrics.otlp", other.to_string()),
+    })?;
+    if let Some(i) = resolved.as_ref().and_then(|r| r.interval)
+        && i > config::MAX_DURATION
+    {
+        return Err(config::ConfigError::invalid(
+            origin,
+            export::otlp::ENV_INTERVAL,
+            "too long: every duration is at most 365 days",
+        ));
+    }
+    for (k, v) in resolved.iter().flat_map(|r| &r.headers) {
+        // The file's headers are checked by name in config::validate; what is left came from
+        // the environment. Values may be secrets: never quoted.
+        let from_file = cfg.is_some_and(|c| c.headers.keys().any(|h| h.eq_ignore_ascii_case(k)));
+        let key = if from_file {
+            format!("metrics.otlp.headers.{k}")
+        } else {
+            ENV_HEADERS.to_string()
+        };
+        if ::http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(config::ConfigError::invalid(
+                origin,
+                key,
+                format!("{k:?} is not a valid header name"),
+            ));
+        }
+        if ::http::HeaderValue::from_str(v).is_err() {
+            return Err(config::ConfigError::invalid(
+                origin,
+                key,
+                format!(
+                    "the value of header {k:?} is not valid (control characters such as CR or LF)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The exit code a summary calls for.
@@ -175,12 +265,15 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
     ExitCode::from(dispatch(cli))
 }
 
+/// Logs go to stderr above the live progress area ([`term::LogWriter`]), coloured only when
+/// stderr is a terminal and `NO_COLOR` is not set (CI logs get no escape codes).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAMPEDE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter)
+        .with_ansi(term::colour(term::Stream::Stderr))
         .with_target(false)
         .try_init();
 }
@@ -192,7 +285,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 .map_err(Error::from)
                 .and_then(|cfg| {
                     let origin = file.display().to_string();
-                    plan::build(cfg, "validate".into(), &origin)?;
+                    prepare(cfg, "validate".into(), &origin)?;
                     Ok(())
                 }) {
                 Ok(()) => {
@@ -203,19 +296,36 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Run(args) => {
-            let ov = args.overrides();
+            let (file, ov) = args.into_parts();
             match run(
-                args.file.as_deref(),
+                file.as_deref(),
                 &ov,
                 Presentation {
                     print: true,
                     progress: true,
                 },
             ) {
-                Ok(s) => summary_exit_code(&s),
+                Ok(s) => {
+                    let code = summary_exit_code(&s);
+                    match write_ci_outputs(&s, code, &ov.output) {
+                        Ok(()) => code,
+                        Err(e) => report_error(&e),
+                    }
+                }
                 Err(e) => report_error(&e),
             }
         }
+        cli::Command::Report {
+            summary,
+            output,
+            baseline,
+        } => report_file(&summary, &output, baseline.as_deref()),
+        cli::Command::Compare {
+            baseline,
+            current,
+            max_regression,
+            markdown,
+        } => compare_files(&baseline, &current, max_regression, markdown),
         cli::Command::Target { listen } => {
             if !listen.ip().is_loopback() {
                 eprintln!(
@@ -236,9 +346,124 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Demo(args) => match demo::run(&args) {
-            Ok(s) => summary_exit_code(&s),
+            Ok(s) => {
+                let code = summary_exit_code(&s);
+                match write_ci_outputs(&s, code, &args.output) {
+                    Ok(()) => code,
+                    Err(e) => report_error(&e),
+                }
+            }
             Err(e) => report_error(&e),
         },
+    }
+}
+
+/// `--junit` and `--summary-markdown` (and `$GITHUB_STEP_SUMMARY`) of a finished run.
+fn write_ci_outputs(s: &Summary, code: u8, args: &config::OutputFlags) -> Result<(), Error> {
+    let write = |p: &Path, text: &str, what: &str| {
+        std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write the {what} to {}: {e}", p.display()))
+    };
+    if let Some(p) = &args.junit {
+        write(p, &ci::junit(s), "JUnit report")?;
+    }
+    if let Some(p) = &args.report {
+        // Through the JSON text, so the report equals one remade later from --summary-json.
+        let v = serde_json::to_string(s)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t))
+            .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
+        write(p, &html::render(&v, code, None), "HTML report")?;
+    }
+    let step = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty());
+    if args.summary_markdown.is_some() || step.is_some() {
+        let md = ci::markdown(s, code);
+        if let Some(p) = &args.summary_markdown {
+            write(p, &md, "Markdown summary")?;
+        }
+        if let Some(p) = step {
+            use std::io::Write as _;
+            let p = std::path::PathBuf::from(p);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .and_then(|mut f| f.write_all(format!("{md}\n").as_bytes()))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot append to GITHUB_STEP_SUMMARY ({}): {e}",
+                        p.display()
+                    )
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// `stampede report`: the HTML report of a summary file (exit code as the run's would be).
+fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>) -> u8 {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+            .and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .map_err(|e| format!("{}: not a summary JSON file: {e}", p.display()))
+            })
+    };
+    let docs = read(summary).and_then(|v| Ok((v, baseline.map(read).transpose()?)));
+    let (v, base) = match docs {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let crossed = v["thresholds"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x["ok"] != serde_json::Value::Bool(true)));
+    let code = if crossed {
+        EXIT_THRESHOLDS
+    } else if v["interrupted"] == serde_json::Value::Bool(true) {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_OK
+    };
+    match std::fs::write(output, html::render(&v, code, base.as_ref())) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the report to {}: {e}",
+                output.display()
+            );
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// `stampede compare`: 0 without regression, 3 with one, 2 for unreadable input.
+fn compare_files(base: &Path, cur: &Path, tolerance: f64, markdown: bool) -> u8 {
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a summary JSON file: {e}", p.display()))
+    };
+    let docs = read(base).and_then(|b| Ok((b, read(cur)?)));
+    let result = docs.and_then(|(b, c)| {
+        ci::compare(&b, &c, tolerance)
+            .map_err(|e| format!("{}, {}: {e}", base.display(), cur.display()))
+    });
+    match result {
+        Ok(c) => {
+            print!("{}", ci::render_comparison(&c, markdown));
+            if c.regressed() {
+                EXIT_THRESHOLDS
+            } else {
+                EXIT_OK
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
     }
 }
 

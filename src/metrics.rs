@@ -160,7 +160,6 @@ impl Instruments {
             .build();
         let meter: Meter = provider.meter_with_scope(scope);
         let buckets = plan
-            .config
             .metrics
             .buckets
             .clone()

@@ -1,23 +1,37 @@
-//! The plan: a validated [`Config`] turned into what the workers execute — parsed URLs and
-//! headers, static bodies as `Bytes`, per-scenario schedules, and one index per request and per
-//! check so the hot path records by number, never by string.
+//! The plan: a validated [`Config`] turned into what the run executes and reports — parsed URLs
+//! and headers, static bodies as `Bytes`, per-scenario schedules, parsed thresholds, the metric
+//! and export settings, and one index per request and per check so the hot path records by
+//! number, never by string.
+//!
+//! The plan is the only thing downstream code sees: it does not keep the [`Config`] it came from.
+//! Everything that can be checked before the first request is checked here (or in
+//! `config::validate`), so `stampede validate` and `stampede run` refuse the same files.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{Method, Uri};
 
 use crate::config::{
-    Checks, Config, ConfigError, ExecutorKind, ExtractSource, RequestConfig, ScenarioConfig,
-    ThinkTime,
+    Checks, Config, ConfigError, ExecutorKind, ExtractSource, MetricsConfig, RequestConfig,
+    ScenarioConfig, ThinkTime,
 };
 pub use crate::http::client::{ClientOptions, Target};
-use crate::template::{Template, VarTable, initial_values, process_env, table_from};
+use crate::http::url::{Credentials, split_credentials};
+use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
 
-/// What the workers run.
+/// Most latency histograms the run's exact statistics may hold, over all worker threads plus
+/// the merged total: 10,000 (about 1.9 GB). Each worker keeps one HdrHistogram (1 µs – 1 h at 3
+/// significant digits, about 0.19 MB) per request definition and two per scenario, so many
+/// URLs on many workers would otherwise allocate gigabytes. The default worker count shrinks
+/// to fit; an explicit `--workers` that does not fit is refused.
+pub const MAX_HISTOGRAMS: usize = 10_000;
+
+/// What the workers run, and everything the run needs besides.
 #[derive(Debug)]
 pub struct Plan {
     /// The run id.
@@ -30,16 +44,21 @@ pub struct Plan {
     pub checks: Vec<CheckMeta>,
     /// Distinct servers, by id.
     pub targets: Vec<Target>,
-    /// Parsed thresholds.
+    /// Thresholds, parsed once (here).
     pub thresholds: Vec<Threshold>,
     /// Grace period for in-flight iterations at the end.
     pub graceful_stop: Duration,
-    /// Worker threads.
+    /// Interval of the summary's timeline (`[run] timeline_interval`).
+    pub timeline_interval: Duration,
+    /// Worker threads (at most one per VU, and within [`MAX_HISTOGRAMS`]).
     pub workers: usize,
     /// HTTP client settings.
     pub client: ClientOptions,
-    /// The configuration the plan came from.
-    pub config: Config,
+    /// Metric recording and export settings (validated; `buckets` filled with the defaults
+    /// when unset). Exporters resolve environment and secrets from them.
+    pub metrics: MetricsConfig,
+    /// Where the JSON summary is written (its directory exists).
+    pub summary_json: Option<PathBuf>,
 }
 
 /// Reporting facts about one request definition.
@@ -75,6 +94,26 @@ pub struct CheckMeta {
     pub request: usize,
     /// Scenario index.
     pub scenario: usize,
+}
+
+/// A check of one request: what it tests and where its result is counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// Global check id (index in [`Plan::checks`]).
+    pub id: usize,
+    /// What it tests.
+    pub kind: CheckKind,
+}
+
+/// An extraction from a response into a VU variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extract {
+    /// Index of the VU variable that receives the value.
+    pub var: usize,
+    /// Where the value comes from.
+    pub source: ExtractSource,
+    /// The check that counts whether a value was found.
+    pub check: usize,
 }
 
 /// How a scenario's VUs are paced.
@@ -130,14 +169,17 @@ impl Schedule {
         }
     }
 
-    /// Planned length, if bounded by time.
+    /// Planned length, if bounded by time. Validation keeps it within
+    /// [`crate::config::MAX_DURATION`]; the sum saturates rather than panics regardless.
     pub fn duration(&self) -> Option<Duration> {
         match self {
             Schedule::ConstantVus { duration, .. } => *duration,
             Schedule::SharedIterations { max_duration, .. } => *max_duration,
-            Schedule::RampingVus { stages, .. } | Schedule::ArrivalRate { stages, .. } => {
-                Some(stages.iter().map(|s| s.0).sum())
-            }
+            Schedule::RampingVus { stages, .. } | Schedule::ArrivalRate { stages, .. } => Some(
+                stages
+                    .iter()
+                    .fold(Duration::ZERO, |total, s| total.saturating_add(s.0)),
+            ),
         }
     }
 
@@ -215,10 +257,11 @@ pub struct RequestPlan {
     pub headers: Vec<(HeaderName, HeaderPlan)>,
     /// Body.
     pub body: Option<BodyPlan>,
-    /// (variable index, source).
-    pub extract: Vec<(usize, ExtractSource, usize)>,
-    /// (check id, kind).
-    pub checks: Vec<(usize, CheckKind)>,
+    /// Extractions into VU variables, each with its check.
+    pub extract: Vec<Extract>,
+    /// Every check of the request: status, body, and one per extraction (`extract` says what
+    /// it extracts; the executor counts those there).
+    pub checks: Vec<Check>,
     /// Whether the response body must be kept (extraction from JSON or a body check).
     pub keep_body: bool,
     /// Pause after this request.
@@ -263,6 +306,7 @@ const USER_AGENT_VALUE: &str = concat!("stampede/", env!("CARGO_PKG_VERSION"));
 
 /// Builds the plan. `origin` names the config file for error messages.
 pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, ConfigError> {
+    let err = |key: &str, msg: String| ConfigError::invalid(origin, key, msg);
     let mut b = Builder {
         origin,
         requests: Vec::new(),
@@ -270,25 +314,41 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
         targets: Vec::new(),
         http2: config.defaults.http2,
     };
+    let default_base = config
+        .defaults
+        .base_url
+        .as_deref()
+        .map(|u| base_url(u, "defaults.base_url", origin))
+        .transpose()?;
     let mut scenarios = Vec::new();
     for (i, sc) in config.scenarios.iter().enumerate() {
-        scenarios.push(b.scenario(i, sc, &config)?);
+        scenarios.push(b.scenario(i, sc, &config, default_base.as_ref())?);
     }
     let thresholds = config
         .thresholds
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            Threshold::parse(t).map_err(|e| {
-                ConfigError::invalid(origin, format!("thresholds[{i}]"), e.to_string())
-            })
+            Threshold::parse(t).map_err(|e| err(&format!("thresholds[{i}]"), e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let workers = config.run.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let workers = workers(
+        config.run.workers,
+        &scenarios,
+        b.requests.len(),
+        available_cpus(),
+    )
+    .map_err(|(key, m)| err(key, m))?;
+    let summary_json = config
+        .run
+        .summary_json
+        .as_deref()
+        .map(|p| summary_path(p).map_err(|m| err("run.summary_json", m)))
+        .transpose()?;
+    let mut metrics = config.metrics;
+    metrics
+        .buckets
+        .get_or_insert_with(|| crate::config::DEFAULT_DURATION_BUCKETS.to_vec());
     Ok(Plan {
         run_id,
         scenarios,
@@ -297,6 +357,7 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
         targets: b.targets,
         thresholds,
         graceful_stop: config.run.graceful_stop.get(),
+        timeline_interval: config.run.timeline_interval.get(),
         workers,
         client: ClientOptions {
             timeout: config.defaults.timeout.get(),
@@ -304,7 +365,200 @@ pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, Confi
             http2: config.defaults.http2,
             insecure: config.defaults.insecure,
         },
-        config,
+        metrics,
+        summary_json,
+    })
+}
+
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The worker count: as asked (or one per CPU), never more than the VUs that can exist at
+/// once, and within [`MAX_HISTOGRAMS`]. The error names the key at fault.
+fn workers(
+    asked: Option<usize>,
+    scenarios: &[ScenarioPlan],
+    requests: usize,
+    cpus: usize,
+) -> Result<usize, (&'static str, String)> {
+    let vus = scenarios
+        .iter()
+        .map(|s| s.schedule.max_vus())
+        .fold(0u64, u64::saturating_add)
+        .max(1);
+    let per_worker = requests + 2 * scenarios.len();
+    // Workers plus the merged total each hold `per_worker` histograms.
+    let fits = (MAX_HISTOGRAMS / per_worker.max(1)).saturating_sub(1);
+    if fits == 0 {
+        return Err((
+            "scenarios",
+            format!(
+                "{requests} request definitions need more exact-statistics memory than one worker may use (at most {} request definitions; use one request with a variable, e.g. url = \"/items/${{id}}\", instead of many URLs)",
+                (MAX_HISTOGRAMS / 2).saturating_sub(2 * scenarios.len())
+            ),
+        ));
+    }
+    let wanted = match asked {
+        Some(w) if w > fits => {
+            return Err((
+                "run.workers",
+                format!(
+                    "{w} workers × {per_worker} latency histograms (one per request definition, two per scenario, ~0.19 MB each) exceed the limit of {MAX_HISTOGRAMS}; use --workers {fits} or fewer"
+                ),
+            ));
+        }
+        Some(w) => w,
+        None => cpus.min(fits),
+    };
+    Ok(wanted
+        .min(usize::try_from(vus).unwrap_or(usize::MAX))
+        .max(1))
+}
+
+/// The summary file's directory must exist before the run starts, not be found missing after it.
+fn summary_path(p: &Path) -> Result<PathBuf, String> {
+    if p.is_dir() {
+        return Err(format!(
+            "{} is a directory; give a file name (--summary-json or run.summary_json)",
+            p.display()
+        ));
+    }
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot write {}: directory {} does not exist (--summary-json or run.summary_json)",
+            p.display(),
+            dir.display()
+        ));
+    }
+    Ok(p.to_path_buf())
+}
+
+/// A base URL, checked once under its own key (`defaults.base_url`, `scenarios[0].base_url`).
+#[derive(Clone, Debug)]
+struct BaseUrl {
+    url: String,
+    key: String,
+}
+
+fn base_url(url: &str, key: &str, origin: &str) -> Result<BaseUrl, ConfigError> {
+    let bad = |m: String| ConfigError::invalid(origin, key, m);
+    // `${env.X}` is filled in now; per-VU variables are not allowed in a base URL's server
+    // part, which the request's own check reports with the request's key.
+    let expanded = match Template::parse(url, &VarTable::default(), &process_env) {
+        Ok(t) => match t.as_static() {
+            Some(s) => s.to_string(),
+            None => {
+                return Ok(BaseUrl {
+                    url: url.into(),
+                    key: key.into(),
+                });
+            }
+        },
+        Err(crate::template::TemplateError::Undefined(_)) => {
+            return Ok(BaseUrl {
+                url: url.into(),
+                key: key.into(),
+            });
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let (expanded, _) = split_credentials(&expanded);
+    match scheme_of(&expanded) {
+        Some(s) => check_scheme(s).map_err(bad)?,
+        None => {
+            return Err(bad(format!(
+                "{:?} is not an absolute URL; write e.g. http://127.0.0.1:8080",
+                expanded
+            )));
+        }
+    }
+    let uri: Uri = lower_scheme(&expanded)
+        .parse()
+        .map_err(|e| bad(format!("{expanded:?} is not a valid URL: {e}")))?;
+    server_of(&uri).map_err(bad)?;
+    Ok(BaseUrl {
+        url: url.to_string(),
+        key: key.to_string(),
+    })
+}
+
+/// The scheme of an absolute URL (`http` in `http://…`, any case), or None for a path.
+fn scheme_of(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// Only HTTP and HTTPS, in any case.
+fn check_scheme(scheme: &str) -> Result<(), String> {
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the scheme {scheme:?} is not supported: use http:// or https://"
+        ))
+    }
+}
+
+/// The URL with its scheme in lower case (schemes are case-insensitive).
+fn lower_scheme(url: &str) -> String {
+    match scheme_of(url) {
+        Some(s) => format!("{}{}", s.to_ascii_lowercase(), &url[s.len()..]),
+        None => url.to_string(),
+    }
+}
+
+/// The server of a parsed absolute URL, with its port checked (1-65535, digits only).
+fn server_of(uri: &Uri) -> Result<Target, String> {
+    let tls = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => true,
+        Some(s) if s.eq_ignore_ascii_case("http") => false,
+        Some(s) => return Err(check_scheme(s).err().unwrap_or_default()),
+        None => return Err("the URL has no scheme; write http:// or https://".into()),
+    };
+    let auth = uri
+        .authority()
+        .filter(|a| !a.host().is_empty())
+        .ok_or_else(|| "the URL has no host".to_string())?;
+    let hostport = auth
+        .as_str()
+        .rsplit_once('@')
+        .map_or(auth.as_str(), |(_, h)| h);
+    let port = match hostport
+        .strip_prefix(auth.host())
+        .and_then(|r| r.strip_prefix(':'))
+    {
+        None => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => {
+                return Err(format!("port {p:?} is not a number from 1 to 65535"));
+            }
+        },
+    };
+    Ok(Target {
+        tls,
+        host: auth
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+        authority: hostport.to_string(),
     })
 }
 
@@ -316,8 +570,27 @@ struct Builder<'a> {
     http2: bool,
 }
 
+/// What every request of a scenario inherits.
+struct ReqCtx<'a> {
+    scenario: usize,
+    base: Option<&'a BaseUrl>,
+    /// Default then scenario headers: (name, value, the key they were set under).
+    headers: &'a [(String, String, String)],
+    vars: &'a VarTable,
+    /// The values a VU starts with (its first request renders with these).
+    initial: &'a Vars,
+}
+
+/// A request's URL, resolved: how it is sent, and to which server.
+struct ResolvedUrl {
+    url: UrlPlan,
+    target: usize,
+    /// `user:password` from the URL, sent as basic auth.
+    credentials: Option<Credentials>,
+}
+
 impl Builder<'_> {
-    fn err(&self, key: String, msg: impl Into<String>) -> ConfigError {
+    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
         ConfigError::invalid(self.origin, key, msg)
     }
 
@@ -326,6 +599,7 @@ impl Builder<'_> {
         index: usize,
         sc: &ScenarioConfig,
         cfg: &Config,
+        default_base: Option<&BaseUrl>,
     ) -> Result<ScenarioPlan, ConfigError> {
         let at = format!("scenarios[{index}]");
         let extracted: Vec<&String> = sc
@@ -336,19 +610,33 @@ impl Builder<'_> {
             .flat_map(|r| r.extract.keys())
             .collect();
         let vars = table_from(sc.variables.keys(), extracted);
-        let base = sc.base_url.as_ref().or(cfg.defaults.base_url.as_ref());
-        let mut headers: Vec<(String, String)> = cfg
+        let initial = Vars {
+            values: initial_values(&vars, &sc.variables),
+            vu: 0,
+            iteration: 0,
+        };
+        let own_base = sc
+            .base_url
+            .as_deref()
+            .map(|u| base_url(u, &format!("{at}.base_url"), self.origin))
+            .transpose()?;
+        let mut headers: Vec<(String, String, String)> = cfg
             .defaults
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.clone(), format!("defaults.headers.{k}")))
             .collect();
-        headers.extend(sc.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        headers.extend(
+            sc.headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone(), format!("{at}.headers.{k}"))),
+        );
         let ctx = ReqCtx {
             scenario: index,
-            base: base.map(String::as_str),
+            base: own_base.as_ref().or(default_base),
             headers: &headers,
             vars: &vars,
+            initial: &initial,
         };
         let mut on_start = Vec::new();
         for (r, rc) in sc.on_start.iter().enumerate() {
@@ -372,53 +660,111 @@ impl Builder<'_> {
             tasks.push(reqs);
             weights.push(task.weight);
         }
-        let schedule = schedule(sc);
         Ok(ScenarioPlan {
             index,
             name: Arc::from(sc.name.as_str()),
-            schedule,
+            schedule: schedule(sc),
             on_start,
             tasks,
             weights,
             think_time: sc.think_time.clone(),
-            initial_vars: initial_values(&vars, &sc.variables),
+            initial_vars: initial.values,
         })
     }
 
+    /// One request: method, URL and server, headers, body, then its checks and extractions.
     fn request(
         &mut self,
         ctx: &ReqCtx<'_>,
         rc: &RequestConfig,
         at: &str,
     ) -> Result<RequestPlan, ConfigError> {
-        let origin = self.origin;
-        let tmpl = |text: &str, key: &str| {
-            Template::parse(text, ctx.vars, &process_env)
-                .map_err(|e| ConfigError::invalid(origin, format!("{at}.{key}"), e.to_string()))
-        };
-        let method_txt = rc.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-        let method = Method::from_bytes(method_txt.as_bytes()).map_err(|_| {
-            self.err(
-                format!("{at}.method"),
-                format!("invalid method `{method_txt}`"),
-            )
-        })?;
-        if rc.url.is_empty() {
-            return Err(self.err(format!("{at}.url"), "must not be empty"));
+        let method = self.method(rc, at)?;
+        let resolved = self.url(ctx, rc, at)?;
+        let mut headers = HeaderList::default();
+        self.standard_headers(ctx, &resolved, &mut headers, at)?;
+        let body = self.body(ctx, rc, &mut headers, at)?;
+        for (k, v, key) in ctx.headers {
+            self.header(ctx, &mut headers, k, v, key)?;
         }
-        let mut full = if crate::http::url::strip_http_scheme(&rc.url).is_some() {
-            rc.url.clone()
+        for (k, v) in &rc.headers {
+            self.header(ctx, &mut headers, k, v, &format!("{at}.headers.{k}"))?;
+        }
+        let headers = headers.0;
+        let id = self.requests.len();
+        self.requests.push(RequestMeta {
+            name: request_name(rc),
+            method: method.clone(),
+            scenario: ctx.scenario,
+            target: resolved.target,
+        });
+        let mut checks = self.checks(rc.checks.as_ref(), id, ctx.scenario);
+        let extract = self.extracts(ctx, rc, id, &mut checks, at)?;
+        let keep_body = checks
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::BodyContains(_)))
+            || extract
+                .iter()
+                .any(|e| matches!(e.source, ExtractSource::Json(_)));
+        let keep_headers = extract
+            .iter()
+            .any(|e| matches!(e.source, ExtractSource::Header(_)));
+        let wire = if self.http2 {
+            None
         } else {
-            let base = ctx.base.ok_or_else(|| {
-                self.err(
-                    format!("{at}.url"),
-                    format!(
-                        "`{}` is relative but no base_url is set (defaults.base_url, the scenario's base_url, or --url)",
-                        crate::http::url::split_credentials(&rc.url).0
-                    ),
-                )
-            })?;
-            join_url(base, &rc.url)
+            static_wire(&method, &resolved.url, &headers, body.as_ref())
+        };
+        Ok(RequestPlan {
+            id,
+            head: method == Method::HEAD,
+            keep_headers,
+            wire,
+            method,
+            target: resolved.target,
+            url: resolved.url,
+            headers,
+            body,
+            extract,
+            checks,
+            keep_body,
+            think_time: rc.think_time.clone(),
+        })
+    }
+
+    fn method(&self, rc: &RequestConfig, at: &str) -> Result<Method, ConfigError> {
+        let text = rc.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+        Method::from_bytes(text.as_bytes())
+            .map_err(|_| self.err(format!("{at}.method"), format!("invalid method {text:?}")))
+    }
+
+    /// The absolute URL as written (credentials still in it), query appended.
+    fn absolute_url(
+        &self,
+        ctx: &ReqCtx<'_>,
+        rc: &RequestConfig,
+        at: &str,
+    ) -> Result<String, ConfigError> {
+        let key = format!("{at}.url");
+        if rc.url.is_empty() {
+            return Err(self.err(key, "must not be empty"));
+        }
+        let mut full = match scheme_of(&rc.url) {
+            Some(scheme) => {
+                check_scheme(scheme).map_err(|m| self.err(&key, m))?;
+                lower_scheme(&rc.url)
+            }
+            None => {
+                let base = ctx.base.ok_or_else(|| {
+                    self.err(
+                        &key,
+                        format!(
+                            "{:?} is relative but no base URL is set (defaults.base_url, the scenario's base_url, or --url)",
+                            rc.url
+                        ),
+                    )
+                })?;
+                lower_scheme(&join_url(&base.url, &rc.url))
+            }
         };
         if !rc.query.is_empty() {
             full.push(if full.contains('?') { '&' } else { '?' });
@@ -429,226 +775,257 @@ impl Builder<'_> {
                 .collect();
             full.push_str(&q.join("&"));
         }
+        Ok(full)
+    }
+
+    /// Resolves the URL: the server must be fixed (`${env.X}` is fine, per-VU variables are
+    /// not), the port valid, and a URL with variables must render to a valid URL with the
+    /// values a VU starts with.
+    fn url(
+        &mut self,
+        ctx: &ReqCtx<'_>,
+        rc: &RequestConfig,
+        at: &str,
+    ) -> Result<ResolvedUrl, ConfigError> {
+        let key = format!("{at}.url");
+        // The key at fault when the URL came from a base URL.
+        let server_key = match (scheme_of(&rc.url), ctx.base) {
+            (None, Some(b)) => b.key.clone(),
+            _ => key.clone(),
+        };
+        let with_credentials = self.absolute_url(ctx, rc, at)?;
         // user:password@ in the URL becomes a basic-auth header and leaves the URL (and every
         // message that quotes it).
-        let (full, credentials) = crate::http::url::split_credentials(&full);
-        let url_t = tmpl(&full, "url")?;
-        // The server must be fixed: render with two different fillers and compare.
+        let (full, credentials) = split_credentials(&with_credentials);
+        let template = Template::parse(&full, ctx.vars, &process_env)
+            .map_err(|e| self.err(&key, e.to_string()))?;
+        let origin = self.origin;
+        let invalid = |e: http::uri::InvalidUri| {
+            ConfigError::invalid(origin, &key, format!("{full:?} is not a valid URL: {e}"))
+        };
+        // Render with two different fillers: the scheme and server must come out the same.
         let probe = |fill: &str| {
-            let vals = crate::template::Vars {
+            template.render(&Vars {
                 values: vec![fill.to_string(); ctx.vars.len()],
                 vu: 1,
                 iteration: 1,
-            };
-            url_t.render(&vals)
+            })
         };
-        let (u1, u2) = (probe("a"), probe("b"));
-        let p1: Uri = u1.parse().map_err(|e| {
-            self.err(
-                format!("{at}.url"),
-                format!("`{full}` is not a valid URL: {e}"),
-            )
-        })?;
-        let p2: Uri = u2.parse().map_err(|e| {
-            self.err(
-                format!("{at}.url"),
-                format!("`{full}` is not a valid URL: {e}"),
-            )
-        })?;
+        let p1: Uri = probe("a").parse().map_err(invalid)?;
+        let p2: Uri = probe("b").parse().map_err(invalid)?;
         if p1.authority() != p2.authority() || p1.scheme() != p2.scheme() {
             return Err(self.err(
-                format!("{at}.url"),
+                &key,
                 "the scheme and host may use ${env.X} but not per-VU variables",
             ));
         }
-        let tls = match p1.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => {
-                return Err(self.err(
-                    format!("{at}.url"),
-                    format!("`{full}`: only http:// and https:// URLs are supported"),
-                ));
-            }
-        };
-        let auth = p1
-            .authority()
-            .ok_or_else(|| self.err(format!("{at}.url"), format!("`{full}` has no host")))?;
-        let target = Target {
-            tls,
-            host: auth
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: auth.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            authority: auth.as_str().to_string(),
-        };
-        let target_id = match self.targets.iter().position(|t| *t == target) {
-            Some(i) => i,
-            None => {
-                self.targets.push(target.clone());
-                self.targets.len() - 1
-            }
-        };
+        let target = server_of(&p1).map_err(|m| self.err(&server_key, m))?;
+        let target = self.target_id(target);
         let origin_form = !self.http2;
-        let url = match url_t.as_static() {
+        let url = match template.as_static() {
             Some(s) => {
-                let uri: Uri = s.parse().map_err(|e| {
-                    self.err(
-                        format!("{at}.url"),
-                        format!("`{s}` is not a valid URL: {e}"),
-                    )
-                })?;
+                let uri: Uri = s.parse().map_err(invalid)?;
                 UrlPlan::Static(if origin_form {
                     to_origin_form(&uri)
                 } else {
                     uri
                 })
             }
-            None => UrlPlan::Dynamic {
-                template: url_t.clone(),
-                origin_form,
-            },
+            None => {
+                let first = template.render(ctx.initial);
+                if first.parse::<Uri>().is_err() {
+                    return Err(self.err(
+                        &key,
+                        format!(
+                            "{full:?} renders to {first:?} with the scenario's initial variables, which is not a valid URL"
+                        ),
+                    ));
+                }
+                UrlPlan::Dynamic {
+                    template,
+                    origin_form,
+                }
+            }
         };
-        // Name: explicit, or the path of the URL as written (variables kept as `${x}`).
-        let name: Arc<str> = match &rc.name {
-            Some(n) => Arc::from(n.as_str()),
-            None => Arc::from(path_of(&rc.url)),
-        };
+        Ok(ResolvedUrl {
+            url,
+            target,
+            credentials,
+        })
+    }
 
-        let mut headers: Vec<(HeaderName, HeaderPlan)> = Vec::new();
-        let mut push_header = |k: &str, v: &str, key: String| -> Result<(), ConfigError> {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| self.err(key.clone(), format!("invalid header name `{k}`")))?;
-            let t = Template::parse(v, ctx.vars, &process_env)
-                .map_err(|e| self.err(key.clone(), e.to_string()))?;
-            let hp = match t.as_static() {
-                Some(s) => HeaderPlan::Static(HeaderValue::from_str(s).map_err(|_| {
-                    self.err(key.clone(), format!("invalid value for header `{k}`"))
-                })?),
-                None => HeaderPlan::Dynamic(t),
-            };
-            headers.retain(|(n, _)| *n != name);
-            headers.push((name, hp));
-            Ok(())
-        };
+    fn target_id(&mut self, target: Target) -> usize {
+        match self.targets.iter().position(|t| *t == target) {
+            Some(i) => i,
+            None => {
+                self.targets.push(target);
+                self.targets.len() - 1
+            }
+        }
+    }
+
+    /// Host (HTTP/1.1), Authorization from URL credentials, User-Agent.
+    fn standard_headers(
+        &self,
+        ctx: &ReqCtx<'_>,
+        url: &ResolvedUrl,
+        headers: &mut HeaderList,
+        at: &str,
+    ) -> Result<(), ConfigError> {
+        let key = format!("{at}.url");
         if !self.http2 {
-            push_header(HOST.as_str(), &target.authority, format!("{at}.url"))?;
+            let authority = self.targets[url.target].authority.clone();
+            self.header(ctx, headers, HOST.as_str(), &authority, &key)?;
         }
-        if let Some(c) = &credentials {
-            push_header(
-                http::header::AUTHORIZATION.as_str(),
-                &c.basic_auth(),
-                format!("{at}.url"),
-            )?;
+        if let Some(c) = &url.credentials {
+            self.header(ctx, headers, AUTHORIZATION.as_str(), &c.basic_auth(), &key)?;
         }
-        push_header(
+        self.header(
+            ctx,
+            headers,
             USER_AGENT.as_str(),
             USER_AGENT_VALUE,
-            format!("{at}.headers"),
-        )?;
-        let body = match (&rc.body, &rc.json) {
-            (Some(_), Some(_)) => {
-                return Err(self.err(
-                    format!("{at}.body"),
-                    "give either `body` or `json`, not both",
-                ));
+            &format!("{at}.headers"),
+        )
+    }
+
+    /// Parses one header (name, value template) under `key`. A value with per-VU variables must
+    /// render to a valid header value with the values a VU starts with.
+    fn header(
+        &self,
+        ctx: &ReqCtx<'_>,
+        headers: &mut HeaderList,
+        name: &str,
+        value: &str,
+        key: &str,
+    ) -> Result<(), ConfigError> {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| self.err(key, format!("invalid header name {name:?}")))?;
+        let t = Template::parse(value, ctx.vars, &process_env)
+            .map_err(|e| self.err(key, e.to_string()))?;
+        // Values may be secrets: the messages never quote them.
+        let plan = match t.as_static() {
+            Some(s) => HeaderPlan::Static(HeaderValue::from_str(s).map_err(|_| {
+                self.err(
+                    key,
+                    "not a valid header value (control characters such as CR or LF)",
+                )
+            })?),
+            None => {
+                if HeaderValue::from_str(&t.render(ctx.initial)).is_err() {
+                    return Err(self.err(
+                        key,
+                        "renders to an invalid header value with the scenario's initial variables (control characters such as CR or LF)",
+                    ));
+                }
+                HeaderPlan::Dynamic(t)
             }
-            (Some(b), None) => Some(tmpl(b, "body")?),
+        };
+        headers.set(header, plan);
+        Ok(())
+    }
+
+    /// `body` (text) or `json` (which also sets `Content-Type: application/json`).
+    fn body(
+        &self,
+        ctx: &ReqCtx<'_>,
+        rc: &RequestConfig,
+        headers: &mut HeaderList,
+        at: &str,
+    ) -> Result<Option<BodyPlan>, ConfigError> {
+        let (text, key) = match (&rc.body, &rc.json) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(format!("{at}.body"), "give either body or json, not both"));
+            }
+            (Some(b), None) => (b.clone(), format!("{at}.body")),
             (None, Some(j)) => {
-                push_header(
+                let key = format!("{at}.json");
+                self.header(
+                    ctx,
+                    headers,
                     CONTENT_TYPE.as_str(),
                     "application/json",
-                    format!("{at}.json"),
+                    &key,
                 )?;
-                let text = serde_json::to_string(j)
-                    .map_err(|e| self.err(format!("{at}.json"), e.to_string()))?;
-                Some(tmpl(&text, "json")?)
+                let text = serde_json::to_string(j).map_err(|e| self.err(&key, e.to_string()))?;
+                (text, key)
             }
-            (None, None) => None,
+            (None, None) => return Ok(None),
         };
-        for (k, v) in ctx.headers {
-            push_header(k, v, format!("{at}.headers.{k}"))?;
-        }
-        for (k, v) in &rc.headers {
-            push_header(k, v, format!("{at}.headers.{k}"))?;
-        }
-        let body = body.map(|t| match t.as_static() {
+        let t = Template::parse(&text, ctx.vars, &process_env)
+            .map_err(|e| self.err(key, e.to_string()))?;
+        Ok(Some(match t.as_static() {
             Some(s) => BodyPlan::Static(Bytes::copy_from_slice(s.as_bytes())),
             None => BodyPlan::Dynamic(t),
-        });
+        }))
+    }
 
-        let id = self.requests.len();
-        self.requests.push(RequestMeta {
-            name: name.clone(),
-            method: method.clone(),
-            scenario: ctx.scenario,
-            target: target_id,
-        });
-        let mut checks = Vec::new();
-        let mut keep_body = false;
-        if let Some(Checks {
+    /// Status and body checks, each registered with a global id.
+    fn checks(&mut self, checks: Option<&Checks>, request: usize, scenario: usize) -> Vec<Check> {
+        let mut out = Vec::new();
+        let Some(Checks {
             status,
             body_contains,
-        }) = &rc.checks
-        {
-            if !status.is_empty() {
-                let list: Vec<String> = status.iter().map(u16::to_string).collect();
-                checks.push((
-                    self.check(format!("status in [{}]", list.join(",")), id, ctx.scenario),
-                    CheckKind::Status(status.clone()),
-                ));
-            }
-            if let Some(text) = body_contains {
-                keep_body = true;
-                checks.push((
-                    self.check(format!("body contains {text:?}"), id, ctx.scenario),
-                    CheckKind::BodyContains(text.clone()),
-                ));
-            }
+        }) = checks
+        else {
+            return out;
+        };
+        if !status.is_empty() {
+            let list: Vec<String> = status.iter().map(u16::to_string).collect();
+            out.push(Check {
+                id: self.check(format!("status in [{}]", list.join(",")), request, scenario),
+                kind: CheckKind::Status(status.clone()),
+            });
         }
-        let mut extract = Vec::new();
-        for (var, src) in &rc.extract {
-            if matches!(src, ExtractSource::Json(_)) {
-                keep_body = true;
-            }
-            if let ExtractSource::Json(p) = src
+        if let Some(text) = body_contains {
+            out.push(Check {
+                id: self.check(format!("body contains {text:?}"), request, scenario),
+                kind: CheckKind::BodyContains(text.clone()),
+            });
+        }
+        out
+    }
+
+    /// Extractions, each with the check `extract <var>` that counts whether it found a value
+    /// (also listed in `checks`, so a request with no check has an empty list).
+    fn extracts(
+        &mut self,
+        ctx: &ReqCtx<'_>,
+        rc: &RequestConfig,
+        request: usize,
+        checks: &mut Vec<Check>,
+        at: &str,
+    ) -> Result<Vec<Extract>, ConfigError> {
+        let mut out = Vec::new();
+        for (var, source) in &rc.extract {
+            if let ExtractSource::Json(p) = source
                 && !(p.is_empty() || p.starts_with('/'))
             {
                 return Err(self.err(
                     format!("{at}.extract.{var}"),
-                    format!("JSON pointer `{p}` must start with `/` (e.g. \"/data/token\")"),
+                    format!("JSON pointer {p:?} must start with / (e.g. \"/data/token\")"),
                 ));
             }
-            let idx = ctx.vars.get(var).unwrap_or_default();
-            let check = self.check(format!("extract {var}"), id, ctx.scenario);
-            checks.push((check, CheckKind::Extract(var.clone())));
-            extract.push((idx, src.clone(), check));
+            if let ExtractSource::Header(h) = source
+                && HeaderName::from_bytes(h.as_bytes()).is_err()
+            {
+                return Err(self.err(
+                    format!("{at}.extract.{var}"),
+                    format!("invalid header name {h:?}"),
+                ));
+            }
+            let check = self.check(format!("extract {var}"), request, ctx.scenario);
+            checks.push(Check {
+                id: check,
+                kind: CheckKind::Extract(var.clone()),
+            });
+            out.push(Extract {
+                var: ctx.vars.get(var).unwrap_or_default(),
+                source: source.clone(),
+                check,
+            });
         }
-        let wire = if self.http2 {
-            None
-        } else {
-            static_wire(&method, &url, &headers, body.as_ref())
-        };
-        let keep_headers = extract
-            .iter()
-            .any(|(_, s, _)| matches!(s, ExtractSource::Header(_)));
-        Ok(RequestPlan {
-            id,
-            head: method == Method::HEAD,
-            keep_headers,
-            wire,
-            method,
-            target: target_id,
-            url,
-            headers,
-            body,
-            extract,
-            checks,
-            keep_body,
-            think_time: rc.think_time.clone(),
-        })
+        Ok(out)
     }
 
     fn check(&mut self, name: String, request: usize, scenario: usize) -> usize {
@@ -661,11 +1038,23 @@ impl Builder<'_> {
     }
 }
 
-struct ReqCtx<'a> {
-    scenario: usize,
-    base: Option<&'a str>,
-    headers: &'a [(String, String)],
-    vars: &'a VarTable,
+/// Headers in order; setting a name again replaces the earlier value.
+#[derive(Default)]
+struct HeaderList(Vec<(HeaderName, HeaderPlan)>);
+
+impl HeaderList {
+    fn set(&mut self, name: HeaderName, value: HeaderPlan) {
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, value));
+    }
+}
+
+/// Name: explicit, or the path of the URL as written (variables kept as `${x}`).
+fn request_name(rc: &RequestConfig) -> Arc<str> {
+    match &rc.name {
+        Some(n) => Arc::from(n.as_str()),
+        None => Arc::from(path_of(&rc.url)),
+    }
 }
 
 fn schedule(sc: &ScenarioConfig) -> Schedule {
@@ -723,10 +1112,15 @@ fn join_url(base: &str, path: &str) -> String {
     }
 }
 
+/// The path of a URL as written (`/x` of `HTTP://host/x?q`), or the text itself for a path.
 fn path_of(url: &str) -> String {
-    let after_scheme = crate::http::url::strip_http_scheme(url)
-        .map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]))
-        .unwrap_or(url);
+    let after_scheme = match scheme_of(url) {
+        Some(s) => {
+            let rest = &url[s.len() + 3..];
+            rest.find('/').map_or("/", |i| &rest[i..])
+        }
+        None => url,
+    };
     let path = after_scheme.split('?').next().unwrap_or("/");
     if path.is_empty() {
         "/".to_string()
@@ -907,5 +1301,213 @@ mod tests {
                 max_duration: None
             }
         );
+    }
+    fn plan_err(toml: &str) -> String {
+        plan_of(toml).expect_err(toml).to_string()
+    }
+
+    const ONE_VU: &str = "[[scenarios]]\nvus = 1\niterations = 1\n";
+
+    #[test]
+    fn ports_must_be_numbers_from_1_to_65535() {
+        for (url, ok) in [
+            ("http://127.0.0.1:99999/", false),
+            ("http://127.0.0.1:99x/", false),
+            ("http://127.0.0.1:0/", false),
+            ("http://127.0.0.1:+80/", false),
+            ("http://[::1]:65536/", false),
+            ("http://127.0.0.1:65535/", true),
+            ("http://[::1]:8080/", true),
+        ] {
+            let toml = format!("{ONE_VU}requests = [{{ url = \"{url}\" }}]\n");
+            match plan_of(&toml) {
+                Ok(p) => assert!(ok, "{url} accepted as port {}", p.targets[0].port),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(!ok, "{url}: {e}");
+                    assert!(
+                        e.contains("`scenarios[0].requests[0].url`") && e.contains("port"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        // A bad port in a base URL names the base URL's key.
+        let e = plan_err(&format!(
+            "[defaults]\nbase_url = \"http://127.0.0.1:99999\"\n{ONE_VU}requests = [{{ url = \"/x\" }}]\n"
+        ));
+        assert!(
+            e.contains("`defaults.base_url`") && e.contains("99999"),
+            "{e}"
+        );
+        let e = plan_err(&format!(
+            "{ONE_VU}base_url = \"http://127.0.0.1:1x\"\nrequests = [{{ url = \"/x\" }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].base_url`"), "{e}");
+    }
+
+    #[test]
+    fn only_http_and_https_in_any_case() {
+        // An ftp:// URL is not a path to join to the base URL.
+        let e = plan_err(&format!(
+            "[defaults]\nbase_url = \"http://127.0.0.1:1\"\n{ONE_VU}requests = [{{ url = \"FTP://127.0.0.1/x\" }}]\n"
+        ));
+        assert!(
+            e.contains("`scenarios[0].requests[0].url`") && e.contains("\"FTP\""),
+            "{e}"
+        );
+        let e = plan_err(&format!(
+            "[defaults]\nbase_url = \"ftp://127.0.0.1\"\n{ONE_VU}requests = [{{ url = \"/x\" }}]\n"
+        ));
+        assert!(
+            e.contains("`defaults.base_url`") && e.contains("\"ftp\""),
+            "{e}"
+        );
+        // Upper-case schemes are schemes: credentials leave the URL and the name.
+        let p = plan_of(&format!(
+            "{ONE_VU}requests = [{{ url = \"HTTPS://load:pw@127.0.0.1:9/x\" }}]\n"
+        ))
+        .expect("HTTPS");
+        assert!(p.targets[0].tls);
+        assert_eq!(p.targets[0].authority, "127.0.0.1:9");
+        assert_eq!(&*p.requests[0].name, "/x");
+        let r = &p.scenarios[0].tasks[0][0];
+        assert!(r.headers.iter().any(|(n, _)| n == AUTHORIZATION));
+        assert!(!format!("{r:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn templates_are_rendered_with_the_initial_variables() {
+        // A header whose variable starts with a line break fails every request: refuse it.
+        let e = plan_err(&format!(
+            "{ONE_VU}variables = {{ t = \"a\\r\\nX-Evil: 1\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\", headers = {{ X-T = \"${{t}}\" }} }}]\n"
+        ));
+        assert!(
+            e.contains("`scenarios[0].requests[0].headers.X-T`") && e.contains("initial"),
+            "{e}"
+        );
+        assert!(!e.contains("Evil"), "header values are never quoted: {e}");
+        let e = plan_err(&format!(
+            "{ONE_VU}variables = {{ q = \"a b\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/?q=${{q}}\" }}]\n"
+        ));
+        assert!(
+            e.contains("`scenarios[0].requests[0].url`") && e.contains("initial"),
+            "{e}"
+        );
+        // An extracted variable starts empty, which is fine.
+        plan_of(&format!(
+            "{ONE_VU}on_start = [{{ url = \"http://127.0.0.1:1/login\", extract = {{ token = {{ json = \"/t\" }} }} }}]\nrequests = [{{ url = \"http://127.0.0.1:1/\", headers = {{ Authorization = \"Bearer ${{token}}\" }} }}]\n"
+        ))
+        .expect("extracted variables start empty");
+    }
+
+    #[test]
+    fn inherited_headers_are_named_where_they_are_set() {
+        let e = plan_err(&format!(
+            "[defaults]\nheaders = {{ \"Bad Name\" = \"x\" }}\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("`defaults.headers.Bad Name`"), "{e}");
+        let e = plan_err(&format!(
+            "{ONE_VU}headers = {{ \"Bad Name\" = \"x\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("`scenarios[0].headers.Bad Name`"), "{e}");
+    }
+
+    #[test]
+    fn checks_and_extractions_are_named_records() {
+        let p = plan_of(&format!(
+            "{ONE_VU}variables = {{ a = \"1\" }}\nrequests = [{{ url = \"http://127.0.0.1:1/\", checks = {{ status = 200, body_contains = \"ok\" }}, extract = {{ tok = {{ header = \"X-Token\" }} }} }}]\n"
+        ))
+        .expect("plan");
+        let r = &p.scenarios[0].tasks[0][0];
+        let kinds: Vec<&CheckKind> = r.checks.iter().map(|c| &c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &CheckKind::Status(vec![200]),
+                &CheckKind::BodyContains("ok".into()),
+                &CheckKind::Extract("tok".into())
+            ]
+        );
+        assert_eq!(
+            r.extract,
+            [Extract {
+                var: 1,
+                source: ExtractSource::Header("X-Token".into()),
+                check: 2
+            }]
+        );
+        assert!(r.keep_body && r.keep_headers);
+        assert_eq!(p.checks.len(), 3);
+        assert_eq!(&*p.checks[2].name, "extract tok");
+    }
+
+    #[test]
+    fn workers_fit_the_vus_and_the_histogram_budget() {
+        let sc = |vus: u64| ScenarioPlan {
+            index: 0,
+            name: "s".into(),
+            schedule: Schedule::ConstantVus {
+                vus,
+                duration: None,
+                iterations: Some(1),
+            },
+            on_start: vec![],
+            tasks: vec![],
+            weights: vec![],
+            think_time: None,
+            initial_vars: vec![],
+        };
+        // Never more workers than VUs.
+        assert_eq!(workers(Some(8), &[sc(2)], 1, 4), Ok(2));
+        assert_eq!(workers(None, &[sc(100)], 1, 4), Ok(4));
+        // 1,000 request definitions: (w + 1) × 1002 histograms ≤ 10,000 → 8 workers at most.
+        assert_eq!(workers(None, &[sc(100)], 1000, 64), Ok(8));
+        assert_eq!(workers(Some(8), &[sc(100)], 1000, 64), Ok(8));
+        let (key, e) = workers(Some(9), &[sc(100)], 1000, 64).expect_err("9 × 1002");
+        assert!(key == "run.workers" && e.contains("--workers 8"), "{e}");
+        let (key, e) = workers(None, &[sc(100)], 5000, 1).expect_err("5000 requests");
+        assert!(
+            key == "scenarios" && e.contains("request definitions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_summary_directory_must_exist_and_the_plan_keeps_what_the_run_reads() {
+        let e = plan_err(&format!(
+            "[run]\nsummary_json = \"/nonexistent-dir/s.json\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(
+            e.contains("`run.summary_json`") && e.contains("/nonexistent-dir"),
+            "{e}"
+        );
+        let e = plan_err(&format!(
+            "[run]\nsummary_json = \"/tmp\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ));
+        assert!(e.contains("is a directory"), "{e}");
+        let p = plan_of(&format!(
+            "thresholds = [\"p95 < 1s\"]\n[run]\nsummary_json = \"s.json\"\n[metrics]\ninterval = \"2s\"\n{ONE_VU}requests = [{{ url = \"http://127.0.0.1:1/\" }}]\n"
+        ))
+        .expect("plan");
+        assert_eq!(p.thresholds.len(), 1);
+        assert_eq!(
+            p.summary_json.as_deref(),
+            Some(std::path::Path::new("s.json"))
+        );
+        assert_eq!(p.metrics.interval, Some(crate::config::Dur::secs(2)));
+        assert_eq!(
+            p.metrics.buckets.as_deref(),
+            Some(crate::config::DEFAULT_DURATION_BUCKETS)
+        );
+    }
+
+    #[test]
+    fn schedule_lengths_saturate_instead_of_overflowing() {
+        let s = Schedule::RampingVus {
+            start: 0.0,
+            stages: vec![(Duration::MAX, 1.0), (Duration::MAX, 1.0)],
+        };
+        assert_eq!(s.duration(), Some(Duration::MAX));
     }
 }

@@ -1,16 +1,26 @@
 //! The end-of-run summary: computed from the merged exact statistics (never from export
 //! buckets), then rendered as a text table or JSON. The JSON shape is documented in
 //! `docs/summary.schema.json`.
+//!
+//! Latency figures (`latency_s`, the table, latency thresholds) are over **successful**
+//! requests: a refused connect or a fast 503 is judged by the error rate, not counted as a
+//! fast response. `latency_all_s` keeps every request (the population of the exported
+//! `http.client.request.duration` histogram). The text fits a width (columns are dropped or
+//! names abbreviated when narrow; the JSON always has everything) and is coloured only when
+//! asked ([`TextStyle`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::outcome::ErrorKind;
 use crate::plan::Plan;
-use crate::stats::{Latency, WorkerStats, latency_of, merged_latency};
-use crate::threshold::{Filter, Metric, Outcome, Source};
+use crate::stats::{Latency, RequestStats, WorkerStats, latency_of, merged_latency};
+use crate::term::{Paint, abbreviate, host_port};
+use crate::threshold::{Filter, Metric, Source};
 
 /// One row of the per-name table.
 #[derive(Clone, Debug, Serialize)]
@@ -27,8 +37,10 @@ pub struct NameRow {
     pub failures: u64,
     /// Requests per second.
     pub rps: f64,
-    /// Latency in seconds.
+    /// Latency of the successful requests, seconds (zeros if none succeeded).
     pub latency_s: Latency,
+    /// Latency of every request, failures included, seconds.
+    pub latency_all_s: Latency,
     /// Count by status code.
     pub status_codes: BTreeMap<String, u64>,
 }
@@ -81,6 +93,34 @@ pub struct ExportRow {
     pub detail: String,
 }
 
+/// Failures that are not HTTP statuses (connection refused, reset, TLS, DNS, timeouts, …),
+/// by the server they happened with.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TargetError {
+    /// The `error.type`.
+    pub error: String,
+    /// The server, `host:port`.
+    pub target: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// The outcome of one threshold.
+#[derive(Clone, Debug, Serialize)]
+pub struct ThresholdRow {
+    /// The expression as written.
+    pub threshold: String,
+    /// The measured value in [`ThresholdRow::unit`]; `null` when there was nothing to measure.
+    pub actual: Option<f64>,
+    /// Whether it held (a threshold with nothing to measure fails).
+    pub ok: bool,
+    /// Unit of `actual`: `s` (latency), `ratio` (0–1), `count` or `req/s`.
+    pub unit: &'static str,
+    /// Why `actual` is `null`, e.g. `no successful requests, 250 failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// The summary of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -96,12 +136,16 @@ pub struct Summary {
     pub rps: f64,
     /// Run duration in seconds.
     pub duration_s: f64,
-    /// Latency over all requests, seconds.
+    /// Latency of the successful requests, seconds (zeros if none succeeded).
     pub latency_s: Latency,
+    /// Latency of every request, failures included, seconds.
+    pub latency_all_s: Latency,
     /// Per request name (and method).
     pub by_name: Vec<NameRow>,
     /// Count by error type.
     pub errors: BTreeMap<String, u64>,
+    /// Errors that are not HTTP statuses, by `host:port`.
+    pub errors_by_target: Vec<TargetError>,
     /// Requests that went again on a fresh connection because the server had closed the
     /// kept-alive one before answering (not failures; each counted once in `requests`).
     pub reconnects: u64,
@@ -114,11 +158,14 @@ pub struct Summary {
     /// Checks.
     pub checks: Vec<CheckRow>,
     /// Threshold outcomes.
-    pub thresholds: Vec<Outcome>,
+    pub thresholds: Vec<ThresholdRow>,
     /// Export delivery.
     pub export: Vec<ExportRow>,
     /// Whether the run was interrupted (Ctrl-C / SIGTERM).
     pub interrupted: bool,
+    /// Per-interval statistics (see `crate::timeline`); filled in by the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::TimelineOut>,
 }
 
 /// Statistics with the plan they belong to: answers thresholds and builds the summary.
@@ -149,6 +196,26 @@ impl Aggregate<'_> {
         self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Why a threshold's metric has no value.
+    fn missing(&self, metric: Metric, filter: &Filter) -> String {
+        let ids = self.matching(filter);
+        let reqs: u64 = ids.iter().map(|i| self.stats.requests[*i].requests).sum();
+        let filtered = *filter != Filter::default();
+        match metric {
+            Metric::Iterations | Metric::DroppedIterations => "no scenario matches".into(),
+            Metric::CheckRate | Metric::CheckFailures => {
+                if filtered {
+                    "no check on the matching requests".into()
+                } else {
+                    "no checks".into()
+                }
+            }
+            _ if ids.is_empty() => "no request matches".into(),
+            _ if reqs == 0 => "no requests were sent".into(),
+            _ => format!("no successful requests, {reqs} failed"),
+        }
+    }
+
     /// Builds the summary (thresholds evaluated).
     pub fn summary(&self, export: Vec<ExportRow>, interrupted: bool) -> Summary {
         let plan = self.plan;
@@ -157,6 +224,7 @@ impl Aggregate<'_> {
         let requests: u64 = s.requests.iter().map(|r| r.requests).sum();
         let failures: u64 = s.requests.iter().map(|r| r.failures).sum();
         let all = merged_latency(s.requests.iter().map(|r| &r.latency));
+        let ok = ok_latency(s.requests.iter());
         // Group rows by (scenario, name, method): several definitions may share a name.
         let mut groups: BTreeMap<(usize, String, String), Vec<usize>> = BTreeMap::new();
         for (i, m) in plan.requests.iter().enumerate() {
@@ -170,6 +238,7 @@ impl Aggregate<'_> {
             let reqs: u64 = ids.iter().map(|i| s.requests[*i].requests).sum();
             let fails: u64 = ids.iter().map(|i| s.requests[*i].failures).sum();
             let h = merged_latency(ids.iter().map(|i| &s.requests[*i].latency));
+            let h_ok = ok_latency(ids.iter().map(|i| &s.requests[*i]));
             let mut codes = BTreeMap::new();
             for i in &ids {
                 for (c, n) in &s.requests[*i].statuses {
@@ -183,16 +252,33 @@ impl Aggregate<'_> {
                 requests: reqs,
                 failures: fails,
                 rps: reqs as f64 / secs,
-                latency_s: latency_of(&h),
+                latency_s: latency_of(&h_ok),
+                latency_all_s: latency_of(&h),
                 status_codes: codes,
             });
         }
         let mut errors = BTreeMap::new();
-        for r in &s.requests {
+        let mut by_target: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for (r, m) in s.requests.iter().zip(&plan.requests) {
             for (k, n) in &r.errors {
                 *errors.entry(k.as_str().into_owned()).or_insert(0) += n;
+                if !matches!(k, ErrorKind::Status(_))
+                    && let Some(t) = plan.targets.get(m.target)
+                {
+                    *by_target
+                        .entry((k.as_str().into_owned(), host_port(&t.host, t.port)))
+                        .or_insert(0) += n;
+                }
             }
         }
+        let errors_by_target = by_target
+            .into_iter()
+            .map(|((error, target), count)| TargetError {
+                error,
+                target,
+                count,
+            })
+            .collect();
         let scenarios = plan
             .scenarios
             .iter()
@@ -218,7 +304,23 @@ impl Aggregate<'_> {
                 fails: *f,
             })
             .collect();
-        let thresholds = plan.thresholds.iter().map(|t| t.evaluate(self)).collect();
+        let thresholds = plan
+            .thresholds
+            .iter()
+            .map(|t| {
+                let o = t.evaluate(self);
+                ThresholdRow {
+                    reason: o
+                        .actual
+                        .is_none()
+                        .then(|| self.missing(t.metric, &t.filter)),
+                    threshold: o.threshold,
+                    actual: o.actual,
+                    ok: o.ok,
+                    unit: unit_of(t.metric),
+                }
+            })
+            .collect();
         Summary {
             run_id: plan.run_id.clone(),
             requests,
@@ -230,9 +332,11 @@ impl Aggregate<'_> {
             },
             rps: requests as f64 / secs,
             duration_s: secs,
-            latency_s: latency_of(&all),
+            latency_s: latency_of(&ok),
+            latency_all_s: latency_of(&all),
             by_name,
             errors,
+            errors_by_target,
             reconnects: s.requests.iter().map(|r| r.reconnects).sum(),
             iterations: scenarios.iter().map(|s| s.iterations).sum(),
             dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
@@ -241,7 +345,31 @@ impl Aggregate<'_> {
             thresholds,
             export,
             interrupted,
+            timeline: None,
         }
+    }
+}
+
+/// The latency histogram of the successful requests: all minus the failed ones.
+fn ok_latency<'a>(rs: impl Iterator<Item = &'a RequestStats> + Clone) -> Histogram<u64> {
+    let mut h = merged_latency(rs.clone().map(|r| &r.latency));
+    let failed = merged_latency(rs.filter_map(|r| r.failed_latency.as_ref()));
+    // Same bounds, and every failed value was also recorded in `latency`: cannot fail.
+    let _ = h.subtract(&failed);
+    h
+}
+
+/// The unit of a metric's raw value (the JSON's `actual`).
+fn unit_of(m: Metric) -> &'static str {
+    match m {
+        Metric::Percentile(_) | Metric::Min | Metric::Max | Metric::Mean => "s",
+        Metric::ErrorRate | Metric::CheckRate => "ratio",
+        Metric::Rps => "req/s",
+        Metric::Requests
+        | Metric::Failures
+        | Metric::Iterations
+        | Metric::DroppedIterations
+        | Metric::CheckFailures => "count",
     }
 }
 
@@ -283,8 +411,9 @@ impl Source for Aggregate<'_> {
             .filter(|(c, _)| ids.contains(&c.request))
             .map(|(_, v)| *v)
             .collect();
+        // Latency thresholds judge successful requests; failures are judged by error_rate.
         let lat = || {
-            let h = merged_latency(ids.iter().map(|i| &s.requests[*i].latency));
+            let h = ok_latency(ids.iter().map(|i| &s.requests[*i]));
             (!h.is_empty()).then_some(h)
         };
         match metric {
@@ -322,43 +451,80 @@ fn ms(s: f64) -> String {
     }
 }
 
-/// Renders the summary as a text report.
-pub fn render_text(s: &Summary) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "run {}  {:.1}s  {} requests  {} failures ({:.2}%)  {:.1} req/s{}",
-        s.run_id,
-        s.duration_s,
-        s.requests,
-        s.failures,
-        s.error_rate * 100.0,
-        s.rps,
-        if s.interrupted { "  (interrupted)" } else { "" }
-    );
-    let _ = writeln!(o);
-    let header = [
-        "name", "method", "reqs", "fails", "req/s", "min", "mean", "p50", "p90", "p95", "p99",
-        "max",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+/// How the text summary is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextStyle {
+    /// Columns to fit in.
+    pub width: usize,
+    /// ANSI colours (✓ green, ✗ and crossed thresholds red).
+    pub colour: bool,
+}
+
+/// Width of the text summary when stdout is not a terminal and `COLUMNS` is not set.
+pub const DEFAULT_TEXT_WIDTH: usize = 100;
+
+impl Default for TextStyle {
+    fn default() -> Self {
+        TextStyle {
+            width: DEFAULT_TEXT_WIDTH,
+            colour: false,
+        }
+    }
+}
+
+impl TextStyle {
+    /// For stdout: its terminal width (else `COLUMNS`, else 100), colour on a terminal
+    /// unless `NO_COLOR` is set.
+    pub fn for_stdout() -> TextStyle {
+        use crate::term::{Stream, colour, width};
+        TextStyle {
+            width: width(Stream::Stdout).unwrap_or(DEFAULT_TEXT_WIDTH),
+            colour: colour(Stream::Stdout),
+        }
+    }
+}
+
+/// The table's columns, and the order in which they go when the table must narrow (0: never).
+const COLUMNS: [(&str, u8); 12] = [
+    ("name", 0),
+    ("method", 5),
+    ("reqs", 0),
+    ("fails", 0),
+    ("req/s", 7),
+    ("min", 2),
+    ("mean", 3),
+    ("p50", 4),
+    ("p90", 1),
+    ("p95", 0),
+    ("p99", 0),
+    ("max", 6),
+];
+/// Names are cut to this before any column is dropped...
+const NAME_SOFT_MIN: usize = 24;
+/// ...and to this at most, after every droppable column is gone.
+const NAME_HARD_MIN: usize = 10;
+
+/// The per-name table fitted to `width`: the lines, and the names of the dropped columns.
+fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
     let row = |name: &str, method: &str, reqs: u64, fails: u64, rps: f64, l: &Latency| {
+        // No successful request: no latency to show (zeros would read as "fast").
+        let lat = |v: f64| if reqs > fails { ms(v) } else { "-".into() };
         vec![
             name.to_string(),
             method.to_string(),
             reqs.to_string(),
             fails.to_string(),
             format!("{rps:.1}"),
-            ms(l.min),
-            ms(l.mean),
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p95),
-            ms(l.p99),
-            ms(l.max),
+            lat(l.min),
+            lat(l.mean),
+            lat(l.p50),
+            lat(l.p90),
+            lat(l.p95),
+            lat(l.p99),
+            lat(l.max),
         ]
     };
+    let mut rows: Vec<Vec<String>> = vec![COLUMNS.iter().map(|c| c.0.to_string()).collect()];
     for r in &s.by_name {
         rows.push(row(
             &r.name,
@@ -377,54 +543,264 @@ pub fn render_text(s: &Summary) -> String {
         s.rps,
         &s.latency_s,
     ));
-    let widths: Vec<usize> = (0..header.len())
+    let mut widths: Vec<usize> = (0..COLUMNS.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
+    let mut keep = [true; COLUMNS.len()];
+    let total = |widths: &[usize], keep: &[bool]| -> usize {
+        let n = keep.iter().filter(|k| **k).count();
+        2 + (0..widths.len())
+            .filter(|c| keep[*c])
+            .map(|c| widths[c])
+            .sum::<usize>()
+            + 2 * n.saturating_sub(1)
+    };
+    let shrink_name = |widths: &mut [usize], keep: &[bool], floor: usize| {
+        let over = total(widths, keep).saturating_sub(width);
+        widths[0] = widths[0].saturating_sub(over).max(floor.min(widths[0]));
+    };
+    shrink_name(&mut widths, &keep, NAME_SOFT_MIN);
+    let mut dropped = Vec::new();
+    for rank in 1..=7 {
+        if total(&widths, &keep) <= width {
+            break;
+        }
+        if let Some(c) = COLUMNS.iter().position(|c| c.1 == rank) {
+            keep[c] = false;
+            dropped.push(COLUMNS[c].0);
+        }
+    }
+    shrink_name(&mut widths, &keep, NAME_HARD_MIN.max(COLUMNS[0].0.len()));
+    let line_len = total(&widths, &keep) - 2;
+    let mut out = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let mut line = String::new();
         for (c, cell) in r.iter().enumerate() {
-            if c < 2 {
-                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            if !keep[c] {
+                continue;
+            }
+            let w = widths[c];
+            let cell = if c == 0 {
+                abbreviate(cell, w)
             } else {
-                let _ = write!(line, "{cell:>w$}  ", w = widths[c]);
+                cell.clone()
+            };
+            if c < 2 {
+                let _ = write!(line, "{cell:<w$}  ");
+            } else {
+                let _ = write!(line, "{cell:>w$}  ");
             }
         }
-        let _ = writeln!(o, "  {}", line.trim_end());
+        out.push(format!("  {}", line.trim_end()));
         if i == 0 || i == rows.len() - 2 {
-            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
-            let _ = writeln!(o, "  {}", "-".repeat(total));
+            out.push(format!("  {}", "-".repeat(line_len)));
         }
+    }
+    (out, dropped)
+}
+
+/// A threshold's measured value in the threshold's own unit: `0.211ms` for `p95 < 500ms`,
+/// `1.98%` for a rate, `0` for a count, `12.5 req/s`.
+pub fn format_actual(threshold: &str, unit: &str, v: f64) -> String {
+    match unit {
+        "s" => format_latency_in(v, latency_unit(threshold)),
+        "ratio" => format_percent(v * 100.0),
+        "req/s" => format!("{v:.1} req/s"),
+        _ => format!("{v:.0}"),
+    }
+}
+
+/// Latency units, smallest first: (suffix, seconds).
+const LATENCY_UNITS: [(&str, f64); 4] = [("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0)];
+
+/// The unit a latency threshold was written in (its value's suffix; a bare number is ms).
+fn latency_unit(threshold: &str) -> usize {
+    let t = threshold.trim_end();
+    let suffix: String = {
+        let rev: String = t.chars().rev().take_while(|c| c.is_alphabetic()).collect();
+        rev.chars().rev().collect()
+    };
+    match suffix.as_str() {
+        "us" | "µs" => 0,
+        "s" => 2,
+        "m" => 3,
+        _ => 1,
+    }
+}
+
+/// `v` seconds in unit `u`, moving to a neighbouring unit when the number would read badly
+/// (below 0.1 or from 10,000 up).
+fn format_latency_in(v: f64, mut u: usize) -> String {
+    let value = |u: usize| v / LATENCY_UNITS[u].1;
+    while u > 0 && value(u) < 0.1 && v > 0.0 {
+        u -= 1;
+    }
+    while u < LATENCY_UNITS.len() - 1 && value(u) >= 10_000.0 {
+        u += 1;
+    }
+    format!("{}{}", significant(value(u)), LATENCY_UNITS[u].0)
+}
+
+/// Three significant digits, without trailing noise for integers ≥ 100.
+fn significant(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// A percentage with two decimals, or two significant digits below 1 %.
+fn format_percent(p: f64) -> String {
+    if p == 0.0 {
+        "0%".into()
+    } else if p.abs() >= 1.0 {
+        format!("{p:.2}%")
+    } else {
+        let decimals = (1.0 - p.abs().log10().floor()).clamp(2.0, 6.0) as usize;
+        format!("{p:.decimals$}%")
+    }
+}
+
+/// The errors line: count by type; types that are not HTTP statuses name their host:port.
+fn error_items(s: &Summary) -> Vec<String> {
+    s.errors
+        .iter()
+        .map(|(k, v)| {
+            let targets: Vec<&TargetError> = s
+                .errors_by_target
+                .iter()
+                .filter(|t| &t.error == k)
+                .collect();
+            match targets.as_slice() {
+                [] => format!("{k}: {v}"),
+                [one] => format!("{k}: {v} ({})", one.target),
+                many => {
+                    let list: Vec<String> = many
+                        .iter()
+                        .map(|t| format!("{} ×{}", t.target, t.count))
+                        .collect();
+                    format!("{k}: {v} ({})", list.join(", "))
+                }
+            }
+        })
+        .collect()
+}
+
+/// `first`, then `parts` joined by `sep`, starting a new line (indented by `indent`) before a
+/// part that would pass `width`.
+fn wrap_parts(parts: &[String], first: &str, sep: &str, indent: &str, width: usize) -> String {
+    let mut out = String::from(first);
+    let mut line_len = first.chars().count();
+    let sep_len = sep.chars().count();
+    // Room for the separator's mark (`,`) left at the end of a line that breaks after a part.
+    let mark = sep.trim_end().chars().count();
+    for (i, p) in parts.iter().enumerate() {
+        let n = p.chars().count();
+        let reserve = if i + 1 < parts.len() { mark } else { 0 };
+        if i > 0 && line_len + sep_len + n + reserve > width {
+            out.push_str(sep.trim_end());
+            out.push('\n');
+            out.push_str(indent);
+            line_len = indent.chars().count();
+        } else if i > 0 {
+            out.push_str(sep);
+            line_len += sep_len;
+        }
+        out.push_str(p);
+        line_len += n;
+    }
+    out
+}
+
+/// Renders the summary as a text report.
+pub fn render_text(s: &Summary, style: &TextStyle) -> String {
+    let paint = Paint { on: style.colour };
+    let mut o = String::new();
+    let _ = writeln!(o);
+    let mut head = vec![
+        format!("run {}", s.run_id),
+        format!("{:.1}s", s.duration_s),
+        format!("{} requests", s.requests),
+        format!("{} failures ({:.2}%)", s.failures, s.error_rate * 100.0),
+        format!("{:.1} req/s", s.rps),
+    ];
+    if s.interrupted {
+        head.push("(interrupted)".into());
+    }
+    let _ = writeln!(o, "{}", wrap_parts(&head, "", "  ", "  ", style.width));
+    let _ = writeln!(o);
+    let (lines, dropped) = table(s, style.width);
+    for l in lines {
+        let _ = writeln!(o, "{l}");
+    }
+    if s.failures > 0 {
+        let _ = writeln!(
+            o,
+            "  latency of successful requests only ({} failures excluded)",
+            s.failures
+        );
+    }
+    if !dropped.is_empty() {
+        let mut parts: Vec<String> = dropped.iter().map(|d| d.to_string()).collect();
+        if let Some(last) = parts.last_mut() {
+            last.push_str(" (all in --summary-json)");
+        }
+        let first = format!("  hidden to fit {} columns: ", style.width);
+        let _ = writeln!(
+            o,
+            "{}",
+            wrap_parts(&parts, &first, ", ", "    ", style.width)
+        );
     }
     let _ = writeln!(o);
     for sc in &s.scenarios {
-        let _ = write!(
-            o,
-            "  scenario {} ({}): {} iterations",
+        let mut parts = vec![format!(
+            "scenario {} ({}): {} iterations",
             sc.name, sc.executor, sc.iterations
-        );
+        )];
         if sc.executor.contains("arrival") {
-            let _ = write!(o, ", {} dropped", sc.dropped_iterations);
+            parts.push(format!("{} dropped", sc.dropped_iterations));
             if let Some(l) = &sc.start_lag_s {
-                let _ = write!(o, ", start lag p99 {}", ms(l.p99));
+                parts.push(format!("start lag p99 {}", ms(l.p99)));
             }
         }
-        let _ = writeln!(o);
+        let _ = writeln!(o, "{}", wrap_parts(&parts, "  ", ", ", "    ", style.width));
     }
     if !s.errors.is_empty() {
-        let list: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let _ = writeln!(o, "  errors: {}", list.join(", "));
+        let items = error_items(s);
+        let one_line = format!("  errors: {}", items.join(", "));
+        if one_line.chars().count() <= style.width {
+            let _ = writeln!(o, "{one_line}");
+        } else {
+            let _ = writeln!(o, "  errors:");
+            for i in items {
+                let _ = writeln!(o, "    {i}");
+            }
+        }
     }
     if s.reconnects > 0 {
         let _ = writeln!(
             o,
-            "  reconnects: {} (the server had closed an idle kept-alive connection; the requests went again on a fresh one, not failures)",
+            "  reconnects: {} (kept-alive connections the server had closed; not failures)",
             s.reconnects
         );
     }
     if !s.checks.is_empty() {
         let _ = writeln!(o, "  checks:");
         for c in &s.checks {
-            let mark = if c.fails == 0 { "✓" } else { "✗" };
+            let mark = if c.fails == 0 {
+                paint.green("✓")
+            } else {
+                paint.red("✗")
+            };
             let _ = writeln!(
                 o,
                 "    {mark} {} {}: {} passed, {} failed",
@@ -449,17 +825,198 @@ pub fn render_text(s: &Summary) -> String {
     if !s.thresholds.is_empty() {
         let _ = writeln!(o, "  thresholds:");
         for t in &s.thresholds {
-            let actual = t
-                .actual
-                .map_or("no data".to_string(), |a| format!("{a:.6}"));
-            let _ = writeln!(
-                o,
-                "    {} {}  (actual {})",
-                if t.ok { "✓" } else { "✗ CROSSED" },
-                t.threshold,
-                actual
-            );
+            let actual = match (t.actual, &t.reason) {
+                (Some(a), _) => format!("actual {}", format_actual(&t.threshold, t.unit, a)),
+                (None, Some(r)) => r.clone(),
+                (None, None) => "no data".into(),
+            };
+            let line = if t.ok {
+                format!("{} {}  ({actual})", paint.green("✓"), t.threshold)
+            } else {
+                paint.red(&format!("✗ CROSSED {}  ({actual})", t.threshold))
+            };
+            let _ = writeln!(o, "    {line}");
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_actuals_read_in_the_thresholds_unit() {
+        let f = format_actual;
+        assert_eq!(f("p95 < 500ms", "s", 0.000_211), "0.211ms");
+        assert_eq!(f("p95 < 500", "s", 0.000_211), "0.211ms");
+        assert_eq!(f("p95 < 500ms", "s", 0.000_060), "60.0µs");
+        assert_eq!(f("p99 < 1us", "s", 0.000_211), "211µs");
+        assert_eq!(f("p99 < 1µs", "s", 0.5), "500ms");
+        assert_eq!(f("p95 < 1s", "s", 0.8), "0.800s");
+        assert_eq!(f("p95 < 1s", "s", 0.000_211), "0.211ms");
+        assert_eq!(f("max < 2m", "s", 90.0), "1.50m");
+        assert_eq!(f("p95 < 500ms", "s", 0.0), "0ms");
+        assert_eq!(f("error_rate < 5%", "ratio", 0.019_776), "1.98%");
+        assert_eq!(f("error_rate < 0.05", "ratio", 0.000_12), "0.012%");
+        assert_eq!(f("error_rate < 5%", "ratio", 0.0), "0%");
+        assert_eq!(f("check_rate > 99%", "ratio", 1.0), "100.00%");
+        assert_eq!(f("dropped_iterations == 0", "count", 0.0), "0");
+        assert_eq!(f("requests > 10", "count", 1500.0), "1500");
+        assert_eq!(f("rps > 100", "req/s", 1234.56), "1234.6 req/s");
+    }
+
+    fn lat(v: f64) -> Latency {
+        Latency {
+            min: v,
+            mean: v,
+            p50: v,
+            p90: v,
+            p95: v,
+            p99: v,
+            max: v,
+        }
+    }
+
+    fn summary(names: &[&str]) -> Summary {
+        Summary {
+            run_id: "20261126-021500-ab12".into(),
+            requests: 24,
+            failures: 4,
+            error_rate: 4.0 / 24.0,
+            rps: 1234.5,
+            duration_s: 10.0,
+            latency_s: lat(0.0123),
+            latency_all_s: lat(0.0101),
+            by_name: names
+                .iter()
+                .map(|n| NameRow {
+                    name: n.to_string(),
+                    method: "GET".into(),
+                    scenario: "default".into(),
+                    requests: 12,
+                    failures: 2,
+                    rps: 617.2,
+                    latency_s: lat(0.0123),
+                    latency_all_s: lat(0.0101),
+                    status_codes: BTreeMap::new(),
+                })
+                .collect(),
+            errors: [("connection_refused".to_string(), 4)].into(),
+            errors_by_target: vec![
+                TargetError {
+                    error: "connection_refused".into(),
+                    target: "127.0.0.1:1".into(),
+                    count: 3,
+                },
+                TargetError {
+                    error: "connection_refused".into(),
+                    target: "[::1]:2".into(),
+                    count: 1,
+                },
+            ],
+            reconnects: 0,
+            iterations: 24,
+            dropped_iterations: 0,
+            scenarios: vec![],
+            checks: vec![],
+            thresholds: vec![ThresholdRow {
+                threshold: "p95 < 1ms".into(),
+                actual: Some(0.0123),
+                ok: false,
+                unit: "s",
+                reason: None,
+            }],
+            export: vec![],
+            interrupted: false,
+            timeline: None,
+        }
+    }
+
+    #[test]
+    fn the_table_fits_the_width_and_says_what_it_hid() {
+        let s = summary(&["/newsql/api/getTablesByAppId", "/user/api/getApps"]);
+        for width in [60, 80, 100, 140] {
+            let text = render_text(
+                &s,
+                &TextStyle {
+                    width,
+                    colour: false,
+                },
+            );
+            for l in text.lines() {
+                assert!(l.chars().count() <= width, "{width}: {l}\n{text}");
+            }
+            let table: Vec<&str> = text.lines().skip_while(|l| !l.contains("reqs")).collect();
+            // The columns thresholds are usually written on never go.
+            for col in ["reqs", "fails", "p95", "p99"] {
+                assert!(table[0].contains(col), "{width}: {text}");
+            }
+            assert!(!text.contains('\x1b'), "no colour asked: {text}");
+        }
+        let wide = render_text(
+            &s,
+            &TextStyle {
+                width: 140,
+                colour: false,
+            },
+        );
+        assert!(wide.contains("/newsql/api/getTablesByAppId"), "{wide}");
+        assert!(!wide.contains("hidden"), "{wide}");
+        let narrow = render_text(
+            &s,
+            &TextStyle {
+                width: 80,
+                colour: false,
+            },
+        );
+        assert!(narrow.contains("hidden to fit 80 columns"), "{narrow}");
+        assert!(
+            narrow.contains("connection_refused: 4 (127.0.0.1:1 ×3, [::1]:2 ×1)"),
+            "{narrow}"
+        );
+        assert!(
+            narrow.contains("✗ CROSSED p95 < 1ms  (actual 12.3ms)"),
+            "{narrow}"
+        );
+    }
+
+    #[test]
+    fn colour_marks_passes_green_and_crossings_red() {
+        let mut s = summary(&["/"]);
+        s.thresholds.push(ThresholdRow {
+            threshold: "error_rate < 50%".into(),
+            actual: Some(0.16),
+            ok: true,
+            unit: "ratio",
+            reason: None,
+        });
+        let text = render_text(
+            &s,
+            &TextStyle {
+                width: 100,
+                colour: true,
+            },
+        );
+        assert!(
+            text.contains("\x1b[31m✗ CROSSED p95 < 1ms  (actual 12.3ms)\x1b[0m"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\x1b[32m✓\x1b[0m error_rate < 50%  (actual 16.00%)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rows_without_a_successful_request_show_no_latency() {
+        let mut s = summary(&["/"]);
+        s.by_name[0].failures = s.by_name[0].requests;
+        let text = render_text(&s, &TextStyle::default());
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("/ "))
+            .expect("row");
+        assert!(row.trim_end().ends_with('-'), "{row}");
+    }
 }

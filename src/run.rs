@@ -2,26 +2,29 @@
 //! workers, watch for Ctrl-C/SIGTERM, show progress, then merge statistics, flush exporters
 //! and build the summary.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::executor::{RunShared, run_worker};
 use crate::export::Pipeline;
 use crate::metrics::{self, Instruments};
 use crate::plan::Plan;
+use crate::progress::{Mode, Monitor};
 use crate::report::{Aggregate, Summary};
-use crate::stats::{Live, RunClock, VuCounts, WorkerStats, live_quantile};
+use crate::stats::{RunClock, VuCounts, WorkerStats};
+use crate::term;
 
 /// How a run is shown.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Display {
-    /// Live progress line on stderr (only on a terminal).
+    /// Live progress on stderr: a progress area on a terminal, else status lines every
+    /// `status_interval`.
     pub progress: bool,
     /// Start banner on stderr.
     pub banner: bool,
+    /// Status line interval when stderr is not a terminal (`None` or zero: none).
+    pub status_interval: Option<Duration>,
 }
 
 /// Why a run could not happen.
@@ -50,7 +53,7 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
-    let mcfg = &plan.config.metrics;
+    let mcfg = &plan.metrics;
     let pipeline = Pipeline::build(mcfg)?;
     if display.banner {
         let mut e = std::io::stderr().lock();
@@ -105,13 +108,23 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
         );
     }
     drop(done_tx);
-    let progress = display.progress && std::io::stderr().is_terminal();
     let mut interrupted = false;
     let mut signals = Signals::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut prev = ProgressState::new(&shared.live);
+    let mut monitor = Monitor::new(
+        Mode::choose(display.progress, display.status_interval),
+        &shared,
+    );
+    let mut tick = tokio::time::interval(monitor.period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut finished = 0;
     let grace = plan.graceful_stop;
+    // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
+    let tl_interval = plan.timeline_interval;
+    let mut vu_samples = crate::stats::interval::VuSamples::default();
+    let mut vu_tick = tokio::time::interval(
+        (tl_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)),
+    );
+    vu_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while finished < plan.workers {
         tokio::select! {
             r = done_rx.recv() => match r {
@@ -120,27 +133,32 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
             },
             _ = signals.next() => {
                 if interrupted {
-                    eprintln!("\nsecond interrupt: cutting in-flight requests now");
+                    term::print_above("second interrupt: cutting in-flight requests now");
                     shared.stop(Duration::ZERO);
                 } else {
                     interrupted = true;
-                    eprintln!("\ninterrupted: stopping (in-flight requests get {}; press Ctrl-C again to cut them)", humantime::format_duration(grace));
+                    term::print_above(&format!("interrupted: stopping (in-flight requests get {}; press Ctrl-C again to cut them)", humantime::format_duration(grace)));
                     shared.stop(grace);
                 }
             }
-            _ = tick.tick(), if progress => {
-                prev.print(&shared, &vus);
-            }
+            _ = tick.tick() => monitor.tick(&shared),
+            _ = vu_tick.tick() => vu_samples.sample(
+                clock.elapsed(),
+                tl_interval,
+                vus.total_active().max(0) as u64,
+            ),
         }
     }
     let elapsed = clock.stop();
-    if progress {
-        eprint!("\r\x1b[2K");
-    }
+    monitor.finish();
     let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
+    let mut timelines = Vec::new();
     for h in handles {
         match h.join() {
-            Ok(Ok(ws)) => merged.merge(&ws),
+            Ok(Ok(mut ws)) => {
+                timelines.extend(ws.timeline.take());
+                merged.merge(&ws);
+            }
             Ok(Err(e)) => return Err(RunError::Io(e)),
             Err(_) => {
                 return Err(RunError::Io(std::io::Error::other(
@@ -164,7 +182,9 @@ async fn execute_async(plan: Plan, display: Display) -> Result<Summary, RunError
         stats: merged,
         elapsed,
     };
-    Ok(agg.summary(export, interrupted))
+    let mut summary = agg.summary(export, interrupted);
+    summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
+    Ok(summary)
 }
 
 fn schedule_text(s: &crate::plan::Schedule) -> String {
@@ -189,60 +209,6 @@ fn schedule_text(s: &crate::plan::Schedule) -> String {
                 format!("ramping-arrival-rate, {} stages", stages.len())
             }
         }
-    }
-}
-
-struct ProgressState {
-    at: Instant,
-    requests: u64,
-    buckets: Vec<u64>,
-}
-
-impl ProgressState {
-    fn new(live: &[Live]) -> Self {
-        let mut buckets = vec![0; Live::buckets()];
-        for l in live {
-            l.snapshot_into(&mut buckets);
-        }
-        ProgressState {
-            at: Instant::now(),
-            requests: 0,
-            buckets,
-        }
-    }
-
-    fn print(&mut self, shared: &RunShared, vus: &VuCounts) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let mut buckets = vec![0; Live::buckets()];
-        let (mut reqs, mut fails) = (0, 0);
-        for l in &shared.live {
-            l.snapshot_into(&mut buckets);
-            reqs += l.requests.load(Relaxed);
-            fails += l.failures.load(Relaxed);
-        }
-        let dt = self.at.elapsed().as_secs_f64().max(1e-3);
-        let rps = (reqs - self.requests) as f64 / dt;
-        let p99 = live_quantile(&buckets, &self.buckets, 0.99)
-            .map(|s| format!("{:.1}ms", s * 1e3))
-            .unwrap_or_else(|| "-".into());
-        let err = if reqs == 0 {
-            0.0
-        } else {
-            fails as f64 * 100.0 / reqs as f64
-        };
-        eprint!(
-            "\r\x1b[2K[{:>6.1}s] vus {:>5}  req/s {:>9.1}  p99 {:>9}  requests {:>10}  errors {:.2}%",
-            shared.start.elapsed().as_secs_f64(),
-            vus.total_active(),
-            rps,
-            p99,
-            reqs,
-            err
-        );
-        let _ = std::io::stderr().flush();
-        self.at = Instant::now();
-        self.requests = reqs;
-        self.buckets = buckets;
     }
 }
 

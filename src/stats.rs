@@ -13,9 +13,12 @@ use hdrhistogram::Histogram;
 
 use crate::outcome::{ErrorKind, Sample};
 
+pub mod interval;
+
 const HIST_MAX_US: u64 = 3_600_000_000;
 
-fn new_hist() -> Histogram<u64> {
+/// An empty latency histogram (µs) with the bounds every stampede histogram shares.
+pub fn new_hist() -> Histogram<u64> {
     // Bounds are constants within hdrhistogram's limits; this cannot fail.
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).unwrap_or_else(|_| unreachable!())
 }
@@ -27,8 +30,11 @@ fn micros(d: Duration) -> u64 {
 /// Statistics of one request definition.
 #[derive(Clone, Debug)]
 pub struct RequestStats {
-    /// Latency histogram (µs).
+    /// Latency histogram (µs), every request.
     pub latency: Histogram<u64>,
+    /// Latency histogram (µs) of the failed requests only, created at the first failure (a
+    /// run without failures pays nothing); successful = `latency` − this (see the report).
+    pub failed_latency: Option<Histogram<u64>>,
     /// Requests sent.
     pub requests: u64,
     /// Requests with an error type.
@@ -50,6 +56,7 @@ impl RequestStats {
     fn new() -> Self {
         RequestStats {
             latency: new_hist(),
+            failed_latency: None,
             requests: 0,
             failures: 0,
             bytes_in: 0,
@@ -63,6 +70,9 @@ impl RequestStats {
     fn merge(&mut self, o: &RequestStats) {
         // Same bounds on both sides: add cannot fail.
         let _ = self.latency.add(&o.latency);
+        if let Some(f) = &o.failed_latency {
+            let _ = self.failed_latency.get_or_insert_with(new_hist).add(f);
+        }
         self.requests += o.requests;
         self.failures += o.failures;
         self.bytes_in += o.bytes_in;
@@ -110,6 +120,8 @@ pub struct WorkerStats {
     pub scenarios: Vec<ScenarioStats>,
     /// (passes, fails) by check id.
     pub checks: Vec<(u64, u64)>,
+    /// The same, per time interval (taken out before merging; see [`interval`]).
+    pub timeline: Option<interval::Timeline>,
 }
 
 impl WorkerStats {
@@ -119,14 +131,25 @@ impl WorkerStats {
             requests: (0..requests).map(|_| RequestStats::new()).collect(),
             scenarios: (0..scenarios).map(|_| ScenarioStats::new()).collect(),
             checks: vec![(0, 0); checks],
+            timeline: None,
         }
+    }
+
+    /// Also keeps a timeline.
+    pub fn with_timeline(mut self, t: interval::Timeline) -> Self {
+        self.timeline = Some(t);
+        self
     }
 
     /// Records one request.
     pub fn record(&mut self, s: &Sample) {
+        let us = micros(s.latency);
+        if let Some(t) = self.timeline.as_mut() {
+            t.record(s, us);
+        }
         let r = &mut self.requests[s.req];
         r.requests += 1;
-        let _ = r.latency.record(micros(s.latency));
+        let _ = r.latency.record(us);
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
         r.reconnects += u64::from(s.reconnected);
@@ -136,11 +159,18 @@ impl WorkerStats {
         if let Some(e) = s.error {
             r.failures += 1;
             *r.errors.entry(e).or_default() += 1;
+            let _ = r
+                .failed_latency
+                .get_or_insert_with(new_hist)
+                .record(micros(s.latency));
         }
     }
 
     /// Records a finished iteration.
     pub fn iteration(&mut self, scenario: usize, took: Duration) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.iteration(scenario);
+        }
         let s = &mut self.scenarios[scenario];
         s.iterations += 1;
         let _ = s.duration.record(micros(took));
@@ -148,16 +178,25 @@ impl WorkerStats {
 
     /// Records an open-model start lag.
     pub fn lag(&mut self, scenario: usize, lag: Duration) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.started(scenario, lag);
+        }
         let _ = self.scenarios[scenario].lag.record(micros(lag));
     }
 
     /// Records a dropped iteration.
     pub fn dropped(&mut self, scenario: usize) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.dropped(scenario);
+        }
         self.scenarios[scenario].dropped += 1;
     }
 
     /// Records a check result.
     pub fn check(&mut self, id: usize, pass: bool) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.check(id, pass);
+        }
         let c = &mut self.checks[id];
         if pass {
             c.0 += 1;
@@ -238,6 +277,9 @@ pub struct Live {
     pub requests: AtomicU64,
     /// Failures.
     pub failures: AtomicU64,
+    /// The latest failure: `(request id + 1) << 32 | ErrorKind::key()`, 0 before any (read by
+    /// the display's "nearly everything fails" warning).
+    pub last_error: AtomicU64,
     buckets: Vec<AtomicU64>,
 }
 
@@ -246,6 +288,7 @@ impl Default for Live {
         Live {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            last_error: AtomicU64::new(0),
             buckets: (0..LIVE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -273,10 +316,14 @@ impl Live {
     /// Records one request (relaxed atomics: only this worker writes).
     pub fn record(&self, s: &Sample) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if s.error.is_some() {
+        if let Some(e) = s.error {
             self.failures.fetch_add(1, Ordering::Relaxed);
+            let packed = ((s.req as u64 + 1) << 32) | u64::from(e.key());
+            self.last_error.store(packed, Ordering::Relaxed);
+        } else {
+            // Live latency, like the summary's, is that of successful requests.
+            self.buckets[live_bucket(s.latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
         }
-        self.buckets[live_bucket(s.latency.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds the bucket counts into `into`.

@@ -1,19 +1,6 @@
 //! The embedded target server (`stampede target`, `stampede demo`, tests, benchmarks).
 //!
-//! Routes:
-//! - `GET /` — `ok`, as fast as possible.
-//! - `POST /user/login` — JSON `{"username":"admin","password":"admin"}` → `{"token":"…"}`;
-//!   anything else → 401.
-//! - `GET /user/api/getApps`, `GET /newsql/api/getTablesByAppId?appId=N` — JSON lists; they
-//!   need `Authorization: Bearer <token from login>` (401 otherwise).
-//! - `/status/{code}` — answers with that status.
-//! - `/delay/{ms}` — answers after a delay (max 60 s).
-//! - `/bytes/{n}` — an `n`-byte body (max 64 MiB).
-//! - `/reset` — resets the connection (TCP RST) without answering.
-//! - `/echo` — echoes the request body.
-//! - `GET /__stats` — JSON counters (not counted themselves).
-//! - `POST /__stall/{ms}` — from now on, hold every response until `ms` from now (simulates a
-//!   server stall for coordinated-omission tests; not counted).
+//! Routes: [`ROUTES`] (also shown by `stampede target --help`).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -29,6 +16,23 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+
+/// What the target serves, one route a line (`stampede target --help` prints it).
+pub const ROUTES: &str = concat!(
+    "  GET  /                      ok, as fast as possible\n",
+    "  POST /user/login            JSON {\"username\":\"admin\",\"password\":\"admin\"}\n",
+    "                              -> {\"token\":\"...\"}; anything else -> 401\n",
+    "  GET  /user/api/getApps      JSON list; needs Authorization: Bearer <token>\n",
+    "  GET  /newsql/api/getTablesByAppId?appId=N   JSON list; needs the token too\n",
+    "  ANY  /status/<code>         answers with that status, e.g. /status/503\n",
+    "  ANY  /delay/<ms>            answers after that many ms (at most 60 s)\n",
+    "  ANY  /bytes/<n>             an n-byte body (at most 64 MiB)\n",
+    "  ANY  /reset                 resets the connection (TCP RST), no answer\n",
+    "  ANY  /echo                  echoes the request body\n",
+    "  GET  /__stats               JSON counters (not counted themselves)\n",
+    "  POST /__stall/<ms>          hold every response until ms from now\n",
+    "                              (coordinated-omission tests; not counted)",
+);
 
 /// The token `/user/login` hands out.
 pub const TOKEN: &str = "stampede-demo-token";

@@ -183,7 +183,14 @@ impl Threshold {
             }
             None => (lhs, Filter::default()),
         };
-        let metric = parse_metric(metric_txt).map_err(|m| err(&m))?;
+        let metric = parse_metric(metric_txt).map_err(|m| match k6_percentile(metric_txt) {
+            // k6 writes `p(95)`: show the whole expression as stampede writes it.
+            Some(ours) => err(&format!(
+                "unknown metric `{metric_txt}`; did you mean `{}`?",
+                s.replacen(metric_txt, &ours, 1)
+            )),
+            None => err(&m),
+        })?;
         let value = parse_value(rhs.trim(), metric).map_err(|m| err(&m))?;
         Ok(Threshold {
             source: s.to_string(),
@@ -232,6 +239,36 @@ fn parse_filter(inner: &str) -> Result<Filter, String> {
     Ok(f)
 }
 
+/// The metric names, for suggestions.
+const METRICS: &[&str] = &[
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p99.9",
+    "min",
+    "max",
+    "mean",
+    "avg",
+    "error_rate",
+    "rps",
+    "requests",
+    "failures",
+    "iterations",
+    "dropped_iterations",
+    "check_rate",
+    "check_failures",
+];
+
+/// k6's `p(95)` → `p95`; its `med` → `p50`.
+fn k6_percentile(m: &str) -> Option<String> {
+    if m == "med" {
+        return Some("p50".into());
+    }
+    let q = m.strip_prefix("p(")?.strip_suffix(')')?.trim();
+    q.parse::<f64>().ok().map(|_| format!("p{q}"))
+}
+
 fn parse_metric(m: &str) -> Result<Metric, String> {
     Ok(match m {
         "min" => Metric::Min,
@@ -246,7 +283,7 @@ fn parse_metric(m: &str) -> Result<Metric, String> {
         "check_rate" => Metric::CheckRate,
         "check_failures" => Metric::CheckFailures,
         "p999" => Metric::Percentile(99.9),
-        p if p.starts_with('p') => {
+        p if p.starts_with('p') && p[1..].parse::<f64>().is_ok() => {
             let q: f64 = p[1..]
                 .parse()
                 .map_err(|_| format!("unknown metric `{m}`"))?;
@@ -256,8 +293,11 @@ fn parse_metric(m: &str) -> Result<Metric, String> {
             Metric::Percentile(q)
         }
         _ => {
+            let hint = crate::suggest::did_you_mean(m, METRICS.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
             return Err(format!(
-                "unknown metric `{m}` (use pNN, min, max, mean, error_rate, rps, requests, failures, iterations, dropped_iterations, check_rate, check_failures)"
+                "unknown metric `{m}`{hint} (use pNN, min, max, mean, error_rate, rps, requests, failures, iterations, dropped_iterations, check_rate, check_failures)"
             ));
         }
     })
@@ -372,6 +412,25 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
             assert!(e.contains(text.trim()), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn k6_syntax_and_typos_get_a_suggestion() {
+        let e = Threshold::parse("p(95) < 200").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "threshold `p(95) < 200`: unknown metric `p(95)`; did you mean `p95 < 200`?"
+        );
+        let e = Threshold::parse("p(99.9){name=/a}<1s")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("did you mean `p99.9{name=/a}<1s`?"), "{e}");
+        let e = Threshold::parse("med < 1s").unwrap_err().to_string();
+        assert!(e.contains("did you mean `p50 < 1s`?"), "{e}");
+        let e = Threshold::parse("eror_rate < 1%").unwrap_err().to_string();
+        assert!(e.contains("did you mean `error_rate`?"), "{e}");
+        let e = Threshold::parse("pfast < 1s").unwrap_err().to_string();
+        assert!(e.contains("unknown metric `pfast`"), "{e}");
     }
 
     #[test]

@@ -389,3 +389,703 @@ fn the_demo_runs_with_nothing_installed() {
         "the demo's trickle of 503s: {v}"
     );
 }
+
+// ---- The command-line surface (issue 11): defaults, habits from other tools, help. ----
+
+fn connections(t: &stampede::target::Target) -> u64 {
+    t.counters
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn served(t: &stampede::target::Target) -> u64 {
+    t.counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn ad_hoc_runs_default_to_10_vus_whatever_else_is_set() {
+    // -n without -c: 10 VUs share the iterations (one keep-alive connection each).
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", "--url", &url, "-n", "200"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!((v["requests"].as_u64(), served(&t)), (Some(200), 200));
+    assert_eq!(v["scenarios"][0]["executor"], "shared-iterations");
+    assert_eq!(connections(&t), 10, "10 VUs, one connection each");
+
+    // -d without -c: 10 VUs for that long.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", "--url", &url, "-d", "500ms"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["requests"].as_u64(), Some(served(&t)));
+    assert_eq!(connections(&t), 10, "10 VUs, one connection each");
+    assert!(v["duration_s"].as_f64().is_some_and(|d| d < 2.0), "{v}");
+
+    // -c wins.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, _) = support::stampede_summary(&["run", "--url", &url, "-c", "3", "-n", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!((served(&t), connections(&t)), (30, 3));
+}
+
+#[test]
+fn rate_without_duration_runs_10_s_like_closed_runs() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", "--url", &url, "--rate", "5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["scenarios"][0]["executor"], "constant-arrival-rate");
+    // 5/s for the default 10 s: 50 iterations on an exact schedule.
+    let n = v["requests"].as_u64().expect("requests");
+    assert!((49..=51).contains(&n), "{n} requests: {v}");
+    assert_eq!(n, served(&t));
+    let d = v["duration_s"].as_f64().expect("duration");
+    assert!((9.5..12.0).contains(&d), "ran {d} s");
+}
+
+#[test]
+fn stage_flags_ramp_vus_or_rate_without_a_file() {
+    // VUs: up to 4 and back down; every VU holds one connection.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&[
+        "run", "--url", &url, "--stage", "300ms:4", "--stage", "700ms:4", "--stage", "300ms:0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["scenarios"][0]["executor"], "ramping-vus");
+    let n = v["requests"].as_u64().expect("requests");
+    assert!(n > 50, "{v}");
+    assert_eq!((n, v["failures"].as_u64()), (served(&t), Some(0)));
+    assert_eq!(connections(&t), 4, "peak of 4 VUs");
+
+    // Rate: 20/s for 1 s, then 20 → 60/s over 1 s: 20 + 40 = 60 iterations.
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&[
+        "run", "--url", &url, "--rate", "20", "--stage", "1s:20", "--stage", "1s:60",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["scenarios"][0]["executor"], "ramping-arrival-rate");
+    let n = v["requests"].as_u64().expect("requests");
+    assert!((59..=61).contains(&n), "{n}: {v}");
+    assert_eq!(n, served(&t));
+
+    let o = stampede(&["run", "--url", &url, "--stage", "30s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--stage") && stderr(&o).contains("DURATION:TARGET"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn url_with_a_file_replaces_the_origin_of_absolute_request_urls() {
+    let t = support::target();
+    // Every URL in the file points at a port where nothing listens.
+    let (_d, p) = write_config(
+        "absolute.toml",
+        r#"
+        [[scenarios]]
+        executor = "shared-iterations"
+        vus = 2
+        iterations = 20
+        on_start = [{ url = "http://127.0.0.1:1/status/200" }]
+        requests = [{ url = "http://127.0.0.1:1/" }, { url = "/status/204" }]
+        "#,
+    );
+    let url = format!("http://{}", t.addr);
+    let (o, v) = support::stampede_summary(&["run", p.to_str().expect("p"), "--url", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["failures"], 0, "{v}");
+    assert_eq!(v["requests"].as_u64(), Some(2 + 2 * 20));
+    assert_eq!(served(&t), 2 + 2 * 20, "every request went to --url");
+}
+
+#[test]
+fn a_url_where_the_file_goes_is_the_target() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let (o, v) = support::stampede_summary(&["run", &url, "-n", "20"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!((v["requests"].as_u64(), served(&t)), (Some(20), 20));
+    let help = String::from_utf8_lossy(&stampede(&["run", "--help"]).stdout).into_owned();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("A URL here (http://…) is taken as --url"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_with_the_fix() {
+    let o = stampede(&["run", "--url", "127.0.0.1:8080/", "-n", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--url")
+            && e.contains("the scheme is missing; did you mean http://127.0.0.1:8080/?"),
+        "{e}"
+    );
+    let o = stampede(&["run", "127.0.0.1:8080/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean http://127.0.0.1:8080/?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Starts `stampede target --listen <arg>`, returns the address it printed, after one GET /.
+fn target_answers_on(listen: &str) -> String {
+    use std::io::{BufRead, Read, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["target", "--listen", listen])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stampede target");
+    let mut line = String::new();
+    let read = std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    let answer = (|| {
+        read.ok()?;
+        let addr = line
+            .trim()
+            .strip_prefix("stampede target listening on http://")?;
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        Some((addr.to_string(), reply))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (addr, reply) = answer.unwrap_or_else(|| panic!("no target on --listen {listen}: {line}"));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    addr
+}
+
+#[test]
+fn target_listen_takes_a_bare_port_or_a_host_name() {
+    let port = support::free_port();
+    assert_eq!(
+        target_answers_on(&port.to_string()),
+        format!("127.0.0.1:{port}")
+    );
+    let port = support::free_port();
+    let addr = target_answers_on(&format!("localhost:{port}"));
+    assert!(addr.ends_with(&format!(":{port}")), "{addr}");
+    for bad in ["nowhere", "localhost:http"] {
+        let o = stampede(&["target", "--listen", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let e = stderr(&o);
+        assert!(e.contains("--listen") && e.contains("HOST:PORT"), "{e}");
+        assert!(!e.contains("invalid socket address syntax"), "{e}");
+    }
+}
+
+#[test]
+fn a_misspelt_config_key_gets_its_line_and_a_suggestion() {
+    let (_d, p) = write_config(
+        "typo.toml",
+        "[[scenarios]]\nvus = 1\nduratoin = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+    );
+    let o = stampede(&["validate", p.to_str().expect("p")]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "typo.toml: line 3: unknown key `duratoin` in `scenarios[0]`; did you mean `duration`?"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("``"), "nested backticks: {e}");
+    let (_d, p) = write_config(
+        "k6.yaml",
+        "thresholds: [\"p(95) < 200\"]\nscenarios:\n  - vus: 1\n    duration: 1s\n    requests: [{ url: \"http://127.0.0.1:1/\" }]\n",
+    );
+    let o = stampede(&["run", p.to_str().expect("p")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean `p95 < 200`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = stampede(&[
+        "run",
+        "--url",
+        "http://127.0.0.1:1/",
+        "--threshold",
+        "p(99) < 1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean `p99 < 1s`?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_help_groups_the_flags_shows_defaults_and_ends_with_examples() {
+    let o = stampede(&["run", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut at = 0;
+    for heading in [
+        "Load:",
+        "Request:",
+        "Output:",
+        "Thresholds:",
+        "Remote-write:",
+        "OTLP:",
+        "Metrics:",
+        "Examples:",
+    ] {
+        let i = help[at..]
+            .find(&format!("\n{heading}\n"))
+            .unwrap_or_else(|| panic!("no {heading} section after byte {at}:\n{help}"));
+        at += i + 1;
+    }
+    for needle in [
+        "-c, --vus <N>",
+        "[default: 10",
+        "--timeout",
+        "[default: 10s]",
+        "--stage 30s:50",
+    ] {
+        assert!(help.contains(needle), "`{needle}` not in:\n{help}");
+    }
+    let o = stampede(&["target", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    for route in [
+        "/user/login",
+        "/user/api/getApps",
+        "/status/<code>",
+        "/delay/<ms>",
+        "/bytes/<n>",
+        "/reset",
+        "/__stats",
+    ] {
+        assert!(
+            help.contains(route),
+            "`{route}` not in target --help:\n{help}"
+        );
+    }
+}
+
+/// Long flags in `text`: `--name` tokens.
+fn long_flags(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("--") {
+        rest = &rest[i + 2..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if name.len() > 1 && name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.insert(format!("--{name}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_flag_table_lists_exactly_the_flags_of_run_help() {
+    let help = String::from_utf8_lossy(&stampede(&["run", "--help"]).stdout).into_owned();
+    // Flags defined by `run --help`: the first column of each option line.
+    let defined: std::collections::BTreeSet<String> = help
+        .lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .flat_map(|l| long_flags(l.trim_start().split("  ").next().unwrap_or_default()))
+        .filter(|f| f != "--help")
+        .collect();
+    assert!(defined.len() > 30, "{defined:?}");
+    let readme = std::fs::read_to_string(support::root().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Command line\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Command line section");
+    // The table's first column.
+    let table: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| long_flags(l.split(" | ").next().unwrap_or_default()))
+        .collect();
+    let missing: Vec<_> = defined.difference(&table).collect();
+    let extra: Vec<_> = table.difference(&defined).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README.md's command-line table and `stampede run --help` differ:\n  not in README: {missing:?}\n  not in --help: {extra:?}"
+    );
+}
+
+/// Issue 9, items 5-8 and 12-13: input that cannot run, or would be silently ignored, is refused
+/// by `validate` and by `run` alike — exit 2, the file and the exact key named, no panic, within
+/// seconds, and `run` sends nothing (the target counts zero requests).
+#[test]
+fn refused_settings_name_the_key_in_validate_and_run_and_send_nothing() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let base = format!("http://{}", t.addr);
+    // A scenario that would run for a minute if accepted: a refusal must come before it starts.
+    let ok = format!("vus = 1\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}]\n");
+    let sc = format!("[[scenarios]]\n{ok}");
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        // item 5: absurd rates
+        (
+            "rate",
+            format!(
+                "[[scenarios]]\nrate = 1e12\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].rate`", "at most 10000000"],
+        ),
+        (
+            "ramp_rate",
+            format!(
+                "[[scenarios]]\nexecutor = \"ramping-arrival-rate\"\nstages = [{{ duration = \"60s\", target = 1e12 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].stages[0].target`", "at most"],
+        ),
+        // item 6: durations that would overflow an Instant
+        (
+            "duration",
+            format!(
+                "[[scenarios]]\nvus = 1\nduration = \"300000000000y\"\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["scenarios[0].duration", "at most 365 days"],
+        ),
+        (
+            "timeout",
+            format!("[defaults]\ntimeout = \"300000000000y\"\n{sc}"),
+            &["defaults.timeout", "at most 365 days"],
+        ),
+        (
+            "connect_timeout",
+            format!("[defaults]\nconnect_timeout = \"300000000000y\"\n{sc}"),
+            &["defaults.connect_timeout", "at most 365 days"],
+        ),
+        (
+            "graceful_stop",
+            format!("[run]\ngraceful_stop = \"300000000000y\"\n{sc}"),
+            &["run.graceful_stop", "at most 365 days"],
+        ),
+        (
+            "think_time",
+            format!("[[scenarios]]\nthink_time = \"300000000000y\"\n{ok}"),
+            &["scenarios[0].think_time", "at most 365 days"],
+        ),
+        (
+            "interval",
+            format!("[metrics]\ninterval = \"300000000000y\"\n{sc}"),
+            &["metrics.interval", "at most 365 days"],
+        ),
+        (
+            "stage_sum",
+            format!(
+                "[[scenarios]]\nstages = [{{ duration = \"300d\", target = 1 }}, {{ duration = \"300d\", target = 0 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].stages`", "365 days"],
+        ),
+        // item 7: what cannot be allocated
+        (
+            "vus",
+            format!(
+                "[[scenarios]]\nvus = 1000000000000\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].vus`", "at most 1000000"],
+        ),
+        (
+            "stage_vus",
+            format!(
+                "[[scenarios]]\nstages = [{{ duration = \"60s\", target = 1e12 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].stages[0].target`", "at most 1000000"],
+        ),
+        (
+            "workers",
+            format!("[run]\nworkers = 20000\n{sc}"),
+            &["`run.workers`", "at most 1024"],
+        ),
+        // item 8: ports
+        (
+            "port_range",
+            "[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{ url = \"http://127.0.0.1:99999/\" }]\n"
+                .to_string(),
+            &["`scenarios[0].requests[0].url`", "\"99999\""],
+        ),
+        (
+            "port_text",
+            "[defaults]\nbase_url = \"http://127.0.0.1:99x\"\n[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{ url = \"/\" }]\n"
+                .to_string(),
+            &["`defaults.base_url`", "\"99x\""],
+        ),
+        // item 12: settings that would be ignored
+        (
+            "think_time_key",
+            format!(
+                "[[scenarios]]\nthink_time = {{ min = \"1s\", max = \"2s\", mean = \"1s\" }}\n{ok}"
+            ),
+            &["mean", "think_time"],
+        ),
+        (
+            "rate_with_constant_vus",
+            format!("[[scenarios]]\nexecutor = \"constant-vus\"\nrate = 100\n{ok}"),
+            &[
+                "`scenarios[0].rate`",
+                "constant-vus takes vus, duration, iterations",
+            ],
+        ),
+        (
+            "stages_with_constant_arrival_rate",
+            format!(
+                "[[scenarios]]\nexecutor = \"constant-arrival-rate\"\nrate = 10\nduration = \"60s\"\nstages = [{{ duration = \"1s\", target = 5 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &[
+                "`scenarios[0].stages`",
+                "constant-arrival-rate takes rate, duration, vus",
+            ],
+        ),
+        (
+            "vus_with_ramping_vus",
+            format!(
+                "[[scenarios]]\nexecutor = \"ramping-vus\"\nvus = 50\nstages = [{{ duration = \"60s\", target = 5 }}]\nrequests = [{{ url = \"{url}\" }}]\n"
+            ),
+            &["`scenarios[0].vus`", "ramping-vus takes start, stages"],
+        ),
+        (
+            "request_think_time",
+            format!(
+                "[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{{ url = \"{url}\" }}, {{ url = \"{url}\", think_time = {{ min = \"2s\", max = \"1s\" }} }}]\n"
+            ),
+            &["`scenarios[0].requests[1].think_time`", "must not exceed"],
+        ),
+        (
+            "ftp",
+            format!(
+                "[defaults]\nbase_url = \"{base}\"\n[[scenarios]]\nvus = 1\nduration = \"60s\"\nrequests = [{{ url = \"FTP://127.0.0.1/x\" }}]\n"
+            ),
+            &["`scenarios[0].requests[0].url`", "\"FTP\" is not supported"],
+        ),
+        // item 13: what used to pass validate and fail (or misbehave) at run time
+        (
+            "otlp_endpoint",
+            format!("[metrics.otlp]\nendpoint = \"ftp://127.0.0.1:4317\"\n{sc}"),
+            &["--otlp-endpoint / metrics.otlp.endpoint", "http://"],
+        ),
+        (
+            "otlp_header",
+            format!(
+                "[metrics.otlp]\nendpoint = \"http://127.0.0.1:4318\"\nheaders = {{ api-key = \"a\\r\\nb\" }}\n{sc}"
+            ),
+            &["`metrics.otlp.headers.api-key`", "CR or LF"],
+        ),
+        (
+            "dynamic_header",
+            format!(
+                "[[scenarios]]\nvariables = {{ t = \"a\\nb\" }}\nvus = 1\nduration = \"60s\"\nrequests = [{{ url = \"{url}\", headers = {{ X-T = \"${{t}}\" }} }}]\n"
+            ),
+            &[
+                "`scenarios[0].requests[0].headers.X-T`",
+                "initial variables",
+            ],
+        ),
+        (
+            "summary_dir",
+            format!("[run]\nsummary_json = \"/nonexistent-stampede-dir/s.json\"\n{sc}"),
+            &["`run.summary_json`", "/nonexistent-stampede-dir"],
+        ),
+    ];
+    for (name, text, needles) in &cases {
+        let file = format!("{name}.toml");
+        let (_d, p) = write_config(&file, text);
+        for cmd in ["validate", "run"] {
+            let started = Instant::now();
+            let path = p.to_str().expect("path");
+            let o = if cmd == "run" {
+                stampede(&[cmd, path, "--quiet"])
+            } else {
+                stampede(&[cmd, path])
+            };
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {name}: {err}");
+            assert!(
+                err.contains(&file),
+                "{cmd} {name}: the file is not named: {err}"
+            );
+            for n in *needles {
+                assert!(err.contains(n), "{cmd} {name}: {n:?} not in: {err}");
+            }
+            assert!(!err.contains("panicked"), "{cmd} {name}: {err}");
+            // Messages from validation and the plan quote values with "…", so backticks
+            // (around the key, in template errors) never nest.
+            if err.contains(&format!("{}: `", p.display())) {
+                assert!(
+                    !err.contains("``") && err.matches('`').count() % 2 == 0,
+                    "{cmd} {name}: nested backticks: {err}"
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{cmd} {name} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    let sent = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 0, "a refused run sent {sent} requests");
+}
+
+/// The same limits through flags: exit 2 naming the flag or key, before any request is sent.
+#[test]
+fn refused_flags_exit_2_before_the_run_starts() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--rate", "1e12", "--duration", "60s"],
+            &["`scenarios[0].rate`", "at most"],
+        ),
+        (
+            &["--duration", "300000000000y"],
+            &["--duration", "at most 365 days"],
+        ),
+        (
+            &["--timeout", "300000000000y", "-d", "60s"],
+            &["--timeout", "at most 365 days"],
+        ),
+        (
+            &["--graceful-stop", "300000000000y", "-d", "60s"],
+            &["--graceful-stop", "365 days"],
+        ),
+        (
+            &["--workers", "20000", "-n", "1"],
+            &["`run.workers`", "at most 1024"],
+        ),
+        (
+            &["--vus", "1000000000000", "-d", "60s"],
+            &["`scenarios[0].vus`", "at most 1000000"],
+        ),
+        (
+            &[
+                "--summary-json",
+                "/nonexistent-stampede-dir/s.json",
+                "-d",
+                "60s",
+            ],
+            &["--summary-json", "/nonexistent-stampede-dir"],
+        ),
+    ];
+    for (flags, needles) in cases {
+        let mut args = vec!["run", "--url", &url, "--quiet"];
+        args.extend_from_slice(flags);
+        let started = Instant::now();
+        let o = stampede(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "{flags:?}: {n:?} not in: {err}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{flags:?}");
+    }
+    let o = stampede(&[
+        "run",
+        "--url",
+        "http://127.0.0.1:99999/",
+        "-n",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"99999\""), "{}", stderr(&o));
+    let sent = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 0, "a refused run sent {sent} requests");
+}
+
+/// `validate` resolves OTLP settings from the environment as the run does: a CR/LF in
+/// `OTEL_EXPORTER_OTLP_HEADERS` is an error naming the variable (it was silently dropped).
+#[test]
+fn validate_checks_otlp_settings_from_the_environment() {
+    let (_d, p) = write_config(
+        "otlp_env.toml",
+        "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+    );
+    let validate = |env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"));
+        c.args(["validate", p.to_str().expect("path")])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_HEADERS");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run stampede validate")
+    };
+    let o = validate(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=se%0D%0Acret"),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("otlp_env.toml") && err.contains("OTEL_EXPORTER_OTLP_HEADERS"),
+        "{err}"
+    );
+    assert!(!err.contains("cret"), "the value is never printed: {err}");
+    let o = validate(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{}",
+        stderr(&o)
+    );
+    let o = validate(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Issue 9 item 7: each URL costs an exact latency histogram (~0.19 MB) per worker thread, so
+/// many URLs on many workers are refused with the largest worker count that fits.
+#[test]
+fn many_urls_on_many_workers_are_refused_with_a_count_that_fits() {
+    let urls: Vec<String> = (0..1000)
+        .map(|i| format!("http://127.0.0.1:1/p{i}"))
+        .collect();
+    let mut args = vec!["run", "--quiet", "-n", "1", "--workers", "9"];
+    for u in &urls {
+        args.extend(["--url", u.as_str()]);
+    }
+    let o = stampede(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`run.workers`") && err.contains("--workers 8"),
+        "{err}"
+    );
+    let more: Vec<String> = (0..5000)
+        .map(|i| format!("http://127.0.0.1:1/p{i}"))
+        .collect();
+    let mut args = vec!["run", "--quiet", "-n", "1"];
+    for u in &more {
+        args.extend(["--url", u.as_str()]);
+    }
+    let o = stampede(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`scenarios`") && err.contains("request definitions"),
+        "{err}"
+    );
+}

@@ -5,13 +5,19 @@
 //! - `exporter_prom`: the remote-write exporter alone against a real Prometheus;
 //! - `remote_write`: whole runs pushed into a real Prometheus, totals read back exactly;
 //! - `otlp`: whole runs through the real OpenTelemetry Collector into Prometheus;
-//! - `dashboard`: every Grafana panel query against real data from both paths.
+//! - `layers`: imports point down the layer order stated in src/lib.rs;
+//! - `dashboard`: every Grafana panel query against real data from both paths;
+//! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
 
 mod support;
 
 mod cli;
 mod dashboard;
+mod display;
 mod engine;
 mod exporter_prom;
+mod layers;
 mod otlp;
 mod remote_write;
+mod report;

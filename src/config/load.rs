@@ -1,12 +1,15 @@
-//! Loading: figment layers defaults < file < `STAMPEDE_*` env < flags, then flag overrides that
-//! apply to every scenario (VUs, rate, duration, iterations).
+//! Loading: figment layers defaults < file < `STAMPEDE_*` env < flags (the flags' own layer is
+//! [`super::flags`]), then the flags that apply to every scenario (VUs, rate, stages, duration,
+//! iterations), to every remote-write target, or describe an ad-hoc run. Errors name the file
+//! and line, the environment variable or the flag, and suggest the closest known key.
 
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml, Yaml};
 
-use super::{Config, Dur};
+use super::flags::FlagLayer;
+use super::{Config, Dur, ExecutorKind, Overrides, RequestConfig, ScenarioConfig, TaskConfig};
 
 /// A configuration problem. Every message names the file, key or flag at fault.
 #[derive(Debug, thiserror::Error)]
@@ -51,120 +54,56 @@ impl ConfigError {
     }
 }
 
-/// Values from command-line flags that override the file.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    /// `--url`: ad-hoc targets, or with a file the base URL.
-    pub urls: Vec<String>,
-    /// `--method` (ad hoc only).
-    pub method: Option<String>,
-    /// `--header 'K: V'`.
-    pub headers: Vec<(String, String)>,
-    /// `--body`.
-    pub body: Option<String>,
-    /// `--json`.
-    pub json: Option<serde_json::Value>,
-    /// `--vus`.
-    pub vus: Option<u64>,
-    /// `--rate`.
-    pub rate: Option<f64>,
-    /// `--duration`.
-    pub duration: Option<Dur>,
-    /// `--iterations`.
-    pub iterations: Option<u64>,
-    /// `--timeout`.
-    pub timeout: Option<Dur>,
-    /// `--run-id`.
-    pub run_id: Option<String>,
-    /// `--threshold`.
-    pub thresholds: Vec<String>,
-    /// `--summary-json`.
-    pub summary_json: Option<PathBuf>,
-    /// `--quiet`.
-    pub quiet: bool,
-    /// `--http2`.
-    pub http2: bool,
-    /// `--insecure`.
-    pub insecure: bool,
-    /// `--no-metrics`.
-    pub no_metrics: bool,
-    /// `--histogram`.
-    pub histogram: Option<super::HistogramKind>,
-    /// `--metrics-interval`.
-    pub metrics_interval: Option<Dur>,
-    /// `--remote-write-url`.
-    pub remote_write_urls: Vec<String>,
-    /// `--remote-write-*` settings, applied to every remote-write target.
-    pub remote_write: RemoteWriteFlags,
-    /// `--otlp-endpoint`.
-    pub otlp_endpoint: Option<String>,
-    /// `--otlp-protocol`.
-    pub otlp_protocol: Option<super::OtlpProtocol>,
-    /// `--workers`.
-    pub workers: Option<usize>,
-    /// `--graceful-stop`.
-    pub graceful_stop: Option<Dur>,
+/// The environment layer's prefix.
+pub(crate) const ENV_PREFIX: &str = "STAMPEDE_";
+
+/// The origin named in messages about flags.
+const COMMAND_LINE: &str = "command line";
+
+/// A configuration file's syntax, from its name's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Syntax {
+    Toml,
+    Yaml,
 }
 
-/// `--remote-write-*` flags (credentials only by reference: a file or an environment variable).
-#[derive(Clone, Debug, Default)]
-pub struct RemoteWriteFlags {
-    /// `--remote-write-interval`.
-    pub interval: Option<Dur>,
-    /// `--remote-write-header`.
-    pub headers: Vec<(String, String)>,
-    /// `--remote-write-bearer-token-file`.
-    pub bearer_token_file: Option<PathBuf>,
-    /// `--remote-write-bearer-token-env`.
-    pub bearer_token_env: Option<String>,
-    /// `--remote-write-user`.
-    pub user: Option<String>,
-    /// `--remote-write-password-env`.
-    pub password_env: Option<String>,
-    /// `--remote-write-password-file`.
-    pub password_file: Option<PathBuf>,
-    /// `--remote-write-ca-file`.
-    pub ca_file: Option<PathBuf>,
-    /// `--remote-write-insecure`.
-    pub insecure: bool,
-}
-
-impl RemoteWriteFlags {
-    fn apply(&self, rw: &mut crate::export::RemoteWriteConfig) {
-        if let Some(i) = self.interval {
-            rw.push_interval = i.get();
-        }
-        for (k, v) in &self.headers {
-            rw.headers.insert(k.clone(), v.clone());
-        }
-        if self.bearer_token_file.is_some() || self.bearer_token_env.is_some() {
-            rw.bearer_token = None;
-            rw.bearer_token_file = self.bearer_token_file.clone();
-            rw.bearer_token_env = self.bearer_token_env.clone();
-        }
-        if let Some(u) = &self.user {
-            rw.basic_auth = Some(crate::export::remote_write::BasicAuth {
-                username: u.clone(),
-                password: None,
-                password_file: self.password_file.clone(),
-                password_env: self.password_env.clone(),
-            });
-        }
-        if let Some(ca) = &self.ca_file {
-            rw.tls.ca_file = Some(ca.clone());
-        }
-        if self.insecure {
-            rw.tls.insecure_skip_verify = true;
+impl Syntax {
+    fn of(name: &str) -> Option<Syntax> {
+        let ext = Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("toml") => Some(Syntax::Toml),
+            Some("yaml" | "yml") => Some(Syntax::Yaml),
+            _ => None,
         }
     }
 }
 
-/// The environment layer's prefix.
-pub(crate) const ENV_PREFIX: &str = "STAMPEDE_";
+/// The file layer: its text, its syntax and the name used in messages.
+struct FileLayer<'a> {
+    origin: &'a str,
+    text: &'a str,
+    syntax: Syntax,
+}
 
-/// Loads and merges the configuration, then validates it.
+/// Loads and merges the configuration (defaults < `file` < `STAMPEDE_*` env < flags), then
+/// validates it. Without a file, the flags describe an ad-hoc run.
 pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> {
     load_with_env_prefix(file, ov, ENV_PREFIX)
+}
+
+/// Like [`load`], with the file layer given as text: `name` names it in messages and its
+/// extension (`.toml`, `.yaml`, `.yml`) gives the syntax, e.g. `load_str("demo.toml", text, ov)`.
+pub fn load_str(name: &str, text: &str, ov: &Overrides) -> Result<Config, ConfigError> {
+    let syntax = Syntax::of(name).ok_or_else(|| ConfigError::Format(PathBuf::from(name)))?;
+    let layer = FileLayer {
+        origin: name,
+        text,
+        syntax,
+    };
+    load_layers(Some(&layer), ov, ENV_PREFIX)
 }
 
 fn load_with_env_prefix(
@@ -172,24 +111,36 @@ fn load_with_env_prefix(
     ov: &Overrides,
     env_prefix: &str,
 ) -> Result<Config, ConfigError> {
-    let origin = file
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "command line".to_string());
+    let Some(path) = file else {
+        return load_layers(None, ov, env_prefix);
+    };
+    let origin = path.display().to_string();
+    let syntax = Syntax::of(&origin).ok_or_else(|| ConfigError::Format(path.to_path_buf()))?;
+    // Read it ourselves so a missing file is reported as such (figment would skip it), and so
+    // that messages can point at a line.
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let layer = FileLayer {
+        origin: &origin,
+        text: &text,
+        syntax,
+    };
+    load_layers(Some(&layer), ov, env_prefix)
+}
+
+fn load_layers(
+    file: Option<&FileLayer<'_>>,
+    ov: &Overrides,
+    env_prefix: &str,
+) -> Result<Config, ConfigError> {
+    let origin = file.map_or(COMMAND_LINE, |f| f.origin);
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
-    if let Some(path) = file {
-        // Read it ourselves so a missing file is reported as such (figment would skip it).
-        std::fs::metadata(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        fig = match ext.as_deref() {
-            Some("toml") => fig.merge(Toml::file_exact(path)),
-            Some("yaml" | "yml") => fig.merge(Yaml::file_exact(path)),
-            _ => return Err(ConfigError::Format(path.to_path_buf())),
+    if let Some(f) = file {
+        fig = match f.syntax {
+            Syntax::Toml => fig.merge(Named::new(f.origin, Toml::string(f.text))),
+            Syntax::Yaml => fig.merge(Named::new(f.origin, Yaml::string(f.text))),
         };
     }
     // Only nested keys (`STAMPEDE_RUN__ID`): every top-level key is a table, and variables
@@ -200,69 +151,363 @@ fn load_with_env_prefix(
             .ignore(&["config"])
             .filter(|k| k.as_str().contains('.')),
     );
-    fig = merge_flags(fig, ov);
+    // `admerge`: `--threshold` adds to the file's list; every other flag replaces its key.
+    fig = fig.admerge(FlagLayer(ov));
     let mut cfg: Config = fig
         .extract()
-        .map_err(|e| ConfigError::Figment(figment_message(e)))?;
-    apply_scenario_overrides(&mut cfg, file.is_some(), ov, &origin)?;
-    super::validate(&cfg, &origin)?;
+        .map_err(|e| ConfigError::Figment(describe(e, file, env_prefix)))?;
+    apply_scenario_overrides(&mut cfg, file.is_some(), ov, origin)?;
+    super::validate(&cfg, origin)?;
     Ok(cfg)
 }
 
-/// Figment errors can carry several; print each on its own line, naming key and source.
-fn figment_message(e: figment::Error) -> String {
+/// A provider under another name: figment's string providers call themselves "TOML source
+/// string"; messages should name the file.
+struct Named<P> {
+    name: String,
+    inner: P,
+}
+
+impl<P> Named<P> {
+    fn new(name: &str, inner: P) -> Named<P> {
+        Named {
+            name: name.to_string(),
+            inner,
+        }
+    }
+}
+
+impl<P: figment::Provider> figment::Provider for Named<P> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name.clone())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
+/// Words figment's errors (one per line): where (file and line, environment variable, or
+/// command line), which key, what is wrong, and for a misspelt key or value the closest known one.
+fn describe(e: figment::Error, file: Option<&FileLayer<'_>>, env_prefix: &str) -> String {
     e.into_iter()
         .map(|e| {
-            let mut s = e.to_string();
-            // Figment says "for key default.scenarios" for the whole config; drop the profile.
-            s = s.replace("key \"default.", "key \"");
-            s
+            let problem = Problem::of(&e);
+            let name = e.metadata.as_ref().map(|m| m.name.to_string());
+            let in_file = file.filter(|f| name.as_deref() == Some(f.origin));
+            let place = match (in_file, name.as_deref()) {
+                (Some(f), _) => match locate(f, &problem.path) {
+                    Some(line) => format!("{}: line {line}", f.origin),
+                    None => f.origin.to_string(),
+                },
+                (None, Some(n)) if n.contains("environment") => format!(
+                    "environment variable {env_prefix}{}",
+                    e.path.join("__").to_ascii_uppercase()
+                ),
+                (None, Some("command-line flags")) => COMMAND_LINE.to_string(),
+                (None, Some(n)) => n.to_string(),
+                (None, None) => "configuration".to_string(),
+            };
+            format!("{place}: {}", problem.text.trim_end())
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn merge_flags(mut fig: Figment, ov: &Overrides) -> Figment {
-    if let Some(id) = &ov.run_id {
-        fig = fig.merge(("run.id", id));
+/// One error, worded: `text`, and the key `path` to look for in the file.
+struct Problem {
+    path: Vec<String>,
+    text: String,
+}
+
+impl Problem {
+    fn of(e: &figment::Error) -> Problem {
+        use figment::error::Kind;
+        let key = key_path(&e.path);
+        // A table deserialized by hand (`metrics.remote_write`: one table or a list) passes
+        // figment's own unknown-field message up as text.
+        if let Kind::Message(m) = &e.kind
+            && let Some((found, known)) = parse_unknown_field(m)
+        {
+            let text = unknown_key(&found, &key, &known);
+            let mut path = e.path.clone();
+            path.push(found);
+            return Problem { path, text };
+        }
+        let text = match &e.kind {
+            Kind::UnknownField(found, known) => unknown_key(
+                found,
+                &key_path(&e.path[..e.path.len().saturating_sub(1)]),
+                known,
+            ),
+            Kind::UnknownVariant(found, known) => format!(
+                "`{key}`: unknown value `{found}`{} (one of: {})",
+                suggestion(found, known.iter().copied()),
+                known.join(", ")
+            ),
+            Kind::MissingField(field) if key.is_empty() => format!("missing key `{field}`"),
+            Kind::MissingField(field) => format!("`{key}`: missing key `{field}`"),
+            other if key.is_empty() => other.to_string(),
+            other => format!("`{key}`: {other}"),
+        };
+        Problem {
+            path: e.path.clone(),
+            text,
+        }
     }
-    if let Some(p) = &ov.summary_json {
-        fig = fig.merge(("run.summary_json", p));
+}
+
+fn unknown_key(found: &str, parent: &str, known: &[impl AsRef<str>]) -> String {
+    let at = if parent.is_empty() {
+        "at the top level".to_string()
+    } else {
+        format!("in `{parent}`")
+    };
+    let known: Vec<&str> = known.iter().map(AsRef::as_ref).collect();
+    format!(
+        "unknown key `{found}` {at}{} (known keys here: {})",
+        suggestion(found, known.iter().copied()),
+        known.join(", ")
+    )
+}
+
+/// figment's "unknown field: found `x`, expected `one of `a`, `b``" → (`x`, [a, b]).
+fn parse_unknown_field(m: &str) -> Option<(String, Vec<String>)> {
+    let (found, expected) = m
+        .strip_prefix("unknown field: found `")?
+        .split_once("`, expected ")?;
+    let known = expected
+        .split('`')
+        .filter(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+        .map(str::to_string)
+        .collect();
+    Some((found.to_string(), known))
+}
+
+fn suggestion<'a>(found: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    crate::suggest::did_you_mean(found, known)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+/// `scenarios.0.requests.1.url` → `scenarios[0].requests[1].url`.
+fn key_path(path: &[String]) -> String {
+    let mut s = String::new();
+    for part in path {
+        if part.parse::<usize>().is_ok() {
+            s.push_str(&format!("[{part}]"));
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(part);
+        }
     }
-    if ov.quiet {
-        fig = fig.merge(("run.quiet", true));
+    s
+}
+
+/// The line of `path` in the file's text: the format's own parser walks to the key and stops
+/// there with an error that carries the position.
+fn locate(f: &FileLayer<'_>, path: &[String]) -> Option<usize> {
+    use serde::de::DeserializeSeed;
+    if path.is_empty() {
+        return None;
     }
-    if let Some(w) = ov.workers {
-        fig = fig.merge(("run.workers", w));
+    let find = locate::Find(path);
+    match f.syntax {
+        Syntax::Toml => {
+            let e = find.deserialize(toml::Deserializer::new(f.text)).err()?;
+            if !e.message().contains(locate::MARK) {
+                return None;
+            }
+            let start = e.span()?.start;
+            Some(f.text.get(..start)?.matches('\n').count() + 1)
+        }
+        Syntax::Yaml => {
+            let e = find
+                .deserialize(serde_yaml::Deserializer::from_str(f.text))
+                .err()?;
+            if !e.to_string().contains(locate::MARK) {
+                return None;
+            }
+            e.location().map(|l| l.line())
+        }
     }
-    if let Some(g) = ov.graceful_stop {
-        fig = fig.merge(("run.graceful_stop", g));
+}
+
+/// A serde walk to one key path that fails on purpose where it finds it.
+mod locate {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// The error text that means "found here".
+    pub(super) const MARK: &str = "stampede: key found here";
+
+    /// Walks to `.0` (figment's key path: table keys and array indices).
+    pub(super) struct Find<'p>(pub(super) &'p [String]);
+
+    impl<'de> DeserializeSeed<'de> for Find<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
     }
-    if let Some(t) = ov.timeout {
-        fig = fig.merge(("defaults.timeout", t));
+
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("anything")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let Some((head, rest)) = self.0.split_first() else {
+                return Ok(());
+            };
+            while let Some(hit) = map.next_key_seed(Key {
+                name: head,
+                last: rest.is_empty(),
+            })? {
+                if hit {
+                    return map.next_value_seed(Find(rest));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let Some((head, rest)) = self.0.split_first() else {
+                return Ok(());
+            };
+            let Ok(index) = head.parse::<usize>() else {
+                // A key under a list whose index is unknown: look in every element.
+                while seq.next_element_seed(Find(self.0))?.is_some() {}
+                return Ok(());
+            };
+            for _ in 0..index {
+                if seq.next_element::<IgnoredAny>()?.is_none() {
+                    return Ok(());
+                }
+            }
+            if rest.is_empty() {
+                seq.next_element_seed(Here)?;
+            } else {
+                seq.next_element_seed(Find(rest))?;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
     }
-    if ov.http2 {
-        fig = fig.merge(("defaults.http2", true));
+
+    /// A map key: `true` when it is the next step of the path; the error when it is the last.
+    struct Key<'p> {
+        name: &'p str,
+        last: bool,
     }
-    if ov.insecure {
-        fig = fig.merge(("defaults.insecure", true));
+
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = bool;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
     }
-    if ov.no_metrics {
-        fig = fig.merge(("metrics.enabled", false));
+
+    impl<'de> Visitor<'de> for Key<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match (v == self.name, self.last) {
+                (true, true) => Err(E::custom(MARK)),
+                (hit, _) => Ok(hit),
+            }
+        }
     }
-    if let Some(h) = ov.histogram {
-        fig = fig.merge(("metrics.histogram", h));
+
+    /// An array element that is the end of the path.
+    struct Here;
+
+    impl<'de> DeserializeSeed<'de> for Here {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(HereVisitor)
+        }
     }
-    if let Some(i) = ov.metrics_interval {
-        fig = fig.merge(("metrics.interval", i));
+
+    struct HereVisitor;
+
+    impl<'de> Visitor<'de> for HereVisitor {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("anything")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(de::Error::custom(MARK))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(de::Error::custom(MARK))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Err(E::custom(MARK))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Err(E::custom(MARK))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Err(E::custom(MARK))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Err(E::custom(MARK))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Err(E::custom(MARK))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Err(E::custom(MARK))
+        }
     }
-    if let Some(e) = &ov.otlp_endpoint {
-        fig = fig.merge(("metrics.otlp.endpoint", e));
-    }
-    if let Some(p) = ov.otlp_protocol {
-        fig = fig.merge(("metrics.otlp.protocol", p));
-    }
-    fig
+}
+
+/// The origin (`scheme://authority`) of an absolute http(s) URL and the rest.
+fn split_origin(url: &str) -> Option<(&str, &str)> {
+    let has = |scheme: &str| {
+        url.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    };
+    let scheme_len = if has("http://") {
+        7
+    } else if has("https://") {
+        8
+    } else {
+        return None;
+    };
+    let end = url[scheme_len..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| i + scheme_len);
+    Some(url.split_at(end))
 }
 
 fn apply_scenario_overrides(
@@ -271,11 +516,7 @@ fn apply_scenario_overrides(
     ov: &Overrides,
     origin: &str,
 ) -> Result<(), ConfigError> {
-    cfg.thresholds.extend(ov.thresholds.iter().cloned());
-    for (k, v) in &ov.headers {
-        cfg.defaults.headers.insert(k.clone(), v.clone());
-    }
-    for url in &ov.remote_write_urls {
+    for url in &ov.export.remote_write_urls {
         match cfg
             .metrics
             .remote_write
@@ -293,47 +534,21 @@ fn apply_scenario_overrides(
         }
     }
     for rw in &mut cfg.metrics.remote_write {
-        ov.remote_write.apply(rw);
+        ov.export.remote_write.apply(rw);
         rw.validate()
             .map_err(|e| ConfigError::invalid(origin, "metrics.remote_write", e.to_string()))?;
     }
     if !have_file {
-        // Ad hoc: the flags describe one scenario.
         if ov.urls.is_empty() {
             if cfg.scenarios.is_empty() {
                 return Err(ConfigError::invalid(
-                    origin,
+                    COMMAND_LINE,
                     "--url",
-                    "give a config FILE or at least one --url",
+                    "give a config FILE or at least one URL (stampede run http://127.0.0.1:8080/)",
                 ));
             }
         } else {
-            let mut sc = super::ScenarioConfig {
-                name: "adhoc".into(),
-                ..Default::default()
-            };
-            let weight = 1;
-            for url in &ov.urls {
-                sc.tasks.push(super::TaskConfig {
-                    weight,
-                    requests: vec![super::RequestConfig {
-                        method: ov.method.clone(),
-                        url: url.clone(),
-                        body: ov.body.clone(),
-                        json: ov.json.clone(),
-                        ..Default::default()
-                    }],
-                });
-            }
-            if ov.vus.is_none()
-                && ov.rate.is_none()
-                && ov.duration.is_none()
-                && ov.iterations.is_none()
-            {
-                sc.vus = Some(10);
-                sc.duration = Some(Dur::secs(10));
-            }
-            cfg.scenarios = vec![sc];
+            cfg.scenarios = vec![ad_hoc_scenario(ov)];
         }
     } else {
         for (flag, set) in [
@@ -343,7 +558,7 @@ fn apply_scenario_overrides(
         ] {
             if set {
                 return Err(ConfigError::invalid(
-                    "command line",
+                    COMMAND_LINE,
                     flag,
                     "only applies to ad-hoc runs (no FILE); set it on the requests in the file",
                 ));
@@ -351,34 +566,20 @@ fn apply_scenario_overrides(
         }
         match ov.urls.as_slice() {
             [] => {}
-            [one] => {
-                cfg.defaults.base_url = Some(one.clone());
-                for sc in &mut cfg.scenarios {
-                    sc.base_url = None;
-                }
-            }
+            [one] => retarget(cfg, one),
             _ => {
                 return Err(ConfigError::invalid(
-                    "command line",
+                    COMMAND_LINE,
                     "--url",
-                    "with a config FILE, give --url once: it replaces the base URL",
+                    "with a config FILE, give --url once: it replaces the base URL and the origin of absolute URLs",
                 ));
             }
         }
     }
     for sc in &mut cfg.scenarios {
+        reshape(sc, ov);
         if let Some(v) = ov.vus {
             sc.vus = Some(v);
-        }
-        if let Some(r) = ov.rate {
-            sc.rate = Some(r);
-            if sc
-                .executor
-                .is_some_and(|k| k != super::ExecutorKind::ConstantArrivalRate)
-            {
-                sc.executor = Some(super::ExecutorKind::ConstantArrivalRate);
-                sc.stages.clear();
-            }
         }
         if let Some(d) = ov.duration {
             sc.duration = Some(d);
@@ -390,13 +591,112 @@ fn apply_scenario_overrides(
     Ok(())
 }
 
+/// `--stage` and `--rate` change a scenario's executor; the keys the new one would ignore go
+/// (the flags replace the load shape), while values given by flags stay, so that contradictory
+/// flags (`--vus` with a VU ramp) are still reported.
+fn reshape(sc: &mut ScenarioConfig, ov: &Overrides) {
+    let was = sc.executor_kind();
+    if !ov.stages.is_empty() {
+        let open = ov.rate.is_some()
+            || matches!(
+                was,
+                ExecutorKind::ConstantArrivalRate | ExecutorKind::RampingArrivalRate
+            );
+        if open {
+            // Stages are rates, from --rate, or from the scenario's own start or rate.
+            sc.start = ov.rate.or(sc.start).or(sc.rate);
+            sc.executor = Some(ExecutorKind::RampingArrivalRate);
+        } else {
+            if was != ExecutorKind::RampingVus {
+                sc.start = None;
+            }
+            sc.executor = Some(ExecutorKind::RampingVus);
+            sc.vus = None;
+        }
+        sc.stages = ov.stages.clone();
+        sc.rate = None;
+        sc.duration = None;
+        sc.iterations = None;
+    } else if let Some(r) = ov.rate {
+        if was != ExecutorKind::ConstantArrivalRate {
+            sc.stages.clear();
+            sc.start = None;
+            sc.iterations = None;
+            if sc.executor.is_some() {
+                sc.executor = Some(ExecutorKind::ConstantArrivalRate);
+            }
+        }
+        sc.rate = Some(r);
+    }
+}
+
+/// The scenario that `--url` (and `--method`, `--body`, `--json`) describe without a file, with
+/// the ad-hoc defaults: 10 VUs unless `--vus` (with `--rate`, the open model's own default; with
+/// `--stage`, the stages), and 10 s unless `--duration`, `--iterations` (closed model) or
+/// `--stage` set the length.
+fn ad_hoc_scenario(ov: &Overrides) -> ScenarioConfig {
+    let mut sc = ScenarioConfig {
+        name: "adhoc".into(),
+        ..Default::default()
+    };
+    for url in &ov.urls {
+        sc.tasks.push(TaskConfig {
+            weight: 1,
+            requests: vec![RequestConfig {
+                method: ov.method.clone(),
+                url: url.clone(),
+                body: ov.body.clone(),
+                json: ov.json.clone(),
+                ..Default::default()
+            }],
+        });
+    }
+    let open = ov.rate.is_some();
+    if !open && ov.stages.is_empty() {
+        sc.vus = Some(AD_HOC_VUS);
+    }
+    if ov.stages.is_empty() && (open || ov.iterations.is_none()) {
+        sc.duration = Some(AD_HOC_DURATION);
+    }
+    sc
+}
+
+/// VUs of an ad-hoc closed-model run without `--vus`.
+pub const AD_HOC_VUS: u64 = 10;
+/// Length of an ad-hoc run without `--duration`, `--iterations` or `--stage`.
+pub const AD_HOC_DURATION: Dur = Dur::secs(10);
+
+/// `--url` with a file: the base URL of relative request URLs, and the origin of absolute ones
+/// (so that every request goes where the command line says).
+fn retarget(cfg: &mut Config, url: &str) {
+    cfg.defaults.base_url = Some(url.to_string());
+    let Some((origin, _)) = split_origin(url) else {
+        return;
+    };
+    for sc in &mut cfg.scenarios {
+        sc.base_url = None;
+        let requests = sc
+            .on_start
+            .iter_mut()
+            .chain(sc.requests.iter_mut())
+            .chain(sc.tasks.iter_mut().flat_map(|t| t.requests.iter_mut()));
+        for r in requests {
+            if let Some((_, rest)) = split_origin(&r.url) {
+                r.url = format!("{origin}{rest}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
     use super::*;
+    use crate::config::OutputFlags;
 
-    /// A prefix no other test uses: environment variables are process-wide.
-    const PREFIX: &str = "STAMPEDE_LAYER_TEST_";
+    /// A prefix no other test uses: environment variables are process-wide. It must not start
+    /// with `STAMPEDE_` either, or tests loading with the real prefix would see these variables.
+    const PREFIX: &str = "STAMPEDETEST_LAYER_";
 
     const FILE: &str = r#"
         [run]
@@ -439,7 +739,10 @@ mod tests {
             assert_eq!(cfg.run.graceful_stop, Dur::secs(3), "untouched file value");
             // Flags beat the environment, and scenario flags override every scenario.
             let ov = Overrides {
-                run_id: Some("from-flag".into()),
+                output: OutputFlags {
+                    run_id: Some("from-flag".into()),
+                    ..Default::default()
+                },
                 timeout: Some(Dur::secs(1)),
                 vus: Some(9),
                 duration: Some(Dur::secs(30)),
@@ -492,5 +795,256 @@ mod tests {
             .expect_err("ini")
             .to_string();
         assert!(e.contains("s.ini") && e.contains("unknown format"), "{e}");
+    }
+
+    #[test]
+    fn an_env_key_typo_names_the_variable_and_suggests_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", FILE)?;
+            jail.set_env(format!("{PREFIX}RUN__IDD"), "x");
+            let e = load_with_env_prefix(
+                Some(std::path::Path::new("s.toml")),
+                &Overrides::default(),
+                PREFIX,
+            )
+            .expect_err("unknown key")
+            .to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "environment variable {PREFIX}RUN__IDD: unknown key `idd` in `run`; did you mean `id`?"
+                )),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_add_thresholds_and_headers_to_the_files() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.toml",
+                &format!(
+                    "thresholds = [\"p99 < 1s\"]\n[defaults.headers]\nX-File = \"f\"\nX-Both = \"file\"\n{FILE}"
+                )
+                .replace("[defaults]\n", "[defaults.x]\n")
+                .replace("[defaults.x]\n        timeout = \"7s\"", ""),
+            )?;
+            let ov = Overrides {
+                thresholds: vec!["error_rate < 1%".into()],
+                headers: vec![("X-Both".into(), "flag".into())],
+                ..Default::default()
+            };
+            let cfg = load_with_env_prefix(Some(std::path::Path::new("s.toml")), &ov, PREFIX)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.thresholds, ["p99 < 1s", "error_rate < 1%"]);
+            assert_eq!(cfg.defaults.headers["X-File"], "f");
+            assert_eq!(cfg.defaults.headers["X-Both"], "flag");
+            Ok(())
+        });
+    }
+
+    fn text_err(name: &str, text: &str) -> String {
+        load_str(name, text, &Overrides::default())
+            .expect_err("invalid")
+            .to_string()
+    }
+
+    #[test]
+    fn a_misspelt_key_gets_its_line_and_the_closest_key() {
+        let toml = "[[scenarios]]\nvus = 1\nduratoin = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n";
+        assert_eq!(
+            text_err("t.toml", toml),
+            "t.toml: line 3: unknown key `duratoin` in `scenarios[0]`; did you mean `duration`? \
+             (known keys here: name, executor, vus, duration, iterations, rate, stages, start, \
+             base_url, headers, think_time, variables, on_start, tasks, requests)"
+        );
+        let toml = "[[scenarios]]\nvus = 1\nduration = \"1s\"\n\n[[scenarios.requests]]\nurl = \"http://127.0.0.1:1/\"\nmethd = \"GET\"\n";
+        let e = text_err("t.toml", toml);
+        assert!(
+            e.starts_with("t.toml: line 7: unknown key `methd` in `scenarios[0].requests[0]`; did you mean `method`?"),
+            "{e}"
+        );
+        let toml = "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n[metrics.remote_write]\nurl = \"http://127.0.0.1:1/w\"\npush_intervl = \"1s\"\n";
+        let e = text_err("t.toml", toml);
+        assert!(
+            e.starts_with("t.toml: line 7: unknown key `push_intervl` in `metrics.remote_write`; did you mean `push_interval`?"),
+            "{e}"
+        );
+        let yaml = "run:\n  id: x\nscenarios:\n  - vus: 1\n    duration: 1s\n    requests:\n      - url: http://127.0.0.1:1/\n        nmae: x\n";
+        let e = text_err("t.yaml", yaml);
+        assert!(
+            e.starts_with("t.yaml: line 8: unknown key `nmae` in `scenarios[0].requests[0]`; did you mean `name`?"),
+            "{e}"
+        );
+        assert!(!e.contains("``"), "no nested backticks: {e}");
+        let e = text_err("t.toml", "[[scenarios]]\nexecutor = \"constant-vu\"\n");
+        assert!(
+            e.starts_with("t.toml: line 2: `scenarios[0].executor`: unknown value `constant-vu`; did you mean `constant-vus`?"),
+            "{e}"
+        );
+        let e = text_err("t.toml", "[[scenarios]]\nvus = -5\n");
+        assert!(
+            e.starts_with("t.toml: line 2: `scenarios[0].vus`: invalid"),
+            "{e}"
+        );
+        assert!(e.contains("-5"), "{e}");
+    }
+
+    #[test]
+    fn a_string_loads_like_a_file_of_that_name() {
+        let cfg = load_str(
+            "x.yml",
+            "scenarios:\n  - vus: 2\n    duration: 1s\n    requests: [{ url: \"http://127.0.0.1:1/\" }]\n",
+            &Overrides::default(),
+        )
+        .expect("loads");
+        assert_eq!(cfg.scenarios[0].vus, Some(2));
+        let e = text_err("x.ini", "");
+        assert!(e.contains("x.ini") && e.contains("unknown format"), "{e}");
+        let e = text_err("bad.toml", "[[scenarios]]\nvus = 1\nduration = \"1s\n");
+        assert!(e.contains("bad.toml") && e.contains("line 3"), "{e}");
+    }
+
+    fn ad_hoc(ov: Overrides) -> ScenarioConfig {
+        let ov = Overrides {
+            urls: vec!["http://127.0.0.1:1/".into()],
+            ..ov
+        };
+        let cfg = load(None, &ov).expect("ad hoc");
+        cfg.scenarios.into_iter().next().expect("one scenario")
+    }
+
+    #[test]
+    fn ad_hoc_runs_have_one_set_of_defaults() {
+        let sc = ad_hoc(Overrides::default());
+        assert_eq!((sc.vus, sc.duration), (Some(10), Some(Dur::secs(10))));
+        let sc = ad_hoc(Overrides {
+            duration: Some(Dur::secs(30)),
+            ..Default::default()
+        });
+        assert_eq!((sc.vus, sc.duration), (Some(10), Some(Dur::secs(30))));
+        let sc = ad_hoc(Overrides {
+            iterations: Some(1000),
+            ..Default::default()
+        });
+        assert_eq!((sc.vus, sc.duration), (Some(10), None));
+        assert_eq!(sc.executor_kind(), ExecutorKind::SharedIterations);
+        let sc = ad_hoc(Overrides {
+            vus: Some(3),
+            ..Default::default()
+        });
+        assert_eq!((sc.vus, sc.duration), (Some(3), Some(Dur::secs(10))));
+        let sc = ad_hoc(Overrides {
+            rate: Some(50.0),
+            ..Default::default()
+        });
+        assert_eq!(sc.executor_kind(), ExecutorKind::ConstantArrivalRate);
+        assert_eq!((sc.vus, sc.duration), (None, Some(Dur::secs(10))));
+    }
+
+    #[test]
+    fn stages_make_a_ramp_of_vus_or_of_rate() {
+        let stages = vec![
+            super::super::Stage {
+                duration: Dur::secs(2),
+                target: 5.0,
+            },
+            super::super::Stage {
+                duration: Dur::secs(1),
+                target: 0.0,
+            },
+        ];
+        let sc = ad_hoc(Overrides {
+            stages: stages.clone(),
+            ..Default::default()
+        });
+        assert_eq!(sc.executor_kind(), ExecutorKind::RampingVus);
+        assert_eq!(
+            (sc.stages.len(), sc.duration, sc.start, sc.vus),
+            (2, None, None, None)
+        );
+        let sc = ad_hoc(Overrides {
+            stages: stages.clone(),
+            rate: Some(20.0),
+            ..Default::default()
+        });
+        assert_eq!(sc.executor_kind(), ExecutorKind::RampingArrivalRate);
+        assert_eq!((sc.start, sc.rate, sc.duration), (Some(20.0), None, None));
+        // On a file's open-model scenario the stages are rates, starting from its rate.
+        let cfg = load_str(
+            "o.toml",
+            "[[scenarios]]\nrate = 7\nduration = \"5s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &Overrides {
+                stages,
+                ..Default::default()
+            },
+        )
+        .expect("loads");
+        let sc = &cfg.scenarios[0];
+        assert_eq!(sc.executor_kind(), ExecutorKind::RampingArrivalRate);
+        assert_eq!((sc.start, sc.duration, sc.rate), (Some(7.0), None, None));
+        // A file's closed scenario becomes a VU ramp; the keys it would ignore go.
+        let cfg = load_str(
+            "c.toml",
+            "[[scenarios]]\nexecutor = \"constant-vus\"\nvus = 3\niterations = 9\nduration = \"5s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &Overrides {
+                stages: vec![super::super::Stage {
+                    duration: Dur::secs(1),
+                    target: 2.0,
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("loads");
+        let sc = &cfg.scenarios[0];
+        assert_eq!(sc.executor_kind(), ExecutorKind::RampingVus);
+        assert_eq!((sc.vus, sc.iterations, sc.duration), (None, None, None));
+        // --rate turns a VU ramp into a constant rate.
+        let cfg = load_str(
+            "r.toml",
+            "[[scenarios]]\nexecutor = \"ramping-vus\"\nstart = 1\nstages = [{ duration = \"1s\", target = 2 }]\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &Overrides {
+                rate: Some(5.0),
+                duration: Some(Dur::secs(1)),
+                ..Default::default()
+            },
+        )
+        .expect("loads");
+        let sc = &cfg.scenarios[0];
+        assert_eq!(sc.executor_kind(), ExecutorKind::ConstantArrivalRate);
+        assert_eq!((sc.rate, sc.start, sc.stages.len()), (Some(5.0), None, 0));
+    }
+
+    #[test]
+    fn url_with_a_file_replaces_the_base_and_every_absolute_origin() {
+        let cfg = load_str(
+            "a.toml",
+            r#"
+            [[scenarios]]
+            vus = 1
+            duration = "1s"
+            base_url = "http://old:1"
+            on_start = [{ url = "https://auth.example:8443/login?x=1" }]
+            requests = [{ url = "HTTP://user:pw@old:2" }, { url = "/rel" }, { url = "http://${env.HOST}/p#f" }]
+            "#,
+            &Overrides {
+                urls: vec!["http://127.0.0.1:9/base".into()],
+                ..Default::default()
+            },
+        )
+        .expect("loads");
+        let sc = &cfg.scenarios[0];
+        assert_eq!(sc.base_url, None);
+        assert_eq!(
+            cfg.defaults.base_url.as_deref(),
+            Some("http://127.0.0.1:9/base")
+        );
+        assert_eq!(sc.on_start[0].url, "http://127.0.0.1:9/login?x=1");
+        let urls: Vec<&str> = sc.requests.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["http://127.0.0.1:9", "/rel", "http://127.0.0.1:9/p#f"]
+        );
     }
 }

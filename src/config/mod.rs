@@ -5,6 +5,7 @@
 //! turns a validated `Config` into executable scenarios.
 
 mod duration;
+mod flags;
 mod load;
 mod validate;
 
@@ -13,9 +14,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use duration::{Dur, parse_duration};
-pub use load::{ConfigError, Overrides, RemoteWriteFlags, load};
-pub use validate::validate;
+pub use duration::{Dur, MAX_DURATION, parse_duration};
+pub use flags::{ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
+pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
+pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, validate};
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -43,10 +45,15 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     /// No live progress line.
     pub quiet: bool,
+    /// When stderr is not a terminal, a status line this often (`0`: none).
+    pub status_interval: Dur,
     /// How long in-flight iterations may go on after the end (or Ctrl-C) before they are cut.
     pub graceful_stop: Dur,
     /// Worker threads generating load (default: one per CPU).
     pub workers: Option<usize>,
+    /// Interval of the summary's timeline (at least 10ms; doubled as often as needed to keep
+    /// at most 1,000 intervals).
+    pub timeline_interval: Dur,
 }
 
 impl Default for RunConfig {
@@ -55,8 +62,10 @@ impl Default for RunConfig {
             id: None,
             summary_json: None,
             quiet: false,
+            status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
+            timeline_interval: Dur::secs(1),
         }
     }
 }
@@ -134,7 +143,10 @@ pub struct Stage {
 }
 
 /// Think time after each iteration: constant, or uniform in a range.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+///
+/// Written as a duration (`"1s"`, `1.5`) or as `{ min, max }`; any other key in the table is an
+/// error (serde's `untagged` would drop it silently, so the shape is decided by hand).
+#[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ThinkTime {
     /// Always the same pause.
@@ -146,6 +158,57 @@ pub enum ThinkTime {
         /// Longest pause.
         max: Dur,
     },
+}
+
+impl<'de> Deserialize<'de> for ThinkTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Range {
+            min: Dur,
+            max: Dur,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThinkTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"1s\", or { min, max }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThinkTime, A::Error> {
+                let r = Range::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ThinkTime::Uniform {
+                    min: r.min,
+                    max: r.max,
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::StrDeserializer::new(v)).map(ThinkTime::Constant)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::U64Deserializer::new(v)).map(ThinkTime::Constant)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::I64Deserializer::new(v)).map(ThinkTime::Constant)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ThinkTime, E> {
+                Dur::deserialize(serde::de::value::F64Deserializer::new(v)).map(ThinkTime::Constant)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl ThinkTime {
+    /// The range `(min, max)`; a constant pause is `(d, d)`.
+    pub fn bounds(&self) -> (Dur, Dur) {
+        match self {
+            ThinkTime::Constant(d) => (*d, *d),
+            ThinkTime::Uniform { min, max } => (*min, *max),
+        }
+    }
 }
 
 /// One scenario.
@@ -238,7 +301,7 @@ fn one() -> u32 {
     1
 }
 
-/// How a request body is given.
+/// Checks on a response, counted as pass/fail.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Checks {
@@ -402,3 +465,207 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
 pub const DEFAULT_SIZE_BUCKETS: &[f64] = &[
     0.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const REQ: &str = "requests = [{ url = \"http://127.0.0.1:1/\" }]\n";
+
+    /// A config text with `v` as the value of one duration key, and how to read that key back.
+    type DurationKey = (&'static str, fn(&str) -> String, fn(&Config) -> Duration);
+
+    /// Every duration key of a scenario file.
+    const DURATION_KEYS: &[DurationKey] = &[
+        (
+            "run.graceful_stop",
+            |v| format!("[run]\ngraceful_stop = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"),
+            |c| c.run.graceful_stop.get(),
+        ),
+        (
+            "run.status_interval",
+            |v| {
+                format!("[run]\nstatus_interval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}")
+            },
+            |c| c.run.status_interval.get(),
+        ),
+        (
+            "run.timeline_interval",
+            |v| {
+                format!(
+                    "[run]\ntimeline_interval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.run.timeline_interval.get(),
+        ),
+        (
+            "defaults.timeout",
+            |v| format!("[defaults]\ntimeout = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"),
+            |c| c.defaults.timeout.get(),
+        ),
+        (
+            "defaults.connect_timeout",
+            |v| {
+                format!(
+                    "[defaults]\nconnect_timeout = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.defaults.connect_timeout.get(),
+        ),
+        (
+            "scenarios[0].duration",
+            |v| format!("[[scenarios]]\nvus = 1\nduration = {v}\n{REQ}"),
+            |c| c.scenarios[0].duration.unwrap_or_default().get(),
+        ),
+        (
+            "scenarios[0].stages[0].duration",
+            |v| format!("[[scenarios]]\nstages = [{{ duration = {v}, target = 1 }}]\n{REQ}"),
+            |c| c.scenarios[0].stages[0].duration.get(),
+        ),
+        (
+            "scenarios[0].think_time",
+            |v| format!("[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {v}\n{REQ}"),
+            |c| {
+                c.scenarios[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().0.get())
+            },
+        ),
+        (
+            "scenarios[0].think_time.min",
+            |v| {
+                format!(
+                    "[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {{ min = {v}, max = \"365d\" }}\n{REQ}"
+                )
+            },
+            |c| {
+                c.scenarios[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().0.get())
+            },
+        ),
+        (
+            "scenarios[0].think_time.max",
+            |v| {
+                format!(
+                    "[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {{ min = 0, max = {v} }}\n{REQ}"
+                )
+            },
+            |c| {
+                c.scenarios[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().1.get())
+            },
+        ),
+        (
+            "scenarios[0].requests[0].think_time",
+            |v| {
+                format!(
+                    "[[scenarios]]\nvus = 1\nduration = 1\nrequests = [{{ url = \"http://127.0.0.1:1/\", think_time = {v} }}]\n"
+                )
+            },
+            |c| {
+                c.scenarios[0].requests[0]
+                    .think_time
+                    .as_ref()
+                    .map_or(Duration::MAX, |t| t.bounds().0.get())
+            },
+        ),
+        (
+            "metrics.interval",
+            |v| format!("[metrics]\ninterval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"),
+            |c| c.metrics.interval.unwrap_or_default().get(),
+        ),
+        (
+            "metrics.otlp.timeout",
+            |v| {
+                format!(
+                    "[metrics.otlp]\ntimeout = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| {
+                c.metrics
+                    .otlp
+                    .as_ref()
+                    .and_then(|o| o.timeout)
+                    .unwrap_or_default()
+                    .get()
+            },
+        ),
+    ];
+
+    fn load_text(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let p = dir.path().join("d.toml");
+        std::fs::write(&p, text).map_err(|e| e.to_string())?;
+        load(Some(&p), &Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_duration_key_accepts_the_same_forms_and_the_same_bound() {
+        let forms = [
+            ("5", Duration::from_secs(5)),
+            ("1.5", Duration::from_millis(1500)),
+            ("\"1.5s\"", Duration::from_millis(1500)),
+            ("\"250ms\"", Duration::from_millis(250)),
+            ("\"1m30s\"", Duration::from_secs(90)),
+            ("\"365d\"", MAX_DURATION),
+        ];
+        for (key, text, get) in DURATION_KEYS {
+            for (form, want) in forms {
+                let cfg = load_text(&text(form)).unwrap_or_else(|e| panic!("{key} = {form}: {e}"));
+                assert_eq!(get(&cfg), want, "{key} = {form}");
+            }
+            for huge in ["\"300000000000y\"", "\"366d\"", "31536001", "1e12"] {
+                let e = load_text(&text(huge)).expect_err(key);
+                assert!(e.contains("at most 365 days"), "{key} = {huge}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_duration_key_list_is_complete() {
+        // Every field of type Dur / Option<Dur> in this file (ThinkTime's three included) must
+        // have a row above; the stage duration is `Stage::duration`.
+        let src = include_str!("mod.rs");
+        let body = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
+        let fields = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("//"))
+            .filter(|l| {
+                l.ends_with(": Dur,")
+                    || l.ends_with(": Option<Dur>,")
+                    || l.starts_with("Constant(Dur)")
+            })
+            .count();
+        // The scenario-level and request-level think_time share ThinkTime's three fields, and
+        // its deserializer's `Range` helper repeats `min` and `max`.
+        let think_time_rows = 4;
+        let think_time_fields = 3 + 2;
+        assert_eq!(
+            fields,
+            DURATION_KEYS.len() - think_time_rows + think_time_fields,
+            "a duration field was added or removed: list its key in DURATION_KEYS"
+        );
+    }
+
+    #[test]
+    fn think_time_tables_take_min_and_max_only() {
+        let e = load_text(&format!(
+            "[[scenarios]]\nvus = 1\nduration = 1\nthink_time = {{ min = 1, max = 2, mean = 3 }}\n{REQ}"
+        ))
+        .expect_err("mean");
+        assert!(e.contains("mean") && e.contains("think_time"), "{e}");
+        let e = load_text(
+            "[[scenarios]]\nvus = 1\nduration = 1\nrequests = [{ url = \"http://127.0.0.1:1/\", think_time = { min = 1 } }]\n",
+        )
+        .expect_err("no max");
+        assert!(e.contains("max"), "{e}");
+    }
+}

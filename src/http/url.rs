@@ -48,19 +48,6 @@ pub(crate) fn percent_decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-/// What follows `http://` or `https://` (any case), and whether it was `https`; `None` for any
-/// other URL (relative, or another scheme).
-pub(crate) fn strip_http_scheme(url: &str) -> Option<(bool, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme.eq_ignore_ascii_case("http") {
-        Some((false, rest))
-    } else if scheme.eq_ignore_ascii_case("https") {
-        Some((true, rest))
-    } else {
-        None
-    }
-}
-
 /// Splits `scheme://user:password@host/…` into the URL without the userinfo and the decoded
 /// credentials. A URL without `scheme://` or without userinfo comes back unchanged.
 pub(crate) fn split_credentials(url: &str) -> (String, Option<Credentials>) {
@@ -115,9 +102,6 @@ mod tests {
         let (rest, c) = split_credentials("http://a@b@h/");
         assert_eq!(rest, "http://h/");
         assert_eq!(c.expect("creds").user, "a@b");
-        assert_eq!(strip_http_scheme("HTTPS://h/x"), Some((true, "h/x")));
-        assert_eq!(strip_http_scheme("ftp://h/x"), None);
-        assert_eq!(strip_http_scheme("/x"), None);
     }
 
     #[test]

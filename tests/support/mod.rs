@@ -5,11 +5,12 @@
 pub mod collector;
 pub mod nginx;
 pub mod prometheus;
+pub mod tty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use stampede::config::{Overrides, load};
+use stampede::config::{Overrides, load, load_str};
 use stampede::{Presentation, Summary};
 
 /// The repository root.
@@ -33,8 +34,10 @@ pub fn write_config(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Loads a TOML config from text and runs it in-process (quietly).
 pub fn run_toml(text: &str, ov: &Overrides) -> Summary {
-    let (_dir, p) = write_config("scenario.toml", text);
-    run_file(&p, ov)
+    let name = "scenario.toml";
+    let cfg = load_str(name, text, ov).unwrap_or_else(|e| panic!("config: {e}"));
+    stampede::run_config(cfg, Some(Path::new(name)), Presentation::default())
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
 }
 
 /// Runs a config file in-process.
@@ -52,6 +55,25 @@ pub fn stampede(args: &[&str]) -> Output {
         .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
         .output()
         .expect("run the stampede binary")
+}
+
+/// Runs the stampede binary with `--quiet --summary-json <tmp>` added; returns its output and
+/// the JSON summary (`null` when none was written).
+pub fn stampede_summary(args: &[&str]) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("summary.json");
+    let mut all = args.to_vec();
+    all.extend([
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    let o = stampede(&all);
+    let v = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (o, v)
 }
 
 /// A free loopback port (bound then released).

@@ -1,0 +1,624 @@
+//! The self-contained HTML report (`--report`, `stampede report`): one file, inline CSS, inline
+//! SVG charts drawn here (no chart library, no network request), light and dark, printable.
+//! It is made from the summary JSON (as a value), so a report can be made again later from a
+//! `--summary-json` file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn st<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn ms(s: f64) -> String {
+    format!("{:.2} ms", s * 1000.0)
+}
+
+const COLOURS: [&str; 8] = [
+    "#2f6fde", "#e0662b", "#2a9d4b", "#b8339a", "#8a6d00", "#0a8f9e", "#c43b3b", "#6b5bd6",
+];
+
+struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// A line chart; `right` is drawn dashed against its own axis on the right.
+fn chart(
+    title: &str,
+    unit: &str,
+    series: &[Series],
+    right: Option<(&str, &Series)>,
+    log_x: bool,
+) -> String {
+    let (w, h, l, r, t, b) = (760.0, 240.0, 64.0, 56.0, 28.0, 30.0);
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let n: usize = series.iter().map(|s| s.points.len()).sum();
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<figure class=\"chart\" data-points=\"{n}\"><figcaption>{}</figcaption><svg viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        esc(title),
+        esc(title)
+    );
+    if all.is_empty() {
+        o.push_str("<text x=\"20\" y=\"60\" class=\"muted\">no data</text></svg></figure>");
+        return o;
+    }
+    let tx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
+    let xmin = all.iter().map(|p| tx(p.0)).fold(f64::INFINITY, f64::min);
+    let xmax = all
+        .iter()
+        .map(|p| tx(p.0))
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(xmin + 1e-9);
+    let ymax = all.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12) * 1.08;
+    let px = |x: f64| l + (tx(x) - xmin) / (xmax - xmin) * (w - l - r);
+    let py = |y: f64, m: f64| h - b - y / m * (h - t - b);
+    // Axes and grid.
+    for i in 0..=4 {
+        let y = ymax * i as f64 / 4.0;
+        let _ = write!(
+            o,
+            "<line class=\"grid\" x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"ax\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            w - r,
+            py(y, ymax),
+            py(y, ymax),
+            l - 4.0,
+            py(y, ymax) + 4.0,
+            esc(&axis_label(y, unit))
+        );
+    }
+    for i in 0..=4 {
+        let xv = xmin + (xmax - xmin) * i as f64 / 4.0;
+        let label = if log_x {
+            format!("p{}", fmt_pct(100.0 - 100.0 / 10f64.powf(xv)))
+        } else {
+            format!("{xv:.1} s")
+        };
+        let xp = l + (xv - xmin) / (xmax - xmin) * (w - l - r);
+        let _ = write!(
+            o,
+            "<text class=\"ax\" x=\"{xp:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            h - 10.0,
+            esc(&label)
+        );
+    }
+    let mut legend = String::new();
+    for (i, s) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1, ymax)))
+            .collect();
+        let _ = write!(
+            o,
+            "<polyline class=\"series\" data-n=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>",
+            s.points.len(),
+            pts.join(" "),
+            esc(&s.name)
+        );
+        let _ = write!(
+            legend,
+            "<span><i style=\"background:{c}\"></i>{}</span>",
+            esc(&s.name)
+        );
+    }
+    if let Some((runit, s)) = right {
+        let m = s.points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.08;
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1, m)))
+            .collect();
+        let _ = write!(
+            o,
+            "<polyline class=\"series right\" data-n=\"{}\" fill=\"none\" stroke=\"#888\" stroke-dasharray=\"4 3\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline><text class=\"ax\" x=\"{}\" y=\"{}\">{:.0} {}</text>",
+            s.points.len(),
+            pts.join(" "),
+            esc(&s.name),
+            w - r + 4.0,
+            py(m / 1.08, m) + 4.0,
+            m / 1.08,
+            esc(runit)
+        );
+        let _ = write!(
+            legend,
+            "<span><i class=\"dash\"></i>{} (right axis)</span>",
+            esc(&s.name)
+        );
+    }
+    let _ = write!(o, "</svg><div class=\"legend\">{legend}</div></figure>");
+    o
+}
+
+fn fmt_pct(p: f64) -> String {
+    let s = format!("{p:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn axis_label(y: f64, unit: &str) -> String {
+    match unit {
+        "ms" => format!("{:.1} ms", y * 1000.0),
+        "%" => format!("{:.1} %", y * 100.0),
+        u => format!("{y:.1} {u}"),
+    }
+}
+
+fn bytes_text(b: f64) -> String {
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// Tile figures of a summary: (label, value, text, id, higher is better).
+fn tile_figures(s: &Value) -> Vec<(&'static str, f64, String, &'static str, bool)> {
+    let lat = &s["latency_s"];
+    let iv = arr(&s["timeline"], "intervals");
+    let peak_vus = iv.iter().map(|i| num(i, "vus")).fold(0.0, f64::max);
+    let sum = |k: &str| -> f64 {
+        iv.iter()
+            .flat_map(|i| arr(i, "by_name"))
+            .map(|n| num(n, k))
+            .sum()
+    };
+    let (sent, recv) = (sum("bytes_out"), sum("bytes_in"));
+    vec![
+        (
+            "requests",
+            num(s, "requests"),
+            format!("{}", s["requests"].as_u64().unwrap_or(0)),
+            "tile-requests",
+            true,
+        ),
+        (
+            "req/s",
+            num(s, "rps"),
+            format!("{:.1}", num(s, "rps")),
+            "tile-rps",
+            true,
+        ),
+        (
+            "error %",
+            num(s, "error_rate"),
+            format!("{:.2} %", num(s, "error_rate") * 100.0),
+            "tile-errors",
+            false,
+        ),
+        (
+            "p50",
+            num(lat, "p50"),
+            ms(num(lat, "p50")),
+            "tile-p50",
+            false,
+        ),
+        (
+            "p95",
+            num(lat, "p95"),
+            ms(num(lat, "p95")),
+            "tile-p95",
+            false,
+        ),
+        (
+            "p99",
+            num(lat, "p99"),
+            ms(num(lat, "p99")),
+            "tile-p99",
+            false,
+        ),
+        (
+            "peak VUs",
+            peak_vus,
+            format!("{peak_vus:.0}"),
+            "tile-vus",
+            true,
+        ),
+        ("data sent", sent, bytes_text(sent), "tile-sent", true),
+        (
+            "data received",
+            recv,
+            bytes_text(recv),
+            "tile-received",
+            true,
+        ),
+    ]
+}
+
+/// The change of a figure against the baseline's, highlighted when it got worse.
+fn change_html(cur: f64, base: f64, base_text: &str, higher_better: bool) -> String {
+    let (pct, worse) = if base == 0.0 {
+        (
+            if cur == 0.0 {
+                "±0".to_string()
+            } else {
+                "new".to_string()
+            },
+            false,
+        )
+    } else {
+        let d = (cur - base) / base;
+        let worse = if higher_better { d < -0.05 } else { d > 0.05 };
+        (format!("{:+.1} %", d * 100.0), worse)
+    };
+    format!(
+        "<small class=\"delta{}\">baseline {} ({pct})</small>",
+        if worse { " worse" } else { "" },
+        esc(base_text)
+    )
+}
+
+/// The report of a summary JSON document; `exit_code` is the run's. With a baseline summary,
+/// the tiles and the per-name table show the baseline's figures beside and the change.
+pub fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> String {
+    let mut o = String::with_capacity(64 * 1024);
+    let run_id = st(s, "run_id");
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>stampede report {}</title><style>{CSS}</style></head><body><h1>stampede report <code>{}</code></h1>",
+        esc(run_id),
+        esc(run_id)
+    );
+    // The verdict first.
+    let ths = arr(s, "thresholds");
+    let crossed = ths.iter().filter(|t| t["ok"] != Value::Bool(true)).count();
+    let interrupted = s["interrupted"] == Value::Bool(true);
+    let (cls, text) = if crossed > 0 {
+        (
+            "bad",
+            format!("{crossed} of {} thresholds crossed", ths.len()),
+        )
+    } else if interrupted {
+        ("warn", "interrupted".to_string())
+    } else {
+        ("ok", "passed".to_string())
+    };
+    let _ = write!(
+        o,
+        "<section id=\"verdict\" class=\"verdict {cls}\"><h2>Verdict: {text}</h2><p>exit code <b id=\"exit-code\">{exit_code}</b></p>"
+    );
+    if !ths.is_empty() {
+        o.push_str("<table><thead><tr><th>threshold</th><th>actual</th><th>result</th></tr></thead><tbody>");
+        for t in ths {
+            let ok = t["ok"] == Value::Bool(true);
+            let actual = crate::ci::actual_text(t["actual"].as_f64(), st(t, "unit"));
+            let _ = write!(
+                o,
+                "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num\">{}</td><td>{}</td></tr>",
+                if ok { "ok" } else { "bad" },
+                esc(st(t, "threshold")),
+                esc(&actual),
+                if ok { "ok" } else { "crossed" }
+            );
+        }
+        o.push_str("</tbody></table>");
+    }
+    o.push_str("</section>");
+    // Metadata and tiles.
+    let _ = write!(
+        o,
+        "<section><h2>Run</h2><p>stampede {} · run <code>{}</code> · duration {:.1} s{}</p>",
+        env!("CARGO_PKG_VERSION"),
+        esc(run_id),
+        num(s, "duration_s"),
+        if interrupted { " · interrupted" } else { "" }
+    );
+    let base_tiles = baseline.map(tile_figures);
+    o.push_str("<div class=\"tiles\">");
+    for (i, (k, v, text, id, hb)) in tile_figures(s).into_iter().enumerate() {
+        let delta = base_tiles
+            .as_ref()
+            .and_then(|b| b.get(i))
+            .map(|b| change_html(v, b.1, &b.2, hb))
+            .unwrap_or_default();
+        let _ = write!(
+            o,
+            "<div class=\"tile\"><span>{k}</span><b id=\"{id}\">{}</b>{delta}</div>",
+            esc(&text)
+        );
+    }
+    o.push_str("</div></section>");
+    // Charts over time.
+    let iv = arr(&s["timeline"], "intervals");
+    let step = s["timeline"]["interval_s"]
+        .as_f64()
+        .unwrap_or(1.0)
+        .max(1e-6);
+    let mut rps: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut errs: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut pct: [Vec<(f64, f64)>; 3] = Default::default();
+    let mut vus = Vec::new();
+    let mut iters = Vec::new();
+    let mut dropped = Vec::new();
+    let (mut intended, mut achieved) = (Vec::new(), Vec::new());
+    let mut spectrum_hist: BTreeMap<u64, u64> = BTreeMap::new();
+    for i in iv {
+        let t = num(i, "t_s") + step / 2.0;
+        vus.push((t, num(i, "vus")));
+        let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
+        for n in arr(i, "by_name") {
+            let key = format!("{} {}", st(n, "method"), st(n, "name"));
+            rps.entry(key)
+                .or_default()
+                .push((t, num(n, "requests") / step));
+            if let Some(e) = n["errors"].as_object() {
+                for (k, c) in e {
+                    errs.entry(k.clone())
+                        .or_default()
+                        .push((t, c.as_f64().unwrap_or(0.0) / step));
+                }
+            }
+            for p in arr(n, "histogram_us") {
+                if let (Some(v), Some(c)) = (p[0].as_u64(), p[1].as_u64()) {
+                    *hist.entry(v).or_default() += c;
+                    *spectrum_hist.entry(v).or_default() += c;
+                }
+            }
+        }
+        let total: u64 = hist.values().sum();
+        if total > 0 {
+            for (k, q) in [0.50, 0.95, 0.99].iter().enumerate() {
+                pct[k].push((t, quantile(&hist, total, *q)));
+            }
+        }
+        let sc = arr(i, "scenarios");
+        iters.push((
+            t,
+            sc.iter().map(|x| num(x, "iterations")).sum::<f64>() / step,
+        ));
+        dropped.push((t, sc.iter().map(|x| num(x, "dropped")).sum::<f64>() / step));
+        if sc.iter().any(|x| x.get("intended_rate").is_some()) {
+            intended.push((t, sc.iter().map(|x| num(x, "intended_rate")).sum()));
+            achieved.push((t, sc.iter().map(|x| num(x, "achieved_rate")).sum()));
+        }
+    }
+    let vu_series = Series {
+        name: "VUs".into(),
+        points: vus.clone(),
+    };
+    o.push_str("<section><h2>Over time</h2><div class=\"charts\">");
+    let named = |m: BTreeMap<String, Vec<(f64, f64)>>| -> Vec<Series> {
+        m.into_iter()
+            .map(|(name, points)| Series { name, points })
+            .collect()
+    };
+    o.push_str(&chart(
+        "Requests per second by name",
+        "req/s",
+        &named(rps),
+        None,
+        false,
+    ));
+    let [p50, p95, p99] = pct;
+    o.push_str(&chart(
+        "Latency p50 / p95 / p99 (every request) with VUs",
+        "ms",
+        &[
+            Series {
+                name: "p50".into(),
+                points: p50,
+            },
+            Series {
+                name: "p95".into(),
+                points: p95,
+            },
+            Series {
+                name: "p99".into(),
+                points: p99,
+            },
+        ],
+        Some(("VUs", &vu_series)),
+        false,
+    ));
+    o.push_str(&chart(
+        "Failures per second by error type",
+        "/s",
+        &named(errs),
+        None,
+        false,
+    ));
+    o.push_str(&chart(
+        "VUs, iterations and dropped iterations",
+        "",
+        &[
+            Series {
+                name: "VUs".into(),
+                points: vus,
+            },
+            Series {
+                name: "iterations/s".into(),
+                points: iters,
+            },
+            Series {
+                name: "dropped/s".into(),
+                points: dropped,
+            },
+        ],
+        None,
+        false,
+    ));
+    if !intended.is_empty() {
+        o.push_str(&chart(
+            "Open model: intended vs achieved rate",
+            "/s",
+            &[
+                Series {
+                    name: "intended".into(),
+                    points: intended,
+                },
+                Series {
+                    name: "achieved".into(),
+                    points: achieved,
+                },
+            ],
+            None,
+            false,
+        ));
+    }
+    // The percentile spectrum from the exact histograms (x: 1/(1-q) on a log scale).
+    let total: u64 = spectrum_hist.values().sum();
+    let mut spectrum = Vec::new();
+    if total > 0 {
+        for q in [
+            0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999,
+        ] {
+            spectrum.push((1.0 / (1.0 - q), quantile(&spectrum_hist, total, q)));
+        }
+    }
+    o.push_str(&chart(
+        "Latency percentile spectrum p0 … p99.999 (every request)",
+        "ms",
+        &[Series {
+            name: "latency".into(),
+            points: spectrum,
+        }],
+        None,
+        true,
+    ));
+    o.push_str("</div></section>");
+    // Per-name table.
+    o.push_str(
+        "<section><h2>Requests by name</h2><table id=\"by-name\" class=\"sortable\"><thead><tr>",
+    );
+    for h in [
+        "scenario", "name", "requests", "failures", "req/s", "min", "mean", "p50", "p90", "p95",
+        "p99", "max",
+    ] {
+        let _ = write!(o, "<th>{h}</th>");
+    }
+    o.push_str("</tr></thead><tbody>");
+    for r in arr(s, "by_name") {
+        let l = &r["latency_all_s"];
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{} {}</td><td class=\"num requests\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td>",
+            esc(st(r, "scenario")),
+            esc(st(r, "method")),
+            esc(st(r, "name")),
+            r["requests"].as_u64().unwrap_or(0),
+            r["failures"].as_u64().unwrap_or(0),
+            num(r, "rps")
+        );
+        for k in ["min", "mean", "p50", "p90", "p95", "p99", "max"] {
+            let _ = write!(
+                o,
+                "<td class=\"num {k}\" data-v=\"{}\">{}</td>",
+                num(l, k),
+                ms(num(l, k))
+            );
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</tbody></table><p class=\"muted\">Latency of every request, failures included. Click a heading to sort.</p></section>");
+    // Status codes, errors, checks, export.
+    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+    for r in arr(s, "by_name") {
+        if let Some(m) = r["status_codes"].as_object() {
+            for (k, v) in m {
+                *codes.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    o.push_str("<section class=\"cols\"><div><h2>Status codes</h2><table>");
+    for (k, v) in &codes {
+        let _ = write!(o, "<tr><td>{}</td><td class=\"num\">{v}</td></tr>", esc(k));
+    }
+    o.push_str("</table></div><div><h2>Errors</h2><table>");
+    if let Some(m) = s["errors"].as_object() {
+        for (k, v) in m {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
+                esc(k),
+                v
+            );
+        }
+    }
+    o.push_str("</table></div><div><h2>Checks</h2><table><tr><th>check</th><th>passes</th><th>fails</th></tr>");
+    for c in arr(s, "checks") {
+        let _ = write!(
+            o,
+            "<tr><td>{}: {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(st(c, "request")),
+            esc(st(c, "name")),
+            c["passes"],
+            c["fails"]
+        );
+    }
+    o.push_str("</table></div><div><h2>Export</h2><table>");
+    for e in arr(s, "export") {
+        let _ = write!(o, "<tr><td><code>{}</code></td></tr>", esc(&e.to_string()));
+    }
+    o.push_str("</table></div></section>");
+    let _ = writeln!(o, "<script>{JS}</script></body></html>");
+    o
+}
+
+fn quantile(hist: &BTreeMap<u64, u64>, total: u64, q: f64) -> f64 {
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (v, c) in hist {
+        seen += c;
+        if seen >= rank {
+            return *v as f64 / 1e6;
+        }
+    }
+    hist.keys().last().map_or(0.0, |v| *v as f64 / 1e6)
+}
+
+const CSS: &str = r#"
+:root{--bg:#fff;--fg:#1b1d21;--muted:#6a6f78;--line:#dde1e6;--ok:#1e8e3e;--bad:#c5221f;--warn:#b06000;--tile:#f4f6f8}
+@media (prefers-color-scheme:dark){:root{--bg:#15171a;--fg:#e6e8eb;--muted:#9aa0a8;--line:#30343a;--ok:#5bd17a;--bad:#ff6b62;--warn:#f3a74a;--tile:#1f2226}}
+body{background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;padding:0 16px}
+h1{font-size:22px}h2{font-size:17px;margin:18px 0 8px}code{font-size:13px}
+table{border-collapse:collapse;margin:6px 0}td,th{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left}
+.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:var(--muted)}
+.verdict{border-left:6px solid var(--ok);padding:4px 14px}.verdict.bad{border-color:var(--bad)}.verdict.warn{border-color:var(--warn)}
+tr.bad td{color:var(--bad)}tr.ok td:last-child{color:var(--ok)}
+.tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{background:var(--tile);border-radius:6px;padding:8px 14px;min-width:110px}
+.tile span{display:block;color:var(--muted);font-size:12px}.tile b{font-size:19px}
+.charts{display:grid;grid-template-columns:1fr;gap:12px}.chart{margin:0}.chart svg{width:100%;height:auto}
+figcaption{font-weight:600}.grid{stroke:var(--line)}.ax{fill:var(--muted);font-size:11px}
+.legend span{margin-right:14px;font-size:12px}.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
+small.delta{display:block;color:var(--muted);font-size:11px}small.delta.worse{color:var(--bad);font-weight:600}
+.legend i.dash{border-top:2px dashed #888;height:0}
+.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:12px}
+th{cursor:pointer}
+@media print{body{margin:0;max-width:none}.chart{break-inside:avoid}th{cursor:auto}}
+"#;
+
+const JS: &str = r#"
+document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){
+var tb=th.closest('table').tBodies[0],rows=Array.from(tb.rows),d=th.dataset.d=th.dataset.d==='a'?'d':'a';
+rows.sort(function(a,b){var x=a.cells[i],y=b.cells[i],u=parseFloat(x.dataset.v||x.textContent),v=parseFloat(y.dataset.v||y.textContent);
+var c=isNaN(u)||isNaN(v)?x.textContent.localeCompare(y.textContent):u-v;return d==='a'?c:-c});rows.forEach(function(r){tb.appendChild(r)})})});
+"#;

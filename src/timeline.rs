@@ -1,0 +1,255 @@
+//! The run's timeline in the summary: the workers' [`crate::stats::interval::Timeline`]s merged,
+//! brought to one interval length and named after the plan (`timeline` in the summary JSON).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::plan::{Plan, Schedule};
+use crate::stats::interval::{MAX_INTERVALS, ReqSlot, Slot, Timeline, VuSamples};
+use crate::stats::{Latency, latency_of, new_hist};
+
+/// The merged timeline, as the summary JSON carries it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineOut {
+    /// Interval length in seconds (after any coarsening).
+    pub interval_s: f64,
+    /// The configured interval in seconds.
+    pub configured_interval_s: f64,
+    /// The most intervals kept.
+    pub max_intervals: usize,
+    /// Intervals from the start of the run; interval `i` covers `[i, i+1) × interval_s`.
+    pub intervals: Vec<IntervalOut>,
+}
+
+/// One interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct IntervalOut {
+    /// Start, seconds from the start of the run.
+    pub t_s: f64,
+    /// The most VUs active at once (sampled).
+    pub vus: u64,
+    /// Request names with requests finished in this interval.
+    pub by_name: Vec<NameSlotOut>,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioSlotOut>,
+    /// Per check (those with results in this interval).
+    pub checks: Vec<CheckSlotOut>,
+}
+
+/// One request name in one interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct NameSlotOut {
+    /// Request name.
+    pub name: String,
+    /// Method.
+    pub method: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Requests finished.
+    pub requests: u64,
+    /// Failed.
+    pub failures: u64,
+    /// By error type.
+    pub errors: BTreeMap<String, u64>,
+    /// By status code.
+    pub statuses: BTreeMap<String, u64>,
+    /// Response body bytes.
+    pub bytes_in: u64,
+    /// Request body bytes.
+    pub bytes_out: u64,
+    /// Latency of every request of the interval, seconds.
+    pub latency_s: Latency,
+    /// The exact histogram: `[value µs, count]` pairs (HdrHistogram, 3 significant digits).
+    pub histogram_us: Vec<(u64, u64)>,
+}
+
+/// One scenario in one interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioSlotOut {
+    /// Scenario name.
+    pub name: String,
+    /// Iterations finished.
+    pub iterations: u64,
+    /// Dropped iterations.
+    pub dropped: u64,
+    /// Open model: iterations per second the schedule asked for (mean over the interval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intended_rate: Option<f64>,
+    /// Open model: iterations per second started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_rate: Option<f64>,
+    /// Open model: mean start lag, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_mean_s: Option<f64>,
+    /// Open model: largest start lag, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_max_s: Option<f64>,
+}
+
+/// One check in one interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckSlotOut {
+    /// Check name.
+    pub name: String,
+    /// Request name.
+    pub request: String,
+    /// Passes.
+    pub passes: u64,
+    /// Failures.
+    pub fails: u64,
+}
+
+/// Merges the workers' timelines (and the VU samples) into the summary's form.
+pub fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> Option<TimelineOut> {
+    let parts: Vec<(u64, u32, Vec<Slot>)> = timelines.into_iter().map(Timeline::finish).collect();
+    let base_us = parts.first()?.0;
+    let shift = parts.iter().map(|p| p.1).max().unwrap_or(0);
+    let mut slots: Vec<Slot> = Vec::new();
+    for (_, s, done) in parts {
+        let k = shift - s;
+        for (i, slot) in done.into_iter().enumerate() {
+            let j = i >> k;
+            if slots.len() <= j {
+                slots.resize_with(j + 1, Slot::default);
+            }
+            slots[j].merge(&slot);
+        }
+    }
+    // VU samples are per base interval: fold them to the final interval (and cover them).
+    let mut vu_slots: Vec<u64> = Vec::new();
+    for (i, v) in vus.max_active.iter().enumerate() {
+        let j = i >> shift;
+        if vu_slots.len() <= j {
+            vu_slots.resize(j + 1, 0);
+        }
+        vu_slots[j] = vu_slots[j].max(*v);
+    }
+    let n = slots.len().max(vu_slots.len().min(MAX_INTERVALS));
+    slots.resize_with(n, Slot::default);
+    let interval_us = base_us << shift;
+    let interval_s = interval_us as f64 / 1e6;
+    let mut intervals = Vec::with_capacity(n);
+    for (i, slot) in slots.iter().enumerate() {
+        let t0 = Duration::from_micros(i as u64 * interval_us);
+        intervals.push(interval_out(
+            plan,
+            slot,
+            t0,
+            interval_s,
+            vu_slots.get(i).copied().unwrap_or(0),
+        ));
+    }
+    Some(TimelineOut {
+        interval_s,
+        configured_interval_s: base_us as f64 / 1e6,
+        max_intervals: MAX_INTERVALS,
+        intervals,
+    })
+}
+
+fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> IntervalOut {
+    // Group like the summary's by_name: (scenario, name, method).
+    let mut groups: BTreeMap<(usize, String, String), ReqSlot> = BTreeMap::new();
+    for (i, r) in slot.requests.iter().enumerate() {
+        if r.requests == 0 {
+            continue;
+        }
+        let m = &plan.requests[i];
+        groups
+            .entry((m.scenario, m.name.to_string(), m.method.to_string()))
+            .or_default()
+            .merge(r);
+    }
+    let by_name = groups
+        .into_iter()
+        .map(|((sc, name, method), r)| {
+            let mut h = new_hist();
+            for (v, c) in &r.hist {
+                let _ = h.record_n(*v, *c);
+            }
+            NameSlotOut {
+                name,
+                method,
+                scenario: plan.scenarios[sc].name.to_string(),
+                requests: r.requests,
+                failures: r.failures,
+                errors: r
+                    .errors
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into_owned(), *v))
+                    .collect(),
+                statuses: r
+                    .statuses
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+                latency_s: latency_of(&h),
+                histogram_us: r.hist,
+            }
+        })
+        .collect();
+    let scenarios = plan
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| {
+            let s = slot.scenarios.get(i).copied().unwrap_or_default();
+            let open = match &sc.schedule {
+                Schedule::ArrivalRate { start, stages, .. } => Some((start, stages)),
+                _ => None,
+            };
+            ScenarioSlotOut {
+                name: sc.name.to_string(),
+                iterations: s.iterations,
+                dropped: s.dropped,
+                intended_rate: open.map(|(start, stages)| {
+                    // Mean of the linear rate over the interval (Simpson on a piecewise line is
+                    // exact when no stage boundary falls inside; close enough when one does).
+                    let at = |f: f64| {
+                        crate::executor::vu_target(
+                            *start,
+                            stages,
+                            t0 + Duration::from_secs_f64(secs * f),
+                        )
+                    };
+                    (at(0.0) + 4.0 * at(0.5) + at(0.999_999)) / 6.0
+                }),
+                achieved_rate: open.map(|_| s.started as f64 / secs),
+                start_lag_mean_s: open.map(|_| {
+                    if s.started == 0 {
+                        0.0
+                    } else {
+                        s.lag_sum_us as f64 / s.started as f64 / 1e6
+                    }
+                }),
+                start_lag_max_s: open.map(|_| s.lag_max_us as f64 / 1e6),
+            }
+        })
+        .collect();
+    let checks = slot
+        .checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.0 + c.1 > 0)
+        .map(|(i, c)| {
+            let m = &plan.checks[i];
+            CheckSlotOut {
+                name: m.name.to_string(),
+                request: plan.requests[m.request].name.to_string(),
+                passes: c.0,
+                fails: c.1,
+            }
+        })
+        .collect();
+    IntervalOut {
+        t_s: t0.as_secs_f64(),
+        vus,
+        by_name,
+        scenarios,
+        checks,
+    }
+}

@@ -1,0 +1,511 @@
+//! Issue 13: the run's timeline in the summary JSON, CI outputs (JUnit, Markdown) and run
+//! comparison, through the binary against the embedded target.
+
+use crate::support::{self, stampede, write_config};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("summary file")).expect("summary json")
+}
+
+fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+#[test]
+fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "timeline.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            name = "steady"
+            vus = 2
+            duration = "3s"
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/503" }}]
+            [[scenarios]]
+            name = "stall"
+            executor = "shared-iterations"
+            vus = 1
+            iterations = 1
+            requests = [{{ name = "stall", url = "http://{a}/delay/1300" }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "--timeline-interval",
+        "1s",
+        "--summary-json",
+        json.to_str().expect("j"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = read_json(&json);
+    let tl = &v["timeline"];
+    assert_eq!(tl["interval_s"].as_f64(), Some(1.0), "{tl:#}");
+    let intervals = tl["intervals"].as_array().expect("intervals");
+    assert!((3..=5).contains(&intervals.len()), "{}", intervals.len());
+    // Per name and in total, the intervals add up to the summary exactly: requests,
+    // failures, histogram counts, error types, statuses, bytes, checks.
+    let mut total = 0;
+    for row in v["by_name"].as_array().expect("by_name") {
+        let name = row["name"].as_str().expect("name");
+        let mut reqs = 0;
+        let mut fails = 0;
+        let mut hist = 0;
+        let mut bytes = 0;
+        let mut s503 = 0;
+        for iv in intervals {
+            for n in iv["by_name"].as_array().expect("by_name") {
+                if n["name"] == row["name"] {
+                    reqs += u(&n["requests"]);
+                    fails += u(&n["failures"]);
+                    bytes += u(&n["bytes_in"]);
+                    s503 += n["statuses"]["503"].as_u64().unwrap_or(0);
+                    hist += n["histogram_us"]
+                        .as_array()
+                        .expect("hist")
+                        .iter()
+                        .map(|p| u(&p[1]))
+                        .sum::<u64>();
+                }
+            }
+        }
+        assert!(u(&row["requests"]) > 0, "{name}");
+        assert_eq!(reqs, u(&row["requests"]), "{name}");
+        assert_eq!(hist, reqs, "{name}: histogram counts");
+        assert_eq!(fails, u(&row["failures"]), "{name}");
+        if name.ends_with('/') {
+            assert!(bytes > 0, "{name}: response bytes");
+        }
+        assert_eq!(
+            s503,
+            row["status_codes"]["503"].as_u64().unwrap_or(0),
+            "{name}"
+        );
+        total += reqs;
+    }
+    assert_eq!(total, u(&v["requests"]));
+    let err503: u64 = intervals
+        .iter()
+        .flat_map(|iv| iv["by_name"].as_array().expect("by_name"))
+        .map(|n| n["errors"]["503"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(err503, u(&v["errors"]["503"]));
+    let passes: u64 = intervals
+        .iter()
+        .flat_map(|iv| iv["checks"].as_array().expect("checks"))
+        .map(|c| u(&c["passes"]))
+        .sum();
+    assert_eq!(passes, u(&v["checks"][0]["passes"]));
+    let iterations: u64 = intervals
+        .iter()
+        .flat_map(|iv| iv["scenarios"].as_array().expect("scenarios"))
+        .map(|s| u(&s["iterations"]))
+        .sum();
+    assert_eq!(iterations, u(&v["iterations"]));
+    // The 1.3 s stall finished in [1 s, 2 s): the spike is there and nowhere else.
+    let stall: Vec<(f64, f64)> = intervals
+        .iter()
+        .flat_map(|iv| {
+            iv["by_name"]
+                .as_array()
+                .expect("by_name")
+                .iter()
+                .filter(|n| n["name"] == "stall")
+                .map(|n| {
+                    (
+                        iv["t_s"].as_f64().expect("t"),
+                        n["latency_s"]["p99"].as_f64().expect("p99"),
+                    )
+                })
+        })
+        .collect();
+    assert_eq!(stall.len(), 1, "{stall:?}");
+    assert_eq!(stall[0].0, 1.0, "{stall:?}");
+    assert!((1.3..1.5).contains(&stall[0].1), "{stall:?}");
+    for iv in intervals {
+        for n in iv["by_name"].as_array().expect("by_name") {
+            if n["name"] != "stall" {
+                let max = n["latency_s"]["max"].as_f64().expect("max");
+                assert!(max < 0.5, "{}: {max}", n["name"]);
+            }
+        }
+    }
+    // VUs were sampled: three at the start (2 steady + 1 stall), two later.
+    assert_eq!(u(&intervals[0]["vus"]), 3, "{:#}", intervals[0]);
+    assert_eq!(u(&intervals[2]["vus"]), 2, "{:#}", intervals[2]);
+}
+
+fn xmllint() -> std::path::PathBuf {
+    let p = std::path::PathBuf::from("/usr/bin/xmllint");
+    assert!(
+        p.exists(),
+        "xmllint not found: install it with `apt-get install -y libxml2-utils`"
+    );
+    p
+}
+
+#[test]
+fn junit_and_markdown_outputs_carry_thresholds_and_checks() {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "ci.toml",
+        &format!(
+            r#"
+            thresholds = ["p99 < 10s", "error_rate < 0.01"]
+            [[scenarios]]
+            name = "ci"
+            executor = "shared-iterations"
+            vus = 2
+            iterations = 40
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/500", checks = {{ status = 200 }} }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let junit = dir.path().join("junit.xml");
+    let md = dir.path().join("summary.md");
+    let step = dir.path().join("step.md");
+    std::fs::write(&step, "earlier step\n").expect("step file");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            p.to_str().expect("p"),
+            "--quiet",
+            "--junit",
+            junit.to_str().expect("j"),
+            "--summary-markdown",
+            md.to_str().expect("m"),
+        ])
+        .env("GITHUB_STEP_SUMMARY", &step)
+        .output()
+        .expect("run stampede");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let xml = std::fs::read_to_string(&junit).expect("junit file");
+    let v = std::process::Command::new(xmllint())
+        .args(["--noout", "--schema"])
+        .arg(support::root().join("tests/fixtures/junit.xsd"))
+        .arg(&junit)
+        .output()
+        .expect("run xmllint");
+    assert!(
+        v.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // 2 thresholds + 2 checks; the error-rate threshold and the 500 check failed, with values.
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+    assert!(xml.contains("actual 50.00 %"), "{xml}");
+    assert!(xml.contains("40 of 40 failed"), "{xml}");
+    // The schema can fail: a testcase without a name does not validate.
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(&bad, xml.replacen(" name=\"p99 &lt; 10s\"", "", 1)).expect("bad");
+    let v = std::process::Command::new(xmllint())
+        .args(["--noout", "--schema"])
+        .arg(support::root().join("tests/fixtures/junit.xsd"))
+        .arg(&bad)
+        .output()
+        .expect("run xmllint");
+    assert!(!v.status.success(), "a nameless testcase must not validate");
+    let text = std::fs::read_to_string(&md).expect("markdown");
+    assert!(
+        text.contains("1 of 2 thresholds crossed (exit 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| 80 | "),
+        "80 requests in the totals row: {text}"
+    );
+    let s = std::fs::read_to_string(&step).expect("step summary");
+    assert!(
+        s.starts_with("earlier step\n"),
+        "appended, not replaced: {s}"
+    );
+    assert!(s.contains(&text), "{s}");
+}
+
+fn summary_of(target: &str, path: &str, out: &std::path::Path) {
+    let o = stampede(&[
+        "run",
+        "--url",
+        &format!("http://{target}{path}"),
+        "--vus",
+        "8",
+        "--iterations",
+        "200",
+        "--quiet",
+        "--summary-json",
+        out.to_str().expect("out"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn compare_detects_a_slower_target_and_passes_the_same_one() {
+    let t = support::target();
+    let a = t.addr.to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base.json");
+    let same = dir.path().join("same.json");
+    let slow = dir.path().join("slow.json");
+    summary_of(&a, "/delay/5", &base);
+    summary_of(&a, "/delay/5", &same);
+    summary_of(&a, "/delay/100", &slow);
+    let path = |p: &std::path::Path| p.to_str().expect("p").to_string();
+    // Two runs of the same 5 ms target: on a loaded shared machine their p99 may differ by
+    // 2-3x, so the tolerance is wide; the slow target is 20x slower, far beyond it.
+    let o = stampede(&[
+        "compare",
+        &path(&base),
+        &path(&same),
+        "--max-regression",
+        "300%",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = stampede(&[
+        "compare",
+        &path(&base),
+        &path(&slow),
+        "--max-regression",
+        "300%",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("REGRESSION"), "{out}");
+    let o = stampede(&["compare", &path(&base), &path(&slow), "--markdown"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("| p99 |") && out.contains("❌ regression"),
+        "{out}"
+    );
+    // Unreadable input is a usage error naming the file.
+    let o = stampede(&["compare", &path(&base), "/nonexistent/x.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/x.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts() {
+    let chromium = std::path::PathBuf::from("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "chromium not found: install it with `apt-get install -y chromium`"
+    );
+    let t = support::target();
+    let (_d, p) = write_config(
+        "mixed.toml",
+        &format!(
+            r#"
+            thresholds = ["p99 < 10s", "error_rate < 0.05"]
+            [[scenarios]]
+            name = "open"
+            rate = 50
+            duration = "3s"
+            vus = 20
+            requests = [{{ url = "http://{a}/", checks = {{ status = 200 }} }}, {{ url = "http://{a}/status/500" }}, {{ url = "http://{a}/delay/20" }}]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let html = dir.path().join("report.html");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("j"),
+        "--report",
+        html.to_str().expect("h"),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v = read_json(&json);
+    let text = std::fs::read_to_string(&html).expect("report");
+    // Nothing is loaded: no element source, stylesheet link, CSS url() or script request.
+    for banned in [
+        "src=",
+        "<link",
+        "url(",
+        "@import",
+        "fetch(",
+        "XMLHttpRequest",
+    ] {
+        assert!(
+            !text.contains(banned),
+            "the report must not load anything: {banned}"
+        );
+    }
+    // Remade later from the summary: the same file.
+    let again = dir.path().join("again.html");
+    let o = stampede(&[
+        "report",
+        json.to_str().expect("j"),
+        "-o",
+        again.to_str().expect("a"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&again).expect("again"), text);
+    // Against a baseline (here: a run of a slower target), figures sit beside the baseline's.
+    let slow_json = dir.path().join("slow.json");
+    let o = stampede(&[
+        "run",
+        "--url",
+        &format!("http://{}/delay/60", t.addr),
+        "--vus",
+        "2",
+        "--iterations",
+        "20",
+        "--quiet",
+        "--summary-json",
+        slow_json.to_str().expect("s"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let with_base = dir.path().join("with-base.html");
+    let o = stampede(&[
+        "report",
+        json.to_str().expect("j"),
+        "--baseline",
+        slow_json.to_str().expect("s"),
+        "-o",
+        with_base.to_str().expect("w"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = std::fs::read_to_string(&with_base).expect("with baseline");
+    assert_eq!(b.matches("<small class=\"delta").count(), 9, "one per tile");
+    let bp99 = v["latency_s"]["p99"].as_f64().expect("p99");
+    let slow: serde_json::Value = read_json(&slow_json);
+    let sp99 = slow["latency_s"]["p99"].as_f64().expect("p99");
+    let expect = format!(
+        "baseline {:.2} ms ({:+.1} %)",
+        sp99 * 1000.0,
+        (bp99 - sp99) / sp99 * 100.0
+    );
+    assert!(b.contains(&expect), "{expect}");
+    let profile = tempfile::tempdir().expect("profile");
+    let browse = |extra: &[&str]| {
+        std::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=1200,2600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("run chromium")
+    };
+    let dom = browse(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let by_id = |id: &str| -> String {
+        let at = dom
+            .find(&format!("id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("#{id} not in the DOM"));
+        let rest = &dom[at + id.len() + 6..];
+        rest[..rest.find('<').expect("end")].to_string()
+    };
+    assert_eq!(by_id("tile-requests"), v["requests"].to_string());
+    assert_eq!(by_id("exit-code"), "3");
+    assert_eq!(
+        by_id("tile-p99"),
+        format!(
+            "{:.2} ms",
+            v["latency_s"]["p99"].as_f64().expect("p99") * 1000.0
+        )
+    );
+    for row in v["by_name"].as_array().expect("by_name") {
+        let cell = format!("<td class=\"num requests\">{}</td>", row["requests"]);
+        assert!(dom.contains(&cell), "{cell}");
+        let p99 = format!("data-v=\"{}\"", row["latency_all_s"]["p99"]);
+        assert!(dom.contains(&p99), "{p99}");
+    }
+    // Every chart drew data points.
+    let charts: Vec<u64> = dom
+        .match_indices("class=\"chart\" data-points=\"")
+        .map(|(i, m)| {
+            let rest = &dom[i + m.len()..];
+            rest[..rest.find('"').expect("end")].parse().expect("count")
+        })
+        .collect();
+    assert_eq!(
+        charts.len(),
+        6,
+        "req/s, latency, failures, VUs, open model, spectrum"
+    );
+    assert!(charts.iter().all(|n| *n > 0), "{charts:?}");
+    // A screenshot to look at, kept as a test artifact.
+    let shots = support::root().join("target/test-artifacts");
+    std::fs::create_dir_all(&shots).expect("artifacts dir");
+    let png = shots.join("report-mixed.png");
+    let _ = std::fs::remove_file(&png);
+    browse(&[&format!("--screenshot={}", png.display())]);
+    assert!(
+        std::fs::metadata(&png)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "screenshot"
+    );
+}
+
+#[test]
+fn ctrl_c_still_writes_the_report_and_the_junit_file() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let html = dir.path().join("r.html");
+    let junit = dir.path().join("j.xml");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            "--url",
+            &format!("http://{}/", t.addr),
+            "--vus",
+            "2",
+            "--duration",
+            "30s",
+        ])
+        .args(["--quiet", "--report", html.to_str().expect("h")])
+        .args(["--junit", junit.to_str().expect("j")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stampede");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&html).expect("report written after Ctrl-C");
+    assert!(text.contains("Verdict: interrupted"), "{text}");
+    assert!(text.contains("id=\"exit-code\">130<"));
+    assert!(
+        std::fs::read_to_string(&junit)
+            .expect("junit")
+            .contains("<testsuites")
+    );
+}
