@@ -89,7 +89,9 @@ impl RunShared {
         })
     }
 
-    /// Stops starting iterations; in-flight requests get `grace`, then are cut.
+    /// Stops starting iterations; in-flight requests get `grace`, then are cut. Every call
+    /// notifies `phase` (even when already stopping): that is how in-flight requests learn of
+    /// the earlier deadline (see `Cuts`).
     pub fn stop(&self, grace: Duration) {
         let now_us = self.start.elapsed().as_micros() as u64;
         let hard = now_us.saturating_add(grace.as_micros() as u64);
