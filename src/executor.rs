@@ -12,9 +12,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,7 +27,7 @@ use tokio::task::coop::consume_budget;
 use tokio::time::Instant;
 
 use crate::config::{ExtractSource, ThinkTime};
-use crate::http::client::{Client, Shared as ClientShared};
+use crate::http::client::{Client, H1Request, KEPT_BODY_LIMIT, Shared as ClientShared};
 use crate::metrics::{Instruments, Recorder};
 use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::plan::{
@@ -108,7 +110,9 @@ impl RunShared {
         })
     }
 
-    /// Stops starting iterations; in-flight requests get `grace`, then are cut.
+    /// Stops starting iterations; in-flight requests get `grace`, then are cut. Every call
+    /// notifies `phase` (even when already stopping): that is how in-flight requests learn of
+    /// the earlier deadline (see `Cuts`).
     pub fn stop(&self, grace: Duration) {
         let now_us = self.start.elapsed().as_micros() as u64;
         let hard = now_us.saturating_add(grace.as_micros() as u64);
@@ -199,10 +203,12 @@ where
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
         pulse: Pulse::new(shared.start),
         shared: shared.clone(),
+        cuts: Cuts::default(),
     });
     let panicked = local.block_on(&rt, async {
         let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
         let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));
+        let relay = tokio::task::spawn_local(relay_cuts(ctx.clone()));
         let mut set = tokio::task::JoinSet::new();
         let mut who = Vec::new();
         for sc in 0..plan.scenarios.len() {
@@ -233,6 +239,7 @@ where
         if let Some(h) = heartbeat {
             h.abort();
         }
+        relay.abort();
         first
     });
     if let Some(p) = panicked {
@@ -248,6 +255,8 @@ struct WorkerCtx {
     recorder: RefCell<Option<Recorder>>,
     pulse: Pulse,
     shared: Arc<RunShared>,
+    /// Wakes in-flight requests when the run's hard deadline moves.
+    cuts: Cuts,
 }
 
 /// Permission to start one iteration.
@@ -264,6 +273,7 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
     let sc = &plan.scenarios[sc_idx];
     let mut vu_state = Vu {
         client: Client::new(shared.client.clone()),
+        cut_slot: ctx.cuts.slot(),
         scratch: Vec::new(),
         vars: Vars {
             values: sc.initial_vars.clone(),
@@ -334,6 +344,8 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
 
 struct Vu {
     client: Client,
+    /// This VU's slot in the worker's [`Cuts`].
+    cut_slot: usize,
     /// Reused buffer for requests rendered per VU.
     scratch: Vec<u8>,
     vars: Vars,
@@ -689,6 +701,112 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, 
     Some((req, len))
 }
 
+/// This worker's in-flight requests, to wake when the run's hard deadline moves (a stop with a
+/// grace period, a second Ctrl-C): a request's deadline is fixed when it starts, and this is how
+/// it learns of an earlier one and ends as `cancelled` then. One task per worker
+/// ([`relay_cuts`]) listens to the run's phase channel — every `RunShared::stop` notifies it —
+/// and wakes the registered requests. Each VU has a slot for its task's waker in a per-worker
+/// table: no lock, no allocation per request, and no waker clone while the VU's task stays the
+/// same.
+#[derive(Default)]
+struct Cuts {
+    /// Bumped on every notification.
+    epoch: Cell<u64>,
+    /// By VU slot.
+    wakers: RefCell<Vec<Option<Waker>>>,
+}
+
+impl Cuts {
+    /// A new slot for a VU.
+    fn slot(&self) -> usize {
+        let mut w = self.wakers.borrow_mut();
+        w.push(None);
+        w.len() - 1
+    }
+
+    fn fire(&self) {
+        self.epoch.set(self.epoch.get() + 1);
+        let woken: Vec<Waker> = self
+            .wakers
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in woken {
+            w.wake();
+        }
+    }
+
+    fn register(&self, slot: usize, cx: &std::task::Context<'_>) {
+        if let Some(s) = self.wakers.borrow_mut().get_mut(slot) {
+            match s {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                s => *s = Some(cx.waker().clone()),
+            }
+        }
+    }
+}
+
+/// Relays the run's stop notifications to this worker's in-flight requests.
+async fn relay_cuts(ctx: Rc<WorkerCtx>) {
+    let mut phase = ctx.shared.phase.subscribe();
+    while phase.changed().await.is_ok() {
+        ctx.cuts.fire();
+    }
+}
+
+/// Completes when the run's hard deadline, moved earlier than `fixed` (the one the request
+/// started with) while the request is in flight, has passed.
+struct Cut<'a> {
+    ctx: &'a WorkerCtx,
+    slot: usize,
+    fixed: Option<Instant>,
+    seen: u64,
+    /// Only after a stop moved the deadline (rare): boxed to keep the request future small.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a> Cut<'a> {
+    fn new(ctx: &'a WorkerCtx, slot: usize, fixed: Option<Instant>) -> Cut<'a> {
+        Cut {
+            ctx,
+            slot,
+            fixed,
+            seen: ctx.cuts.epoch.get(),
+            sleep: None,
+        }
+    }
+}
+
+impl Future for Cut<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let epoch = self.ctx.cuts.epoch.get();
+        if epoch != self.seen {
+            self.seen = epoch;
+            if let Some(h) = self.ctx.shared.hard_deadline()
+                && self.fixed.is_none_or(|f| h < f)
+            {
+                if Instant::now() >= h {
+                    return Poll::Ready(());
+                }
+                self.sleep = Some(Box::pin(tokio::time::sleep_until(h)));
+            }
+        }
+        if let Some(s) = self.sleep.as_mut()
+            && s.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(());
+        }
+        self.ctx.cuts.register(self.slot, cx);
+        Poll::Pending
+    }
+}
+
+/// A kept body cut at [`KEPT_BODY_LIMIT`] has been reported (once per process).
+static TRUNCATION_WARNED: AtomicBool = AtomicBool::new(false);
+
 async fn do_request(
     ctx: &WorkerCtx,
     r: &RequestPlan,
@@ -697,11 +815,11 @@ async fn do_request(
     scenario_end: Option<Instant>,
 ) {
     let shared = &ctx.shared;
-    let hard = match (shared.hard_deadline(), scenario_end) {
-        (Some(h), Some(e)) => Some(h.min(e + shared.plan.graceful_stop)),
-        (Some(h), None) => Some(h),
-        (None, Some(e)) => Some(e + shared.plan.graceful_stop),
-        (None, None) => None,
+    // A scenario end too far away for the clock (checked, never an overflow) means no cut.
+    let end_cut = scenario_end.and_then(|e| e.checked_add(shared.plan.graceful_stop));
+    let hard = match (shared.hard_deadline(), end_cut) {
+        (Some(h), Some(e)) => Some(h.min(e)),
+        (h, e) => h.or(e),
     };
     let start = scheduled.unwrap_or_else(Instant::now);
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
@@ -717,18 +835,28 @@ async fn do_request(
     let (outcome, bytes_out) = match prepared {
         Some((Some(req), len)) => (
             // HTTP/2 through hyper: boxed to keep the common VU future small.
-            Box::pin(
-                vu.client
-                    .send(r.target, req, r.keep_body, r.keep_headers, hard),
-            )
+            Box::pin(vu.client.send(
+                r.target,
+                req,
+                r.keep_body,
+                r.keep_headers,
+                hard,
+                Cut::new(ctx, vu.cut_slot, hard),
+            ))
             .await,
             len,
         ),
         Some((None, len)) => {
-            let wire: &[u8] = r.wire.as_deref().unwrap_or(&vu.scratch);
+            let req = H1Request {
+                wire: r.wire.as_deref().unwrap_or(&vu.scratch),
+                head: r.head,
+                idempotent: r.method.is_idempotent(),
+                keep_body: r.keep_body,
+                keep_headers: r.keep_headers,
+            };
             (
                 vu.client
-                    .send_h1(r.target, wire, r.head, r.keep_body, r.keep_headers, hard)
+                    .send_h1(r.target, req, hard, Cut::new(ctx, vu.cut_slot, hard))
                     .await,
                 len,
             )
@@ -742,21 +870,46 @@ async fn do_request(
         error: outcome.error,
         bytes_in: outcome.bytes_in,
         bytes_out,
+        reconnected: outcome.reconnected,
     };
     ctx.stats.borrow_mut().record(&sample);
     shared.live[ctx.worker].record(&sample);
     if let Some(rec) = ctx.recorder.borrow_mut().as_mut() {
         rec.finish(&sample);
     }
+    if outcome.error == Some(ErrorKind::TooManyOpenFiles)
+        && let Some(pause) = vu.client.fd_backoff()
+    {
+        // Out of file descriptors (logged once by the connector): pause this VU rather than
+        // let it spin on failures that never reach the server; a stop ends the pause.
+        sleep_until_or_stop(
+            Instant::now().checked_add(pause),
+            &mut shared.phase.subscribe(),
+        )
+        .await;
+    }
     if r.checks.is_empty() {
         return;
     }
     let body = outcome.body.as_deref().unwrap_or_default();
+    let truncated = outcome
+        .body
+        .as_ref()
+        .is_some_and(|b| (b.len() as u64) < outcome.bytes_in);
+    if truncated && !TRUNCATION_WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            request = %shared.plan.requests[r.id].name,
+            bytes = outcome.bytes_in,
+            "a response body is larger than {} MiB: checks and extraction see only its first {} MiB",
+            KEPT_BODY_LIMIT >> 20,
+            KEPT_BODY_LIMIT >> 20,
+        );
+    }
     let mut json: Option<Option<serde_json::Value>> = None;
     for c in &r.checks {
         let pass = match &c.kind {
             CheckKind::Status(list) => outcome.status.is_some_and(|s| list.contains(&s)),
-            CheckKind::BodyContains(text) => memchr_find(body, text.as_bytes()),
+            CheckKind::BodyContains(text) => memchr::memmem::find(body, text.as_bytes()).is_some(),
             CheckKind::Extract(_) => continue,
         };
         record_check(ctx, c.id, pass);
@@ -805,10 +958,6 @@ fn record_check(ctx: &WorkerCtx, id: usize, pass: bool) {
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.check(id, pass);
     }
-}
-
-fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -567,6 +567,7 @@ impl Recorder {
             error,
             bytes_in,
             bytes_out,
+            ..
         } = *sample;
         let pr = &self.per_request[req];
         pr.active.add(-1);

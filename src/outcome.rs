@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Io,
     /// The run ended while the request was in flight.
     Cancelled,
+    /// No file descriptor for a new connection (EMFILE/ENFILE): the client's limit, not the
+    /// server's fault.
+    TooManyOpenFiles,
     /// A 4xx/5xx status (the code is the error type).
     Status(u16),
 }
@@ -49,6 +52,7 @@ impl ErrorKind {
             ErrorKind::Protocol => Borrowed("protocol"),
             ErrorKind::Io => Borrowed("io"),
             ErrorKind::Cancelled => Borrowed("cancelled"),
+            ErrorKind::TooManyOpenFiles => Borrowed("too_many_open_files"),
             ErrorKind::Status(c) => std::borrow::Cow::Owned(c.to_string()),
         }
     }
@@ -66,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Protocol => 1_006,
             ErrorKind::Io => 1_007,
             ErrorKind::Cancelled => 1_008,
+            ErrorKind::TooManyOpenFiles => 1_009,
         }
     }
 }
@@ -83,6 +88,9 @@ pub struct Outcome {
     pub body: Option<Bytes>,
     /// Response headers, when asked for.
     pub headers: Option<http::HeaderMap>,
+    /// The request was moved to a fresh connection because the reused one turned out to be
+    /// closed by the server (counted as a reconnect, not as a failure).
+    pub reconnected: bool,
 }
 
 impl Outcome {
@@ -94,6 +102,7 @@ impl Outcome {
             bytes_in: 0,
             body: None,
             headers: None,
+            reconnected: false,
         }
     }
 }
@@ -114,6 +123,8 @@ pub struct Sample {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
+    /// The request had to be moved to a fresh connection (see [`Outcome::reconnected`]).
+    pub reconnected: bool,
 }
 
 #[cfg(test)]
@@ -135,11 +146,13 @@ mod tests {
             ErrorKind::Protocol,
             ErrorKind::Io,
             ErrorKind::Cancelled,
+            ErrorKind::TooManyOpenFiles,
             ErrorKind::Status(599),
         ]
         .into_iter()
         .map(ErrorKind::key)
         .collect();
-        assert_eq!(keys.len(), 10);
+        assert_eq!(keys.len(), 11);
+        assert_eq!(ErrorKind::TooManyOpenFiles.as_str(), "too_many_open_files");
     }
 }

@@ -20,6 +20,7 @@ use crate::config::{
     ScenarioConfig, ThinkTime,
 };
 pub use crate::http::client::{ClientOptions, Target};
+use crate::http::url::{Credentials, split_credentials};
 use crate::schedule::Stage;
 use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
@@ -469,7 +470,7 @@ fn base_url(url: &str, key: &str, origin: &str) -> Result<BaseUrl, ConfigError> 
         }
         Err(e) => return Err(bad(e.to_string())),
     };
-    let (expanded, _) = split_userinfo(&expanded);
+    let (expanded, _) = split_credentials(&expanded);
     match scheme_of(&expanded) {
         Some(s) => check_scheme(s).map_err(bad)?,
         None => {
@@ -587,8 +588,8 @@ struct ReqCtx<'a> {
 struct ResolvedUrl {
     url: UrlPlan,
     target: usize,
-    /// `user:password` from the URL (percent-encoded), sent as basic auth.
-    userinfo: Option<String>,
+    /// `user:password` from the URL, sent as basic auth.
+    credentials: Option<Credentials>,
 }
 
 impl Builder<'_> {
@@ -798,7 +799,7 @@ impl Builder<'_> {
         let with_credentials = self.absolute_url(ctx, rc, at)?;
         // user:password@ in the URL becomes a basic-auth header and leaves the URL (and every
         // message that quotes it).
-        let (full, userinfo) = split_userinfo(&with_credentials);
+        let (full, credentials) = split_credentials(&with_credentials);
         let template = Template::parse(&full, ctx.vars, &process_env)
             .map_err(|e| self.err(&key, e.to_string()))?;
         let origin = self.origin;
@@ -852,7 +853,7 @@ impl Builder<'_> {
         Ok(ResolvedUrl {
             url,
             target,
-            userinfo,
+            credentials,
         })
     }
 
@@ -879,15 +880,8 @@ impl Builder<'_> {
             let authority = self.targets[url.target].authority.clone();
             self.header(ctx, headers, HOST.as_str(), &authority, &key)?;
         }
-        if let Some(ui) = &url.userinfo {
-            let decoded = crate::http::tls::percent_decode(ui);
-            self.header(
-                ctx,
-                headers,
-                AUTHORIZATION.as_str(),
-                &crate::http::tls::basic_auth(&decoded),
-                &key,
-            )?;
+        if let Some(c) = &url.credentials {
+            self.header(ctx, headers, AUTHORIZATION.as_str(), &c.basic_auth(), &key)?;
         }
         self.header(
             ctx,
@@ -1116,25 +1110,6 @@ fn default_open_vus(rate: f64) -> u64 {
     ((rate * 0.1).ceil() as u64).clamp(10, 2000)
 }
 
-/// Splits `scheme://user:pass@host/...` into the URL without credentials and `user:pass`.
-fn split_userinfo(url: &str) -> (String, Option<String>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), None);
-    };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..auth_end].rfind('@') {
-        Some(at) => (
-            format!(
-                "{scheme}://{}{}",
-                &rest[at + 1..auth_end],
-                &rest[auth_end..]
-            ),
-            Some(rest[..at].to_string()),
-        ),
-        None => (url.to_string(), None),
-    }
-}
-
 fn join_url(base: &str, path: &str) -> String {
     match (base.ends_with('/'), path.starts_with('/')) {
         (true, true) => format!("{}{}", base.trim_end_matches('/'), path),
@@ -1237,7 +1212,7 @@ mod tests {
         assert!(
             wire.contains(&format!(
                 "authorization: Basic {}",
-                crate::http::tls::base64(b"load:s@cret")
+                crate::http::url::base64(b"load:s@cret")
             )),
             "{wire}"
         );

@@ -266,6 +266,9 @@ pub struct Summary {
     pub errors: BTreeMap<String, u64>,
     /// Errors that are not HTTP statuses, by `host:port`.
     pub errors_by_target: Vec<TargetError>,
+    /// Requests that went again on a fresh connection because the server had closed the
+    /// kept-alive one before answering (not failures; each counted once in `requests`).
+    pub reconnects: u64,
     /// Completed iterations.
     pub iterations: u64,
     /// Dropped iterations: `dropped_no_vu + dropped_generator`.
@@ -463,6 +466,7 @@ impl Aggregate<'_> {
             by_name,
             errors,
             errors_by_target,
+            reconnects: s.requests.iter().map(|r| r.reconnects).sum(),
             iterations: scenarios.iter().map(|s| s.iterations).sum(),
             dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
             dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
@@ -923,6 +927,13 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
             }
         }
     }
+    if s.reconnects > 0 {
+        let _ = writeln!(
+            o,
+            "  reconnects: {} (kept-alive connections the server had closed; not failures)",
+            s.reconnects
+        );
+    }
     if !s.checks.is_empty() {
         let _ = writeln!(o, "  checks:");
         for c in &s.checks {
@@ -1068,6 +1079,7 @@ mod tests {
                     count: 1,
                 },
             ],
+            reconnects: 0,
             iterations: 24,
             dropped_iterations: 0,
             dropped_no_vu: 0,

@@ -47,6 +47,9 @@ pub struct RequestStats {
     pub statuses: BTreeMap<u16, u64>,
     /// Count by error type.
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// Requests moved to a fresh connection because the server had closed the kept-alive one
+    /// (not failures).
+    pub reconnects: u64,
 }
 
 impl RequestStats {
@@ -60,6 +63,7 @@ impl RequestStats {
             bytes_out: 0,
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
+            reconnects: 0,
         }
     }
 
@@ -73,6 +77,7 @@ impl RequestStats {
         self.failures += o.failures;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.reconnects += o.reconnects;
         for (k, v) in &o.statuses {
             *self.statuses.entry(*k).or_default() += v;
         }
@@ -200,6 +205,7 @@ impl WorkerStats {
         let _ = r.latency.record(us);
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
+        r.reconnects += u64::from(s.reconnected);
         if let Some(code) = s.status {
             *r.statuses.entry(code).or_default() += 1;
         }
@@ -541,6 +547,7 @@ mod tests {
             error,
             bytes_in,
             bytes_out,
+            reconnected: false,
         }
     }
 

@@ -486,3 +486,425 @@ fn a_slow_target_with_too_few_vus_drops_for_lack_of_vus_and_warns_live() {
     assert_eq!(err.matches("insufficient VUs:").count(), 1, "stderr: {err}");
     assert!(err.contains("raise --vus"), "{err}");
 }
+
+/// Runs the binary with `args` plus `--quiet --summary-json <tmp>`; returns (exit code,
+/// stderr, summary).
+fn run_binary(args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("summary.json");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    let o = support::stampede(&all);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(json.exists(), "no summary; stderr: {stderr}");
+    (o.status.code(), stderr, support::summary_json(&json))
+}
+
+#[test]
+fn idle_connections_nginx_closed_are_reconnected_not_failed() {
+    // nginx closes kept-alive connections idle for 1 s; each VU thinks 1.5 s between requests.
+    let n = Nginx::start_with("keepalive_timeout 1s;");
+    let (_dir, cfg) = support::write_config(
+        "stale.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            executor = "shared-iterations"
+            vus = 4
+            iterations = 12
+            think_time = "1500ms"
+            requests = [{{ url = "http://127.0.0.1:{}/" }}]
+            "#,
+            n.port
+        ),
+    );
+    let t = std::time::Instant::now();
+    let (code, stderr, s) = run_binary(&["run", cfg.to_str().expect("path")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(s["requests"], 12, "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    // Every VU's 2nd and 3rd request found its connection closed by nginx.
+    assert_eq!(s["reconnects"], 8, "{s}");
+    assert_eq!(n.logged_requests(), 12);
+}
+
+#[test]
+fn a_server_closing_after_every_response_is_counted_exactly() {
+    // No `Connection: close`: the client learns of the close only from the socket.
+    let srv = support::CannedServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        true,
+    );
+    let (code, stderr, s) = run_binary(&[
+        "run",
+        "--url",
+        &srv.url(),
+        "--vus",
+        "4",
+        "--iterations",
+        "400",
+        "--workers",
+        "1",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(s["requests"], 400, "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    assert_eq!(srv.count(), 400, "the server saw each request once");
+    let reconnects = s["reconnects"].as_u64().expect("reconnects");
+    assert!((1..=400).contains(&reconnects), "{s}");
+}
+
+#[test]
+fn more_than_64_response_headers_are_accepted() {
+    for n in [80, 500] {
+        let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+        for i in 0..n {
+            reply.extend_from_slice(format!("X-Header-{i}: value-{i}\r\n").as_bytes());
+        }
+        reply.extend_from_slice(b"\r\nok");
+        let srv = support::CannedServer::start(reply, false);
+        let (code, stderr, s) = run_binary(&[
+            "run",
+            "--url",
+            &srv.url(),
+            "--vus",
+            "2",
+            "--iterations",
+            "50",
+        ]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(s["requests"], 50, "{n} headers: {s}");
+        assert_eq!(s["failures"], 0, "{n} headers: {s}");
+        assert_eq!(s["by_name"][0]["status_codes"]["200"], 50, "{s}");
+        assert_eq!(srv.count(), 50);
+    }
+}
+
+#[test]
+fn stray_bytes_after_a_body_cost_a_connection_not_a_request() {
+    let srv = support::CannedServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSTRAY".to_vec(),
+        false,
+    );
+    let (code, stderr, s) = run_binary(&[
+        "run",
+        "--url",
+        &srv.url(),
+        "--vus",
+        "2",
+        "--iterations",
+        "100",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(s["requests"], 100, "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    assert_eq!(srv.count(), 100, "every request counted was sent");
+}
+
+#[test]
+fn conflicting_content_lengths_are_protocol_errors_not_timeouts() {
+    let srv = support::CannedServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 10\r\n\r\nok".to_vec(),
+        false,
+    );
+    let t = std::time::Instant::now();
+    let (code, stderr, s) = run_binary(&[
+        "run",
+        "--url",
+        &srv.url(),
+        "--vus",
+        "1",
+        "--iterations",
+        "10",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert_eq!(s["requests"], 10, "{s}");
+    assert_eq!(s["errors"]["protocol"], 10, "{s}");
+    assert_eq!(srv.count(), 10);
+}
+
+/// The open-file limits (soft, hard) of this process.
+#[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every Unix")]
+fn fd_limits() -> (u64, u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+    (r.rlim_cur as u64, r.rlim_max as u64)
+}
+
+/// Runs the binary under `sh -c '<ulimit>; exec stampede …'`.
+fn run_with_ulimit(ulimit: &str, args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("summary.json");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_stampede"))
+        .args(args)
+        .args([
+            "--quiet",
+            "--summary-json",
+            json.to_str().expect("utf-8 path"),
+        ])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .expect("run sh");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(json.exists(), "no summary; stderr: {stderr}");
+    (o.status.code(), stderr, support::summary_json(&json))
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_named_logged_once_and_backed_off() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    let args = [
+        "run",
+        &url,
+        "--vus",
+        "150",
+        "--duration",
+        "3s",
+        "--workers",
+        "1",
+        "--no-metrics",
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    args.insert(1, "--url");
+    // Soft and hard limit 64: more VUs than descriptors, and nothing to raise.
+    let start = std::time::Instant::now();
+    let (code, stderr, s) = run_with_ulimit("ulimit -n 64", &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let failures = s["failures"].as_u64().expect("failures");
+    let emfile = s["errors"]["too_many_open_files"].as_u64().unwrap_or(0);
+    assert!(emfile > 0, "{s}");
+    assert_eq!(failures, emfile, "every failure is the fd limit: {s}");
+    // Backed off (10 ms doubling to 1 s): about ten attempts per failing VU in 3 s, not a spin.
+    assert!(emfile < 150 * 20, "{emfile} failures: the failing VUs spin");
+    assert!(
+        s["requests"].as_u64().expect("requests") > failures,
+        "the VUs with a connection work: {s}"
+    );
+    let lines = stderr.lines().filter(|l| l.contains("ulimit -n")).count();
+    assert_eq!(lines, 1, "one log line with the fix: {stderr}");
+
+    // A soft limit below the hard one is raised at start: no failures.
+    let (_, hard) = fd_limits();
+    assert!(
+        hard >= 1024,
+        "this test needs a hard open-file limit of at least 1024 (is {hard})"
+    );
+    let (code, stderr, s) = run_with_ulimit("ulimit -Sn 64", &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(s["failures"], 0, "{s}");
+    assert!(!stderr.contains("ulimit -n"), "{stderr}");
+}
+
+#[cfg(unix)]
+fn sigint(child: &std::process::Child) {
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+#[cfg(unix)]
+fn spawn_run(args: &[&str], json: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(args)
+        .args([
+            "--quiet",
+            "--summary-json",
+            json.to_str().expect("utf-8 path"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stampede")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_sigint_cuts_in_flight_requests_at_once() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let url = format!("http://{}/delay/20000", t.addr);
+    let child = spawn_run(
+        &[
+            "run",
+            "--url",
+            &url,
+            "--vus",
+            "3",
+            "--duration",
+            "60s",
+            "--timeout",
+            "30s",
+        ],
+        &json,
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    sigint(&child); // grace period 10 s (the default)
+    std::thread::sleep(Duration::from_millis(500));
+    let cut = std::time::Instant::now();
+    sigint(&child);
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        cut.elapsed() < Duration::from_secs(2),
+        "took {:?} after the second SIGINT",
+        cut.elapsed()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = support::summary_json(&json);
+    assert_eq!(s["requests"], 3, "{s}");
+    assert_eq!(s["errors"]["cancelled"], 3, "{s}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_end_of_the_grace_period_cuts_in_flight_requests() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let url = format!("http://{}/delay/20000", t.addr);
+    let child = spawn_run(
+        &[
+            "run",
+            "--url",
+            &url,
+            "--vus",
+            "3",
+            "--duration",
+            "60s",
+            "--timeout",
+            "30s",
+            "--graceful-stop",
+            "1s",
+        ],
+        &json,
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let stop = std::time::Instant::now();
+    sigint(&child);
+    let o = child.wait_with_output().expect("wait");
+    let took = stop.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = support::summary_json(&json);
+    assert_eq!(s["requests"], 3, "{s}");
+    assert_eq!(s["errors"]["cancelled"], 3, "{s}");
+}
+
+#[test]
+fn credentials_in_an_upper_case_scheme_never_show() {
+    let t = support::target();
+    let url = format!("HTTP://load:pa55word@{}/status/404", t.addr);
+    let (code, stderr, s) = run_binary(&["run", "--url", &url, "--vus", "1", "--iterations", "3"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(s["requests"], 3, "{s}");
+    assert_eq!(t.counters.requests.load(Ordering::Relaxed), 3);
+    let text = format!("{s}{stderr}");
+    assert!(!text.contains("pa55word"), "{text}");
+    assert_eq!(s["by_name"][0]["name"], "/status/404", "{s}");
+}
+
+#[cfg(unix)]
+#[test]
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives its peak memory"
+)]
+fn kept_bodies_are_bounded_and_a_check_past_the_bound_fails_with_a_warning() {
+    use std::io::Read;
+    // 8 MiB bodies whose only "TAIL" lies past the 1 MiB that checks see.
+    let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 8 << 20).into_bytes();
+    reply.resize(reply.len() + (8 << 20) - 4, b'x');
+    reply.extend_from_slice(b"TAIL");
+    let srv = support::CannedServer::start(reply, false);
+    let (_dir, cfg) = support::write_config(
+        "big.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            executor = "shared-iterations"
+            vus = 20
+            iterations = 40
+            [[scenarios.requests]]
+            url = "{}"
+            checks = {{ body_contains = "TAIL" }}
+            "#,
+            srv.url()
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            cfg.to_str().expect("path"),
+            "--quiet",
+            "--no-metrics",
+        ])
+        .args(["--summary-json", json.to_str().expect("path")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn stampede");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    // wait4 gives this child's own peak memory.
+    let mut status = 0;
+    // SAFETY: an all-zero rusage (plain integers) is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only into `status` and `ru`, and reaps our own child.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{stderr}"
+    );
+    let s = support::summary_json(&json);
+    assert_eq!(s["requests"], 40, "{s}");
+    assert_eq!(s["failures"], 0, "{s}");
+    assert_eq!(s["checks"][0]["fails"], 40, "{s}");
+    let warnings = stderr.lines().filter(|l| l.contains("first 1 MiB")).count();
+    assert_eq!(warnings, 1, "{stderr}");
+    // 20 VUs × 8 MiB would be 160 MB kept; the bound keeps at most ~2 MiB per VU.
+    let peak_mb = ru.ru_maxrss as u64 / 1024;
+    assert!(peak_mb < 100, "peak RSS {peak_mb} MB");
+}

@@ -147,7 +147,7 @@ pub fn resolve(
             })?;
             headers.insert(
                 k.trim().to_ascii_lowercase(),
-                crate::http::tls::percent_decode(v.trim()),
+                crate::http::url::percent_decode(v.trim()),
             );
         }
     }

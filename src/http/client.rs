@@ -4,6 +4,7 @@
 //! low-cardinality `error.type`. [`ClientOptions`] and [`Target`] are the client's own settings;
 //! the plan fills them in.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,10 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 
-use super::{h1, hyper_error_kind, io_error_kind};
+use super::connect::{self, Stream, TlsTo};
+use super::{Ended, bounded, h1, hyper_error_kind};
 use crate::outcome::{ErrorKind, Outcome};
 
 /// Client settings shared by all VUs.
@@ -55,8 +58,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Resolves every target once and prepares TLS.
-    pub async fn new(targets: &[Target], opts: &ClientOptions) -> Shared {
+    /// Resolves every target once and prepares TLS. Also raises the soft open-file limit to
+    /// the hard one (every VU holds a connection per server).
+    pub(crate) async fn new(targets: &[Target], opts: &ClientOptions) -> Shared {
+        if let Some((old, new)) = connect::raise_fd_limit() {
+            tracing::debug!(old, new, "raised the soft open-file limit");
+        }
         let mut addrs = Vec::with_capacity(targets.len());
         for t in targets {
             let found: Vec<SocketAddr> = match tokio::net::lookup_host((t.host.as_str(), t.port))
@@ -102,14 +109,39 @@ impl std::fmt::Debug for Shared {
 
 enum Conn {
     H1(h1::Conn<TcpStream>),
-    H1Tls(Box<h1::Conn<tokio_rustls::client::TlsStream<TcpStream>>>),
+    H1Tls(Box<h1::Conn<TlsStream<TcpStream>>>),
     H2(http2::SendRequest<Full<Bytes>>),
 }
+
+/// One HTTP/1.1 request as the client sends it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct H1Request<'a> {
+    /// The complete serialized request.
+    pub(crate) wire: &'a [u8],
+    /// A `HEAD` request (the response has no body).
+    pub(crate) head: bool,
+    /// The method is idempotent (RFC 9110 §9.2.2): it may be sent again when a reused
+    /// connection was closed before the server answered.
+    pub(crate) idempotent: bool,
+    /// Keep the body for checks and extraction (its first [`KEPT_BODY_LIMIT`] bytes).
+    pub(crate) keep_body: bool,
+    /// Keep the response headers.
+    pub(crate) keep_headers: bool,
+}
+
+/// Largest body kept for checks and extraction, on both protocols.
+pub(crate) const KEPT_BODY_LIMIT: usize = h1::KEPT_BODY_LIMIT;
+
+/// First and longest pause of a VU whose connects fail for lack of file descriptors.
+const FD_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const FD_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// One VU's client.
 pub(crate) struct Client {
     shared: Arc<Shared>,
     conns: Vec<Option<Conn>>,
+    /// Connects in a row that failed for lack of file descriptors.
+    fd_failures: u32,
 }
 
 impl std::fmt::Debug for Client {
@@ -127,7 +159,19 @@ impl Client {
         Client {
             shared,
             conns: (0..n).map(|_| None).collect(),
+            fd_failures: 0,
         }
+    }
+
+    /// After a `too_many_open_files` failure: how long the VU should pause before its next
+    /// request (exponential from 10 ms to 1 s), so it does not spin on a limit it cannot pass.
+    pub(crate) fn fd_backoff(&self) -> Option<Duration> {
+        let n = self.fd_failures.checked_sub(1)?;
+        Some(
+            FD_BACKOFF_MIN
+                .saturating_mul(1 << n.min(16))
+                .min(FD_BACKOFF_MAX),
+        )
     }
 
     fn deadline(&self, hard_deadline: Option<Instant>) -> (Instant, ErrorKind) {
@@ -138,68 +182,93 @@ impl Client {
         }
     }
 
-    /// HTTP/1.1: sends `wire` (a complete serialized request) to target `target` and reads the
-    /// whole response, within the request timeout (or `hard_deadline`, whichever is first).
+    /// HTTP/1.1: sends `req` to target `target` and reads the whole response, within the
+    /// request timeout (or `hard_deadline`, whichever is first), unless `cut` completes first
+    /// (the run's hard deadline moved while the request was in flight: `cancelled`).
+    ///
+    /// A request on a reused connection that the server had closed, and that the server
+    /// therefore never answered, goes once more on a fresh connection (see
+    /// [`h1::Failure::retryable`]); the outcome says so (`reconnected`), it is no failure.
     pub(crate) async fn send_h1(
         &mut self,
         target: usize,
-        wire: &[u8],
-        head_request: bool,
-        keep_body: bool,
-        keep_headers: bool,
+        req: H1Request<'_>,
         hard_deadline: Option<Instant>,
+        cut: impl Future<Output = ()>,
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
+        let mut reconnected = false;
         let fut = async {
-            if self.conns[target].is_none() {
-                // Boxed: the connect (and TLS handshake) state machine is large and rare; keeping
-                // it out of line keeps every VU's future small (10,000 VUs = 10,000 futures).
-                self.conns[target] = Some(Box::pin(self.connect(target)).await?);
-            }
-            let r = match &mut self.conns[target] {
-                Some(Conn::H1(c)) => {
-                    c.exchange(wire, head_request, keep_body, keep_headers)
-                        .await
+            loop {
+                let reused = self.conns[target].is_some();
+                if !reused {
+                    // Boxed: the connect (and TLS handshake) state machine is large and rare;
+                    // keeping it out of line keeps every VU's future small.
+                    Box::pin(self.open(target)).await?;
                 }
-                Some(Conn::H1Tls(c)) => {
-                    c.exchange(wire, head_request, keep_body, keep_headers)
-                        .await
+                let r = match &mut self.conns[target] {
+                    Some(Conn::H1(c)) => {
+                        c.exchange(req.wire, req.head, req.keep_body, req.keep_headers)
+                            .await
+                    }
+                    Some(Conn::H1Tls(c)) => {
+                        c.exchange(req.wire, req.head, req.keep_body, req.keep_headers)
+                            .await
+                    }
+                    _ => return Err(ErrorKind::Protocol),
+                };
+                match r {
+                    Ok(r) => {
+                        if !r.reusable {
+                            self.conns[target] = None;
+                        }
+                        return Ok(Outcome {
+                            status: Some(r.status),
+                            error: (r.status >= 400).then_some(ErrorKind::Status(r.status)),
+                            bytes_in: r.body_len,
+                            body: r.body,
+                            headers: r.headers,
+                            reconnected: false,
+                        });
+                    }
+                    Err(f) => {
+                        self.conns[target] = None;
+                        if reused && !reconnected && f.retryable(req.idempotent) {
+                            reconnected = true;
+                            continue;
+                        }
+                        return Err(f.kind);
+                    }
                 }
-                _ => Err(ErrorKind::Protocol),
-            }?;
-            if !r.reusable {
-                self.conns[target] = None;
             }
-            Ok(Outcome {
-                status: Some(r.status),
-                error: (r.status >= 400).then_some(ErrorKind::Status(r.status)),
-                bytes_in: r.body_len,
-                body: r.body,
-                headers: r.headers,
-            })
         };
-        let r = tokio::time::timeout_at(deadline, fut).await;
-        self.settle(target, r, deadline_error)
+        let r = bounded(fut, deadline, cut).await;
+        let mut o = self.settle(target, r, deadline_error);
+        o.reconnected = reconnected;
+        o
     }
 
     /// Turns a timed exchange into an outcome; any failure closes the connection.
     fn settle(
         &mut self,
         target: usize,
-        r: Result<Result<Outcome, ErrorKind>, tokio::time::error::Elapsed>,
+        r: Result<Result<Outcome, ErrorKind>, Ended>,
         deadline_error: ErrorKind,
     ) -> Outcome {
         let kind = match r {
             Ok(Ok(o)) => return o,
             Ok(Err(kind)) => kind,
-            Err(_) => deadline_error,
+            Err(Ended::Deadline) => deadline_error,
+            Err(Ended::Cut) => ErrorKind::Cancelled,
         };
         self.conns[target] = None;
         Outcome::failed(kind)
     }
 
     /// HTTP/2: sends `req` over hyper, reads the whole response, within the request timeout
-    /// (or `hard_deadline`, whichever comes first).
+    /// (or `hard_deadline`, whichever comes first), unless `cut` completes first. A request
+    /// that hyper hands back unsent because the reused connection had closed goes once more on
+    /// a fresh connection.
     pub(crate) async fn send(
         &mut self,
         target: usize,
@@ -207,14 +276,19 @@ impl Client {
         keep_body: bool,
         keep_headers: bool,
         hard_deadline: Option<Instant>,
+        cut: impl Future<Output = ()>,
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
-        let r = tokio::time::timeout_at(
+        let mut reconnected = false;
+        let r = bounded(
+            self.exchange(target, req, keep_body, keep_headers, &mut reconnected),
             deadline,
-            self.exchange(target, req, keep_body, keep_headers),
+            cut,
         )
         .await;
-        self.settle(target, r, deadline_error)
+        let mut o = self.settle(target, r, deadline_error);
+        o.reconnected = reconnected;
+        o
     }
 
     async fn exchange(
@@ -223,19 +297,40 @@ impl Client {
         req: Request<Full<Bytes>>,
         keep_body: bool,
         keep_headers: bool,
+        reconnected: &mut bool,
     ) -> Result<Outcome, ErrorKind> {
         let usable = match &mut self.conns[target] {
             Some(Conn::H2(s)) => !s.is_closed() && s.ready().await.is_ok(),
             _ => false,
         };
         if !usable {
-            self.conns[target] = Some(Box::pin(self.connect(target)).await?);
+            // A connection we had is gone: the server closed it while idle.
+            *reconnected = self.conns[target].is_some();
+            self.open(target).await?;
         }
-        let resp: Response<Incoming> = match &mut self.conns[target] {
-            Some(Conn::H2(s)) => s.send_request(req).await,
+        let sent = match &mut self.conns[target] {
+            Some(Conn::H2(s)) => s.try_send_request(req).await,
             _ => return Err(ErrorKind::Protocol),
-        }
-        .map_err(|e| hyper_error_kind(&e))?;
+        };
+        let resp: Response<Incoming> = match sent {
+            Ok(r) => r,
+            Err(mut e) => {
+                let kind = hyper_error_kind(e.error());
+                match e.take_message() {
+                    // Handed back unsent: the connection closed under it.
+                    Some(req) if usable && !*reconnected => {
+                        *reconnected = true;
+                        self.open(target).await?;
+                        match &mut self.conns[target] {
+                            Some(Conn::H2(s)) => s.send_request(req).await,
+                            _ => return Err(ErrorKind::Protocol),
+                        }
+                        .map_err(|e| hyper_error_kind(&e))?
+                    }
+                    _ => return Err(kind),
+                }
+            }
+        };
         let status = resp.status().as_u16();
         let (parts, mut body) = resp.into_parts();
         let mut bytes_in = 0u64;
@@ -244,10 +339,9 @@ impl Client {
             let frame = frame.map_err(|e| hyper_error_kind(&e))?;
             if let Some(data) = frame.data_ref() {
                 bytes_in += data.len() as u64;
-                if let Some(k) = kept.as_mut()
-                    && k.len() < MAX_KEPT_BODY
-                {
-                    k.extend_from_slice(data);
+                if let Some(k) = kept.as_mut() {
+                    let room = KEPT_BODY_LIMIT.saturating_sub(k.len()).min(data.len());
+                    k.extend_from_slice(&data[..room]);
                 }
             }
         }
@@ -257,7 +351,27 @@ impl Client {
             bytes_in,
             body: kept.map(BytesMut::freeze),
             headers: keep_headers.then_some(parts.headers),
+            reconnected: false,
         })
+    }
+
+    /// Opens a connection to `target` (replacing any), keeping count of connects that fail
+    /// for lack of file descriptors.
+    async fn open(&mut self, target: usize) -> Result<(), ErrorKind> {
+        self.conns[target] = None;
+        match self.connect(target).await {
+            Ok(c) => {
+                self.fd_failures = 0;
+                self.conns[target] = Some(c);
+                Ok(())
+            }
+            Err(kind) => {
+                if kind == ErrorKind::TooManyOpenFiles {
+                    self.fd_failures = self.fd_failures.saturating_add(1);
+                }
+                Err(kind)
+            }
+        }
     }
 
     async fn connect(&self, target: usize) -> Result<Conn, ErrorKind> {
@@ -266,44 +380,25 @@ impl Client {
         if addrs.is_empty() {
             return Err(ErrorKind::Dns);
         }
-        let connect = async {
-            let mut last = ErrorKind::ConnectionRefused;
-            for a in addrs {
-                match TcpStream::connect(a).await {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        return Ok(s);
-                    }
-                    Err(e) => last = io_error_kind(&e),
-                }
-            }
-            Err(last)
-        };
         let opts = &self.shared.opts;
         let fut = async {
-            let tcp = connect.await?;
-            if t.tls {
-                let connector = self.shared.tls.as_ref().ok_or(ErrorKind::Tls)?;
-                let name = rustls::pki_types::ServerName::try_from(t.host.clone())
-                    .map_err(|_| ErrorKind::Tls)?;
-                let tls =
-                    connector
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| match io_error_kind(&e) {
-                            ErrorKind::Io => ErrorKind::Tls,
-                            k => k,
-                        })?;
-                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                if h2 || opts.http2 {
-                    h2_handshake(TokioIo::new(tls)).await
-                } else {
-                    Ok(Conn::H1Tls(Box::new(h1::Conn::new(tls))))
-                }
-            } else if opts.http2 {
-                h2_handshake(TokioIo::new(tcp)).await
-            } else {
-                Ok(Conn::H1(h1::Conn::new(tcp)))
+            let tls = match (t.tls, &self.shared.tls) {
+                (false, _) => None,
+                (true, Some(connector)) => Some(TlsTo {
+                    connector,
+                    server_name: &t.host,
+                }),
+                (true, None) => return Err(ErrorKind::Tls),
+            };
+            let stream = connect::connect(addrs, tls, opts.connect_timeout)
+                .await
+                .map_err(|e| e.kind)?;
+            let h2 = opts.http2 || stream.alpn_h2();
+            match stream {
+                Stream::Tcp(tcp) if h2 => h2_handshake(TokioIo::new(tcp)).await,
+                Stream::Tcp(tcp) => Ok(Conn::H1(h1::Conn::new(tcp))),
+                Stream::Tls(tls) if h2 => h2_handshake(TokioIo::new(*tls)).await,
+                Stream::Tls(tls) => Ok(Conn::H1Tls(Box::new(h1::Conn::new(*tls)))),
             }
         };
         match tokio::time::timeout(opts.connect_timeout, fut).await {
@@ -312,8 +407,6 @@ impl Client {
         }
     }
 }
-
-const MAX_KEPT_BODY: usize = 16 * 1024 * 1024;
 
 async fn h2_handshake<T>(io: TokioIo<T>) -> Result<Conn, ErrorKind>
 where
@@ -341,6 +434,140 @@ fn tls_connector(insecure: bool, http2: bool) -> Result<tokio_rustls::TlsConnect
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn request(wire: &[u8], idempotent: bool) -> H1Request<'_> {
+        H1Request {
+            wire,
+            head: false,
+            idempotent,
+            keep_body: false,
+            keep_headers: false,
+        }
+    }
+
+    fn never() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
+    async fn client_for(port: u16, timeout: Duration) -> Client {
+        let t = Target {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            authority: format!("127.0.0.1:{port}"),
+        };
+        let opts = ClientOptions {
+            timeout,
+            connect_timeout: Duration::from_secs(1),
+            http2: false,
+            insecure: false,
+        };
+        Client::new(Arc::new(Shared::new(&[t], &opts).await))
+    }
+
+    /// A server that answers one request per connection and then closes it, without saying
+    /// `Connection: close` (as an idle timeout or a careless proxy does). Counts requests.
+    async fn one_shot_server() -> (u16, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                });
+            }
+        });
+        (port, count)
+    }
+
+    #[tokio::test]
+    async fn requests_on_connections_the_server_closed_go_again_on_fresh_ones() {
+        let (port, count) = one_shot_server().await;
+        let mut c = client_for(port, Duration::from_secs(5)).await;
+        let get = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        let post = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+        let mut reconnects = 0;
+        for i in 0..20 {
+            // Back to back (the close may not have arrived yet: the write goes out, the read
+            // finds the connection closed) and after a pause (the close is found before
+            // writing, so even a POST may go again).
+            let (wire, idempotent) = if i % 2 == 0 {
+                (&get[..], true)
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                (&post[..], false)
+            };
+            let o = c.send_h1(0, request(wire, idempotent), None, never()).await;
+            assert_eq!((o.status, o.error), (Some(200), None), "request {i}");
+            reconnects += u32::from(o.reconnected);
+        }
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            20,
+            "the server saw each request once"
+        );
+        assert!(reconnects >= 10, "{reconnects}");
+    }
+
+    #[tokio::test]
+    async fn a_cut_ends_an_in_flight_request_as_cancelled() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        // Accepts and never answers.
+        let _srv = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let mut c = client_for(port, Duration::from_secs(30)).await;
+        let t = std::time::Instant::now();
+        let cut = tokio::time::sleep(Duration::from_millis(100));
+        let o = c
+            .send_h1(
+                0,
+                request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", true),
+                None,
+                cut,
+            )
+            .await;
+        assert_eq!(o.error, Some(ErrorKind::Cancelled));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn fd_backoff_grows_to_a_second() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut c = rt.block_on(client_for(9, Duration::from_secs(1)));
+        assert_eq!(c.fd_backoff(), None);
+        let mut seen = Vec::new();
+        for n in 1..=10 {
+            c.fd_failures = n;
+            seen.push(c.fd_backoff().unwrap().as_millis());
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        c.fd_failures = u32::MAX;
+        assert_eq!(c.fd_backoff(), Some(FD_BACKOFF_MAX));
+    }
 
     #[tokio::test]
     async fn https_works_with_insecure_and_fails_as_tls_without_trust() {
@@ -366,16 +593,17 @@ mod tests {
             let wire =
                 format!("POST /api/v1/write HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\n\r\n");
             let o = c
-                .send_h1(0, wire.as_bytes(), false, false, false, None)
+                .send_h1(0, request(wire.as_bytes(), false), None, never())
                 .await;
             assert_eq!(o.error, want, "insecure={insecure}");
             if insecure {
                 assert_eq!(o.status, Some(200));
                 // Keep-alive over TLS: a second request on the same connection.
                 let o = c
-                    .send_h1(0, wire.as_bytes(), false, false, false, None)
+                    .send_h1(0, request(wire.as_bytes(), false), None, never())
                     .await;
                 assert_eq!(o.status, Some(200));
+                assert!(!o.reconnected);
             }
         }
     }
@@ -388,28 +616,13 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let t = Target {
-            tls: false,
-            host: "127.0.0.1".into(),
-            port,
-            authority: format!("127.0.0.1:{port}"),
-        };
-        let opts = ClientOptions {
-            timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(1),
-            http2: false,
-            insecure: false,
-        };
-        let shared = Arc::new(Shared::new(&[t], &opts).await);
-        let mut c = Client::new(shared);
+        let mut c = client_for(port, Duration::from_secs(2)).await;
         let o = c
             .send_h1(
                 0,
-                b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
-                false,
-                false,
-                false,
+                request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", true),
                 None,
+                never(),
             )
             .await;
         assert_eq!(o.error, Some(ErrorKind::ConnectionRefused));

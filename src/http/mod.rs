@@ -4,21 +4,32 @@
 //!   [`h1`], HTTP/2 through hyper) and its option types ([`client::ClientOptions`],
 //!   [`client::Target`]), which the plan fills in.
 //! - [`h1`]: the small HTTP/1.1 connection of the hot path.
-//! - [`tls`]: the rustls client configuration shared with the remote-write exporter, and the
-//!   credential encodings.
+//! - [`connect`]: the one connector (TCP, nodelay, TLS, ALPN) for the client and the
+//!   remote-write sender, and the open-file limit.
+//! - [`tls`]: the rustls client configuration shared with the remote-write exporter.
+//! - [`url`]: credentials in URLs (`http://user:pass@host/`), base64 and percent-decoding.
 //!
 //! Failures become an [`ErrorKind`] here ([`io_error_kind`], [`hyper_error_kind`]).
 
 pub mod client;
+pub(crate) mod connect;
 pub(crate) mod h1;
 pub(crate) mod tls;
+pub(crate) mod url;
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::outcome::ErrorKind;
 
 /// Classifies an I/O error.
 pub(crate) fn io_error_kind(e: &io::Error) -> ErrorKind {
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        return ErrorKind::TooManyOpenFiles;
+    }
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
@@ -59,6 +70,61 @@ pub(crate) fn hyper_error_kind(e: &hyper::Error) -> ErrorKind {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// `fut` bounded by a deadline and by `cut` (the run's hard deadline moved while it was in
+    /// flight): one future in place of `tokio::time::timeout_at` plus a race, so the large
+    /// exchange future is not moved again on the hot path.
+    pub(crate) struct Bounded<F, C> {
+        #[pin]
+        fut: F,
+        #[pin]
+        sleep: tokio::time::Sleep,
+        #[pin]
+        cut: C,
+    }
+}
+
+/// Why a [`Bounded`] future ended before its inner future did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The deadline passed.
+    Deadline,
+    /// `cut` completed.
+    Cut,
+}
+
+/// Runs `fut` until `deadline`, unless `cut` completes first.
+pub(crate) fn bounded<F: Future, C: Future<Output = ()>>(
+    fut: F,
+    deadline: tokio::time::Instant,
+    cut: C,
+) -> Bounded<F, C> {
+    Bounded {
+        fut,
+        sleep: tokio::time::sleep_until(deadline),
+        cut,
+    }
+}
+
+impl<F: Future, C: Future<Output = ()>> Future for Bounded<F, C> {
+    type Output = Result<F::Output, Ended>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The exchange first: one that is done is never reported as timed out or cut.
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if this.sleep.poll(cx).is_ready() {
+            return Poll::Ready(Err(Ended::Deadline));
+        }
+        if this.cut.poll(cx).is_ready() {
+            return Poll::Ready(Err(Ended::Cut));
+        }
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +148,12 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
         );
         assert_eq!(io_error_kind(&tls), ErrorKind::Tls);
+        #[cfg(unix)]
+        for code in [libc::EMFILE, libc::ENFILE] {
+            assert_eq!(
+                io_error_kind(&io::Error::from_raw_os_error(code)),
+                ErrorKind::TooManyOpenFiles
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Connection security shared by the load client and the remote-write exporter: the TLS client
 //! configuration (rustls with the ring provider, the webpki roots plus optional extra CAs, or no
-//! verification at all for `--insecure` / `insecure_skip_verify`), and the encodings of
-//! credentials (basic auth, percent-encoded user info).
+//! verification at all for `--insecure` / `insecure_skip_verify`). Credentials in URLs are
+//! [`super::url`]'s.
 
 use std::sync::Arc;
 
@@ -79,83 +79,5 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Decodes a URL-encoded string (`%XX` escapes); invalid escapes are kept as they are.
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Standard base64 with padding (RFC 4648), for `Authorization: Basic`.
-pub(crate) fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
-/// `Basic <base64(user:password)>`.
-pub(crate) fn basic_auth(user_and_password: &str) -> String {
-    format!("Basic {}", base64(user_and_password.as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-        ] {
-            assert_eq!(super::base64(i.as_bytes()), o);
-        }
-        assert_eq!(
-            super::basic_auth("Aladdin:open sesame"),
-            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(super::percent_decode("s%3Dcret%40x"), "s=cret@x");
-        assert_eq!(super::percent_decode("100%"), "100%");
-        assert_eq!(super::percent_decode("%zz"), "%zz");
     }
 }

@@ -339,6 +339,7 @@ mod tests {
             error: None,
             bytes_in: 1,
             bytes_out: 0,
+            reconnected: false,
         }
     }
 

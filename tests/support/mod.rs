@@ -174,3 +174,69 @@ pub fn summary_entry(stdout: &str, start: &str) -> Option<String> {
     }
     Some(entry)
 }
+
+/// A loopback HTTP/1.1 server that answers every request with the same bytes and counts the
+/// requests it read. With `close_after`, it closes each connection after one response (without
+/// saying `Connection: close`), as an idle timeout or a careless proxy does; otherwise it keeps
+/// connections open. Lives until the test process exits.
+pub struct CannedServer {
+    /// The port (127.0.0.1).
+    pub port: u16,
+    /// Requests read so far.
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CannedServer {
+    /// Starts the server.
+    pub fn start(reply: Vec<u8>, close_after: bool) -> CannedServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("addr").port();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = requests.clone();
+        let reply = std::sync::Arc::new(reply);
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let (count, reply) = (count.clone(), reply.clone());
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request head (stampede's GETs have no body).
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            count.fetch_add(1, Ordering::SeqCst);
+                            if s.write_all(&reply).is_err() || close_after {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        CannedServer { port, requests }
+    }
+
+    /// `http://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Requests read so far.
+    pub fn count(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Reads a `--summary-json` file.
+pub fn summary_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read the summary {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("summary JSON: {e}: {text}"))
+}

@@ -26,6 +26,12 @@ fn nginx_binary() -> PathBuf {
 impl Nginx {
     /// Starts nginx serving `return 200 "ok"` on `/` and `/slow` via a 1-worker config.
     pub fn start() -> Nginx {
+        Nginx::start_with("")
+    }
+
+    /// As [`Nginx::start`], with extra directives in the `http` block (e.g.
+    /// `keepalive_timeout 1s;`).
+    pub fn start_with(http_directives: &str) -> Nginx {
         let bin = nginx_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let port = super::free_port();
@@ -44,6 +50,7 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     keepalive_requests 100000;
+    {http_directives}
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "ok"; }}

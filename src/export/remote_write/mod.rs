@@ -105,7 +105,7 @@ fn read_env(key: &'static str, var: &str) -> Result<String, RemoteWriteError> {
     })
 }
 
-pub(crate) use crate::http::tls::base64;
+pub(crate) use crate::http::url::base64;
 
 /// Resolved settings used by the sender: secrets read, TLS built.
 struct Settings {
@@ -157,7 +157,7 @@ impl Settings {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        if let Some(auth) = authorization(cfg, &url.uri)? {
+        if let Some(auth) = authorization(cfg)? {
             headers.insert(header::AUTHORIZATION, auth);
         }
         let tls = if url.https {
@@ -207,10 +207,7 @@ impl Settings {
 }
 
 /// The `Authorization` header: basic auth, a bearer token, or the URL's userinfo.
-fn authorization(
-    cfg: &RemoteWriteConfig,
-    uri: &http::Uri,
-) -> Result<Option<HeaderValue>, RemoteWriteError> {
+fn authorization(cfg: &RemoteWriteConfig) -> Result<Option<HeaderValue>, RemoteWriteError> {
     let value = if let Some(b) = &cfg.basic_auth {
         let pw = if let Some(p) = &b.password {
             p.0.clone()
@@ -234,9 +231,9 @@ fn authorization(
         ))
     } else if let Some(v) = &cfg.bearer_token_env {
         Some(format!("Bearer {}", read_env("bearer_token_env", v)?))
-    } else if let Some((userinfo, _)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) {
-        // credentials embedded in the URL → basic auth
-        Some(format!("Basic {}", base64(userinfo.as_bytes())))
+    } else if let (_, Some(c)) = crate::http::url::split_credentials(cfg.url.trim()) {
+        // credentials embedded in the URL → basic auth, decoded as for the load target
+        Some(c.basic_auth())
     } else {
         None
     };

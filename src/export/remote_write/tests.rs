@@ -280,6 +280,42 @@ async fn basic_auth_from_url_userinfo_is_sent_and_redacted() {
     );
 }
 
+/// One credentials rule for every URL: the remote-write endpoint and the load target decode
+/// `user:p%40ss@` the same way, upper-case scheme included.
+#[test]
+fn url_credentials_give_the_same_authorization_as_the_load_target() {
+    for url in [
+        "http://user:p%40ss@127.0.0.1:9/api/v1/write",
+        "HTTP://user:p%40ss@127.0.0.1:9/api/v1/write",
+    ] {
+        let rw = Settings::resolve(&cfg(url.into())).expect("resolve");
+        let rw = rw.headers[header::AUTHORIZATION].to_str().expect("ascii");
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.toml");
+        let toml = format!(
+            "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{{ url = \"{url}\" }}]\n"
+        );
+        std::fs::write(&p, toml).expect("write");
+        let c = crate::config::load(Some(&p), &crate::config::Overrides::default()).expect("load");
+        let plan = crate::plan::build(c, "t".into(), "s.toml").expect("plan");
+        let wire = plan.scenarios[0].tasks[0][0]
+            .wire
+            .clone()
+            .expect("static request");
+        let wire = String::from_utf8_lossy(&wire);
+        let load = wire
+            .lines()
+            .find_map(|l| l.strip_prefix("authorization: "))
+            .expect("an authorization header");
+        assert_eq!(rw, load, "{url}");
+        assert_eq!(rw, format!("Basic {}", base64(b"user:p@ss")));
+        assert!(
+            !wire.contains("p%40ss") && !plan.requests[0].name.contains("ss@"),
+            "{wire}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn export_from_sdk_and_stale_markers_on_flush() {
     use opentelemetry::KeyValue;
