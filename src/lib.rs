@@ -162,6 +162,15 @@ pub fn run_config(
 pub fn prepare(cfg: config::Config, run_id: String, origin: &str) -> Result<plan::Plan, Error> {
     let plan = plan::build(cfg, run_id, origin)?;
     check_otlp(&plan, origin)?;
+    for (i, rw) in plan.metrics.remote_write.iter().enumerate() {
+        export::remote_write::check(rw).map_err(|e| {
+            config::ConfigError::invalid(
+                origin,
+                format!("metrics.remote_write[{i}]"),
+                e.to_string(),
+            )
+        })?;
+    }
     Ok(plan)
 }
 

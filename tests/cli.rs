@@ -1004,6 +1004,62 @@ fn validate_checks_otlp_settings_from_the_environment() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// Issue 9 item 13: remote-write secrets (password and bearer files, `*_env` variables) are
+/// read by `validate` as by `run`: a missing one is exit 2 naming the file and the key, before
+/// any request, and the secret itself is never printed.
+#[test]
+fn validate_and_run_read_remote_write_secrets_before_any_request() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let secret = dir.path().join("pw");
+    let missing = dir.path().join("no-such-password");
+    let text = |pw: &std::path::Path| {
+        format!(
+            "[[scenarios]]\nvus = 1\nduration = \"30s\"\nrequests = [{{ url = \"http://{}/\" }}]\n\n\
+             [metrics.remote_write]\nurl = \"http://127.0.0.1:1/api/v1/write\"\n\
+             basic_auth = {{ username = \"u\", password_file = \"{}\" }}\n",
+            t.addr,
+            pw.display()
+        )
+    };
+    let (_d, bad) = write_config("rw_secret.toml", &text(&missing));
+    for cmd in ["validate", "run"] {
+        let started = std::time::Instant::now();
+        let path = bad.to_str().expect("path");
+        let o = if cmd == "run" {
+            support::stampede(&[cmd, path, "--quiet"])
+        } else {
+            support::stampede(&[cmd, path])
+        };
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("rw_secret.toml")
+                && err.contains("password_file")
+                && err.contains("no-such-password"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{cmd} refused late"
+        );
+    }
+    assert_eq!(
+        t.counters
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing is sent when a secret is missing"
+    );
+    std::fs::write(&secret, "s3cr3t-pw\n").expect("write secret");
+    let (_d2, good) = write_config("rw_secret_ok.toml", &text(&secret));
+    let o = support::stampede(&["validate", good.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("s3cr3t") && !String::from_utf8_lossy(&o.stdout).contains("s3cr3t")
+    );
+}
+
 /// Issue 9 item 7: each URL costs an exact latency histogram (~0.19 MB) per worker thread, so
 /// many URLs on many workers are refused with the largest worker count that fits.
 #[test]

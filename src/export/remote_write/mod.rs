@@ -339,6 +339,13 @@ impl fmt::Debug for RemoteWriteExporter {
     }
 }
 
+/// Everything [`RemoteWriteExporter::new`] checks before it starts — values, secret and CA
+/// files, environment variables, TLS — without starting anything: `stampede validate` and the
+/// run refuse the same settings before any request is sent.
+pub fn check(cfg: &RemoteWriteConfig) -> Result<(), RemoteWriteError> {
+    Settings::resolve(cfg).map(|_| ())
+}
+
 impl RemoteWriteExporter {
     /// Validates `cfg`, reads secret files/env, builds TLS and spawns the sender task. Must be
     /// called inside a tokio runtime.
