@@ -62,27 +62,26 @@ pub(crate) fn tls_connector(
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-/// Connects to `peer` (TCP, then TLS when configured).
+/// Longest a connect (resolve, TCP, TLS) may take; every caller bounds it further by its own
+/// attempt timeout and the flush deadline.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Connects to `peer` (TCP, then TLS when configured) through the HTTP layer's connector — the
+/// same connect, nodelay, TLS handshake and error causes as the load client's.
 pub(crate) async fn connect(peer: &Peer) -> Result<Box<dyn Stream>, Failure> {
-    let tcp = tokio::net::TcpStream::connect((peer.host.as_str(), peer.port))
-        .await
-        .map_err(|e| Failure::Connect(format!("{}:{}: {}", peer.host, peer.port, chain(&e))))?;
-    let _ = tcp.set_nodelay(true);
-    match &peer.tls {
-        None => Ok(Box::new(tcp)),
-        Some(tls) => {
-            let name = rustls::pki_types::ServerName::try_from(peer.host.clone())
-                .map_err(|e| Failure::Connect(format!("{}: {e}", peer.host)))?;
-            let stream = tls.connect(name, tcp).await.map_err(|e| {
-                Failure::Connect(format!(
-                    "TLS with {}:{}: {}",
-                    peer.host,
-                    peer.port,
-                    chain(&e)
-                ))
-            })?;
-            Ok(Box::new(stream))
-        }
+    let tls = peer
+        .tls
+        .as_ref()
+        .map(|connector| crate::http::connect::TlsTo {
+            connector,
+            server_name: &peer.host,
+        });
+    match crate::http::connect::connect_host(&peer.host, peer.port, tls, CONNECT_TIMEOUT).await {
+        Ok(stream) => Ok(Box::new(stream)),
+        Err(e) => Err(Failure::Connect(format!(
+            "{}:{}: {e}",
+            peer.host, peer.port
+        ))),
     }
 }
 

@@ -161,8 +161,7 @@ pub(crate) async fn connect(
 }
 
 /// Resolves `host:port` and [`connect`]s; for senders that resolve on every connect (the
-/// remote-write sender).
-#[allow(dead_code, reason = "the remote-write sender moves to it next")]
+/// exporters, through `export::transport`).
 pub(crate) async fn connect_host(
     host: &str,
     port: u16,
