@@ -28,7 +28,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// A threshold actual with its unit, for people.
-pub fn actual_text(actual: Option<f64>, unit: &str) -> String {
+pub(crate) fn actual_text(actual: Option<f64>, unit: &str) -> String {
     match actual {
         None => "n/a".into(),
         Some(v) => match unit {
@@ -43,7 +43,7 @@ pub fn actual_text(actual: Option<f64>, unit: &str) -> String {
 
 /// JUnit XML: one `testsuite` of thresholds and one of checks; a crossed threshold or a check
 /// with failures is a `<failure>` carrying the actual value.
-pub fn junit(s: &Summary) -> String {
+pub(crate) fn junit(s: &Summary) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let th_fail = s.thresholds.iter().filter(|t| !t.ok).count();
     let ck_fail = s.checks.iter().filter(|c| c.fails > 0).count();
@@ -118,7 +118,7 @@ fn ms(s: f64) -> String {
 }
 
 /// A compact Markdown summary for CI pages and PR comments.
-pub fn markdown(s: &Summary, exit_code: u8) -> String {
+pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
     let mut m = String::new();
     let crossed = s.thresholds.iter().filter(|t| !t.ok).count();
     let verdict = if crossed > 0 {
@@ -196,11 +196,11 @@ pub fn markdown(s: &Summary, exit_code: u8) -> String {
 }
 
 /// Fewer requests than this in either run: the row is compared with a caution.
-pub const MIN_SAMPLES: u64 = 100;
+pub(crate) const MIN_SAMPLES: u64 = 100;
 
 /// One compared figure.
 #[derive(Clone, Debug)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// `req/s`, `error %`, `p50`, `p95`, `p99`.
     pub figure: &'static str,
     /// Baseline value (seconds for latencies, ratio for the error rate).
@@ -213,7 +213,7 @@ pub struct Delta {
 
 /// One compared row: a request name or the total.
 #[derive(Clone, Debug)]
-pub struct CompareRow {
+pub(crate) struct CompareRow {
     /// `scenario method name`, or `total`.
     pub name: String,
     /// Requests in the baseline and the current run.
@@ -226,7 +226,7 @@ pub struct CompareRow {
 
 /// The comparison of two summaries.
 #[derive(Clone, Debug)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     /// Tolerance as a fraction (0.1 = 10 %).
     pub tolerance: f64,
     /// Total first, then names.
@@ -235,7 +235,7 @@ pub struct Comparison {
 
 impl Comparison {
     /// Whether any figure regressed beyond the tolerance.
-    pub fn regressed(&self) -> bool {
+    pub(crate) fn regressed(&self) -> bool {
         self.rows
             .iter()
             .any(|r| r.deltas.iter().any(|d| d.regression))
@@ -245,7 +245,7 @@ impl Comparison {
 /// Why two summaries cannot be compared.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct CompareError(pub String);
+pub(crate) struct CompareError(pub String);
 
 fn f(v: &Value, path: &[&str]) -> Option<f64> {
     let mut x = v;
@@ -306,7 +306,11 @@ fn row_key(r: &Value) -> String {
 }
 
 /// Compares two summary JSON documents.
-pub fn compare(base: &Value, cur: &Value, tolerance: f64) -> Result<Comparison, CompareError> {
+pub(crate) fn compare(
+    base: &Value,
+    cur: &Value,
+    tolerance: f64,
+) -> Result<Comparison, CompareError> {
     let (bn, bf) = figures(base, "baseline")?;
     let (cn, cf) = figures(cur, "current")?;
     let few = |b: u64, c: u64| {
@@ -389,7 +393,7 @@ fn change_text(d: &Delta) -> String {
 }
 
 /// The comparison as text (or a Markdown table).
-pub fn render_comparison(c: &Comparison, markdown: bool) -> String {
+pub(crate) fn render_comparison(c: &Comparison, markdown: bool) -> String {
     let mut o = String::new();
     let verdict = if c.regressed() {
         format!("REGRESSION beyond {:.0} %", c.tolerance * 100.0)
@@ -454,7 +458,7 @@ pub fn render_comparison(c: &Comparison, markdown: bool) -> String {
 }
 
 /// Parses a tolerance in percent: `10%` or `10`.
-pub fn parse_tolerance(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_tolerance(s: &str) -> Result<f64, String> {
     let t = s.trim().trim_end_matches('%').trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),

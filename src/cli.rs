@@ -12,7 +12,7 @@ use crate::config::{Dur, ExportFlags, OutputFlags, Overrides, parse_duration};
 /// An OpenTelemetry-native HTTP load tester.
 #[derive(Debug, Parser)]
 #[command(name = "stampede", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -20,7 +20,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the scenarios of a TOML/YAML file, or an ad-hoc test described by flags.
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
@@ -87,7 +87,7 @@ static TARGET_ROUTES: std::sync::LazyLock<String> =
 
 /// Flags of `stampede run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Scenario file (TOML or YAML). Without it, the flags describe an ad-hoc run. A URL here
     /// (http://…) is taken as --url, the way oha, hey and wrk take it.
     #[arg(value_name = "FILE|URL", value_parser = file_or_url)]
@@ -99,7 +99,7 @@ pub struct RunArgs {
 
 /// The positional argument of `stampede run`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileOrUrl {
+pub(crate) enum FileOrUrl {
     /// A scenario file.
     File(PathBuf),
     /// A target URL, as with `--url`.
@@ -108,7 +108,7 @@ pub enum FileOrUrl {
 
 impl RunArgs {
     /// The scenario file (if any) and the flag layer, a positional URL moved into `--url`.
-    pub fn into_parts(self) -> (Option<PathBuf>, Overrides) {
+    pub(crate) fn into_parts(self) -> (Option<PathBuf>, Overrides) {
         let mut flags = self.flags;
         match self.file {
             Some(FileOrUrl::File(p)) => (Some(p), flags),
@@ -123,7 +123,7 @@ impl RunArgs {
 
 /// Flags of `stampede demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Demo length.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = dur)]
     pub duration: Dur,

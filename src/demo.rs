@@ -9,7 +9,7 @@ use crate::config::{Overrides, load_str};
 use crate::{Error, Presentation, Summary};
 
 /// The built-in demo scenario; `{base}` is replaced by the target's URL.
-pub const DEMO_TOML: &str = r#"
+pub(crate) const DEMO_TOML: &str = r#"
 thresholds = ["p95 < 500ms", "error_rate < 5%"]
 
 [[scenarios]]
@@ -45,7 +45,7 @@ requests = [{ name = "/status/{code}", url = "/status/503" }]
 "#;
 
 /// Runs the demo.
-pub fn run(args: &DemoArgs) -> Result<Summary, Error> {
+pub(crate) fn run(args: &DemoArgs) -> Result<Summary, Error> {
     let target = crate::target::spawn_background(([127, 0, 0, 1], 0).into())
         .map_err(|e| anyhow::anyhow!("cannot start the embedded target: {e}"))?;
     let base = format!("http://{}", target.addr);

@@ -43,7 +43,7 @@ use crate::template::Vars;
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Iterations start.
     Running = 0,
     /// No new iterations; in-flight ones finish within the grace period.
@@ -52,7 +52,7 @@ pub enum Phase {
 
 /// State shared by every worker of a run.
 #[derive(Debug)]
-pub struct RunShared {
+pub(crate) struct RunShared {
     /// The plan.
     pub plan: Arc<Plan>,
     /// Resolved targets and TLS.
@@ -78,7 +78,7 @@ pub struct RunShared {
 
 impl RunShared {
     /// Shared state for a run that starts now.
-    pub fn new(
+    pub(crate) fn new(
         plan: Arc<Plan>,
         client: Arc<ClientShared>,
         instruments: Option<Arc<Instruments>>,
@@ -113,7 +113,7 @@ impl RunShared {
     /// Stops starting iterations; in-flight requests get `grace`, then are cut. Every call
     /// notifies `phase` (even when already stopping): that is how in-flight requests learn of
     /// the earlier deadline (see `Cuts`).
-    pub fn stop(&self, grace: Duration) {
+    pub(crate) fn stop(&self, grace: Duration) {
         let now_us = self.start.elapsed().as_micros() as u64;
         let hard = now_us.saturating_add(grace.as_micros() as u64);
         self.hard_deadline_us.fetch_min(hard, Ordering::Relaxed);
@@ -123,13 +123,13 @@ impl RunShared {
     }
 
     /// Whether the run is stopping.
-    pub fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.phase_fast.load(Ordering::Relaxed) != Phase::Running as u8
     }
 
     /// Iterations claimed so far by a scenario (for iteration budgets: started ones; may run
     /// past the budget by the VUs that found it spent). Read by the progress view.
-    pub fn claimed(&self, scenario: usize) -> u64 {
+    pub(crate) fn claimed(&self, scenario: usize) -> u64 {
         self.claims[scenario].load(Ordering::Relaxed)
     }
 
@@ -146,7 +146,7 @@ impl RunShared {
     }
 
     /// Dropped iterations so far, over all workers.
-    pub fn drops(&self) -> Drops {
+    pub(crate) fn drops(&self) -> Drops {
         self.live.iter().fold(Drops::default(), |mut a, l| {
             let d = l.drops();
             a.no_vu += d.no_vu;
@@ -158,7 +158,7 @@ impl RunShared {
 
 /// Why a worker could not complete its share of the run.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
+pub(crate) enum WorkerError {
     /// Its runtime could not start.
     #[error("cannot start a worker runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -169,7 +169,10 @@ pub enum WorkerError {
 
 /// Runs one worker's share of the VUs on the current thread until they are done. A panicking
 /// VU task stops the run (as Ctrl-C would) and fails the worker once the others are done.
-pub fn run_worker(worker: usize, shared: Arc<RunShared>) -> Result<WorkerStats, WorkerError> {
+pub(crate) fn run_worker(
+    worker: usize,
+    shared: Arc<RunShared>,
+) -> Result<WorkerStats, WorkerError> {
     run_worker_with(worker, shared, vu_loop)
 }
 

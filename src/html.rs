@@ -279,7 +279,7 @@ fn change_html(cur: f64, base: f64, base_text: &str, higher_better: bool) -> Str
 
 /// The report of a summary JSON document; `exit_code` is the run's. With a baseline summary,
 /// the tiles and the per-name table show the baseline's figures beside and the change.
-pub fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> String {
+pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> String {
     let mut o = String::with_capacity(64 * 1024);
     let run_id = st(s, "run_id");
     let _ = write!(

@@ -27,31 +27,31 @@
 //!
 //! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 
-pub mod ci;
-pub mod cli;
+mod ci;
+mod cli;
 pub mod config;
-pub mod demo;
-pub mod executor;
+mod demo;
+mod executor;
 pub mod export;
-pub mod html;
-pub mod http;
+mod html;
+mod http;
 pub mod metrics;
-pub mod outcome;
-pub mod plan;
-pub mod progress;
+mod outcome;
+mod plan;
+mod progress;
 pub mod report;
-pub mod run;
-pub mod schedule;
-pub mod stats;
+mod run;
+mod schedule;
+mod stats;
 mod suggest;
 pub mod target;
-pub mod task;
-pub mod template;
-pub mod term;
+mod task;
+mod template;
+mod term;
 #[cfg(test)]
 mod test_support;
-pub mod threshold;
-pub mod timeline;
+mod threshold;
+mod timeline;
 
 use std::path::Path;
 use std::process::ExitCode;

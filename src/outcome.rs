@@ -77,7 +77,7 @@ impl ErrorKind {
 
 /// A finished exchange, as the HTTP client reports it.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Status, if a response head arrived.
     pub status: Option<u16>,
     /// Failure class, if any (4xx/5xx included).
@@ -95,7 +95,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// An exchange that failed before a response came back.
-    pub fn failed(kind: ErrorKind) -> Outcome {
+    pub(crate) fn failed(kind: ErrorKind) -> Outcome {
         Outcome {
             status: None,
             error: Some(kind),

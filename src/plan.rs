@@ -19,7 +19,7 @@ use crate::config::{
     Checks, Config, ConfigError, ExecutorKind, ExtractSource, MetricsConfig, RequestConfig,
     ScenarioConfig, ThinkTime,
 };
-pub use crate::http::client::{ClientOptions, Target};
+pub(crate) use crate::http::client::{ClientOptions, Target};
 use crate::http::url::{Credentials, split_credentials};
 use crate::schedule::Stage;
 use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
@@ -30,7 +30,7 @@ use crate::threshold::Threshold;
 /// significant digits, about 0.19 MB) per request definition and two per scenario, so many
 /// URLs on many workers would otherwise allocate gigabytes. The default worker count shrinks
 /// to fit; an explicit `--workers` that does not fit is refused.
-pub const MAX_HISTOGRAMS: usize = 10_000;
+pub(crate) const MAX_HISTOGRAMS: usize = 10_000;
 
 /// What the workers run, and everything the run needs besides.
 #[derive(Debug)]
@@ -308,7 +308,7 @@ fn static_wire(
 const USER_AGENT_VALUE: &str = concat!("stampede/", env!("CARGO_PKG_VERSION"));
 
 /// Builds the plan. `origin` names the config file for error messages.
-pub fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, ConfigError> {
+pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan, ConfigError> {
     let err = |key: &str, msg: String| ConfigError::invalid(origin, key, msg);
     let mut b = Builder {
         origin,

@@ -25,7 +25,7 @@ use crate::term::{self, host_port};
 
 /// How the run is shown while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// A progress area on a terminal (stderr).
     Live,
     /// A status line every so often (stderr is not a terminal).
@@ -37,7 +37,7 @@ pub enum Mode {
 impl Mode {
     /// The mode for this process: the live area when `progress` is wanted and stderr is a
     /// terminal, else status lines every `status_interval` (unless it is zero or `None`).
-    pub fn choose(progress: bool, status_interval: Option<Duration>) -> Mode {
+    pub(crate) fn choose(progress: bool, status_interval: Option<Duration>) -> Mode {
         if !progress {
             Mode::Off
         } else if term::Stream::Stderr.is_terminal() {
@@ -82,7 +82,7 @@ struct Figures {
 }
 
 /// The live view's state between ticks.
-pub struct Monitor {
+pub(crate) struct Monitor {
     mode: Mode,
     history: VecDeque<Snap>,
     last_status: Option<Snap>,
@@ -96,7 +96,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor for a run that starts now.
-    pub fn new(mode: Mode, shared: &RunShared) -> Monitor {
+    pub(crate) fn new(mode: Mode, shared: &RunShared) -> Monitor {
         let now = Instant::now();
         Monitor {
             mode,
@@ -113,7 +113,7 @@ impl Monitor {
     }
 
     /// How often [`Monitor::tick`] wants to run.
-    pub fn period(&self) -> Duration {
+    pub(crate) fn period(&self) -> Duration {
         match self.mode {
             Mode::Live => Duration::from_millis(250),
             Mode::Status(_) | Mode::Off => Duration::from_millis(500),
@@ -121,7 +121,7 @@ impl Monitor {
     }
 
     /// Samples the counters; redraws, prints a status line or warns as due.
-    pub fn tick(&mut self, shared: &RunShared) {
+    pub(crate) fn tick(&mut self, shared: &RunShared) {
         let now = Instant::now();
         let s = snap(shared, now);
         self.sample_errors(shared, now);
@@ -157,7 +157,7 @@ impl Monitor {
     }
 
     /// Erases the live area (the summary follows).
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.mode == Mode::Live {
             term::hide();
         }
@@ -516,7 +516,7 @@ fn compact(d: Duration) -> String {
 }
 
 /// A latency in seconds with a unit that keeps 2–3 significant digits.
-pub fn fmt_latency(s: f64) -> String {
+pub(crate) fn fmt_latency(s: f64) -> String {
     let us = s * 1e6;
     if us < 1_000.0 {
         format!("{us:.0}µs")

@@ -20,7 +20,7 @@ use crate::term;
 
 /// How a run is shown.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Display {
+pub(crate) struct Display {
     /// Live progress on stderr: a progress area on a terminal, else status lines every
     /// `status_interval`.
     pub progress: bool,
@@ -32,7 +32,7 @@ pub struct Display {
 
 /// Why a run could not happen.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// Export configuration.
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
@@ -63,7 +63,7 @@ impl From<WorkerError> for RunError {
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the plan to completion (or interruption) and returns its summary.
-pub fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
+pub(crate) fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
     execute_with(plan, display, run_worker)
 }
 

@@ -25,10 +25,10 @@ impl Stage {
 
 /// The most iterations an arrival-rate schedule counts: far beyond anything that can run, far
 /// below where an iteration counter could wrap.
-pub const MAX_ARRIVALS: u64 = 1 << 62;
+pub(crate) const MAX_ARRIVALS: u64 = 1 << 62;
 
 /// Target VUs at `t`: linear within each stage; 0 after the last stage.
-pub fn vu_target(start: f64, stages: &[Stage], t: Duration) -> f64 {
+pub(crate) fn vu_target(start: f64, stages: &[Stage], t: Duration) -> f64 {
     let mut from = start;
     let mut at = Duration::ZERO;
     for s in stages {
@@ -43,7 +43,7 @@ pub fn vu_target(start: f64, stages: &[Stage], t: Duration) -> f64 {
 }
 
 /// The first time ≥ `t` at which the target exceeds `vu`, if any.
-pub fn next_active(start: f64, stages: &[Stage], vu: f64, t: Duration) -> Option<Duration> {
+pub(crate) fn next_active(start: f64, stages: &[Stage], vu: f64, t: Duration) -> Option<Duration> {
     let nudge = Duration::from_micros(100);
     let mut from = start;
     let mut at = Duration::ZERO;
@@ -82,7 +82,7 @@ fn count(x: f64) -> u64 {
 
 /// How many iterations the whole schedule holds (at most [`MAX_ARRIVALS`]): the indexes for
 /// which [`arrival_time`] is `Some`.
-pub fn total_arrivals(start: f64, stages: &[Stage]) -> u64 {
+pub(crate) fn total_arrivals(start: f64, stages: &[Stage]) -> u64 {
     let mut from = start;
     let mut sum = 0.0;
     for s in stages {
@@ -94,7 +94,7 @@ pub fn total_arrivals(start: f64, stages: &[Stage]) -> u64 {
 
 /// The scheduled start (since the run start) of iteration `i` under a piecewise-linear rate;
 /// `None` past the schedule's last iteration.
-pub fn arrival_time(start: f64, stages: &[Stage], i: u64) -> Option<Duration> {
+pub(crate) fn arrival_time(start: f64, stages: &[Stage], i: u64) -> Option<Duration> {
     let mut from = start;
     let mut at = 0.0f64;
     let mut before = 0.0f64;
@@ -126,7 +126,7 @@ pub fn arrival_time(start: f64, stages: &[Stage], i: u64) -> Option<Duration> {
 
 /// How many iterations are scheduled strictly before `t` (at most [`total_arrivals`]): the
 /// index of the first iteration scheduled at or after `t`.
-pub fn arrivals_before(start: f64, stages: &[Stage], t: Duration) -> u64 {
+pub(crate) fn arrivals_before(start: f64, stages: &[Stage], t: Duration) -> u64 {
     let mut from = start;
     let mut at = Duration::ZERO;
     let mut before = 0.0f64;

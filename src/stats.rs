@@ -13,12 +13,12 @@ use hdrhistogram::Histogram;
 
 use crate::outcome::{ErrorKind, Sample};
 
-pub mod interval;
+pub(crate) mod interval;
 
 const HIST_MAX_US: u64 = 3_600_000_000;
 
 /// An empty latency histogram (µs) with the bounds every stampede histogram shares.
-pub fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     // Bounds are constants within hdrhistogram's limits; this cannot fail.
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).unwrap_or_else(|_| unreachable!())
 }
@@ -296,7 +296,7 @@ pub struct Latency {
 }
 
 /// Latency figures of a histogram (µs) in seconds.
-pub fn latency_of(h: &Histogram<u64>) -> Latency {
+pub(crate) fn latency_of(h: &Histogram<u64>) -> Latency {
     if h.is_empty() {
         return Latency::default();
     }
@@ -313,7 +313,9 @@ pub fn latency_of(h: &Histogram<u64>) -> Latency {
 }
 
 /// A merged view of a histogram set.
-pub fn merged_latency<'a>(hs: impl IntoIterator<Item = &'a Histogram<u64>>) -> Histogram<u64> {
+pub(crate) fn merged_latency<'a>(
+    hs: impl IntoIterator<Item = &'a Histogram<u64>>,
+) -> Histogram<u64> {
     let mut out = new_hist();
     for h in hs {
         let _ = out.add(h);
@@ -325,7 +327,7 @@ const LIVE_BUCKETS: usize = 256;
 
 /// Live counters one worker updates and the progress line reads.
 #[derive(Debug)]
-pub struct Live {
+pub(crate) struct Live {
     /// Requests sent.
     pub requests: AtomicU64,
     /// Failures.
@@ -373,7 +375,7 @@ fn live_bucket_upper_us(b: usize) -> f64 {
 
 impl Live {
     /// Records one request (relaxed atomics: only this worker writes).
-    pub fn record(&self, s: &Sample) {
+    pub(crate) fn record(&self, s: &Sample) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = s.error {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -386,7 +388,7 @@ impl Live {
     }
 
     /// Records dropped iterations (relaxed atomics: only this worker writes).
-    pub fn dropped(&self, d: &Drops) {
+    pub(crate) fn dropped(&self, d: &Drops) {
         if d.no_vu > 0 {
             self.dropped_no_vu.fetch_add(d.no_vu, Ordering::Relaxed);
         }
@@ -397,7 +399,7 @@ impl Live {
     }
 
     /// Dropped iterations so far.
-    pub fn drops(&self) -> Drops {
+    pub(crate) fn drops(&self) -> Drops {
         Drops {
             no_vu: self.dropped_no_vu.load(Ordering::Relaxed),
             generator: self.dropped_generator.load(Ordering::Relaxed),
@@ -405,20 +407,20 @@ impl Live {
     }
 
     /// Adds the bucket counts into `into`.
-    pub fn snapshot_into(&self, into: &mut [u64]) {
+    pub(crate) fn snapshot_into(&self, into: &mut [u64]) {
         for (i, b) in self.buckets.iter().enumerate() {
             into[i] += b.load(Ordering::Relaxed);
         }
     }
 
     /// Bucket count, for sizing snapshot buffers.
-    pub fn buckets() -> usize {
+    pub(crate) fn buckets() -> usize {
         LIVE_BUCKETS
     }
 }
 
 /// Quantile (seconds, bucket upper bound) of the difference of two live snapshots.
-pub fn live_quantile(now: &[u64], before: &[u64], q: f64) -> Option<f64> {
+pub(crate) fn live_quantile(now: &[u64], before: &[u64], q: f64) -> Option<f64> {
     let deltas: Vec<u64> = now
         .iter()
         .zip(before)

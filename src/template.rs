@@ -149,12 +149,12 @@ impl Template {
 }
 
 /// The process environment as a lookup function.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
 /// Collects the variable names a scenario defines.
-pub fn table_from<'a>(
+pub(crate) fn table_from<'a>(
     initial: impl IntoIterator<Item = &'a String>,
     extracted: impl IntoIterator<Item = &'a String>,
 ) -> VarTable {
@@ -166,7 +166,7 @@ pub fn table_from<'a>(
 }
 
 /// Initial values for a VU.
-pub fn initial_values(table: &VarTable, init: &BTreeMap<String, String>) -> Vec<String> {
+pub(crate) fn initial_values(table: &VarTable, init: &BTreeMap<String, String>) -> Vec<String> {
     let mut v = vec![String::new(); table.len()];
     for (k, val) in init {
         if let Some(i) = table.get(k) {

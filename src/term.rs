@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 /// One of the two output streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Standard output (the summary).
     Stdout,
     /// Standard error (banner, progress, status lines, logs).
@@ -27,7 +27,7 @@ pub enum Stream {
 
 impl Stream {
     /// Whether the stream is a terminal.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         match self {
             Stream::Stdout => std::io::stdout().is_terminal(),
             Stream::Stderr => std::io::stderr().is_terminal(),
@@ -45,7 +45,7 @@ impl Stream {
 
 /// Columns of the terminal behind `stream`; when it is not a terminal (or the size is
 /// unknown), the `COLUMNS` environment variable; else `None`.
-pub fn width(stream: Stream) -> Option<usize> {
+pub(crate) fn width(stream: Stream) -> Option<usize> {
     if stream.is_terminal()
         && let Some((cols, _)) = window_size(stream)
     {
@@ -58,7 +58,7 @@ pub fn width(stream: Stream) -> Option<usize> {
 }
 
 /// Rows of the terminal behind `stream`, if it is one.
-pub fn height(stream: Stream) -> Option<usize> {
+pub(crate) fn height(stream: Stream) -> Option<usize> {
     if stream.is_terminal() {
         window_size(stream).map(|(_, rows)| rows).filter(|r| *r > 0)
     } else {
@@ -83,7 +83,7 @@ fn window_size(_: Stream) -> Option<(usize, usize)> {
 
 /// Whether output to `stream` may be coloured: a terminal, `NO_COLOR` unset or empty, and
 /// `TERM` not `dumb`.
-pub fn colour(stream: Stream) -> bool {
+pub(crate) fn colour(stream: Stream) -> bool {
     stream.is_terminal()
         && colour_allowed_by(
             std::env::var_os("NO_COLOR").as_deref(),
@@ -97,7 +97,7 @@ fn colour_allowed_by(no_color: Option<&std::ffi::OsStr>, term: Option<&std::ffi:
 
 /// Colours text with ANSI SGR codes, or leaves it alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Paint {
+pub(crate) struct Paint {
     /// Whether to emit escape codes at all.
     pub on: bool,
 }
@@ -112,23 +112,13 @@ impl Paint {
     }
 
     /// Green (passed).
-    pub fn green(self, s: &str) -> String {
+    pub(crate) fn green(self, s: &str) -> String {
         self.sgr("32", s)
     }
 
     /// Red (failed, crossed).
-    pub fn red(self, s: &str) -> String {
+    pub(crate) fn red(self, s: &str) -> String {
         self.sgr("31", s)
-    }
-
-    /// Yellow (attention).
-    pub fn yellow(self, s: &str) -> String {
-        self.sgr("33", s)
-    }
-
-    /// Bold.
-    pub fn bold(self, s: &str) -> String {
-        self.sgr("1", s)
     }
 }
 
@@ -182,7 +172,7 @@ fn write_stderr(s: &str) {
 
 /// Replaces the live area with `lines` (each must fit the terminal's width, or the erase on
 /// the next redraw misses the wrapped part). One write per redraw, so it does not flicker.
-pub fn show(lines: Vec<String>) {
+pub(crate) fn show(lines: Vec<String>) {
     let mut a = area();
     let mut out = String::new();
     a.erase(&mut out);
@@ -192,7 +182,7 @@ pub fn show(lines: Vec<String>) {
 }
 
 /// Erases the live area and forgets it.
-pub fn hide() {
+pub(crate) fn hide() {
     let mut a = area();
     let mut out = String::new();
     a.erase(&mut out);
@@ -202,7 +192,7 @@ pub fn hide() {
 
 /// Prints `text` on stderr above the live area (a newline is added if missing), then redraws
 /// the live area under it. Without a live area, it is a plain write.
-pub fn print_above(text: &str) {
+pub(crate) fn print_above(text: &str) {
     let mut a = area();
     let mut out = String::new();
     a.erase(&mut out);
@@ -216,11 +206,11 @@ pub fn print_above(text: &str) {
 
 /// A `tracing` writer for stderr that prints each log event above the live area.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 /// One log event being formatted; printed when dropped.
 #[derive(Debug, Default)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     buf: Vec<u8>,
 }
 
@@ -253,7 +243,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
 /// `s` shortened to at most `max` characters, with `…` in the middle (names and URLs differ
 /// at both ends).
-pub fn abbreviate(s: &str, max: usize) -> String {
+pub(crate) fn abbreviate(s: &str, max: usize) -> String {
     let n = s.chars().count();
     if n <= max {
         return s.to_string();
@@ -271,7 +261,7 @@ pub fn abbreviate(s: &str, max: usize) -> String {
 }
 
 /// `s` cut to at most `max` characters, ending in `…` when cut.
-pub fn abbreviate_end(s: &str, max: usize) -> String {
+pub(crate) fn abbreviate_end(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -283,7 +273,7 @@ pub fn abbreviate_end(s: &str, max: usize) -> String {
 }
 
 /// `host:port`, with brackets around an IPv6 address.
-pub fn host_port(host: &str, port: u16) -> String {
+pub(crate) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -102,7 +102,7 @@ pub struct CheckSlotOut {
 }
 
 /// Merges the workers' timelines (and the VU samples) into the summary's form.
-pub fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> Option<TimelineOut> {
+pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> Option<TimelineOut> {
     let parts: Vec<(u64, u32, Vec<Slot>)> = timelines.into_iter().map(Timeline::finish).collect();
     let base_us = parts.first()?.0;
     let shift = parts.iter().map(|p| p.1).max().unwrap_or(0);

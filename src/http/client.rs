@@ -50,7 +50,7 @@ pub struct Target {
 }
 
 /// State shared by every VU's client: resolved addresses and the TLS config.
-pub struct Shared {
+pub(crate) struct Shared {
     targets: Vec<Target>,
     addrs: Vec<Vec<SocketAddr>>,
     tls: Option<tokio_rustls::TlsConnector>,

@@ -11,7 +11,7 @@
 //!
 //! Failures become an [`ErrorKind`] here ([`io_error_kind`], [`hyper_error_kind`]).
 
-pub mod client;
+pub(crate) mod client;
 pub(crate) mod connect;
 pub(crate) mod h1;
 pub(crate) mod tls;

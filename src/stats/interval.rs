@@ -19,10 +19,10 @@ use tokio::time::Instant;
 use crate::outcome::{ErrorKind, Sample};
 
 /// The most intervals a timeline keeps before it merges neighbours.
-pub const MAX_INTERVALS: usize = 1000;
+pub(crate) const MAX_INTERVALS: usize = 1000;
 
 /// The smallest interval accepted (shorter settings are raised to it).
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 use super::new_hist;
 
@@ -306,14 +306,14 @@ impl Timeline {
 
 /// VU samples taken by the run's main thread (the most active VUs seen per interval).
 #[derive(Clone, Debug, Default)]
-pub struct VuSamples {
+pub(crate) struct VuSamples {
     /// By base interval index.
     pub max_active: Vec<u64>,
 }
 
 impl VuSamples {
     /// Notes `active` VUs `elapsed` into the run.
-    pub fn sample(&mut self, elapsed: Duration, interval: Duration, active: u64) {
+    pub(crate) fn sample(&mut self, elapsed: Duration, interval: Duration, active: u64) {
         let base = interval.max(MIN_INTERVAL).as_micros() as u64;
         let idx = (elapsed.as_micros() as u64 / base) as usize;
         // Bounded like the timeline: beyond a day of 10 ms intervals, stop sampling.
