@@ -73,6 +73,28 @@ impl ErrorKind {
             ErrorKind::TooManyOpenFiles => 1_009,
         }
     }
+
+    /// The inverse of [`ErrorKind::key`] (`None` for a key no kind has).
+    pub fn from_key(key: u32) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        if key < 1_000 {
+            return u16::try_from(key).ok().map(Status);
+        }
+        [
+            Timeout,
+            ConnectionRefused,
+            ConnectionReset,
+            ConnectionClosed,
+            Tls,
+            Dns,
+            Protocol,
+            Io,
+            Cancelled,
+            TooManyOpenFiles,
+        ]
+        .into_iter()
+        .find(|k| k.key() == key)
+    }
 }
 
 /// A finished exchange, as the HTTP client reports it.
@@ -153,6 +175,9 @@ mod tests {
         .map(ErrorKind::key)
         .collect();
         assert_eq!(keys.len(), 11);
+        for k in &keys {
+            assert_eq!(ErrorKind::from_key(*k).map(ErrorKind::key), Some(*k));
+        }
         assert_eq!(ErrorKind::TooManyOpenFiles.as_str(), "too_many_open_files");
     }
 }

@@ -376,24 +376,7 @@ fn snap(shared: &RunShared, at: Instant) -> Snap {
 
 /// The `error.type` of an [`ErrorKind::key`].
 fn kind_name(key: u32) -> String {
-    if key < 1_000 {
-        return key.to_string();
-    }
-    use ErrorKind::*;
-    [
-        Timeout,
-        ConnectionRefused,
-        ConnectionReset,
-        ConnectionClosed,
-        Tls,
-        Dns,
-        Protocol,
-        Io,
-        Cancelled,
-    ]
-    .into_iter()
-    .find(|k| k.key() == key)
-    .map_or_else(|| "errors".to_string(), |k| k.as_str().into_owned())
+    ErrorKind::from_key(key).map_or_else(|| "errors".to_string(), |k| k.as_str().into_owned())
 }
 
 /// The most frequent (error type, host:port) among the samples.
@@ -708,5 +691,9 @@ mod tests {
             "connection_refused"
         );
         assert_eq!(kind_name(ErrorKind::Status(503).key()), "503");
+        assert_eq!(
+            kind_name(ErrorKind::TooManyOpenFiles.key()),
+            "too_many_open_files"
+        );
     }
 }
