@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 
 use crate::outcome::{ErrorKind, Sample};
 
+pub(crate) mod hdr;
 pub(crate) mod interval;
 
 const HIST_MAX_US: u64 = 3_600_000_000;
