@@ -11,7 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task
+//! 1. outcome, template, term, suggest, target, schedule, task, segment
 //! 2. threshold, http, stats
 //! 3. config
 //! 4. plan
@@ -42,6 +42,7 @@ mod progress;
 pub mod report;
 mod run;
 mod schedule;
+mod segment;
 mod stats;
 mod suggest;
 pub mod target;
