@@ -301,8 +301,7 @@ impl Server {
                 let now = Instant::now();
                 let waiting = (1..s.me.count).any(|i| {
                     !s.done.contains_key(&i)
-                        && s
-                            .last_seen
+                        && s.last_seen
                             .get(&i)
                             .is_some_and(|t| now.duration_since(*t) < LIVENESS)
                 });
@@ -361,7 +360,10 @@ fn bad(m: &str) -> Reply {
 /// The most a request body may hold (a summary with its histograms).
 const MAX_BODY: usize = 64 << 20;
 
-async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+async fn handle(
+    inner: Arc<Inner>,
+    req: Request<Incoming>,
+) -> Result<Reply, std::convert::Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -431,7 +433,9 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Reply, std:
         }
         _ => json_reply(
             StatusCode::NOT_FOUND,
-            &Refusal::failed("unknown request: the coordinator serves /ready, /status, /abort, /done"),
+            &Refusal::failed(
+                "unknown request: the coordinator serves /ready, /status, /abort, /done",
+            ),
         ),
     })
 }
@@ -458,7 +462,9 @@ fn mismatch(me: &Hello, h: &Hello, seen: bool) -> Option<String> {
         ));
     }
     if seen {
-        return Some(format!("{who} is ready twice: two generators have the same segment index"));
+        return Some(format!(
+            "{who} is ready twice: two generators have the same segment index"
+        ));
     }
     if h.scenario_hash != me.scenario_hash {
         return Some(format!(
@@ -504,7 +510,10 @@ async fn ready(inner: &Arc<Inner>, h: Hello) -> Reply {
             }
         }
         if rx.changed().await.is_err() {
-            return json_reply(StatusCode::CONFLICT, &Refusal::failed("the coordinator stopped"));
+            return json_reply(
+                StatusCode::CONFLICT,
+                &Refusal::failed("the coordinator stopped"),
+            );
         }
     }
 }
@@ -589,10 +598,17 @@ impl Client {
                         humantime::format_duration(timeout)
                     )));
                 }
-                match tokio::time::timeout(left, exchange(&addr, Method::POST, "/ready", body.clone())).await {
+                match tokio::time::timeout(
+                    left,
+                    exchange(&addr, Method::POST, "/ready", body.clone()),
+                )
+                .await
+                {
                     Ok(Ok((StatusCode::OK, b))) => {
                         return serde_json::from_slice::<Go>(&b).map_err(|e| {
-                            ClientError::Unreachable(format!("the coordinator's go is not valid: {e}"))
+                            ClientError::Unreachable(format!(
+                                "the coordinator's go is not valid: {e}"
+                            ))
                         });
                     }
                     Ok(Ok((_, b))) => {
@@ -660,8 +676,9 @@ impl Client {
 
     /// Asks the coordinator to stop every segment.
     pub(crate) fn abort(&self, reason: &str) {
-        let body = serde_json::to_vec(&serde_json::json!({ "index": self.index, "reason": reason }))
-            .unwrap_or_default();
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "index": self.index, "reason": reason }))
+                .unwrap_or_default();
         let addr = self.coordinator.clone();
         let _ = block_on(async move {
             tokio::time::timeout(
@@ -674,8 +691,9 @@ impl Client {
 
     /// Sends this segment's local summary (retrying for up to `limit`).
     pub(crate) fn done(&self, summary: &serde_json::Value, limit: Duration) -> Result<(), String> {
-        let body = serde_json::to_vec(&serde_json::json!({ "index": self.index, "summary": summary }))
-            .map_err(|e| e.to_string())?;
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "index": self.index, "summary": summary }))
+                .map_err(|e| e.to_string())?;
         let addr = self.coordinator.clone();
         block_on(async move {
             let deadline = tokio::time::Instant::now() + limit;
@@ -755,12 +773,23 @@ mod tests {
         let c1 = client(&s, 1);
         let t1 = std::thread::spawn(move || c1.ready(&hello(1, "h"), Duration::from_secs(5)));
         std::thread::sleep(Duration::from_millis(200));
-        let e = client(&s, 2).ready(&hello(2, "other"), Duration::from_secs(5)).unwrap_err();
-        let ClientError::Refused(r) = e else { panic!("{e}") };
+        let e = client(&s, 2)
+            .ready(&hello(2, "other"), Duration::from_secs(5))
+            .unwrap_err();
+        let ClientError::Refused(r) = e else {
+            panic!("{e}")
+        };
         assert_eq!(r.kind, RefusalKind::Mismatch);
-        assert!(r.message.contains("segment 2 has a different scenario"), "{r}");
+        assert!(
+            r.message.contains("segment 2 has a different scenario"),
+            "{r}"
+        );
         let e1 = t1.join().unwrap().unwrap_err();
-        assert!(e1.to_string().contains("segment 2 has a different scenario"), "{e1}");
+        assert!(
+            e1.to_string()
+                .contains("segment 2 has a different scenario"),
+            "{e1}"
+        );
         let e0 = s.wait_ready(Duration::from_secs(5), || None).unwrap_err();
         assert_eq!(e0.kind, RefusalKind::Mismatch);
         // A duplicate index is named too.
@@ -768,7 +797,9 @@ mod tests {
         let c = client(&s, 1);
         let t = std::thread::spawn(move || c.ready(&hello(1, "h"), Duration::from_secs(5)));
         std::thread::sleep(Duration::from_millis(200));
-        let e = client(&s, 1).ready(&hello(1, "h"), Duration::from_secs(5)).unwrap_err();
+        let e = client(&s, 1)
+            .ready(&hello(1, "h"), Duration::from_secs(5))
+            .unwrap_err();
         assert!(e.to_string().contains("same segment index"), "{e}");
         assert!(t.join().unwrap().is_err());
     }
@@ -779,18 +810,34 @@ mod tests {
         let c1 = client(&s, 1);
         let t1 = std::thread::spawn(move || c1.ready(&hello(1, "h"), Duration::from_secs(5)));
         std::thread::sleep(Duration::from_millis(100));
-        let e = s.wait_ready(Duration::from_millis(300), || None).unwrap_err();
+        let e = s
+            .wait_ready(Duration::from_millis(300), || None)
+            .unwrap_err();
         assert!(e.message.ends_with("missing segment 2"), "{e}");
-        assert!(t1.join().unwrap().unwrap_err().to_string().contains("missing segment 2"));
+        assert!(
+            t1.join()
+                .unwrap()
+                .unwrap_err()
+                .to_string()
+                .contains("missing segment 2")
+        );
         // Unreachable: a clear error within the timeout.
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let c = Client {
             coordinator: free.to_string(),
             index: 1,
         };
         let began = Instant::now();
-        let e = c.ready(&hello(1, "h"), Duration::from_millis(600)).unwrap_err();
+        let e = c
+            .ready(&hello(1, "h"), Duration::from_millis(600))
+            .unwrap_err();
         assert!(began.elapsed() < Duration::from_secs(3));
-        assert!(e.to_string().contains("cannot connect to the coordinator"), "{e}");
+        assert!(
+            e.to_string().contains("cannot connect to the coordinator"),
+            "{e}"
+        );
     }
 }

@@ -133,7 +133,9 @@ pub(crate) fn run(
         version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_hash: hash,
     };
-    let timeout = flags.coordinator_timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
+    let timeout = flags
+        .coordinator_timeout
+        .map_or(DEFAULT_TIMEOUT, |d| d.get());
     let thresholds = plan.thresholds.clone();
     let collect_limit = plan.graceful_stop + Duration::from_secs(30);
     if index != 0 {
@@ -221,7 +223,9 @@ pub(crate) fn run(
     let coord = Coordination {
         start_at: Some(go.start()),
         abort: Some(rx),
-        on_interrupt: Some(Box::new(move || s2.abort("the coordinator was interrupted"))),
+        on_interrupt: Some(Box::new(move || {
+            s2.abort("the coordinator was interrupted")
+        })),
     };
     let r = execute_coordinated(plan, display, coord);
     stop.store(true, Ordering::Relaxed);
@@ -246,7 +250,8 @@ pub(crate) fn run(
             Err(e) => tracing::warn!("{e}"),
         }
     }
-    let merged = merge(&parts, &thresholds, Some(count)).map_err(|e| DistError::Failed(e.to_string()))?;
+    let merged =
+        merge(&parts, &thresholds, Some(count)).map_err(|e| DistError::Failed(e.to_string()))?;
     if let Ok(s) = Arc::try_unwrap(server) {
         s.shutdown(Duration::ZERO);
     }
@@ -279,7 +284,10 @@ mod tests {
         let e = resolve(&flags(Some(3), None), &none).unwrap_err();
         assert!(e.contains("JOB_COMPLETION_INDEX"), "{e}");
         let e = resolve(&flags(Some(3), Some(3)), &none).unwrap_err();
-        assert!(e.starts_with("--segment-index: segment index 3 is out of range"), "{e}");
+        assert!(
+            e.starts_with("--segment-index: segment index 3 is out of range"),
+            "{e}"
+        );
         let e = resolve(&flags(Some(2), None), &job).unwrap_err();
         assert!(e.starts_with("JOB_COMPLETION_INDEX:"), "{e}");
         assert!(resolve(&flags(None, None), &none).unwrap().is_whole());

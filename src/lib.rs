@@ -29,16 +29,16 @@
 
 mod ci;
 mod cli;
-mod coordinator;
 pub mod config;
+mod coordinator;
 mod demo;
 mod distributed;
 mod executor;
 pub mod export;
 mod html;
 mod http;
-pub mod metrics;
 mod merge;
+pub mod metrics;
 mod outcome;
 mod plan;
 mod progress;
@@ -498,7 +498,10 @@ fn compare_files(base: &Path, cur: &Path, tolerance: f64, markdown: bool) -> u8 
 
 /// The exit code of a merged summary: 4 when a segment is missing, else as a run's.
 fn merged_exit_code(s: &Summary) -> u8 {
-    if s.distributed.as_ref().is_some_and(|d| !d.missing.is_empty()) {
+    if s.distributed
+        .as_ref()
+        .is_some_and(|d| !d.missing.is_empty())
+    {
         EXIT_INCOMPLETE
     } else {
         summary_exit_code(s)
@@ -546,11 +549,7 @@ fn write_summary(s: &Summary, p: &Path) -> Result<(), Error> {
 /// `stampede run --segment-count N …`: one generator of a distributed run (see
 /// [`distributed`]). Exit codes as a run's; the coordinator's from the merged summary, 4 when
 /// a segment is missing.
-fn run_distributed(
-    file: Option<&Path>,
-    ov: &config::Overrides,
-    dist: &config::DistFlags,
-) -> u8 {
+fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::DistFlags) -> u8 {
     let usage = |m: String| {
         eprintln!("error: {m}");
         EXIT_USAGE

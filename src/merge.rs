@@ -27,7 +27,9 @@ use crate::threshold::{Filter, Metric, Source, Threshold};
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MergeError {
     /// Not a summary JSON, or one without histograms (written by an older stampede).
-    #[error("{0}: not a mergeable summary (stampede run --summary-json / --segment-summary-json): {1}")]
+    #[error(
+        "{0}: not a mergeable summary (stampede run --summary-json / --segment-summary-json): {1}"
+    )]
     Invalid(String, String),
     /// A histogram that does not decode.
     #[error("{0}: {1}")]
@@ -98,7 +100,6 @@ impl Part {
             input,
         })
     }
-
 }
 
 #[derive(Default)]
@@ -475,7 +476,10 @@ mod tests {
         }
         assert_eq!(s.latency_s.p99, union.value_at_quantile(0.99) as f64 / 1e6);
         assert_eq!(s.latency_s.p50, union.value_at_quantile(0.5) as f64 / 1e6);
-        assert!(!s.thresholds[0].ok, "200 requests crosses a count each part passes");
+        assert!(
+            !s.thresholds[0].ok,
+            "200 requests crosses a count each part passes"
+        );
         assert!(s.thresholds[1].ok);
         let d = s.distributed.unwrap();
         assert_eq!(d.merged, [0, 1]);

@@ -1333,7 +1333,12 @@ mod tests {
             ),
             (7.5, vec![Stage::new(Duration::from_millis(1500), 91.0)]),
         ];
-        for seq in ["0,1", "0,1/3,2/3,1", "0,0.1,0.25,0.5,1", "0,1/7,3/11,0.5,0.9,1"] {
+        for seq in [
+            "0,1",
+            "0,1/3,2/3,1",
+            "0,0.1,0.25,0.5,1",
+            "0,1/7,3/11,0.5,0.9,1",
+        ] {
             let seq = Sequence::parse(seq).unwrap();
             for (start, stages) in &profiles {
                 let total = total_arrivals(*start, stages);

@@ -155,8 +155,13 @@ impl Sequence {
     }
 
     fn from_points(points: Vec<Ratio>) -> Result<Sequence, SegmentError> {
-        if points.len() < 2 || points[0].num != 0 || points[points.len() - 1].num != points[points.len() - 1].den {
-            return Err(err("a segment sequence starts at 0 and ends at 1, e.g. 0,1/3,2/3,1"));
+        if points.len() < 2
+            || points[0].num != 0
+            || points[points.len() - 1].num != points[points.len() - 1].den
+        {
+            return Err(err(
+                "a segment sequence starts at 0 and ends at 1, e.g. 0,1/3,2/3,1",
+            ));
         }
         for w in points.windows(2) {
             if w[0].cmp_key(w[1]).is_ge() {
@@ -372,11 +377,20 @@ mod tests {
             let mut pts = vec!["0".to_string()];
             for k in 1..=n {
                 acc += k;
-                pts.push(if acc == total { "1".into() } else { format!("{acc}/{total}") });
+                pts.push(if acc == total {
+                    "1".into()
+                } else {
+                    format!("{acc}/{total}")
+                });
             }
             out.push(seq(&pts.join(",")));
         }
-        for s in ["0,0.1,0.25,0.5,1", "0,1/3,0.5,2/3,1", "0,1/7,3/11,0.5,0.9,1", "0,0.999,1"] {
+        for s in [
+            "0,0.1,0.25,0.5,1",
+            "0,1/3,0.5,2/3,1",
+            "0,1/7,3/11,0.5,0.9,1",
+            "0,0.999,1",
+        ] {
             out.push(seq(s));
         }
         out
@@ -396,7 +410,10 @@ mod tests {
         assert!(Sequence::parse("0,0.5").is_err());
         assert!(Sequence::parse("0.1,1").is_err());
         assert!(Sequence::parse("0,0.5,0.5,1").is_err());
-        assert!(Sequence::parse("0,1/999983,1/999979,1").is_err(), "L too large");
+        assert!(
+            Sequence::parse("0,1/999983,1/999979,1").is_err(),
+            "L too large"
+        );
         assert_eq!(
             Sequence::around(Ratio::parse("1/3").unwrap(), Ratio::parse("1").unwrap()).unwrap(),
             seq("0,1/3,1")
