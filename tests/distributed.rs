@@ -362,3 +362,52 @@ fn an_unreachable_coordinator_and_bad_segment_flags_are_named() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn ctrl_c_on_the_coordinator_stops_every_segment_gracefully() {
+    let t = crate::support::target();
+    let url = format!("http://{}/", t.addr);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let args = ["-u", url.as_str(), "-c", "6", "-d", "1h"];
+    let children: Vec<Child> = (0..3)
+        .map(|i| segment(dir.path(), port, i, 3, &args))
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    crate::support::signal(&children[0], libc::SIGINT);
+    let stopped = Instant::now();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        stopped.elapsed()
+    );
+    for o in &outs {
+        assert_eq!(o.status.code(), Some(130), "{}", text(o));
+    }
+    for o in &outs[1..] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("stopping: the coordinator was interrupted"),
+            "{err}"
+        );
+    }
+    let merged = read_json(&dir.path().join("summary-0.json"));
+    assert_eq!(merged["interrupted"], true);
+    assert_eq!(
+        merged["distributed"]["merged"],
+        serde_json::json!([0, 1, 2])
+    );
+    let served = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        u(&merged["requests"]),
+        served,
+        "every request sent is in the merge"
+    );
+}
