@@ -118,6 +118,48 @@ pub(crate) fn scenario_hash(cfg: &Config) -> String {
     format!("{h:016x}")
 }
 
+/// A flag set by Ctrl-C/SIGTERM while the coordinator waits for the segments (so it can tell
+/// them before it exits); during the run, the run's own handling takes over.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = std::thread::Builder::new()
+        .name("stampede-barrier-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let mut term = signal(SignalKind::terminate()).ok();
+                    let term = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            });
+            f.store(true, Ordering::Relaxed);
+        });
+    flag
+}
+
 /// Runs this generator's segment of `plan` (already [`Plan::apply_segment`]ed) with the others.
 pub(crate) fn run(
     mut plan: Plan,
@@ -192,7 +234,12 @@ pub(crate) fn run(
             server.addr, count
         );
     }
-    let go = match server.wait_ready(timeout, || None) {
+    let interrupted = interrupt_flag();
+    let go = match server.wait_ready(timeout, || {
+        interrupted
+            .load(Ordering::Relaxed)
+            .then(|| "the coordinator was interrupted before the start".to_string())
+    }) {
         Ok(g) => g,
         Err(r) => {
             // Late segments still learn the outcome for a moment.

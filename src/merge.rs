@@ -243,6 +243,17 @@ pub(crate) fn merge(
     let mut count = segments;
     for p in parts {
         let i = &p.input;
+        let idx: Vec<u32> = match (&i.segment, &i.distributed) {
+            (Some(s), _) => vec![s.index],
+            (None, Some(d)) => d.merged.clone(),
+            (None, None) => Vec::new(),
+        };
+        if let Some(dup) = idx.iter().find(|x| merged_idx.contains(*x)) {
+            return Err(MergeError::Invalid(
+                p.origin.clone(),
+                format!("segment {dup} is in another input too; it would count twice"),
+            ));
+        }
         let dec = |s: &str| hdr::decode(s).map_err(|e| MergeError::Histogram(p.origin.clone(), e));
         m.secs = m.secs.max(i.duration_s);
         for n in &i.by_name {
@@ -376,7 +387,12 @@ pub(crate) fn merge(
     merged_idx.sort_unstable();
     merged_idx.dedup();
     let count = count.unwrap_or(parts.len() as u32);
-    let missing = (0..count).filter(|i| !merged_idx.contains(i)).collect();
+    // Summaries of lone runs (no segment) name no segment: nothing can be called missing.
+    let missing = if merged_idx.is_empty() {
+        Vec::new()
+    } else {
+        (0..count).filter(|i| !merged_idx.contains(i)).collect()
+    };
     let skew = match (
         starts.iter().copied().reduce(f64::min),
         starts.iter().copied().reduce(f64::max),
@@ -491,5 +507,16 @@ mod tests {
         assert_eq!(again.latency_s.p99, s.latency_s.p99);
         assert_eq!(again.distributed.unwrap().merged, [0, 1]);
         assert!(Part::from_value("x", serde_json::json!({"requests": 1})).is_err());
+        // The same segment twice would count twice.
+        let e = merge(
+            &[part("a", 1, 1, &a, 1.0), part("b", 1, 1, &a, 1.0)],
+            &[],
+            None,
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("segment 1 is in another input too")
+        );
     }
 }
