@@ -16,22 +16,34 @@ use crate::support::{free_port, read_json, write_config};
 
 /// Starts segment `index` of `count` with `args` (a fresh coordinator port each test); its
 /// merged (coordinator) or local summary goes to `dir/summary-I.json`, its local one to
-/// `dir/segment-I.json`.
+/// `dir/segment-I.json`. Segments 0 and 1 get their index and the coordinator by flag; the
+/// others as a Kubernetes Indexed Job's pods would: `JOB_COMPLETION_INDEX` and
+/// `STAMPEDE_COORDINATOR`.
 fn segment(dir: &Path, port: u16, index: u32, count: u32, args: &[&str]) -> Child {
     let coord = format!("127.0.0.1:{port}");
-    Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .arg("run")
-        .args(args)
-        .args(["--quiet", "--segment-count", &count.to_string()])
-        .args(["--segment-index", &index.to_string()])
-        .args(["--coordinator", &coord, "--coordinator-listen", &coord])
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stampede"));
+    c.env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("STAMPEDE_SEGMENT_INDEX")
+        .env_remove("STAMPEDE_COORDINATOR");
+    c.arg("run").args(args);
+    if index < 2 {
+        c.args([
+            "--segment-index",
+            &index.to_string(),
+            "--coordinator",
+            &coord,
+        ]);
+    } else {
+        c.env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("STAMPEDE_COORDINATOR", &coord);
+    }
+    c.args(["--quiet", "--segment-count", &count.to_string()])
+        .args(["--coordinator-listen", &coord])
         .args(["--coordinator-timeout", "30s"])
         .arg("--summary-json")
         .arg(dir.join(format!("summary-{index}.json")))
         .arg("--segment-summary-json")
         .arg(dir.join(format!("segment-{index}.json")))
-        .env_remove("JOB_COMPLETION_INDEX")
-        .env_remove("STAMPEDE_SEGMENT_INDEX")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
