@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Dur, ExportFlags, OutputFlags, Overrides, parse_duration};
+use crate::config::{DistFlags, Dur, ExportFlags, OutputFlags, Overrides, parse_duration};
 
 /// An OpenTelemetry-native HTTP load tester.
 #[derive(Debug, Parser)]
@@ -49,6 +49,20 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         baseline: Option<PathBuf>,
     },
+    /// Merge the summaries of a distributed run's segments (--segment-summary-json files)
+    /// into the summary of the whole test: exact percentiles, thresholds on the merge; exit 3
+    /// when a threshold is crossed, 4 when a segment is missing.
+    Merge {
+        /// The segments' summary JSON files.
+        #[arg(required = true, value_name = "SUMMARY")]
+        summaries: Vec<PathBuf>,
+        /// Write the merged summary as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        summary_json: Option<PathBuf>,
+        /// Threshold, e.g. 'p99 < 500ms', repeatable, judged on the merged result.
+        #[arg(long = "threshold", value_name = "EXPR")]
+        thresholds: Vec<String>,
+    },
     /// Compare two summary JSON files; exit 3 when CURRENT regressed beyond the tolerance.
     Compare {
         /// The baseline summary (--summary-json of an earlier run).
@@ -79,7 +93,8 @@ Examples:
 
 Flags override the file; STAMPEDE_* environment variables sit between the file and the flags
 (STAMPEDE_RUN__ID=nightly). Exit codes: 0 ok, 1 run failed, 2 usage or config error,
-3 threshold crossed, 130 interrupted.";
+3 threshold crossed, 4 distributed run incomplete (a segment's summary is missing),
+130 interrupted.";
 
 /// `stampede target --help` ends with the routes.
 static TARGET_ROUTES: std::sync::LazyLock<String> =
@@ -95,6 +110,9 @@ pub(crate) struct RunArgs {
     /// The flag layer of the configuration.
     #[command(flatten)]
     pub flags: Overrides,
+    /// Distributed-run flags (segments, coordinator).
+    #[command(flatten)]
+    pub dist: DistFlags,
 }
 
 /// The positional argument of `stampede run`.

@@ -91,7 +91,11 @@ impl RunShared {
             .scenarios
             .iter()
             .map(|s| match &s.schedule {
-                Schedule::ArrivalRate { start, stages, .. } => total_arrivals(*start, stages),
+                // This segment's share of the global schedule (all of it outside a
+                // distributed run).
+                Schedule::ArrivalRate { start, stages, .. } => {
+                    plan.stripe.scale(total_arrivals(*start, stages))
+                }
                 _ => 0,
             })
             .collect();
@@ -215,9 +219,11 @@ where
         let mut set = tokio::task::JoinSet::new();
         let mut who = Vec::new();
         for sc in 0..plan.scenarios.len() {
-            let max = plan.scenarios[sc].schedule.max_vus();
+            let max = plan.scenarios[sc].local_vus;
             let mine = (0..max).filter(|v| (*v as usize) % plan.workers == worker);
-            for vu in mine {
+            for k in mine {
+                // VU numbers are global: unique across every segment of a distributed run.
+                let vu = plan.scenarios[sc].vu_id(&plan.stripe, k);
                 ctx.shared.vus.add_allocated(worker, sc, 1);
                 let h = set.spawn_local(vu_body(ctx.clone(), sc, vu));
                 who.push((h.id(), sc, vu));
@@ -508,10 +514,22 @@ fn record_drops(ctx: &WorkerCtx, sc: usize, d: &Drops) {
 /// scheduled while this worker was stalled (the generator), otherwise no free VU.
 fn drop_late(ctx: &WorkerCtx, sc: usize, start: f64, stages: &[Stage], i: u64, now: Instant) {
     let shared = &ctx.shared;
-    let index_at =
-        |t: Instant| arrivals_before(start, stages, t.saturating_duration_since(shared.start));
+    // Indexes here are this segment's (claims); the schedule's are global.
+    let stripe = &shared.plan.stripe;
+    let index_at = |t: Instant| {
+        stripe.scale(arrivals_before(
+            start,
+            stages,
+            t.saturating_duration_since(shared.start),
+        ))
+    };
     let since_start = now.saturating_duration_since(shared.start);
-    let upto = arrivals_before(start, stages, since_start.saturating_sub(CATCH_UP))
+    let upto = stripe
+        .scale(arrivals_before(
+            start,
+            stages,
+            since_start.saturating_sub(CATCH_UP),
+        ))
         .clamp(i + 1, shared.arrivals[sc].max(i + 1));
     // Iterations other VUs claimed meanwhile are theirs to judge; the ones this jump skips over
     // are this VU's to count.
@@ -598,7 +616,9 @@ async fn pace(
             if i >= shared.arrivals[idx] {
                 return None;
             }
-            let at = arrival_time(*start, stages, i)?;
+            // The segment's i-th iteration is the schedule's global iteration nth(i): its
+            // intended time (and so its latency) is the single-machine one.
+            let at = arrival_time(*start, stages, shared.plan.stripe.nth(i))?;
             let Some(t) = shared.at(at) else {
                 // Scheduled beyond what the clock can represent: never due.
                 sleep_until_or_stop(None, phase).await;

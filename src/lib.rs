@@ -11,7 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task
+//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator
 //! 2. threshold, http, stats
 //! 3. config
 //! 4. plan
@@ -19,10 +19,10 @@
 //! 6. executor, export
 //! 7. timeline, progress
 //! 8. report
-//! 9. ci
+//! 9. ci, merge
 //! 10. html
 //! 11. run
-//! 12. cli
+//! 12. cli, distributed
 //! 13. demo
 //!
 //! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
@@ -30,11 +30,14 @@
 mod ci;
 mod cli;
 pub mod config;
+mod coordinator;
 mod demo;
+mod distributed;
 mod executor;
 pub mod export;
 mod html;
 mod http;
+mod merge;
 pub mod metrics;
 mod outcome;
 mod plan;
@@ -42,6 +45,7 @@ mod progress;
 pub mod report;
 mod run;
 mod schedule;
+mod segment;
 mod stats;
 mod suggest;
 pub mod target;
@@ -66,6 +70,9 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: at least one threshold was crossed.
 pub const EXIT_THRESHOLDS: u8 = 3;
+/// Exit code: a distributed run's merged result is incomplete: a segment died or never sent
+/// its summary (the coordinator, `stampede merge`).
+pub const EXIT_INCOMPLETE: u8 = 4;
 /// Exit code: interrupted (Ctrl-C / SIGTERM) before the planned end; the summary is printed.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -307,6 +314,16 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 Err(e) => report_error(&e),
             }
         }
+        cli::Command::Run(args) if args.dist.active() => {
+            let dist = args.dist.clone();
+            let (file, ov) = args.into_parts();
+            run_distributed(file.as_deref(), &ov, &dist)
+        }
+        cli::Command::Merge {
+            summaries,
+            summary_json,
+            thresholds,
+        } => merge_files(&summaries, summary_json.as_deref(), &thresholds),
         cli::Command::Run(args) => {
             let (file, ov) = args.into_parts();
             match run(
@@ -477,6 +494,168 @@ fn compare_files(base: &Path, cur: &Path, tolerance: f64, markdown: bool) -> u8 
             EXIT_USAGE
         }
     }
+}
+
+/// The exit code of a merged summary: 4 when a segment is missing, else as a run's.
+fn merged_exit_code(s: &Summary) -> u8 {
+    if s.distributed
+        .as_ref()
+        .is_some_and(|d| !d.missing.is_empty())
+    {
+        EXIT_INCOMPLETE
+    } else {
+        summary_exit_code(s)
+    }
+}
+
+/// Prints a merged summary: which segments it holds, then the usual text.
+fn print_merged(s: &Summary) {
+    if let Some(d) = &s.distributed {
+        let list = |v: &[u32]| {
+            v.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "\nmerged summary of {} segment{} (start skew {:.1} ms)",
+            d.merged.len(),
+            if d.merged.len() == 1 { "" } else { "s" },
+            d.start_skew_s * 1e3
+        );
+        if !d.missing.is_empty() {
+            println!(
+                "INCOMPLETE: missing segment{} {} of {} (died or never reported); the numbers below lack them",
+                if d.missing.len() == 1 { "" } else { "s" },
+                list(&d.missing),
+                d.segments
+            );
+        }
+    }
+    print!(
+        "{}",
+        report::render_text(s, &report::TextStyle::for_stdout())
+    );
+}
+
+fn write_summary(s: &Summary, p: &Path) -> Result<(), Error> {
+    let json = serde_json::to_string_pretty(s)
+        .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
+    std::fs::write(p, json + "\n")
+        .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
+    Ok(())
+}
+
+/// `stampede run --segment-count N …`: one generator of a distributed run (see
+/// [`distributed`]). Exit codes as a run's; the coordinator's from the merged summary, 4 when
+/// a segment is missing.
+fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::DistFlags) -> u8 {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        EXIT_USAGE
+    };
+    let stripe = match distributed::resolve(dist, &|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(m) => return usage(m),
+    };
+    let mut cfg = match config::load(file, ov) {
+        Ok(c) => c,
+        Err(e) => return report_error(&Error::from(e)),
+    };
+    let hash = distributed::scenario_hash(&cfg);
+    cfg.metrics.segment = Some(stripe.index as u32);
+    let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
+    let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
+    let display = run::Display {
+        progress: !cfg.run.quiet,
+        banner: true,
+        status_interval: Some(cfg.run.status_interval.get()),
+    };
+    let mut plan = match prepare(cfg, run_id, &origin) {
+        Ok(p) => p,
+        Err(e) => return report_error(&e),
+    };
+    let summary_path = plan.summary_json.clone();
+    let (index, count, label) = (stripe.index, stripe.count, stripe.label.clone());
+    plan.apply_segment(stripe);
+    let out = match distributed::run(plan, hash, dist, display) {
+        Ok(o) => o,
+        Err(distributed::DistError::Usage(m)) => return usage(m),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    println!("segment {index} of {count} ({label}): local summary");
+    print!(
+        "{}",
+        report::render_text(&out.local, &report::TextStyle::for_stdout())
+    );
+    let mut result = Ok(());
+    if let Some(p) = &dist.segment_summary_json {
+        result = result.and(write_summary(&out.local, p));
+    }
+    let (main, code) = match &out.merged {
+        Some(m) => {
+            print_merged(m);
+            (m, merged_exit_code(m))
+        }
+        None => (&out.local, summary_exit_code(&out.local)),
+    };
+    if let Some(p) = &summary_path {
+        result = result.and(write_summary(main, p));
+    }
+    match result.and_then(|()| write_ci_outputs(main, code, &ov.output)) {
+        Ok(()) => code,
+        Err(e) => report_error(&e),
+    }
+}
+
+/// `stampede merge`: the coordinator's merge, offline.
+fn merge_files(files: &[std::path::PathBuf], out: Option<&Path>, thresholds: &[String]) -> u8 {
+    let mut parsed = Vec::new();
+    for (i, t) in thresholds.iter().enumerate() {
+        match threshold::Threshold::parse(t) {
+            Ok(t) => parsed.push(t),
+            Err(e) => {
+                eprintln!("error: --threshold #{}: {e}", i + 1);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    for f in files {
+        let part = std::fs::read_to_string(f)
+            .map_err(|e| format!("{}: {e}", f.display()))
+            .and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .map_err(|e| format!("{}: not a summary JSON file: {e}", f.display()))
+            })
+            .and_then(|v| {
+                merge::Part::from_value(&f.display().to_string(), v).map_err(|e| e.to_string())
+            });
+        match part {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let merged = match merge::merge(&parts, &parsed, None) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    print_merged(&merged);
+    if let Some(p) = out
+        && let Err(e) = write_summary(&merged, p)
+    {
+        return report_error(&e);
+    }
+    merged_exit_code(&merged)
 }
 
 fn report_error(e: &Error) -> u8 {

@@ -22,6 +22,7 @@ use crate::config::{
 pub(crate) use crate::http::client::{ClientOptions, Target};
 use crate::http::url::{Credentials, split_credentials};
 use crate::schedule::Stage;
+use crate::segment::Stripe;
 use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
 use crate::threshold::Threshold;
 
@@ -60,6 +61,9 @@ pub struct Plan {
     pub metrics: MetricsConfig,
     /// Where the JSON summary is written (its directory exists).
     pub summary_json: Option<PathBuf>,
+    /// This generator's execution segment ([`Stripe::whole`] outside a distributed run): the
+    /// schedules above are already this segment's share (see [`Plan::apply_segment`]).
+    pub stripe: Stripe,
 }
 
 /// Reporting facts about one request definition.
@@ -211,6 +215,24 @@ pub struct ScenarioPlan {
     pub think_time: Option<ThinkTime>,
     /// Initial VU variable values, by index.
     pub initial_vars: Vec<String>,
+    /// VUs of the whole test (all segments); equal to the schedule's own outside a
+    /// distributed run. VU numbers (`${vu}`) are global: `0..global_vus`.
+    pub global_vus: u64,
+    /// VUs this generator runs (ramping-vus keeps the global profile in its schedule).
+    pub local_vus: u64,
+}
+
+impl ScenarioPlan {
+    /// The global VU number (`${vu}`) of this generator's `k`-th VU: VUs are striped over the
+    /// segments like any other quantity. A segment that was given one VU beyond its share (it
+    /// has iterations to run but its share of the VUs is 0) numbers it past every global VU.
+    pub fn vu_id(&self, stripe: &Stripe, k: u64) -> u64 {
+        if k < stripe.scale(self.global_vus) {
+            stripe.nth(k)
+        } else {
+            self.global_vus + stripe.index as u64 + k
+        }
+    }
 }
 
 /// A URL: fixed, or rendered per request.
@@ -370,7 +392,59 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         },
         metrics,
         summary_json,
+        stripe: Stripe::whole(),
     })
+}
+
+impl Plan {
+    /// Keeps only this generator's segment of the test: every VU count, pre-allocated VU
+    /// count and iteration budget becomes its share ([`Stripe::scale`]; the shares of all
+    /// segments sum exactly to the original). ramping-vus keeps its global profile and the
+    /// segment runs the VUs whose global numbers it owns, so the sum over segments at any
+    /// instant is the single-machine count. Arrival-rate schedules stay global: the executor
+    /// runs only the global iteration indexes the segment owns. A segment with iterations to
+    /// run but no VU in its share gets one VU (so the union of the segments runs every
+    /// iteration; k6 would drop them).
+    pub fn apply_segment(&mut self, stripe: Stripe) {
+        for sc in &mut self.scenarios {
+            let global = sc.schedule.max_vus();
+            sc.global_vus = global;
+            let s = &stripe;
+            sc.local_vus = match &mut sc.schedule {
+                Schedule::ConstantVus {
+                    vus, iterations, ..
+                } => {
+                    *vus = s.scale(*vus);
+                    if let Some(i) = iterations {
+                        *i = s.scale(*i);
+                    }
+                    *vus
+                }
+                Schedule::SharedIterations {
+                    vus, iterations, ..
+                } => {
+                    *vus = s.scale(*vus);
+                    *iterations = s.scale(*iterations);
+                    if *vus == 0 && *iterations > 0 {
+                        *vus = 1;
+                    }
+                    *vus
+                }
+                Schedule::RampingVus { .. } => s.scale(global),
+                Schedule::ArrivalRate { start, stages, vus } => {
+                    let mine = s.scale(crate::schedule::total_arrivals(*start, stages));
+                    *vus = s.scale(*vus);
+                    if *vus == 0 && mine > 0 {
+                        *vus = 1;
+                    }
+                    *vus
+                }
+            };
+        }
+        let vus: u64 = self.scenarios.iter().map(|s| s.local_vus).sum();
+        self.workers = self.workers.min(vus.max(1) as usize);
+        self.stripe = stripe;
+    }
 }
 
 fn available_cpus() -> usize {
@@ -663,10 +737,13 @@ impl Builder<'_> {
             tasks.push(reqs);
             weights.push(task.weight);
         }
+        let schedule = schedule(sc);
         Ok(ScenarioPlan {
             index,
             name: Arc::from(sc.name.as_str()),
-            schedule: schedule(sc),
+            global_vus: schedule.max_vus(),
+            local_vus: schedule.max_vus(),
+            schedule,
             on_start,
             tasks,
             weights,
@@ -1163,6 +1240,128 @@ mod tests {
     use super::*;
     use crate::config::{Overrides, load};
 
+    /// Every segment's plan of `toml` under `seq`.
+    fn segment_plans(toml: &str, seq: &crate::segment::Sequence) -> Vec<Plan> {
+        (0..seq.len())
+            .map(|i| {
+                let mut p = plan_of(toml).expect("plan");
+                p.apply_segment(Stripe::new(seq, i).expect("stripe"));
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn segments_share_vus_and_iterations_exactly() {
+        use crate::segment::Sequence;
+        let toml = r#"
+            [[scenarios]]
+            name = "c"
+            vus = 30
+            iterations = 1001
+            requests = [{ url = "http://127.0.0.1:1/" }]
+            [[scenarios]]
+            name = "r"
+            stages = [{ duration = "10s", target = 7 }, { duration = "10s", target = 0 }]
+            requests = [{ url = "http://127.0.0.1:1/" }]
+            [[scenarios]]
+            name = "o"
+            rate = 3000
+            duration = "5s"
+            vus = 2
+            requests = [{ url = "http://127.0.0.1:1/" }]
+        "#;
+        for seq in ["0,1/3,2/3,1", "0,0.1,0.25,0.5,1", "0,1"] {
+            let seq = Sequence::parse(seq).unwrap();
+            let plans = segment_plans(toml, &seq);
+            let sum = |f: &dyn Fn(&Plan) -> u64| plans.iter().map(f).sum::<u64>();
+            assert_eq!(sum(&|p| p.scenarios[0].local_vus), 30, "{seq}");
+            let iters = |p: &Plan| match p.scenarios[0].schedule {
+                Schedule::SharedIterations { iterations, .. } => iterations,
+                ref s => panic!("{s:?}"),
+            };
+            assert_eq!(sum(&iters), 1001, "{seq}");
+            assert_eq!(sum(&|p| p.scenarios[1].local_vus), 7, "{seq}");
+            // VU numbers are global and unique.
+            let mut ids: Vec<u64> = plans
+                .iter()
+                .flat_map(|p| {
+                    (0..p.scenarios[0].local_vus).map(|k| p.scenarios[0].vu_id(&p.stripe, k))
+                })
+                .collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (0..30).collect::<Vec<_>>());
+            // Ramping-vus: at every instant the active VUs over all segments (a VU is active
+            // while the target exceeds its global number) equal the single-machine count.
+            for tenth in 0..=200 {
+                let t = Duration::from_millis(tenth * 100);
+                let Schedule::RampingVus { start, ref stages } = plans[0].scenarios[1].schedule
+                else {
+                    panic!()
+                };
+                let target = crate::schedule::vu_target(start, stages, t);
+                let single = (0..7).filter(|v| target > *v as f64).count();
+                let union: usize = plans
+                    .iter()
+                    .map(|p| {
+                        (0..p.scenarios[1].local_vus)
+                            .filter(|k| target > p.scenarios[1].vu_id(&p.stripe, *k) as f64)
+                            .count()
+                    })
+                    .sum();
+                assert_eq!(union, single, "{seq} t={t:?}");
+            }
+            // Open model: 2 pre-allocated VUs over more segments: every segment with
+            // iterations still gets a VU.
+            assert!(plans.iter().all(|p| p.scenarios[2].local_vus >= 1));
+        }
+    }
+
+    #[test]
+    fn union_of_segment_arrival_schedules_is_the_single_schedule() {
+        use crate::schedule::{arrival_time, total_arrivals};
+        use crate::segment::Sequence;
+        let profiles: [(f64, Vec<Stage>); 3] = [
+            (3000.0, vec![Stage::new(Duration::from_secs(5), 3000.0)]),
+            (
+                0.0,
+                vec![
+                    Stage::new(Duration::from_secs(3), 500.0),
+                    Stage::new(Duration::from_secs(2), 500.0),
+                    Stage::new(Duration::from_secs(1), 20.0),
+                ],
+            ),
+            (7.5, vec![Stage::new(Duration::from_millis(1500), 91.0)]),
+        ];
+        for seq in [
+            "0,1",
+            "0,1/3,2/3,1",
+            "0,0.1,0.25,0.5,1",
+            "0,1/7,3/11,0.5,0.9,1",
+        ] {
+            let seq = Sequence::parse(seq).unwrap();
+            for (start, stages) in &profiles {
+                let total = total_arrivals(*start, stages);
+                let single: Vec<Duration> = (0..total)
+                    .map(|i| arrival_time(*start, stages, i).unwrap())
+                    .collect();
+                let mut union = Vec::new();
+                for i in 0..seq.len() {
+                    let st = Stripe::new(&seq, i).unwrap();
+                    // What the executor does: local claim c → global index nth(c).
+                    for c in 0..st.scale(total) {
+                        union.push((st.nth(c), arrival_time(*start, stages, st.nth(c)).unwrap()));
+                    }
+                }
+                union.sort_unstable();
+                let idx: Vec<u64> = union.iter().map(|u| u.0).collect();
+                assert_eq!(idx, (0..total).collect::<Vec<_>>(), "{seq}");
+                let times: Vec<Duration> = union.into_iter().map(|u| u.1).collect();
+                assert_eq!(times, single, "{seq}");
+            }
+        }
+    }
+
     fn plan_of(toml: &str) -> Result<Plan, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");
@@ -1463,6 +1662,8 @@ mod tests {
             weights: vec![],
             think_time: None,
             initial_vars: vec![],
+            global_vus: vus,
+            local_vus: vus,
         };
         // Never more workers than VUs.
         assert_eq!(workers(Some(8), &[sc(2)], 1, 4), Ok(2));

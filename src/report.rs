@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::export::{Delivery, Unit, Waiting};
 use crate::metrics::Folded;
@@ -45,10 +45,15 @@ pub struct NameRow {
     pub latency_all_s: Latency,
     /// Count by status code.
     pub status_codes: BTreeMap<String, u64>,
+    /// The successful requests' latency histogram (µs), base64 HdrHistogram V2
+    /// (`crate::stats::hdr`): what `stampede merge` and the coordinator add up exactly.
+    pub latency_hdr: String,
+    /// Every request's latency histogram (µs), the same form.
+    pub latency_all_hdr: String,
 }
 
 /// A check's totals.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckRow {
     /// Check name.
     pub name: String,
@@ -82,6 +87,11 @@ pub struct ScenarioRow {
     /// Open model: how late iterations started, seconds (p50/p99/max meaningful).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_lag_s: Option<Latency>,
+    /// Iteration duration histogram (µs), base64 HdrHistogram V2.
+    pub iteration_duration_hdr: String,
+    /// Open model: start lag histogram (µs), base64 HdrHistogram V2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_hdr: Option<String>,
 }
 
 /// What an exporter delivered, worded from its [`Delivery`] facts.
@@ -215,7 +225,7 @@ pub fn flush_waiting_text(limit: Duration, waiting: &[Waiting]) -> String {
 
 /// Failures that are not HTTP statuses (connection refused, reset, TLS, DNS, timeouts, …),
 /// by the server they happened with.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TargetError {
     /// The `error.type`.
     pub error: String,
@@ -293,6 +303,41 @@ pub struct Summary {
     /// Per-interval statistics (see `crate::timeline`); filled in by the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::timeline::TimelineOut>,
+    /// A distributed run's segment: which part of the test this summary covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentInfo>,
+    /// A merged summary (coordinator, `stampede merge`): which segments it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedInfo>,
+}
+
+/// One segment of a distributed run (in that segment's local summary).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SegmentInfo {
+    /// Segment index.
+    pub index: u32,
+    /// Segments in the run.
+    pub count: u32,
+    /// The segment as `from:to`, e.g. `1/3:2/3`.
+    pub segment: String,
+    /// The common start time handed out by the coordinator, seconds since the Unix epoch.
+    pub planned_start_unix_s: f64,
+    /// When this segment really started, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+}
+
+/// What a merged summary holds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DistributedInfo {
+    /// Segments in the run.
+    pub segments: u32,
+    /// Indexes whose summaries were merged.
+    pub merged: Vec<u32>,
+    /// Indexes whose summaries are missing (the segment died or never reported): the merged
+    /// result is incomplete.
+    pub missing: Vec<u32>,
+    /// Latest minus earliest real start over the merged segments, seconds.
+    pub start_skew_s: f64,
 }
 
 /// Statistics with the plan they belong to: answers thresholds and builds the summary.
@@ -382,6 +427,8 @@ impl Aggregate<'_> {
                 latency_s: latency_of(&h_ok),
                 latency_all_s: latency_of(&h),
                 status_codes: codes,
+                latency_hdr: crate::stats::hdr::encode(&h_ok),
+                latency_all_hdr: crate::stats::hdr::encode(&h),
             });
         }
         let mut errors = BTreeMap::new();
@@ -419,6 +466,11 @@ impl Aggregate<'_> {
                 dropped_generator: st.dropped.generator,
                 iteration_duration_s: latency_of(&st.duration),
                 start_lag_s: p.schedule.is_open().then(|| latency_of(&st.lag)),
+                iteration_duration_hdr: crate::stats::hdr::encode(&st.duration),
+                start_lag_hdr: p
+                    .schedule
+                    .is_open()
+                    .then(|| crate::stats::hdr::encode(&st.lag)),
             })
             .collect::<Vec<_>>();
         let checks = plan
@@ -478,6 +530,8 @@ impl Aggregate<'_> {
             metrics_folded: None,
             interrupted,
             timeline: None,
+            segment: None,
+            distributed: None,
         }
     }
 }
@@ -492,7 +546,7 @@ fn ok_latency<'a>(rs: impl Iterator<Item = &'a RequestStats> + Clone) -> Histogr
 }
 
 /// The unit of a metric's raw value (the JSON's `actual`).
-fn unit_of(m: Metric) -> &'static str {
+pub(crate) fn unit_of(m: Metric) -> &'static str {
     match m {
         Metric::Percentile(_) | Metric::Min | Metric::Max | Metric::Mean => "s",
         Metric::ErrorRate | Metric::CheckRate => "ratio",
@@ -505,7 +559,7 @@ fn unit_of(m: Metric) -> &'static str {
     }
 }
 
-fn executor_name(s: &crate::plan::Schedule) -> String {
+pub(crate) fn executor_name(s: &crate::plan::Schedule) -> String {
     use crate::plan::Schedule::*;
     match s {
         ConstantVus { .. } => "constant-vus",
@@ -1064,6 +1118,8 @@ mod tests {
                     latency_s: lat(0.0123),
                     latency_all_s: lat(0.0101),
                     status_codes: BTreeMap::new(),
+                    latency_hdr: String::new(),
+                    latency_all_hdr: String::new(),
                 })
                 .collect(),
             errors: [("connection_refused".to_string(), 4)].into(),
@@ -1097,6 +1153,8 @@ mod tests {
             metrics_folded: None,
             interrupted: false,
             timeline: None,
+            segment: None,
+            distributed: None,
         }
     }
 

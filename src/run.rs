@@ -59,24 +59,65 @@ impl From<WorkerError> for RunError {
     }
 }
 
+/// What ties a run to the other segments of a distributed run (all empty for a lone run).
+#[derive(Default)]
+pub(crate) struct Coordination {
+    /// The common wall-clock start: the run sleeps until then.
+    pub start_at: Option<std::time::SystemTime>,
+    /// Set (to a reason) when the run must stop from outside: the coordinator was interrupted
+    /// or another segment failed. The run stops gracefully, as on Ctrl-C.
+    pub abort: Option<tokio::sync::watch::Receiver<Option<String>>>,
+    /// Called when this run is interrupted by Ctrl-C/SIGTERM (the coordinator tells everyone).
+    pub on_interrupt: Option<Box<dyn Fn() + Send>>,
+}
+
+/// Waits for an outside stop request; never completes without one.
+async fn aborted(rx: &mut Option<tokio::sync::watch::Receiver<Option<String>>>) -> String {
+    if let Some(rx) = rx.as_mut()
+        && let Ok(v) = rx.wait_for(Option::is_some).await
+    {
+        return v.clone().unwrap_or_default();
+    }
+    std::future::pending().await
+}
+
+fn unix_s(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// How long the final export may take.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the plan to completion (or interruption) and returns its summary.
 pub(crate) fn execute(plan: Plan, display: Display) -> Result<Summary, RunError> {
-    execute_with(plan, display, run_worker)
+    execute_with(plan, display, Coordination::default(), run_worker)
+}
+
+/// [`execute`] as one segment of a distributed run.
+pub(crate) fn execute_coordinated(
+    plan: Plan,
+    display: Display,
+    coord: Coordination,
+) -> Result<Summary, RunError> {
+    execute_with(plan, display, coord, run_worker)
 }
 
 /// What each worker thread runs (tests inject one that panics).
 type WorkerBody = fn(usize, Arc<RunShared>) -> Result<WorkerStats, WorkerError>;
 
-fn execute_with(plan: Plan, display: Display, worker: WorkerBody) -> Result<Summary, RunError> {
+fn execute_with(
+    plan: Plan,
+    display: Display,
+    coord: Coordination,
+    worker: WorkerBody,
+) -> Result<Summary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // A panic on the coordinating thread fails the run with its message, as a worker's does.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(execute_async(plan, display, worker))
+        rt.block_on(execute_async(plan, display, coord, worker))
     }))
     .unwrap_or_else(|p| Err(Panicked::from_payload("the run's coordinator", &*p).into()))
 }
@@ -84,8 +125,14 @@ fn execute_with(plan: Plan, display: Display, worker: WorkerBody) -> Result<Summ
 async fn execute_async(
     plan: Plan,
     display: Display,
+    coord: Coordination,
     worker: WorkerBody,
 ) -> Result<Summary, RunError> {
+    let Coordination {
+        start_at,
+        abort: mut abort_rx,
+        on_interrupt,
+    } = coord;
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
@@ -100,7 +147,7 @@ async fn execute_async(
                 "  scenario {}: {}, up to {} VUs{}",
                 s.name,
                 schedule_text(&s.schedule),
-                s.schedule.max_vus(),
+                s.local_vus,
                 s.schedule
                     .duration()
                     .map(|d| format!(", {}", humantime::format_duration(d)))
@@ -111,8 +158,19 @@ async fn execute_async(
             let _ = writeln!(e, "  export: {d}");
         }
     }
+    // A distributed run starts at the coordinator's wall-clock time (unless told to stop
+    // before it).
+    if let Some(at) = start_at
+        && let Ok(wait) = at.duration_since(std::time::SystemTime::now())
+    {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = aborted(&mut abort_rx) => {}
+        }
+    }
     // The run's time zero: schedules, the summary's duration and stampede.run.duration.
     let clock = Arc::new(RunClock::start());
+    let started_wall = std::time::SystemTime::now();
     let (provider, instruments) = if mcfg.enabled {
         let limits = metrics::SeriesLimits::for_plan(&plan);
         let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers(), limits);
@@ -185,7 +243,16 @@ async fn execute_async(
                 }
                 None => break,
             },
+            reason = aborted(&mut abort_rx), if !interrupted => {
+                interrupted = true;
+                abort_rx = None;
+                term::print_above(&format!("stopping: {reason} (in-flight requests get {})", humantime::format_duration(grace)));
+                shared.stop(grace);
+            }
             _ = signals.next() => {
+                if let Some(f) = &on_interrupt {
+                    f();
+                }
                 if interrupted {
                     term::print_above("second interrupt: cutting in-flight requests now");
                     shared.stop(Duration::ZERO);
@@ -255,6 +322,15 @@ async fn execute_async(
     let mut summary = agg.summary(&export, interrupted);
     summary.metrics_folded = folded;
     summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
+    if !plan.stripe.is_whole() {
+        summary.segment = Some(crate::report::SegmentInfo {
+            index: plan.stripe.index as u32,
+            count: plan.stripe.count as u32,
+            segment: plan.stripe.label.clone(),
+            planned_start_unix_s: start_at.map_or(unix_s(started_wall), unix_s),
+            started_unix_s: unix_s(started_wall),
+        });
+    }
     Ok(summary)
 }
 
@@ -389,7 +465,7 @@ mod tests {
             t.addr
         ));
         let began = std::time::Instant::now();
-        let r = execute_with(plan, Display::default(), |w, s| {
+        let r = execute_with(plan, Display::default(), Coordination::default(), |w, s| {
             if w == 1 {
                 // After the other worker has had time to send requests.
                 std::thread::sleep(Duration::from_millis(300));

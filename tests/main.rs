@@ -8,13 +8,15 @@
 //! - `layers`: imports point down the layer order stated in src/lib.rs;
 //! - `dashboard`: every Grafana panel query against real data from both paths;
 //! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
-//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison;
+//! - `distributed`: N processes as execution segments with a coordinator, against nginx.
 
 mod support;
 
 mod cli;
 mod dashboard;
 mod display;
+mod distributed;
 mod engine;
 mod exporter_prom;
 mod layers;

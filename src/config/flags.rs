@@ -129,6 +129,51 @@ pub struct Overrides {
     pub export: ExportFlags,
 }
 
+/// Help heading of the distributed-run flags.
+const DISTRIBUTED: &str = "Distributed";
+
+/// Flags of a distributed run (`stampede run` only; see the README's "Distributed runs").
+/// They are not configuration keys: each generator gets its own.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DistFlags {
+    /// Run one of N equal execution segments (a distributed run of N generators); the index
+    /// comes from --segment-index, else JOB_COMPLETION_INDEX, else STAMPEDE_SEGMENT_INDEX.
+    #[arg(long, value_name = "N", conflicts_with = "segment", help_heading = DISTRIBUTED)]
+    pub segment_count: Option<u64>,
+    /// This generator's segment (0 to N-1; 0 is the coordinator) [default:
+    /// $JOB_COMPLETION_INDEX, then $STAMPEDE_SEGMENT_INDEX].
+    #[arg(long, value_name = "I", requires = "segment_count", help_heading = DISTRIBUTED)]
+    pub segment_index: Option<u64>,
+    /// Run the execution segment FROM:TO (exact fractions: 0:1/3, 1/3:2/3, 0.5:1) of the
+    /// sequence --segment-sequence [default sequence: 0,FROM,TO,1].
+    #[arg(long, value_name = "FROM:TO", help_heading = DISTRIBUTED)]
+    pub segment: Option<String>,
+    /// The whole segment sequence 0,a,b,…,1 that every generator of the run shares (unequal
+    /// generators), e.g. 0,1/4,1/2,1.
+    #[arg(long, value_name = "0,A,…,1", requires = "segment", help_heading = DISTRIBUTED)]
+    pub segment_sequence: Option<String>,
+    /// Segments other than 0: the coordinator (segment 0) as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", env = "STAMPEDE_COORDINATOR", help_heading = DISTRIBUTED)]
+    pub coordinator: Option<String>,
+    /// Segment 0: where the coordinator listens [default: 0.0.0.0:7070].
+    #[arg(long, value_name = "ADDR", help_heading = DISTRIBUTED)]
+    pub coordinator_listen: Option<std::net::SocketAddr>,
+    /// How long to wait for every segment to be ready (and for the coordinator) [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = DISTRIBUTED)]
+    pub coordinator_timeout: Option<Dur>,
+    /// Write this generator's own (local) summary as JSON to this file; --summary-json on the
+    /// coordinator is the merged one.
+    #[arg(long, value_name = "PATH", help_heading = DISTRIBUTED)]
+    pub segment_summary_json: Option<PathBuf>,
+}
+
+impl DistFlags {
+    /// Whether this is a distributed run.
+    pub fn active(&self) -> bool {
+        self.segment_count.is_some() || self.segment.is_some()
+    }
+}
+
 /// Output flags (shared by `run` and `demo`).
 #[derive(Args, Clone, Debug, Default, Serialize)]
 pub struct OutputFlags {

@@ -19,7 +19,7 @@ pub use duration::{Dur, MAX_DURATION, parse_duration};
 pub use export::{
     BasicAuth, InvalidRemoteWrite, RemoteWriteConfig, RemoteWriteUrl, Secret, TlsConfig, redact_url,
 };
-pub use flags::{ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
+pub use flags::{DistFlags, ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
 pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
 pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, validate};
 
@@ -437,6 +437,10 @@ pub struct MetricsConfig {
     pub remote_write: Vec<RemoteWriteConfig>,
     /// OTLP export.
     pub otlp: Option<OtlpConfig>,
+    /// A distributed run's segment index (set from `--segment-index` & co., never from the
+    /// file): the exporters' `service.instance.id`, so the series of N generators differ.
+    #[serde(skip)]
+    pub segment: Option<u32>,
 }
 
 impl Default for MetricsConfig {
@@ -451,6 +455,7 @@ impl Default for MetricsConfig {
             service_name: None,
             remote_write: Vec::new(),
             otlp: None,
+            segment: None,
         }
     }
 }

@@ -7,8 +7,6 @@
 //! Decoding brings back the exact counts of every bucket (3 significant digits, µs); adding two
 //! decoded histograms equals the histogram the two runs would have recorded together.
 
-#![allow(dead_code)] // Used by the summary JSON (merge, timeline) as those land.
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
@@ -56,6 +54,7 @@ pub(crate) fn decode(s: &str) -> Result<Histogram<u64>, HdrError> {
 }
 
 /// `#[serde(with = "crate::stats::hdr::base64_serde")]` for a `Histogram<u64>` field.
+#[allow(dead_code)] // For typed histogram fields (the timeline's).
 pub(crate) mod base64_serde {
     use hdrhistogram::Histogram;
     use serde::{Deserialize, Deserializer, Serializer};

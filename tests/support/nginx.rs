@@ -44,6 +44,8 @@ daemon off;
 events {{ worker_connections 4096; }}
 http {{
     access_log {d}/access.log;
+    log_format stampede_conn '$connection $request_uri';
+    access_log {d}/connections.log stampede_conn;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -88,6 +90,21 @@ http {{
         std::fs::read_to_string(self.dir.path().join("access.log"))
             .map(|s| s.lines().count())
             .unwrap_or(0)
+    }
+}
+
+impl Nginx {
+    /// Per logged request: nginx's connection serial number and the request URI.
+    pub fn logged_connections(&self) -> Vec<(u64, String)> {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::read_to_string(self.dir.path().join("connections.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (c, uri) = l.split_once(' ')?;
+                Some((c.parse().ok()?, uri.to_string()))
+            })
+            .collect()
     }
 }
 

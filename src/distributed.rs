@@ -1,0 +1,360 @@
+//! A distributed run, from one generator's point of view: which segment it runs (flags and
+//! the Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`), the ready barrier and common start
+//! through [`crate::coordinator`], the run itself ([`crate::run`]) and, on segment 0, the merge
+//! of every segment's summary ([`crate::merge`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::config::{Config, DistFlags};
+use crate::coordinator::{Client, ClientError, Hello, RefusalKind, Server};
+use crate::merge::{Part, merge};
+use crate::plan::Plan;
+use crate::report::Summary;
+use crate::run::{Coordination, Display, RunError, execute_coordinated};
+use crate::segment::{Ratio, Sequence, Stripe};
+
+/// Where the coordinator listens by default.
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:7070";
+/// How long the barrier waits by default.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Environment variables that give the segment index, in order.
+pub(crate) const INDEX_ENV: [&str; 2] = ["JOB_COMPLETION_INDEX", "STAMPEDE_SEGMENT_INDEX"];
+
+/// Why a distributed run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DistError {
+    /// Bad segment flags, or segments that disagree (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The barrier failed (timeout, abort) or the coordinator is unreachable (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// The run itself failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl From<ClientError> for DistError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused(r) if r.kind == RefusalKind::Mismatch => {
+                DistError::Usage(r.message)
+            }
+            e => DistError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// What a generator ends with.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// Its own summary.
+    pub local: Summary,
+    /// On the coordinator: the merged summary of every segment.
+    pub merged: Option<Summary>,
+}
+
+/// The segment this generator runs, from the flags (`env` reads the environment).
+pub(crate) fn resolve(
+    flags: &DistFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Stripe, String> {
+    if let Some(n) = flags.segment_count {
+        let seq = Sequence::equal(n).map_err(|e| format!("--segment-count {n}: {e}"))?;
+        let (index, from) = match flags.segment_index {
+            Some(i) => (i.to_string(), "--segment-index".to_string()),
+            None => INDEX_ENV
+                .iter()
+                .find_map(|k| env(k).filter(|v| !v.trim().is_empty()).map(|v| (v, k.to_string())))
+                .ok_or_else(|| {
+                    format!(
+                        "--segment-count {n} needs the segment index: --segment-index I, or the environment variable JOB_COMPLETION_INDEX or STAMPEDE_SEGMENT_INDEX"
+                    )
+                })?,
+        };
+        let i: u64 = index
+            .trim()
+            .parse()
+            .map_err(|_| format!("{from}: {index:?} is not a segment index (0 to {})", n - 1))?;
+        if i >= n {
+            return Err(format!(
+                "{from}: segment index {i} is out of range: --segment-count {n} has segments 0 to {}",
+                n - 1
+            ));
+        }
+        return Stripe::new(&seq, i as usize).map_err(|e| format!("{from}: {e}"));
+    }
+    let Some(seg) = &flags.segment else {
+        return Ok(Stripe::whole());
+    };
+    let (from, to) = seg
+        .split_once(':')
+        .ok_or_else(|| format!("--segment {seg:?}: expected FROM:TO, e.g. 0:1/3"))?;
+    let from = Ratio::parse(from).map_err(|e| format!("--segment: {e}"))?;
+    let to = Ratio::parse(to).map_err(|e| format!("--segment: {e}"))?;
+    let seq = match &flags.segment_sequence {
+        Some(s) => Sequence::parse(s).map_err(|e| format!("--segment-sequence: {e}"))?,
+        None => Sequence::around(from, to).map_err(|e| format!("--segment {seg}: {e}"))?,
+    };
+    let i = seq.position(from, to).ok_or_else(|| {
+        format!("--segment {seg} is not a segment of --segment-sequence {seq} (FROM and TO must be neighbours in it)")
+    })?;
+    Stripe::new(&seq, i).map_err(|e| format!("--segment {seg}: {e}"))
+}
+
+/// A hash of what every segment must agree on: scenarios, request defaults and thresholds
+/// (FNV-1a 64 of their JSON; values are hashed, never printed).
+pub(crate) fn scenario_hash(cfg: &Config) -> String {
+    let text = serde_json::to_string(&(&cfg.scenarios, &cfg.defaults, &cfg.thresholds))
+        .unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A flag set by Ctrl-C/SIGTERM while the coordinator waits for the segments (so it can tell
+/// them before it exits); during the run, the run's own handling takes over.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = std::thread::Builder::new()
+        .name("stampede-barrier-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let mut term = signal(SignalKind::terminate()).ok();
+                    let term = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            });
+            f.store(true, Ordering::Relaxed);
+        });
+    flag
+}
+
+/// Runs this generator's segment of `plan` (already [`Plan::apply_segment`]ed) with the others.
+pub(crate) fn run(
+    mut plan: Plan,
+    hash: String,
+    flags: &DistFlags,
+    display: Display,
+) -> Result<Outcome, DistError> {
+    let index = plan.stripe.index as u32;
+    let count = plan.stripe.count as u32;
+    let hello = Hello {
+        index,
+        count,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_hash: hash,
+    };
+    let timeout = flags
+        .coordinator_timeout
+        .map_or(DEFAULT_TIMEOUT, |d| d.get());
+    let thresholds = plan.thresholds.clone();
+    let collect_limit = plan.graceful_stop + Duration::from_secs(30);
+    if index != 0 {
+        let addr = flags.coordinator.clone().ok_or_else(|| {
+            DistError::Usage(format!(
+                "segment {index} needs --coordinator HOST:PORT (or STAMPEDE_COORDINATOR): the address of segment 0"
+            ))
+        })?;
+        let client = Client {
+            coordinator: addr,
+            index,
+        };
+        let go = client.ready(&hello, timeout)?;
+        plan.run_id = go.run_id.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let coord = Coordination {
+            start_at: Some(go.start()),
+            abort: Some(client.watch(stop.clone())),
+            on_interrupt: None,
+        };
+        let r = execute_coordinated(plan, display, coord);
+        stop.store(true, Ordering::Relaxed);
+        return match r {
+            Ok(local) => {
+                let v = serde_json::to_value(&local).unwrap_or_default();
+                if let Err(e) = client.done(&v, Duration::from_secs(10)) {
+                    tracing::warn!("{e}");
+                }
+                Ok(Outcome {
+                    local,
+                    merged: None,
+                })
+            }
+            Err(e) => {
+                client.abort(&e.to_string());
+                Err(e.into())
+            }
+        };
+    }
+    let listen = match flags.coordinator_listen {
+        Some(a) => a,
+        None => DEFAULT_LISTEN
+            .parse::<SocketAddr>()
+            .map_err(|e| DistError::Usage(e.to_string()))?,
+    };
+    let server = Server::start(listen, hello, plan.run_id.clone()).map_err(|e| {
+        DistError::Failed(format!(
+            "the coordinator cannot listen on {listen} (--coordinator-listen): {e}"
+        ))
+    })?;
+    if display.banner {
+        eprintln!(
+            "stampede coordinator listening on {} for {} segments",
+            server.addr, count
+        );
+    }
+    let interrupted = interrupt_flag();
+    let go = match server.wait_ready(timeout, || {
+        interrupted
+            .load(Ordering::Relaxed)
+            .then(|| "the coordinator was interrupted before the start".to_string())
+    }) {
+        Ok(g) => g,
+        Err(r) => {
+            // Late segments still learn the outcome for a moment.
+            server.shutdown(Duration::from_secs(2));
+            return Err(match r.kind {
+                RefusalKind::Mismatch => DistError::Usage(r.message),
+                RefusalKind::Failed => DistError::Failed(r.message),
+            });
+        }
+    };
+    plan.run_id = go.run_id.clone();
+    let server = Arc::new(server);
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let relay = {
+        let (server, stop) = (server.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(r) = server.aborted() {
+                    tx.send_replace(Some(r));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let s2 = server.clone();
+    let coord = Coordination {
+        start_at: Some(go.start()),
+        abort: Some(rx),
+        on_interrupt: Some(Box::new(move || {
+            s2.abort("the coordinator was interrupted")
+        })),
+    };
+    let r = execute_coordinated(plan, display, coord);
+    stop.store(true, Ordering::Relaxed);
+    let _ = relay.join();
+    let local = match r {
+        Ok(s) => s,
+        Err(e) => {
+            server.abort(&format!("the coordinator failed: {e}"));
+            std::thread::sleep(crate::coordinator::POLL * 3);
+            return Err(e.into());
+        }
+    };
+    let others = server.collect(collect_limit);
+    let mut parts = Vec::new();
+    let mine = serde_json::to_value(&local).unwrap_or_default();
+    if let Ok(p) = Part::from_value("segment 0", mine) {
+        parts.push(p);
+    }
+    for (i, v) in others {
+        match Part::from_value(&format!("segment {i}"), v) {
+            Ok(p) => parts.push(p),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    let merged =
+        merge(&parts, &thresholds, Some(count)).map_err(|e| DistError::Failed(e.to_string()))?;
+    if let Ok(s) = Arc::try_unwrap(server) {
+        s.shutdown(Duration::ZERO);
+    }
+    Ok(Outcome {
+        local,
+        merged: Some(merged),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(count: Option<u64>, index: Option<u64>) -> DistFlags {
+        DistFlags {
+            segment_count: count,
+            segment_index: index,
+            ..DistFlags::default()
+        }
+    }
+
+    #[test]
+    fn the_index_comes_from_the_flag_then_the_job_then_stampede() {
+        let none = |_: &str| None;
+        let job = |k: &str| (k == "JOB_COMPLETION_INDEX").then(|| "2".to_string());
+        let own = |k: &str| (k == "STAMPEDE_SEGMENT_INDEX").then(|| "1".to_string());
+        assert_eq!(resolve(&flags(Some(3), Some(1)), &job).unwrap().index, 1);
+        assert_eq!(resolve(&flags(Some(3), None), &job).unwrap().index, 2);
+        assert_eq!(resolve(&flags(Some(3), None), &own).unwrap().index, 1);
+        let e = resolve(&flags(Some(3), None), &none).unwrap_err();
+        assert!(e.contains("JOB_COMPLETION_INDEX"), "{e}");
+        let e = resolve(&flags(Some(3), Some(3)), &none).unwrap_err();
+        assert!(
+            e.starts_with("--segment-index: segment index 3 is out of range"),
+            "{e}"
+        );
+        let e = resolve(&flags(Some(2), None), &job).unwrap_err();
+        assert!(e.starts_with("JOB_COMPLETION_INDEX:"), "{e}");
+        assert!(resolve(&flags(None, None), &none).unwrap().is_whole());
+        let f = DistFlags {
+            segment: Some("1/4:1/2".into()),
+            segment_sequence: Some("0,1/4,1/2,1".into()),
+            ..DistFlags::default()
+        };
+        let s = resolve(&f, &none).unwrap();
+        assert_eq!((s.index, s.count, s.label.as_str()), (1, 3, "1/4:1/2"));
+        let f = DistFlags {
+            segment: Some("0:1/3".into()),
+            segment_sequence: Some("0,1/4,1/2,1".into()),
+            ..DistFlags::default()
+        };
+        assert!(resolve(&f, &none).unwrap_err().contains("not a segment of"));
+        let f = DistFlags {
+            segment: Some("1/3:2/3".into()),
+            ..DistFlags::default()
+        };
+        assert_eq!(resolve(&f, &none).unwrap().count, 3);
+    }
+}

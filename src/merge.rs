@@ -1,0 +1,522 @@
+//! Merging the summaries of a distributed run's segments into the summary of the whole test:
+//! what the coordinator does at the end of a run and `stampede merge` does offline.
+//!
+//! Counts add up; latencies are never averaged: every summary carries its histograms (base64
+//! HdrHistogram V2, [`crate::stats::hdr`]) per request name (successful and all requests) and
+//! per scenario, and the merged percentiles come from the added histograms, exactly as one
+//! machine recording every request would have computed them. Thresholds are evaluated on the
+//! merged result through [`crate::threshold::Source`]. The run's duration is the longest
+//! segment's (the segments run side by side); rates are the merged counts over it.
+//!
+//! The merged summary is itself mergeable (it carries the merged histograms). The per-interval
+//! timeline is not merged here (the merged summary has none).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+
+use crate::report::{
+    CheckRow, DistributedInfo, NameRow, ScenarioRow, SegmentInfo, Summary, TargetError,
+    ThresholdRow, unit_of,
+};
+use crate::stats::{hdr, latency_of, new_hist};
+use crate::threshold::{Filter, Metric, Source, Threshold};
+
+/// A summary that cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MergeError {
+    /// Not a summary JSON, or one without histograms (written by an older stampede).
+    #[error(
+        "{0}: not a mergeable summary (stampede run --summary-json / --segment-summary-json): {1}"
+    )]
+    Invalid(String, String),
+    /// A histogram that does not decode.
+    #[error("{0}: {1}")]
+    Histogram(String, hdr::HdrError),
+    /// Nothing to merge.
+    #[error("no summaries to merge")]
+    Empty,
+}
+
+/// One request name of an input summary.
+#[derive(Debug, Deserialize)]
+struct InName {
+    name: String,
+    method: String,
+    scenario: String,
+    requests: u64,
+    failures: u64,
+    status_codes: BTreeMap<String, u64>,
+    latency_hdr: String,
+    latency_all_hdr: String,
+}
+
+/// One scenario of an input summary.
+#[derive(Debug, Deserialize)]
+struct InScenario {
+    name: String,
+    executor: String,
+    iterations: u64,
+    dropped_no_vu: u64,
+    dropped_generator: u64,
+    iteration_duration_hdr: String,
+    #[serde(default)]
+    start_lag_hdr: Option<String>,
+}
+
+/// What merging reads from a summary JSON (the rest is ignored).
+#[derive(Debug, Deserialize)]
+struct Input {
+    run_id: String,
+    duration_s: f64,
+    by_name: Vec<InName>,
+    errors: BTreeMap<String, u64>,
+    errors_by_target: Vec<TargetError>,
+    reconnects: u64,
+    scenarios: Vec<InScenario>,
+    checks: Vec<CheckRow>,
+    interrupted: bool,
+    #[serde(default)]
+    segment: Option<SegmentInfo>,
+    #[serde(default)]
+    distributed: Option<DistributedInfo>,
+}
+
+/// A summary to merge, read from JSON; `origin` names it in errors (a file, `segment 2`).
+#[derive(Debug)]
+pub(crate) struct Part {
+    origin: String,
+    input: Input,
+}
+
+impl Part {
+    /// Reads a summary JSON value.
+    pub(crate) fn from_value(origin: &str, v: serde_json::Value) -> Result<Part, MergeError> {
+        let input = serde_json::from_value(v)
+            .map_err(|e| MergeError::Invalid(origin.to_string(), e.to_string()))?;
+        Ok(Part {
+            origin: origin.to_string(),
+            input,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Name {
+    requests: u64,
+    failures: u64,
+    codes: BTreeMap<String, u64>,
+    ok: Option<Histogram<u64>>,
+    all: Option<Histogram<u64>>,
+}
+
+#[derive(Default)]
+struct Scen {
+    executor: String,
+    iterations: u64,
+    no_vu: u64,
+    generator: u64,
+    duration: Option<Histogram<u64>>,
+    lag: Option<Histogram<u64>>,
+}
+
+fn add(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
+    match into {
+        Some(a) => {
+            // Both decoded to stampede's bounds: cannot fail.
+            let _ = a.add(&h);
+        }
+        None => *into = Some(h),
+    }
+}
+
+/// The merged statistics, by key, before they become a summary.
+struct Merged {
+    names: BTreeMap<(String, String, String), Name>,
+    scenarios: Vec<(String, Scen)>,
+    checks: BTreeMap<(String, String, String), (u64, u64)>,
+    secs: f64,
+}
+
+impl Merged {
+    fn rows(&self, f: &Filter) -> impl Iterator<Item = &Name> {
+        self.names
+            .iter()
+            .filter(|((sc, name, method), _)| {
+                f.name.as_deref().is_none_or(|n| n == name)
+                    && f.method.as_deref().is_none_or(|m| m == method)
+                    && f.scenario.as_deref().is_none_or(|s| s == sc)
+            })
+            .map(|(_, v)| v)
+    }
+
+    fn missing(&self, metric: Metric, f: &Filter) -> String {
+        let rows: Vec<&Name> = self.rows(f).collect();
+        let reqs: u64 = rows.iter().map(|r| r.requests).sum();
+        match metric {
+            Metric::Iterations | Metric::DroppedIterations => "no scenario matches".into(),
+            Metric::CheckRate | Metric::CheckFailures => "no checks".into(),
+            _ if rows.is_empty() => "no request matches".into(),
+            _ if reqs == 0 => "no requests were sent".into(),
+            _ => format!("no successful requests, {reqs} failed"),
+        }
+    }
+}
+
+impl Source for Merged {
+    fn value(&self, metric: Metric, f: &Filter) -> Option<f64> {
+        let rows: Vec<&Name> = self.rows(f).collect();
+        let reqs: u64 = rows.iter().map(|r| r.requests).sum();
+        let fails: u64 = rows.iter().map(|r| r.failures).sum();
+        let lat = || {
+            let mut h = new_hist();
+            for r in &rows {
+                if let Some(x) = &r.ok {
+                    let _ = h.add(x);
+                }
+            }
+            (!h.is_empty()).then_some(h)
+        };
+        let scen = self
+            .scenarios
+            .iter()
+            .filter(|(n, _)| f.scenario.as_deref().is_none_or(|s| s == n))
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>();
+        // Checks have no method: a method filter matches the checks of the named requests.
+        let checks: Vec<(u64, u64)> = self
+            .checks
+            .iter()
+            .filter(|((sc, req, _), _)| {
+                f.name.as_deref().is_none_or(|n| n == req)
+                    && f.scenario.as_deref().is_none_or(|s| s == sc)
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        match metric {
+            Metric::Percentile(q) => lat().map(|h| h.value_at_quantile(q / 100.0) as f64 / 1e6),
+            Metric::Min => lat().map(|h| h.min() as f64 / 1e6),
+            Metric::Max => lat().map(|h| h.max() as f64 / 1e6),
+            Metric::Mean => lat().map(|h| h.mean() / 1e6),
+            Metric::ErrorRate => (reqs > 0).then(|| fails as f64 / reqs as f64),
+            Metric::Rps => (!rows.is_empty()).then(|| reqs as f64 / self.secs),
+            Metric::Requests => (!rows.is_empty()).then_some(reqs as f64),
+            Metric::Failures => (!rows.is_empty()).then_some(fails as f64),
+            Metric::Iterations => {
+                (!scen.is_empty()).then(|| scen.iter().map(|s| s.iterations).sum::<u64>() as f64)
+            }
+            Metric::DroppedIterations => (!scen.is_empty())
+                .then(|| scen.iter().map(|s| s.no_vu + s.generator).sum::<u64>() as f64),
+            Metric::CheckRate => {
+                let (p, fl) = checks.iter().fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
+                (p + fl > 0).then(|| p as f64 / (p + fl) as f64)
+            }
+            Metric::CheckFailures => {
+                (!checks.is_empty()).then(|| checks.iter().map(|c| c.1).sum::<u64>() as f64)
+            }
+        }
+    }
+}
+
+/// Merges segment summaries into the whole test's summary, with `thresholds` evaluated on it.
+/// `segments` is the run's segment count when known (the coordinator's); otherwise it is taken
+/// from the parts. Segments of `0..segments` without a part are listed as missing.
+pub(crate) fn merge(
+    parts: &[Part],
+    thresholds: &[Threshold],
+    segments: Option<u32>,
+) -> Result<Summary, MergeError> {
+    let first = parts.first().ok_or(MergeError::Empty)?;
+    let mut m = Merged {
+        names: BTreeMap::new(),
+        scenarios: Vec::new(),
+        checks: BTreeMap::new(),
+        secs: 0.0,
+    };
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_target: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut reconnects = 0;
+    let mut interrupted = false;
+    let mut merged_idx = Vec::new();
+    let mut starts = Vec::new();
+    let mut count = segments;
+    for p in parts {
+        let i = &p.input;
+        let idx: Vec<u32> = match (&i.segment, &i.distributed) {
+            (Some(s), _) => vec![s.index],
+            (None, Some(d)) => d.merged.clone(),
+            (None, None) => Vec::new(),
+        };
+        if let Some(dup) = idx.iter().find(|x| merged_idx.contains(*x)) {
+            return Err(MergeError::Invalid(
+                p.origin.clone(),
+                format!("segment {dup} is in another input too; it would count twice"),
+            ));
+        }
+        let dec = |s: &str| hdr::decode(s).map_err(|e| MergeError::Histogram(p.origin.clone(), e));
+        m.secs = m.secs.max(i.duration_s);
+        for n in &i.by_name {
+            let e = m
+                .names
+                .entry((n.scenario.clone(), n.name.clone(), n.method.clone()))
+                .or_default();
+            e.requests += n.requests;
+            e.failures += n.failures;
+            for (c, k) in &n.status_codes {
+                *e.codes.entry(c.clone()).or_insert(0) += k;
+            }
+            add(&mut e.ok, dec(&n.latency_hdr)?);
+            add(&mut e.all, dec(&n.latency_all_hdr)?);
+        }
+        for s in &i.scenarios {
+            let pos = match m.scenarios.iter().position(|(n, _)| *n == s.name) {
+                Some(p) => p,
+                None => {
+                    m.scenarios.push((s.name.clone(), Scen::default()));
+                    m.scenarios.len() - 1
+                }
+            };
+            let e = &mut m.scenarios[pos].1;
+            e.executor = s.executor.clone();
+            e.iterations += s.iterations;
+            e.no_vu += s.dropped_no_vu;
+            e.generator += s.dropped_generator;
+            add(&mut e.duration, dec(&s.iteration_duration_hdr)?);
+            if let Some(l) = &s.start_lag_hdr {
+                add(&mut e.lag, dec(l)?);
+            }
+        }
+        for c in &i.checks {
+            let e = m
+                .checks
+                .entry((c.scenario.clone(), c.request.clone(), c.name.clone()))
+                .or_default();
+            e.0 += c.passes;
+            e.1 += c.fails;
+        }
+        for (k, n) in &i.errors {
+            *errors.entry(k.clone()).or_insert(0) += n;
+        }
+        for t in &i.errors_by_target {
+            *by_target
+                .entry((t.error.clone(), t.target.clone()))
+                .or_insert(0) += t.count;
+        }
+        reconnects += i.reconnects;
+        interrupted |= i.interrupted;
+        if let Some(s) = &i.segment {
+            merged_idx.push(s.index);
+            starts.push(s.started_unix_s);
+            count.get_or_insert(s.count);
+        }
+        if let Some(d) = &i.distributed {
+            // A merged summary merged again: its segments count as merged.
+            merged_idx.extend(&d.merged);
+            count.get_or_insert(d.segments);
+        }
+    }
+    let secs = m.secs.max(1e-9);
+    let mut all = new_hist();
+    let mut ok = new_hist();
+    let mut by_name = Vec::new();
+    for ((sc, name, method), n) in &m.names {
+        let h_ok = n.ok.clone().unwrap_or_else(new_hist);
+        let h_all = n.all.clone().unwrap_or_else(new_hist);
+        let _ = ok.add(&h_ok);
+        let _ = all.add(&h_all);
+        by_name.push(NameRow {
+            name: name.clone(),
+            method: method.clone(),
+            scenario: sc.clone(),
+            requests: n.requests,
+            failures: n.failures,
+            rps: n.requests as f64 / secs,
+            latency_s: latency_of(&h_ok),
+            latency_all_s: latency_of(&h_all),
+            status_codes: n.codes.clone(),
+            latency_hdr: hdr::encode(&h_ok),
+            latency_all_hdr: hdr::encode(&h_all),
+        });
+    }
+    let scenarios: Vec<ScenarioRow> = m
+        .scenarios
+        .iter()
+        .map(|(name, s)| {
+            let d = s.duration.clone().unwrap_or_else(new_hist);
+            ScenarioRow {
+                name: name.clone(),
+                executor: s.executor.clone(),
+                iterations: s.iterations,
+                dropped_iterations: s.no_vu + s.generator,
+                dropped_no_vu: s.no_vu,
+                dropped_generator: s.generator,
+                iteration_duration_s: latency_of(&d),
+                start_lag_s: s.lag.as_ref().map(latency_of),
+                iteration_duration_hdr: hdr::encode(&d),
+                start_lag_hdr: s.lag.as_ref().map(hdr::encode),
+            }
+        })
+        .collect();
+    let checks = m
+        .checks
+        .iter()
+        .map(|((sc, req, name), (p, f))| CheckRow {
+            name: name.clone(),
+            request: req.clone(),
+            scenario: sc.clone(),
+            passes: *p,
+            fails: *f,
+        })
+        .collect();
+    let threshold_rows = thresholds
+        .iter()
+        .map(|t| {
+            let o = t.evaluate(&m);
+            ThresholdRow {
+                reason: o.actual.is_none().then(|| m.missing(t.metric, &t.filter)),
+                threshold: o.threshold,
+                actual: o.actual,
+                ok: o.ok,
+                unit: unit_of(t.metric),
+            }
+        })
+        .collect();
+    let requests: u64 = by_name.iter().map(|r| r.requests).sum();
+    let failures: u64 = by_name.iter().map(|r| r.failures).sum();
+    merged_idx.sort_unstable();
+    merged_idx.dedup();
+    let count = count.unwrap_or(parts.len() as u32);
+    // Summaries of lone runs (no segment) name no segment: nothing can be called missing.
+    let missing = if merged_idx.is_empty() {
+        Vec::new()
+    } else {
+        (0..count).filter(|i| !merged_idx.contains(i)).collect()
+    };
+    let skew = match (
+        starts.iter().copied().reduce(f64::min),
+        starts.iter().copied().reduce(f64::max),
+    ) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
+    Ok(Summary {
+        run_id: first.input.run_id.clone(),
+        requests,
+        failures,
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            failures as f64 / requests as f64
+        },
+        rps: requests as f64 / secs,
+        duration_s: secs,
+        latency_s: latency_of(&ok),
+        latency_all_s: latency_of(&all),
+        by_name,
+        errors,
+        errors_by_target: by_target
+            .into_iter()
+            .map(|((error, target), count)| TargetError {
+                error,
+                target,
+                count,
+            })
+            .collect(),
+        reconnects,
+        iterations: scenarios.iter().map(|s| s.iterations).sum(),
+        dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
+        dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
+        dropped_generator: scenarios.iter().map(|s| s.dropped_generator).sum(),
+        scenarios,
+        checks,
+        thresholds: threshold_rows,
+        export: Vec::new(),
+        metrics_folded: None,
+        interrupted,
+        timeline: None,
+        segment: None,
+        distributed: Some(DistributedInfo {
+            segments: count,
+            merged: merged_idx,
+            missing,
+            start_skew_s: skew,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(origin: &str, index: u32, reqs: u64, lat_us: &[u64], dur: f64) -> Part {
+        let mut h = new_hist();
+        for v in lat_us {
+            h.record(*v).unwrap();
+        }
+        let v = serde_json::json!({
+            "run_id": "r",
+            "duration_s": dur,
+            "by_name": [{
+                "name": "/", "method": "GET", "scenario": "s", "requests": reqs, "failures": 0,
+                "status_codes": {"200": reqs}, "latency_hdr": hdr::encode(&h),
+                "latency_all_hdr": hdr::encode(&h)
+            }],
+            "errors": {}, "errors_by_target": [], "reconnects": 0,
+            "scenarios": [{"name": "s", "executor": "constant-vus", "iterations": reqs,
+                "dropped_no_vu": 0, "dropped_generator": 0,
+                "iteration_duration_hdr": hdr::encode(&h)}],
+            "checks": [], "interrupted": false,
+            "segment": {"index": index, "count": 3, "segment": "x", "planned_start_unix_s": 100.0,
+                "started_unix_s": 100.0 + index as f64 * 0.001}
+        });
+        Part::from_value(origin, v).unwrap()
+    }
+
+    #[test]
+    fn percentiles_come_from_the_union_and_thresholds_judge_the_merge() {
+        // Segment 0 is fast, segment 1 slow: the merged p50 is neither's own.
+        let a: Vec<u64> = (1..=100).map(|i| i * 10).collect();
+        let b: Vec<u64> = (1..=100).map(|i| 5_000 + i * 10).collect();
+        let parts = [part("a", 0, 100, &a, 5.0), part("b", 1, 100, &b, 5.2)];
+        let t = [
+            Threshold::parse("requests < 150").unwrap(),
+            Threshold::parse("p50 < 10ms").unwrap(),
+        ];
+        let s = merge(&parts, &t, None).unwrap();
+        assert_eq!(s.requests, 200);
+        assert_eq!(s.duration_s, 5.2);
+        let mut union = new_hist();
+        for v in a.iter().chain(&b) {
+            union.record(*v).unwrap();
+        }
+        assert_eq!(s.latency_s.p99, union.value_at_quantile(0.99) as f64 / 1e6);
+        assert_eq!(s.latency_s.p50, union.value_at_quantile(0.5) as f64 / 1e6);
+        assert!(
+            !s.thresholds[0].ok,
+            "200 requests crosses a count each part passes"
+        );
+        assert!(s.thresholds[1].ok);
+        let d = s.distributed.unwrap();
+        assert_eq!(d.merged, [0, 1]);
+        assert_eq!(d.missing, [2]);
+        assert!((d.start_skew_s - 0.001).abs() < 1e-9);
+        // The merged summary merges again.
+        let v = serde_json::to_value(merge(&parts, &[], None).unwrap()).unwrap();
+        let again = merge(&[Part::from_value("m", v).unwrap()], &[], Some(3)).unwrap();
+        assert_eq!(again.latency_s.p99, s.latency_s.p99);
+        assert_eq!(again.distributed.unwrap().merged, [0, 1]);
+        assert!(Part::from_value("x", serde_json::json!({"requests": 1})).is_err());
+        // The same segment twice would count twice.
+        let e = merge(
+            &[part("a", 1, 1, &a, 1.0), part("b", 1, 1, &a, 1.0)],
+            &[],
+            None,
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("segment 1 is in another input too")
+        );
+    }
+}
