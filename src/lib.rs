@@ -11,7 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task
+//! 1. outcome, template, term, suggest, target, schedule, task, process
 //! 2. threshold, http, stats
 //! 3. config
 //! 4. plan
@@ -38,6 +38,7 @@ mod http;
 pub mod metrics;
 mod outcome;
 mod plan;
+pub mod process;
 mod progress;
 pub mod report;
 mod run;
