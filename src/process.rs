@@ -298,7 +298,11 @@ mod tests {
     fn a_short_tail_interval_does_not_set_the_peak_and_a_light_run_is_not_cpu_bound() {
         let m = Monitor::with_cores(1);
         let (t0, c0) = (m.started, m.start_cpu);
-        m.sample_at(t0 + Duration::from_secs(1), cpu(c0.user + 0.2, c0.system), false);
+        m.sample_at(
+            t0 + Duration::from_secs(1),
+            cpu(c0.user + 0.2, c0.system),
+            false,
+        );
         // 100 ms at 100 %: too short to count.
         let end = t0 + Duration::from_millis(1100);
         m.sample_at(end, cpu(c0.user + 0.3, c0.system), true);
