@@ -190,7 +190,12 @@ fn three_generators(sink: &Sink<'_>, run: &str) -> Vec<GeneratorRun> {
                     .args(["--remote-write-url", &p.write_url()])
                     .args(["--remote-write-interval", "1s"]),
                 Sink::Collector(c) => cmd
-                    .args(["--otlp-endpoint", &c.grpc_endpoint, "--otlp-protocol", "grpc"])
+                    .args([
+                        "--otlp-endpoint",
+                        &c.grpc_endpoint,
+                        "--otlp-protocol",
+                        "grpc",
+                    ])
                     .args(["--metrics-interval", "1s"]),
             };
             (cmd.spawn().expect("start the stampede binary"), json)

@@ -8,7 +8,9 @@
 //! - `layers`: imports point down the layer order stated in src/lib.rs;
 //! - `dashboard`: every Grafana panel query against real data from both paths;
 //! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
-//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison;
+//! - `kubernetes`: deploy/kubernetes renders and validates against the Kubernetes API schema, and
+//!   the Dockerfile lints.
 
 mod support;
 
@@ -17,6 +19,7 @@ mod dashboard;
 mod display;
 mod engine;
 mod exporter_prom;
+mod kubernetes;
 mod layers;
 mod otlp;
 mod remote_write;
