@@ -9,6 +9,12 @@
 //! `process.memory.usage`, and the summary gets a [`Generator`] object that says whether the
 //! generator was CPU-bound.
 //!
+//! A generator can also be short of CPU that other processes on the same cores take: then its
+//! own utilization stays low while its requests wait. So the monitor also reads how busy the
+//! load-generating threads were (the tokio runtimes' busy time: running tasks, or ready to and
+//! waiting for a core, as opposed to parked with nothing to do); threads that never idle are
+//! the bottleneck too.
+//!
 //! Utilization is CPU time over wall time **and the cores the process may use**
 //! ([`std::thread::available_parallelism`]: the affinity mask, e.g. `taskset`, and a cgroup
 //! CPU quota, e.g. a Kubernetes CPU limit). The readings are of the whole process: in
@@ -16,7 +22,9 @@
 //! target.
 
 use std::sync::Mutex;
+
 use std::time::{Duration, Instant};
+use tokio::runtime::RuntimeMetrics;
 
 use serde::Serialize;
 
@@ -106,14 +114,17 @@ pub struct Generator {
     pub cpu_utilization_mean: f64,
     /// The busiest sampling interval's utilization (0–1 of `cores`).
     pub cpu_utilization_peak: f64,
+    /// The busiest sampling interval's share of time the load-generating threads were busy
+    /// (running tasks or waiting for a core to run them; not parked idle), 0–1.
+    pub busy_peak: f64,
     /// Length of the sampling intervals, seconds.
     pub sample_interval_s: f64,
     /// Resident set size at the end, bytes.
     pub memory_bytes: u64,
     /// Largest resident set size of the process, bytes.
     pub memory_peak_bytes: u64,
-    /// `cpu_utilization_peak` reached [`CPU_BOUND_AT`]: the results may measure the
-    /// generator, not the target.
+    /// `cpu_utilization_peak` or `busy_peak` reached [`CPU_BOUND_AT`]: the results may
+    /// measure the generator, not the target.
     pub cpu_bound: bool,
 }
 
@@ -125,6 +136,8 @@ pub struct Monitor {
     started: Instant,
     start_cpu: CpuTimes,
     state: Mutex<State>,
+    /// The load-generating runtimes and their busy time at the last sample.
+    runtimes: Mutex<Vec<(RuntimeMetrics, Duration)>>,
 }
 
 #[derive(Debug)]
@@ -134,6 +147,7 @@ struct State {
     /// The last complete interval's utilization by mode (user, system), 0–1 of the cores.
     last: CpuTimes,
     peak: f64,
+    busy_peak: f64,
     intervals: u32,
     finished: Option<Generator>,
 }
@@ -162,10 +176,36 @@ impl Monitor {
                 cpu,
                 last: CpuTimes::default(),
                 peak: 0.0,
+                busy_peak: 0.0,
                 intervals: 0,
                 finished: None,
             }),
+            runtimes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Watches how busy a load-generating runtime is (a worker thread's, when it starts).
+    pub fn add_runtime(&self, metrics: RuntimeMetrics) {
+        let busy = busy_of(&metrics);
+        self.runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((metrics, busy));
+    }
+
+    /// Busy time the runtimes added since the last call, and how many there are.
+    fn busy_since_last(&self) -> Option<(Duration, usize)> {
+        let mut rts = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
+        if rts.is_empty() {
+            return None;
+        }
+        let mut added = Duration::ZERO;
+        for (m, last) in rts.iter_mut() {
+            let now = busy_of(m);
+            added += now.saturating_sub(*last);
+            *last = now;
+        }
+        Some((added, rts.len()))
     }
 
     /// The cores the utilization is relative to.
@@ -183,10 +223,27 @@ impl Monitor {
     }
 
     fn sample_at(&self, now: Instant, cpu: CpuTimes, last: bool) {
+        let busy = {
+            let st = self.lock();
+            let wall = now.saturating_duration_since(st.at);
+            if wall.is_zero() || (wall < MIN_INTERVAL && !(last && st.intervals == 0)) {
+                return;
+            }
+            drop(st);
+            self.busy_since_last()
+        };
+        self.close_interval(now, cpu, busy);
+    }
+
+    fn close_interval(&self, now: Instant, cpu: CpuTimes, busy: Option<(Duration, usize)>) {
         let mut st = self.lock();
         let wall = now.saturating_duration_since(st.at);
-        if wall.is_zero() || (wall < MIN_INTERVAL && !(last && st.intervals == 0)) {
+        if wall.is_zero() {
             return;
+        }
+        if let Some((b, n)) = busy {
+            let share = b.as_secs_f64() / (wall.as_secs_f64() * n as f64);
+            st.busy_peak = st.busy_peak.max(share.min(1.0));
         }
         let cap = wall.as_secs_f64() * self.cores as f64;
         let u = CpuTimes {
@@ -241,12 +298,19 @@ impl Monitor {
             cpu_system_s: used.system,
             cpu_utilization_mean: mean,
             cpu_utilization_peak: peak,
+            busy_peak: st.busy_peak,
             sample_interval_s: SAMPLE_EVERY.as_secs_f64(),
             memory_bytes: rss,
             memory_peak_bytes: peak_rss.max(rss),
-            cpu_bound: peak >= CPU_BOUND_AT,
+            cpu_bound: peak >= CPU_BOUND_AT || st.busy_peak >= CPU_BOUND_AT,
         }
     }
+}
+
+fn busy_of(m: &RuntimeMetrics) -> Duration {
+    (0..m.num_workers())
+        .map(|w| m.worker_total_busy_duration(w))
+        .sum()
 }
 
 /// Samples `monitor` every [`SAMPLE_EVERY`] until the task is dropped or aborted.
@@ -310,6 +374,23 @@ mod tests {
         // The peak is never below the mean (0.3 s over 1.1 s).
         assert!((g.cpu_utilization_peak - 0.3 / 1.1).abs() < 1e-9, "{g:?}");
         assert!(!g.cpu_bound);
+    }
+
+    #[test]
+    fn load_threads_that_never_idle_make_a_generator_cpu_bound_at_low_utilization() {
+        let m = Monitor::with_cores(2);
+        let (t0, c0) = (m.started, m.start_cpu);
+        // 2 workers busy 1.9 s of 2 s (waiting for cores other processes hold): 30 % CPU.
+        let end = t0 + Duration::from_secs(1);
+        m.close_interval(
+            end,
+            cpu(c0.user + 0.6, c0.system),
+            Some((Duration::from_millis(1900), 2)),
+        );
+        let g = m.figures(end, cpu(c0.user + 0.6, c0.system), 0, 0);
+        assert!((g.busy_peak - 0.95).abs() < 1e-9, "{g:?}");
+        assert!((g.cpu_utilization_peak - 0.3).abs() < 1e-9, "{g:?}");
+        assert!(g.cpu_bound, "{g:?}");
     }
 
     #[test]

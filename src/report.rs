@@ -492,11 +492,12 @@ fn cpu_bound_parts(g: &crate::process::Generator) -> Vec<String> {
     vec![
         "WARNING: the generator was CPU-bound".into(),
         format!(
-            "(peak {:.0}% of {cores} in a {}s interval, mean {:.0}%):",
+            "(CPU peak {:.0}% of {cores} in a {}s interval, mean {:.0}%;",
             g.cpu_utilization_peak * 100.0,
             g.sample_interval_s,
             g.cpu_utilization_mean * 100.0
         ),
+        format!("load threads busy up to {:.0}%):", g.busy_peak * 100.0),
         "results may measure the generator, not the target;".into(),
         "give it more cores or split the load over more generators (--segment-count)".into(),
     ]
@@ -1133,6 +1134,7 @@ mod tests {
             cpu_system_s: 0.4,
             cpu_utilization_mean: 0.97,
             cpu_utilization_peak: peak,
+            busy_peak: peak,
             sample_interval_s: 1.0,
             memory_bytes: 1 << 24,
             memory_peak_bytes: 1 << 25,
@@ -1150,7 +1152,7 @@ mod tests {
         s.generator = Some(generator(0.99));
         let text = render_text(&s, &style);
         assert!(
-            text.contains("WARNING: the generator was CPU-bound (peak 99% of 1 core in a 1s interval, mean 97%): results may measure the generator, not the target;"),
+            text.contains("WARNING: the generator was CPU-bound (CPU peak 99% of 1 core in a 1s interval, mean 97%; load threads busy up to 99%): results may measure the generator, not the target;"),
             "{text}"
         );
         s.generator = Some(generator(0.5));

@@ -137,6 +137,7 @@ async fn execute_async(
         instruments.clone(),
         vus.clone(),
         clock.start,
+        generator.clone(),
     );
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();

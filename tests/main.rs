@@ -9,6 +9,7 @@
 //! - `dashboard`: every Grafana panel query against real data from both paths;
 //! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
 //! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison;
+//! - `generator`: the generator's own CPU: a starved run warns, a light one does not;
 //! - `kubernetes`: deploy/kubernetes renders and validates against the Kubernetes API schema, and
 //!   the Dockerfile lints.
 
@@ -19,6 +20,7 @@ mod dashboard;
 mod display;
 mod engine;
 mod exporter_prom;
+mod generator;
 mod kubernetes;
 mod layers;
 mod otlp;
