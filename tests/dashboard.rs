@@ -265,12 +265,12 @@ fn generators_add_up(p: &Prometheus, run: &str, gens: &[GeneratorRun], logs: &dy
         "count(count by (instance) (http_client_request_duration_seconds_count{{stampede_run_id=\"{run}\"}}))"
     ));
     assert_eq!(instances, Some(3.0), "one instance label per generator");
-    for i in 0..3 {
+    for (i, g) in gens.iter().enumerate() {
         let sel = format!("{{stampede_run_id=\"{run}\", instance=\"gen-{i}\"}}");
         let n = p.query_scalar(&format!(
             "sum(http_client_request_duration_seconds_count{sel})"
         ));
-        assert_eq!(n, Some(gens[i].requests as f64), "requests of gen-{i}");
+        assert_eq!(n, Some(g.requests as f64), "requests of gen-{i}");
         let util = p.query_scalar(&format!("count(process_cpu_utilization_ratio{sel})"));
         assert_eq!(util, Some(2.0), "gen-{i}: user and system utilization");
         let mem = p.query_scalar(&format!("max(process_memory_usage_bytes{sel})"));
