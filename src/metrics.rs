@@ -727,6 +727,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_generator_of_a_run_gets_its_own_instance() {
+        let mut cfg = MetricsConfig::default();
+        let host = hostname();
+        assert_eq!(instance_id(&cfg, "r1"), format!("{host}-r1"));
+        cfg.segment = Some(2);
+        assert_eq!(instance_id(&cfg, "r1"), format!("{host}-r1-2"));
+        cfg.instance_id = Some("gen-a".into());
+        assert_eq!(instance_id(&cfg, "r1"), "gen-a", "the key wins");
+        if std::env::var_os("OTEL_RESOURCE_ATTRIBUTES").is_none() {
+            let r = resource(&cfg, "r1");
+            let get = |k: &'static str| r.get(&opentelemetry::Key::from_static_str(k));
+            assert_eq!(get("service.instance.id"), Some("gen-a".into()));
+            assert_eq!(get(SEGMENT_KEY), Some(2i64.into()));
+        }
+    }
+
+    #[test]
+    fn the_instance_id_comes_from_the_file_and_an_empty_one_is_refused() {
+        let ov = crate::config::Overrides::default();
+        let req = "duration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n";
+        let ok = format!("[metrics]\ninstance_id = \"gen-7\"\n[[scenarios]]\n{req}");
+        let cfg = crate::config::load_str("t.toml", &ok, &ov).map_err(|e| e.to_string());
+        assert_eq!(
+            cfg.map(|c| c.metrics.instance_id),
+            Ok(Some("gen-7".to_string()))
+        );
+        let bad = format!("[metrics]\ninstance_id = \" \"\n[[scenarios]]\n{req}");
+        let e = crate::config::load_str("t.toml", &bad, &ov)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            e.as_ref().is_err_and(|e| e.contains("metrics.instance_id")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn the_outcome_budget_admits_up_to_its_size_then_folds_and_remembers() {
         let b = OutcomeBudget::new(2);
         assert!(b.admit((0, 200, 0)));
