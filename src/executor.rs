@@ -74,6 +74,8 @@ pub(crate) struct RunShared {
     pub live: Vec<Live>,
     /// VU counts.
     pub vus: Arc<VuCounts>,
+    /// The generator process's own CPU (each worker adds its runtime).
+    pub generator: Arc<crate::process::Monitor>,
 }
 
 impl RunShared {
@@ -84,6 +86,7 @@ impl RunShared {
         instruments: Option<Arc<Instruments>>,
         vus: Arc<VuCounts>,
         start: Instant,
+        generator: Arc<crate::process::Monitor>,
     ) -> Arc<RunShared> {
         let workers = plan.workers;
         let scenarios = plan.scenarios.len();
@@ -111,6 +114,7 @@ impl RunShared {
             live: (0..workers).map(|_| Live::default()).collect(),
             vus,
             plan,
+            generator,
         })
     }
 
@@ -193,6 +197,7 @@ where
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    shared.generator.add_runtime(rt.metrics());
     let local = tokio::task::LocalSet::new();
     let plan = shared.plan.clone();
     let ctx = Rc::new(WorkerCtx {
@@ -1018,7 +1023,7 @@ mod tests {
             .expect("rt");
         let client = Arc::new(rt.block_on(ClientShared::new(&plan.targets, &plan.client)));
         let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
-        RunShared::new(plan, client, None, vus, Instant::now())
+        RunShared::new(plan, client, None, vus, Instant::now(), Arc::default())
     }
 
     /// An open-model scenario at `rate`/s for `secs` with `vus` VUs against `addr`; the rate is

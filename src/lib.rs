@@ -11,7 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator
+//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process
 //! 2. threshold, http, stats
 //! 3. config
 //! 4. plan
@@ -41,6 +41,7 @@ mod merge;
 pub mod metrics;
 mod outcome;
 mod plan;
+pub mod process;
 mod progress;
 pub mod report;
 mod run;
@@ -523,6 +524,13 @@ fn print_merged(s: &Summary) {
             if d.merged.len() == 1 { "" } else { "s" },
             d.start_skew_s * 1e3
         );
+        if !d.cpu_bound.is_empty() {
+            println!(
+                "WARNING: the generator of segment{} {} was CPU-bound: results may measure the generator, not the target",
+                if d.cpu_bound.len() == 1 { "" } else { "s" },
+                list(&d.cpu_bound)
+            );
+        }
         if !d.missing.is_empty() {
             println!(
                 "INCOMPLETE: missing segment{} {} of {} (died or never reported); the numbers below lack them",

@@ -81,6 +81,15 @@ struct Input {
     segment: Option<SegmentInfo>,
     #[serde(default)]
     distributed: Option<DistributedInfo>,
+    #[serde(default)]
+    generator: Option<InGenerator>,
+}
+
+/// The part of a segment's `generator` object merging keeps.
+#[derive(Debug, Deserialize)]
+struct InGenerator {
+    #[serde(default)]
+    cpu_bound: bool,
 }
 
 /// A summary to merge, read from JSON; `origin` names it in errors (a file, `segment 2`).
@@ -240,6 +249,7 @@ pub(crate) fn merge(
     let mut interrupted = false;
     let mut merged_idx = Vec::new();
     let mut starts = Vec::new();
+    let mut cpu_bound = Vec::new();
     let mut count = segments;
     for p in parts {
         let i = &p.input;
@@ -308,11 +318,15 @@ pub(crate) fn merge(
         if let Some(s) = &i.segment {
             merged_idx.push(s.index);
             starts.push(s.started_unix_s);
+            if i.generator.as_ref().is_some_and(|g| g.cpu_bound) {
+                cpu_bound.push(s.index);
+            }
             count.get_or_insert(s.count);
         }
         if let Some(d) = &i.distributed {
             // A merged summary merged again: its segments count as merged.
             merged_idx.extend(&d.merged);
+            cpu_bound.extend(&d.cpu_bound);
             count.get_or_insert(d.segments);
         }
     }
@@ -434,6 +448,7 @@ pub(crate) fn merge(
         export: Vec::new(),
         metrics_folded: None,
         interrupted,
+        generator: None,
         timeline: None,
         segment: None,
         distributed: Some(DistributedInfo {
@@ -441,6 +456,10 @@ pub(crate) fn merge(
             merged: merged_idx,
             missing,
             start_skew_s: skew,
+            cpu_bound: {
+                cpu_bound.sort_unstable();
+                cpu_bound
+            },
         }),
     })
 }

@@ -34,6 +34,7 @@ use opentelemetry_sdk::metrics::{
 use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
 use crate::outcome::{ErrorKind, Sample};
 use crate::plan::Plan;
+use crate::process::{self, Monitor};
 use crate::stats::{DropReason, Drops, RunClock, VuCounts};
 
 /// A [`ManualReader`] that can be registered with the provider and still collected by us.
@@ -78,11 +79,13 @@ pub fn resource(cfg: &MetricsConfig, run_id: &str) -> Resource {
         .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
         .unwrap_or_else(|| "stampede".to_string());
     b = b.with_service_name(name);
-    let instance = format!("{}-{}", hostname(), run_id);
     b = b.with_attributes([
         KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-        KeyValue::new("service.instance.id", instance),
+        KeyValue::new("service.instance.id", instance_id(cfg, run_id)),
     ]);
+    if let Some(seg) = cfg.segment {
+        b = b.with_attributes([KeyValue::new(SEGMENT_KEY, i64::from(seg))]);
+    }
     // OTEL_RESOURCE_ATTRIBUTES: key=value,key=value (values percent-decoded minimally).
     if let Ok(attrs) = std::env::var("OTEL_RESOURCE_ATTRIBUTES") {
         let kvs: Vec<KeyValue> = attrs
@@ -94,6 +97,23 @@ pub fn resource(cfg: &MetricsConfig, run_id: &str) -> Resource {
         b = b.with_attributes(kvs);
     }
     b.build()
+}
+
+/// The resource attribute that carries the execution segment index (in `target_info`).
+pub const SEGMENT_KEY: &str = "stampede.segment";
+
+/// `service.instance.id` (Prometheus `instance`): `metrics.instance_id` (`--instance-id`), else
+/// `<hostname>-<run id>`, with `-<segment>` appended in segment mode, so that N generators of
+/// one run (pods with their own hostnames, or processes on one host) never write the same
+/// cumulative series. `OTEL_RESOURCE_ATTRIBUTES=service.instance.id=…` overrides it all.
+pub fn instance_id(cfg: &MetricsConfig, run_id: &str) -> String {
+    if let Some(id) = &cfg.instance_id {
+        return id.clone();
+    }
+    match cfg.segment {
+        Some(seg) => format!("{}-{run_id}-{seg}", hostname()),
+        None => format!("{}-{run_id}", hostname()),
+    }
 }
 
 fn hostname() -> String {
@@ -295,6 +315,65 @@ pub struct Instruments {
     _vus_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _vus_max_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _run_duration_gauge: opentelemetry::metrics::ObservableGauge<f64>,
+    _process: ProcessInstruments,
+}
+
+/// The generator's own CPU and memory (OTel semantic conventions for process metrics),
+/// observed at collection from a [`Monitor`] (no per-request cost).
+#[derive(Debug)]
+struct ProcessInstruments {
+    _cpu_time: opentelemetry::metrics::ObservableCounter<f64>,
+    _cpu_utilization: opentelemetry::metrics::ObservableGauge<f64>,
+    _memory: opentelemetry::metrics::ObservableGauge<i64>,
+}
+
+impl ProcessInstruments {
+    /// `process.cpu.time` (s, by `cpu.mode` user/system), `process.cpu.utilization` (1, by
+    /// `cpu.mode`, the last sampling interval, 0–1 of the cores the process may use) and
+    /// `process.memory.usage` (By, resident set size), each with the run id.
+    fn new(meter: &Meter, monitor: Arc<Monitor>, run: &KeyValue) -> Self {
+        let modes = |mode: &'static str| vec![run.clone(), KeyValue::new("cpu.mode", mode)];
+        let (user, system) = (modes("user"), modes("system"));
+        let (u1, s1) = (user.clone(), system.clone());
+        let cpu_time = meter
+            .f64_observable_counter("process.cpu.time")
+            .with_unit("s")
+            .with_description("Total CPU seconds of the stampede process, by CPU mode")
+            .with_callback(move |obs| {
+                let t = process::cpu_times();
+                obs.observe(t.user, &u1);
+                obs.observe(t.system, &s1);
+            })
+            .build();
+        let cpu_utilization = meter
+            .f64_observable_gauge("process.cpu.utilization")
+            .with_unit("1")
+            .with_description(
+                "CPU time of the stampede process over the last sampling interval, divided by the interval and the cores it may use",
+            )
+            .with_callback(move |obs| {
+                let u = monitor.utilization();
+                obs.observe(u.user, &user);
+                obs.observe(u.system, &system);
+            })
+            .build();
+        let mem = vec![run.clone()];
+        let memory = meter
+            .i64_observable_gauge("process.memory.usage")
+            .with_unit("By")
+            .with_description("Resident memory of the stampede process")
+            .with_callback(move |obs| {
+                if let Some(b) = process::rss_bytes() {
+                    obs.observe(i64::try_from(b).unwrap_or(i64::MAX), &mem);
+                }
+            })
+            .build();
+        ProcessInstruments {
+            _cpu_time: cpu_time,
+            _cpu_utilization: cpu_utilization,
+            _memory: memory,
+        }
+    }
 }
 
 impl Instruments {
@@ -313,6 +392,7 @@ impl Instruments {
         plan: &Plan,
         vus: Arc<VuCounts>,
         clock: Arc<RunClock>,
+        generator: Arc<Monitor>,
     ) -> Instruments {
         let scope = InstrumentationScope::builder(SCOPE)
             .with_version(env!("CARGO_PKG_VERSION"))
@@ -402,8 +482,10 @@ impl Instruments {
                 }
             })
             .build();
+        let process = ProcessInstruments::new(&meter, generator, &run);
         Instruments {
             _run_duration_gauge: run_duration_gauge,
+            _process: process,
             duration: meter
                 .f64_histogram("http.client.request.duration")
                 .with_unit("s")
@@ -643,6 +725,43 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_generator_of_a_run_gets_its_own_instance() {
+        let mut cfg = MetricsConfig::default();
+        let host = hostname();
+        assert_eq!(instance_id(&cfg, "r1"), format!("{host}-r1"));
+        cfg.segment = Some(2);
+        assert_eq!(instance_id(&cfg, "r1"), format!("{host}-r1-2"));
+        cfg.instance_id = Some("gen-a".into());
+        assert_eq!(instance_id(&cfg, "r1"), "gen-a", "the key wins");
+        if std::env::var_os("OTEL_RESOURCE_ATTRIBUTES").is_none() {
+            let r = resource(&cfg, "r1");
+            let get = |k: &'static str| r.get(&opentelemetry::Key::from_static_str(k));
+            assert_eq!(get("service.instance.id"), Some("gen-a".into()));
+            assert_eq!(get(SEGMENT_KEY), Some(2i64.into()));
+        }
+    }
+
+    #[test]
+    fn the_instance_id_comes_from_the_file_and_an_empty_one_is_refused() {
+        let ov = crate::config::Overrides::default();
+        let req = "duration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n";
+        let ok = format!("[metrics]\ninstance_id = \"gen-7\"\n[[scenarios]]\n{req}");
+        let cfg = crate::config::load_str("t.toml", &ok, &ov).map_err(|e| e.to_string());
+        assert_eq!(
+            cfg.map(|c| c.metrics.instance_id),
+            Ok(Some("gen-7".to_string()))
+        );
+        let bad = format!("[metrics]\ninstance_id = \" \"\n[[scenarios]]\n{req}");
+        let e = crate::config::load_str("t.toml", &bad, &ov)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            e.as_ref().is_err_and(|e| e.contains("metrics.instance_id")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn the_outcome_budget_admits_up_to_its_size_then_folds_and_remembers() {

@@ -300,6 +300,9 @@ pub struct Summary {
     pub metrics_folded: Option<Folded>,
     /// Whether the run was interrupted (Ctrl-C / SIGTERM).
     pub interrupted: bool,
+    /// The generator process's own CPU and memory over the run (filled in by the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<crate::process::Generator>,
     /// Per-interval statistics (see `crate::timeline`); filled in by the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::timeline::TimelineOut>,
@@ -338,6 +341,10 @@ pub struct DistributedInfo {
     pub missing: Vec<u32>,
     /// Latest minus earliest real start over the merged segments, seconds.
     pub start_skew_s: f64,
+    /// Segments whose generator was CPU-bound (`generator.cpu_bound` in their summaries):
+    /// their share of the results may measure the generator, not the target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_bound: Vec<u32>,
 }
 
 /// Statistics with the plan they belong to: answers thresholds and builds the summary.
@@ -529,11 +536,29 @@ impl Aggregate<'_> {
             export: export.iter().map(ExportRow::from).collect(),
             metrics_folded: None,
             interrupted,
+            generator: None,
             timeline: None,
             segment: None,
             distributed: None,
         }
     }
+}
+
+/// The warning for a CPU-bound generator, in words that wrap.
+fn cpu_bound_parts(g: &crate::process::Generator) -> Vec<String> {
+    let cores = count(g.cores as u64, "core", "cores");
+    vec![
+        "WARNING: the generator was CPU-bound".into(),
+        format!(
+            "(CPU peak {:.0}% of {cores} in a {}s interval, mean {:.0}%;",
+            g.cpu_utilization_peak * 100.0,
+            g.sample_interval_s,
+            g.cpu_utilization_mean * 100.0
+        ),
+        format!("load threads busy up to {:.0}%):", g.busy_peak * 100.0),
+        "results may measure the generator, not the target;".into(),
+        "give it more cores or split the load over more generators (--segment-count)".into(),
+    ]
 }
 
 /// The latency histogram of the successful requests: all minus the failed ones.
@@ -1040,6 +1065,10 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
         ];
         let _ = writeln!(o, "{}", wrap_parts(&parts, "  ", " ", "    ", style.width));
     }
+    if let Some(g) = s.generator.as_ref().filter(|g| g.cpu_bound) {
+        let line = wrap_parts(&cpu_bound_parts(g), "  ", " ", "    ", style.width);
+        let _ = writeln!(o, "{}", paint.red(&line));
+    }
     if !s.thresholds.is_empty() {
         let _ = writeln!(o, "  thresholds:");
         for t in &s.thresholds {
@@ -1152,10 +1181,48 @@ mod tests {
             export: vec![],
             metrics_folded: None,
             interrupted: false,
+            generator: None,
             timeline: None,
             segment: None,
             distributed: None,
         }
+    }
+
+    fn generator(peak: f64) -> crate::process::Generator {
+        crate::process::Generator {
+            cores: 1,
+            cpu_s: 2.9,
+            cpu_user_s: 2.5,
+            cpu_system_s: 0.4,
+            cpu_utilization_mean: 0.97,
+            cpu_utilization_peak: peak,
+            busy_peak: peak,
+            sample_interval_s: 1.0,
+            memory_bytes: 1 << 24,
+            memory_peak_bytes: 1 << 25,
+            cpu_bound: peak >= crate::process::CPU_BOUND_AT,
+        }
+    }
+
+    #[test]
+    fn a_cpu_bound_generator_is_warned_about_and_a_light_one_is_not() {
+        let style = TextStyle {
+            width: 300,
+            ..TextStyle::default()
+        };
+        let mut s = summary(&["/"]);
+        s.generator = Some(generator(0.99));
+        let text = render_text(&s, &style);
+        assert!(
+            text.contains("WARNING: the generator was CPU-bound (CPU peak 99% of 1 core in a 1s interval, mean 97%; load threads busy up to 99%): results may measure the generator, not the target;"),
+            "{text}"
+        );
+        s.generator = Some(generator(0.5));
+        let text = render_text(&s, &style);
+        assert!(!text.contains("CPU-bound"), "{text}");
+        let json = serde_json::to_value(&s).unwrap_or_default();
+        assert_eq!(json["generator"]["cpu_bound"], false, "{json}");
+        assert_eq!(json["generator"]["cores"], 1, "{json}");
     }
 
     #[test]

@@ -171,10 +171,19 @@ async fn execute_async(
     // The run's time zero: schedules, the summary's duration and stampede.run.duration.
     let clock = Arc::new(RunClock::start());
     let started_wall = std::time::SystemTime::now();
+    // The generator's own CPU and memory: sampled once a second, for the metrics and summary.
+    let generator = Arc::new(crate::process::Monitor::start());
+    let generator_sampler = tokio::spawn(crate::process::sample_every(generator.clone()));
     let (provider, instruments) = if mcfg.enabled {
         let limits = metrics::SeriesLimits::for_plan(&plan);
         let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers(), limits);
-        let i = Arc::new(Instruments::new(&p, &plan, vus.clone(), clock.clone()));
+        let i = Arc::new(Instruments::new(
+            &p,
+            &plan,
+            vus.clone(),
+            clock.clone(),
+            generator.clone(),
+        ));
         (Some(p), Some(i))
     } else {
         (None, None)
@@ -186,6 +195,7 @@ async fn execute_async(
         instruments.clone(),
         vus.clone(),
         clock.start,
+        generator.clone(),
     );
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
@@ -271,6 +281,8 @@ async fn execute_async(
         }
     }
     let elapsed = clock.stop();
+    generator_sampler.abort();
+    let generator = generator.finish();
     monitor.finish();
     for (w, h) in handles.into_iter().enumerate() {
         if let Err(p) = h.join() {
@@ -321,6 +333,7 @@ async fn execute_async(
     };
     let mut summary = agg.summary(&export, interrupted);
     summary.metrics_folded = folded;
+    summary.generator = Some(generator);
     summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
     if !plan.stripe.is_whole() {
         summary.segment = Some(crate::report::SegmentInfo {

@@ -3,11 +3,11 @@
 //! classic and native histograms. The queries are run by `grafana/tests/check-queries.mjs`.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use stampede::Summary;
-use stampede::config::Overrides;
+use stampede::config::{DEFAULT_DURATION_BUCKETS, Overrides};
 
 use crate::otlp::{
     otlp_delivered_everything, otlp_metrics, wait_for_native_requests, wait_for_totals,
@@ -149,4 +149,192 @@ fn dashboard_queries_work_on_data_through_the_collector() {
 #[test]
 fn dashboard_queries_work_on_native_histograms_through_the_collector() {
     via_collector(true);
+}
+
+/// What one generator process of a multi-generator run reported.
+struct GeneratorRun {
+    requests: u64,
+    duration_s: f64,
+    p99_all_s: f64,
+}
+
+/// Where the generators send their metrics.
+enum Sink<'a> {
+    RemoteWrite(&'a Prometheus),
+    Collector(&'a Collector),
+}
+
+/// Runs three stampede processes at once, one run id, each with its own `--instance-id` and
+/// its own delay (so their latency distributions differ), exporting to `sink`.
+fn three_generators(sink: &Sink<'_>, run: &str) -> Vec<GeneratorRun> {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let delays = [5, 10, 30];
+    let children: Vec<_> = delays
+        .iter()
+        .enumerate()
+        .map(|(i, ms)| {
+            let json = dir.path().join(format!("gen-{i}.json"));
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_stampede"));
+            cmd.args(["run", "-u", &format!("http://{}/delay/{ms}", t.addr)])
+                .args(["-c", "4", "-d", "3s", "--quiet", "--run-id", run])
+                .args(["--instance-id", &format!("gen-{i}")])
+                .arg("--summary-json")
+                .arg(&json)
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            match sink {
+                Sink::RemoteWrite(p) => cmd
+                    .args(["--remote-write-url", &p.write_url()])
+                    .args(["--remote-write-interval", "1s"]),
+                Sink::Collector(c) => cmd
+                    .args([
+                        "--otlp-endpoint",
+                        &c.grpc_endpoint,
+                        "--otlp-protocol",
+                        "grpc",
+                    ])
+                    .args(["--metrics-interval", "1s"]),
+            };
+            (cmd.spawn().expect("start the stampede binary"), json)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(child, json)| {
+            let out = child.wait_with_output().expect("wait for stampede");
+            assert!(
+                out.status.success(),
+                "generator failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v = support::read_json(&json);
+            for e in v["export"].as_array().expect("export rows") {
+                assert_eq!(e["not_delivered"], 0, "{e}");
+            }
+            assert!(v["generator"]["cpu_s"].as_f64() > Some(0.0), "{v}");
+            GeneratorRun {
+                requests: v["requests"].as_u64().expect("requests"),
+                duration_s: v["duration_s"].as_f64().expect("duration_s"),
+                p99_all_s: v["latency_all_s"]["p99"].as_f64().expect("p99"),
+            }
+        })
+        .collect()
+}
+
+/// The classic bucket `(lower, upper]` holding `v` (seconds).
+fn bucket_of(v: f64) -> (f64, f64) {
+    let upper = DEFAULT_DURATION_BUCKETS
+        .iter()
+        .copied()
+        .find(|b| *b >= v)
+        .unwrap_or(f64::INFINITY);
+    let lower = DEFAULT_DURATION_BUCKETS
+        .iter()
+        .copied()
+        .rev()
+        .find(|b| *b < v)
+        .unwrap_or(0.0);
+    (lower, upper)
+}
+
+/// Prometheus holds the sum of the generators' totals, one `instance` each, and every
+/// dashboard panel shows the combined run.
+fn generators_add_up(p: &Prometheus, run: &str, gens: &[GeneratorRun], logs: &dyn Fn() -> String) {
+    let want: u64 = gens.iter().map(|g| g.requests).sum();
+    let total =
+        format!("sum(http_client_request_duration_seconds_count{{stampede_run_id=\"{run}\"}})");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = p.query_scalar(&total).map(|v| v as u64);
+        if got == Some(want) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus total {got:?} != sum of the three summaries {want}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let instances = p.query_scalar(&format!(
+        "count(count by (instance) (http_client_request_duration_seconds_count{{stampede_run_id=\"{run}\"}}))"
+    ));
+    assert_eq!(instances, Some(3.0), "one instance label per generator");
+    for (i, g) in gens.iter().enumerate() {
+        let sel = format!("{{stampede_run_id=\"{run}\", instance=\"gen-{i}\"}}");
+        let n = p.query_scalar(&format!(
+            "sum(http_client_request_duration_seconds_count{sel})"
+        ));
+        assert_eq!(n, Some(g.requests as f64), "requests of gen-{i}");
+        let util = p.query_scalar(&format!("count(process_cpu_utilization_ratio{sel})"));
+        assert_eq!(util, Some(2.0), "gen-{i}: user and system utilization");
+        let mem = p.query_scalar(&format!("max(process_memory_usage_bytes{sel})"));
+        assert!(mem > Some(1e6), "gen-{i} memory {mem:?}");
+    }
+    // The overview: total, req/s over the longest generator's duration, p99 between the
+    // generators' own p99s (the union's quantile lies between them), widened to their buckets.
+    let duration = gens.iter().map(|g| g.duration_s).fold(0.0, f64::max);
+    let lo = bucket_of(
+        gens.iter()
+            .map(|g| g.p99_all_s)
+            .fold(f64::INFINITY, f64::min),
+    )
+    .0;
+    let hi = bucket_of(gens.iter().map(|g| g.p99_all_s).fold(0.0, f64::max)).1;
+    let script = support::root()
+        .join("grafana")
+        .join("tests")
+        .join("check-queries.mjs");
+    let out = Command::new(node())
+        .arg(&script)
+        .args(["--prom", &p.base_url(), "--run", run])
+        .args(["--expect-requests", &want.to_string()])
+        .args(["--expect-rps", &(want as f64 / duration).to_string()])
+        .args(["--expect-duration", &duration.to_string()])
+        .args(["--expect-instances", "3"])
+        .args(["--expect-p99", &format!("{lo}:{hi}")])
+        .args(["--scrape-interval", "1s"])
+        .current_dir(support::root())
+        .output()
+        .expect("run node grafana/tests/check-queries.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check-queries.mjs failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "ok    Total requests = ",
+        "ok    [44] Generators = 3",
+        "ok    p99 latency = ",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
+}
+
+fn no_logs() -> String {
+    String::new()
+}
+
+#[test]
+fn three_generators_remote_writing_one_run_add_up_in_prometheus_and_the_dashboard() {
+    let p = Prometheus::start();
+    let run = support::run_id("dash-3gen-rw");
+    let gens = three_generators(&Sink::RemoteWrite(&p), &run);
+    generators_add_up(&p, &run, &gens, &no_logs);
+}
+
+#[test]
+fn three_generators_through_one_collector_add_up_in_prometheus_and_the_dashboard() {
+    let p = Prometheus::start();
+    let c = Collector::start(&p.write_url());
+    let run = support::run_id("dash-3gen-otlp");
+    let gens = three_generators(&Sink::Collector(&c), &run);
+    generators_add_up(&p, &run, &gens, &|| c.logs());
 }

@@ -9,7 +9,10 @@
 //! - `dashboard`: every Grafana panel query against real data from both paths;
 //! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
 //! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison;
-//! - `distributed`: N processes as execution segments with a coordinator, against nginx.
+//! - `distributed`: N processes as execution segments with a coordinator, against nginx;
+//! - `generator`: the generator's own CPU: a starved run warns, a light one does not;
+//! - `kubernetes`: deploy/kubernetes renders and validates against the Kubernetes API schema, and
+//!   the Dockerfile lints.
 
 mod support;
 
@@ -19,6 +22,8 @@ mod display;
 mod distributed;
 mod engine;
 mod exporter_prom;
+mod generator;
+mod kubernetes;
 mod layers;
 mod otlp;
 mod remote_write;

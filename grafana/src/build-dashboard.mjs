@@ -18,6 +18,8 @@ const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', 'dashboards', 's
 // ---------------------------------------------------------------- PromQL helpers
 const RUN = 'stampede_run_id=~"$run", stampede_scenario=~"$scenario"';
 const RUN_NAME = `${RUN}, url_template=~"$name"`;
+// The generator's own process.* series carry the run id but no scenario.
+const RUN_ONLY = 'stampede_run_id=~"$run"';
 const DUR = 'http_client_request_duration_seconds';
 // Matches the classic `_count` series or the native histogram series of the request duration.
 const ANY_DUR = (sel) => `{__name__=~"${DUR}(_count)?", ${sel}}`;
@@ -143,7 +145,7 @@ const panels = [
   }),
   stat(5, 'p95 latency', 'Request duration 95th percentile over the time range.', { h: 4, w: 4, x: 9, y: 1 }, 's', [rangeQuantile(0.95, RUN, '')]),
   stat(6, 'p99 latency', 'Request duration 99th percentile over the time range.', { h: 4, w: 4, x: 13, y: 1 }, 's', [rangeQuantile(0.99, RUN, '')]),
-  stat(7, 'Peak VUs', 'Highest stampede_vus value in the time range (summed over instances).', { h: 4, w: 3, x: 17, y: 1 }, 'short', [`sum(max_over_time(${sel('stampede_vus', RUN)}[$__range]))`], { decimals: 0 }),
+  stat(7, 'Peak VUs', 'Highest number of running VUs at one instant in the time range, summed over generators and scenarios at each step (not the sum of each one\'s own peak).', { h: 4, w: 3, x: 17, y: 1 }, 'short', [`max_over_time(sum(${sel('stampede_vus', RUN)})[$__range:$__interval])`], { decimals: 0 }),
   stat(8, 'Duration', 'How much of the run lies inside the time range (stampede_run_duration_seconds); for a whole run this is the summary\'s duration_s.', { h: 4, w: 4, x: 20, y: 1 }, 's', [runSeconds(RUN)], { decimals: 1 }),
   {
     datasource: DS,
@@ -240,6 +242,24 @@ const panels = [
     [`sum(rate(${sel('http_client_response_body_size_bytes_sum', RUN_NAME)}[$window])) or sum(histogram_sum(rate(${sel('http_client_response_body_size_bytes', RUN_NAME)}[$window])))`, 'received (response bodies)'],
     [`sum(rate(${sel('http_client_request_body_size_bytes_sum', RUN_NAME)}[$window])) or sum(histogram_sum(rate(${sel('http_client_request_body_size_bytes', RUN_NAME)}[$window])))`, 'sent (request bodies)'],
   ]),
+
+  row(40, 'Generators (one series per stampede instance)', 56),
+  stat(44, 'Generators', 'stampede processes (instance label = service.instance.id) that exported this run.', { h: 4, w: 4, x: 0, y: 57 }, 'short',
+    [`count(count by (instance) (count_over_time(${sel(`${DUR}_count`, RUN)}[$__range]))) or count(count by (instance) (count_over_time(${sel('process_memory_usage_bytes', RUN_ONLY)}[$__range])))`], { decimals: 0 }),
+  stat(45, 'Peak generator CPU', 'Busiest generator\'s highest CPU utilization (process.cpu.utilization: share of the cores it may use). At 90 % or more the results may measure the generator, not the target: add generators.', { h: 4, w: 4, x: 0, y: 61 }, 'percentunit',
+    [`max(max_over_time(sum by (instance) (${sel('process_cpu_utilization_ratio', RUN_ONLY)})[$__range:$__interval]))`], {
+      decimals: 0,
+      thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'orange', value: 0.75 }, { color: 'red', value: 0.9 }] },
+    }),
+  timeseries(41, 'Requests/s per generator', 'Completed requests per second of each stampede instance ($window rate window): an even split means the segments are balanced.', { h: 8, w: 20, x: 4, y: 57 }, 'reqps', [
+    [ratePerSec(DUR, RUN_NAME, 'instance'), '{{instance}}'],
+  ]),
+  timeseries(42, 'CPU utilization per generator', 'process.cpu.utilization of each stampede process, user + system, as a share of the cores it may use (1 s sampling). Near 100 % the generator, not the target, limits the results.', { h: 8, w: 12, x: 0, y: 65 }, 'percentunit', [
+    [`sum by (instance) (${sel('process_cpu_utilization_ratio', RUN_ONLY)})`, '{{instance}}'],
+  ], { fillOpacity: 0 }),
+  timeseries(43, 'Memory per generator', 'process.memory.usage (resident set size) of each stampede process.', { h: 8, w: 12, x: 12, y: 65 }, 'bytes', [
+    [`sum by (instance) (${sel('process_memory_usage_bytes', RUN_ONLY)})`, '{{instance}}'],
+  ], { fillOpacity: 0 }),
 ];
 
 // ---------------------------------------------------------------- variables

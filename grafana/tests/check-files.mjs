@@ -29,6 +29,11 @@ const mounts = {}; // service -> [{host, container}]
 for (const [name, svc] of Object.entries(compose.services ?? {})) {
   mounts[name] = [];
   check(typeof svc.image === 'string' && /:[^/]+$/.test(svc.image) && !svc.image.endsWith(':latest'), `${name}: image has a pinned tag (${svc.image})`);
+  if (svc.build !== undefined) {
+    const ctx = typeof svc.build === 'string' ? svc.build : svc.build.context ?? '.';
+    const file = typeof svc.build === 'object' && svc.build.dockerfile ? svc.build.dockerfile : 'Dockerfile';
+    check(existsSync(resolve(REPO, ctx, file)), `${name}: build ${ctx}/${file} exists`);
+  }
   for (const v of svc.volumes ?? []) {
     let source, target;
     if (typeof v === 'string') [source, target] = v.split(':');

@@ -3,7 +3,8 @@
 // stampede run, with the dashboard variables substituted the way Grafana would.
 //
 //   node grafana/tests/check-queries.mjs --prom http://127.0.0.1:9090 --run RUN_ID
-//        [--native] [--expect-requests N] [--scenario REGEX] [--quantile 0.99]
+//        [--native] [--expect-requests N] [--expect-rps R] [--expect-duration S]
+//        [--expect-instances N] [--expect-p99 LO:HI] [--scenario REGEX] [--quantile 0.99]
 //        [--window '$__rate_interval'] [--scrape-interval 10s] [--margin 30s]
 //        [--lookback 6h] [--dashboard path/to/dashboard.json] [--verbose]
 //
@@ -39,7 +40,7 @@ for (let i = 0; i < argv.length; i++) {
   else usage(`missing value for ${a}`);
 }
 function usage(msg) {
-  console.error(`${msg}\nusage: node check-queries.mjs --prom URL --run RUN_ID [--native] [--expect-requests N] [--expect-rps R] [--expect-duration S] [--scenario REGEX] [--quantile Q] [--window W] [--scrape-interval 10s] [--margin 30s] [--lookback 6h] [--dashboard FILE] [--verbose]`);
+  console.error(`${msg}\nusage: node check-queries.mjs --prom URL --run RUN_ID [--native] [--expect-requests N] [--expect-rps R] [--expect-duration S] [--expect-instances N] [--expect-p99 LO:HI] [--scenario REGEX] [--quantile Q] [--window W] [--scrape-interval 10s] [--margin 30s] [--lookback 6h] [--dashboard FILE] [--verbose]`);
   process.exit(2);
 }
 if (!args.prom || !args.run) usage('--prom and --run are required');
@@ -155,7 +156,9 @@ const hasData = (data) => {
 function lintScope(what, expr) {
   const problems = [];
   if (!/stampede_run_id=~"\$run"/.test(expr)) problems.push('missing stampede_run_id=~"$run"');
-  if (!/stampede_scenario=~"\$scenario"/.test(expr) && !/^label_values\(.*stampede_scenario\)$/.test(expr) && !/stampede_run_id!=""/.test(expr)) problems.push('missing stampede_scenario=~"$scenario"');
+  // The generator's process_* series have no scenario: a query of those alone needs only the run.
+  const processOnly = /\bprocess_\w+\{stampede_run_id=~"\$run"\}/.test(expr) && !/http_client|stampede_(vus|iteration|checks|dropped|run_duration)/.test(expr);
+  if (!processOnly && !/stampede_scenario=~"\$scenario"/.test(expr) && !/^label_values\(.*stampede_scenario\)$/.test(expr) && !/stampede_run_id!=""/.test(expr)) problems.push('missing stampede_scenario=~"$scenario"');
   return problems;
 }
 
@@ -195,6 +198,9 @@ const flat = (dashboard.panels ?? []).flatMap((p) => (p.type === 'row' ? p.panel
 let totalRequests;
 let avgRps;
 let runDuration;
+let p99;
+let generators;
+const seriesCount = {}; // panel id -> distinct series of its first target (range queries)
 for (const panel of flat) {
   const label = `[${panel.id}] ${panel.title}`;
   if (!panel.targets?.length) { fail(`${label}: no targets`); continue; }
@@ -218,6 +224,11 @@ for (const panel of flat) {
     if (panel.id === 2 && t.refId === 'A' && hasData(r.data)) totalRequests = Number(r.data.result[0].value[1]);
     if (panel.id === 3 && t.refId === 'A' && hasData(r.data)) avgRps = Number(r.data.result[0].value[1]);
     if (panel.id === 8 && t.refId === 'A' && hasData(r.data)) runDuration = Number(r.data.result[0].value[1]);
+    if (panel.id === 6 && t.refId === 'A' && hasData(r.data)) p99 = Number(r.data.result[0].value[1]);
+    if (panel.id === 44 && t.refId === 'A' && hasData(r.data)) generators = Number(r.data.result[0].value[1]);
+    if (t.refId === 'A' && !isInstant && hasData(r.data)) seriesCount[panel.id] = r.data.result.filter((x) => x.values?.length || x.histograms?.length).length;
+    // Every overview stat is one number for the whole run, never one per generator.
+    if (isInstant && panel.type === 'stat' && hasData(r.data) && r.data.result.length !== 1) problems.push(`${t.refId}: ${r.data.result.length} series, expected 1 (not summed over instances?)\n  ${expr}`);
   }
   if (optionalEmpty.length) empties.push(`${label} (${optionalEmpty.join(',')})`);
   if (problems.length) fail(`${label}: query error`, problems.join('\n'));
@@ -238,6 +249,24 @@ for (const [flag, name, got] of [['expect-rps', 'Avg req/s', avgRps], ['expect-d
   if (got === undefined) fail(`${name}: no value (expected ${want})`);
   else if (Math.abs(got - want) > 0.01 * Math.abs(want)) fail(`${name} = ${got}, expected ${want} (±1%)`);
   else pass(`${name} = ${got} (expected ${want})`);
+}
+// Several generators of one run: one series per instance in the Generators row, and the count.
+if (args['expect-instances'] !== undefined) {
+  const want = Number(args['expect-instances']);
+  if (generators !== want) fail(`[44] Generators = ${generators}, expected ${want}`);
+  else pass(`[44] Generators = ${want}`);
+  for (const id of [41, 42, 43]) {
+    if (seriesCount[id] !== want) fail(`[${id}] ${seriesCount[id] ?? 0} series, expected one per generator (${want})`);
+    else pass(`[${id}] one series per generator (${want})`);
+  }
+}
+// p99 of the whole run within bounds (e.g. the bucket-widened range of the instances' own p99s:
+// the union's quantile lies between the smallest and the largest of theirs).
+if (args['expect-p99'] !== undefined) {
+  const [lo, hi] = args['expect-p99'].split(':').map(Number);
+  if (p99 === undefined) fail(`p99 latency: no value (expected ${lo}..${hi})`);
+  else if (!(p99 >= lo && p99 <= hi)) fail(`p99 latency = ${p99}, expected within ${lo}..${hi}`);
+  else pass(`p99 latency = ${p99} (within ${lo}..${hi})`);
 }
 if (empties.length) console.log(`panels with allowed empty targets: ${empties.join('; ')}`);
 console.log(`${passed} passed, ${failed} failed`);

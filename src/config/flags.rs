@@ -254,6 +254,15 @@ pub struct ExportFlags {
           help_heading = METRICS)]
     #[serde(rename = "metrics.histogram", skip_serializing_if = "Option::is_none")]
     pub histogram: Option<HistogramKind>,
+    /// service.instance.id of this generator (Prometheus `instance` label): give each of
+    /// several generators of one run its own [default: <hostname>-<run id>, plus -<segment>
+    /// in segment mode].
+    #[arg(long, value_name = "ID", help_heading = METRICS)]
+    #[serde(
+        rename = "metrics.instance_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_id: Option<String>,
     /// Do not record OpenTelemetry instruments (the summary stays exact).
     #[arg(long, help_heading = METRICS)]
     #[serde(

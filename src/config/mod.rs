@@ -432,15 +432,19 @@ pub struct MetricsConfig {
     pub exponential_max_size: u32,
     /// `service.name` resource attribute (Prometheus `job`).
     pub service_name: Option<String>,
+    /// `service.instance.id` resource attribute (Prometheus `instance`); default
+    /// `<hostname>-<run id>`, plus `-<segment>` in segment mode. Give every generator of one
+    /// run its own, so their cumulative series never collide.
+    pub instance_id: Option<String>,
+    /// This process's execution segment index: set by segment mode (never read from a file);
+    /// goes into the default instance id and the `stampede.segment` resource attribute.
+    #[serde(skip)]
+    pub segment: Option<u32>,
     /// Prometheus remote-write targets (`[metrics.remote_write]` or `[[metrics.remote_write]]`).
     #[serde(deserialize_with = "export::remote_write_list", skip_serializing)]
     pub remote_write: Vec<RemoteWriteConfig>,
     /// OTLP export.
     pub otlp: Option<OtlpConfig>,
-    /// A distributed run's segment index (set from `--segment-index` & co., never from the
-    /// file): the exporters' `service.instance.id`, so the series of N generators differ.
-    #[serde(skip)]
-    pub segment: Option<u32>,
 }
 
 impl Default for MetricsConfig {
@@ -453,9 +457,10 @@ impl Default for MetricsConfig {
             exponential_max_scale: 8,
             exponential_max_size: 160,
             service_name: None,
+            instance_id: None,
+            segment: None,
             remote_write: Vec::new(),
             otlp: None,
-            segment: None,
         }
     }
 }

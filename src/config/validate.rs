@@ -92,6 +92,14 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
             "must be between -10 and 20".into(),
         );
     }
+    if let Some(id) = &cfg.metrics.instance_id
+        && (id.trim().is_empty() || id.chars().any(char::is_control))
+    {
+        return bad(
+            "metrics.instance_id",
+            "must be a non-empty name without control characters".into(),
+        );
+    }
     if let Some(otlp) = &cfg.metrics.otlp {
         for (k, v) in &otlp.headers {
             let key = format!("metrics.otlp.headers.{k}");
