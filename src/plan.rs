@@ -60,6 +60,8 @@ pub struct Plan {
     pub metrics: MetricsConfig,
     /// Where the JSON summary is written (its directory exists).
     pub summary_json: Option<PathBuf>,
+    /// Trace context: sampling, per-iteration traces, span export (validated).
+    pub tracing: crate::config::TracingConfig,
 }
 
 /// Reporting facts about one request definition.
@@ -370,6 +372,7 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         },
         metrics,
         summary_json,
+        tracing: config.tracing,
     })
 }
 

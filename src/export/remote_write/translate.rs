@@ -18,7 +18,11 @@
 //!   `service.instance.id` (these win over data-point attributes), sorted by name;
 //! * classic histograms: `_bucket{le}` (cumulative, `+Inf` included), `_sum`, `_count`;
 //! * exponential histograms: native histograms, scale clamped to 8 by merging buckets;
-//! * `target_info{job,instance,<other resource attributes>} 1`.
+//! * `target_info{job,instance,<other resource attributes>} 1`;
+//! * exemplars (`http.client.request.duration` only, one per data point and collection: the
+//!   slowest sampled request): on the `_bucket` series of the first bucket whose `le` holds
+//!   the value, as the Collector's exporter places them, with `trace_id` and `span_id` labels;
+//!   on the series itself for native histograms.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -32,9 +36,10 @@ use opentelemetry_sdk::metrics::data::{
 };
 
 use super::proto::{
-    BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, histogram,
+    BucketSpan, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, histogram,
     metric_metadata::MetricType,
 };
+use crate::metrics::{EXEMPLAR_INSTRUMENT, Exemplars, series_key};
 
 /// One-line switch: add `otel_scope_name` / `otel_scope_version` labels to every
 /// series (newer Collector versions do this when scope promotion is enabled).
@@ -550,6 +555,7 @@ fn kv_iter<'a>(
 
 struct Ctx<'a> {
     common: &'a CommonLabels,
+    exemplars: &'a Exemplars,
     opts: &'a TranslateOptions,
     out: &'a mut Translated,
     max_ts: i64,
@@ -564,8 +570,34 @@ impl Ctx<'_> {
                 value,
                 timestamp: ts,
             }],
+            exemplars: Vec::new(),
             histograms: Vec::new(),
         });
+    }
+
+    /// The exemplar of a data point of `m`, when one was kept.
+    fn exemplar<'b>(
+        &self,
+        m: &Metric,
+        attrs: impl Iterator<Item = (&'b str, Cow<'b, str>)>,
+    ) -> Option<Exemplar> {
+        if self.exemplars.is_empty() || m.name() != EXEMPLAR_INSTRUMENT {
+            return None;
+        }
+        self.exemplars.get(&series_key(attrs)).map(|e| Exemplar {
+            labels: vec![
+                Label {
+                    name: "span_id".into(),
+                    value: crate::trace::hex(&e.span_id),
+                },
+                Label {
+                    name: "trace_id".into(),
+                    value: crate::trace::hex(&e.trace_id),
+                },
+            ],
+            value: e.value,
+            timestamp: to_millis(e.time),
+        })
     }
 
     fn meta(&mut self, kind: MetricType, family: &str, m: &Metric) {
@@ -618,7 +650,8 @@ fn translate_metric<T: AsF64>(ctx: &mut Ctx<'_>, m: &Metric, data: &MetricData<T
             ctx.meta(MetricType::Histogram, &name, m);
             let ts = to_millis(h.time());
             for dp in h.data_points() {
-                classic_histogram_point(ctx, &name, dp, ts);
+                let ex = ctx.exemplar(m, kv_iter(dp.attributes()));
+                classic_histogram_point(ctx, &name, dp, ts, ex);
             }
         }
         MetricData::ExponentialHistogram(e) => {
@@ -630,7 +663,8 @@ fn translate_metric<T: AsF64>(ctx: &mut Ctx<'_>, m: &Metric, data: &MetricData<T
             ctx.meta(MetricType::Histogram, &name, m);
             let ts = to_millis(e.time());
             for dp in e.data_points() {
-                native_histogram_point(ctx, &name, dp, ts);
+                let ex = ctx.exemplar(m, kv_iter(dp.attributes()));
+                native_histogram_point(ctx, &name, dp, ts, ex);
             }
         }
     }
@@ -641,6 +675,7 @@ fn classic_histogram_point<T: AsF64>(
     name: &str,
     dp: &HistogramDataPoint<T>,
     ts: i64,
+    exemplar: Option<Exemplar>,
 ) {
     let base = attribute_labels(kv_iter(dp.attributes()), ctx.common);
     let bounds: Vec<f64> = dp.bounds().collect();
@@ -656,12 +691,24 @@ fn classic_histogram_point<T: AsF64>(
         ts,
     );
     let bucket_name = format!("{name}_bucket");
-    for (le, c) in classic_buckets(&bounds, &counts, dp.count()) {
+    // The first bucket whose upper bound holds the value (+Inf past the last bound).
+    let mut exemplar_at =
+        exemplar.map(|e| (bounds.iter().take_while(|b| **b < e.value).count(), e));
+    for (i, (le, c)) in classic_buckets(&bounds, &counts, dp.count())
+        .into_iter()
+        .enumerate()
+    {
         ctx.push_sample(
             finish_labels(&base, &bucket_name, Some(("le", &le))),
             c as f64,
             ts,
         );
+        if exemplar_at.as_ref().is_some_and(|(b, _)| *b == i)
+            && let (Some((_, e)), Some(series)) =
+                (exemplar_at.take(), ctx.out.timeseries.last_mut())
+        {
+            series.exemplars.push(e);
+        }
     }
 }
 
@@ -670,6 +717,7 @@ fn native_histogram_point<T: AsF64>(
     name: &str,
     dp: &ExponentialHistogramDataPoint<T>,
     ts: i64,
+    exemplar: Option<Exemplar>,
 ) {
     let pos: Vec<u64> = dp.positive_bucket().counts().collect();
     let neg: Vec<u64> = dp.negative_bucket().counts().collect();
@@ -690,6 +738,7 @@ fn native_histogram_point<T: AsF64>(
             ctx.out.timeseries.push(TimeSeries {
                 labels: finish_labels(&base, name, None),
                 samples: Vec::new(),
+                exemplars: exemplar.into_iter().collect(),
                 histograms: vec![h],
             });
         }
@@ -701,6 +750,15 @@ fn native_histogram_point<T: AsF64>(
 /// Delta-temporality metrics are skipped and reported in
 /// [`Translated::skipped_delta`] (the exporter requests Cumulative temporality).
 pub fn translate(rm: &ResourceMetrics, opts: &TranslateOptions) -> Translated {
+    translate_with_exemplars(rm, opts, &Exemplars::new())
+}
+
+/// [`translate`], with the exemplars of this collection by series key.
+pub fn translate_with_exemplars(
+    rm: &ResourceMetrics,
+    opts: &TranslateOptions,
+    exemplars: &Exemplars,
+) -> Translated {
     let resource = rm.resource();
     let common = resource_labels(resource.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut out = Translated::default();
@@ -720,6 +778,7 @@ pub fn translate(rm: &ResourceMetrics, opts: &TranslateOptions) -> Translated {
         }
         let mut ctx = Ctx {
             common: &scoped,
+            exemplars,
             opts,
             out: &mut out,
             max_ts,
@@ -744,6 +803,7 @@ pub fn translate(rm: &ResourceMetrics, opts: &TranslateOptions) -> Translated {
                     value: 1.0,
                     timestamp: max_ts,
                 }],
+                exemplars: Vec::new(),
                 histograms: Vec::new(),
             });
         }
