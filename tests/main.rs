@@ -8,7 +8,8 @@
 //! - `layers`: imports point down the layer order stated in src/lib.rs;
 //! - `dashboard`: every Grafana panel query against real data from both paths;
 //! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
-//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison;
+//! - `tracing`: traceparent headers, exemplars in Prometheus by both paths, client spans.
 
 mod support;
 
@@ -21,3 +22,4 @@ mod layers;
 mod otlp;
 mod remote_write;
 mod report;
+mod tracing;
