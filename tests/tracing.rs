@@ -65,7 +65,7 @@ fn traceparent_headers_are_w3c_sampled_at_the_ratio_and_one_trace_per_iteration(
                 iterations = 2000
                 requests = [
                   {{ url = "/" }},
-                  {{ name = "/status/{{code}}", url = "/status/${{iteration}}0" }},
+                  {{ name = "/bytes/{{n}}", url = "/bytes/${{vu}}${{iteration}}" }},
                   {{ method = "POST", url = "/echo", body = "hello", checks = {{ body_contains = "hello" }} }},
                 ]
                 "#,
@@ -78,12 +78,13 @@ fn traceparent_headers_are_w3c_sampled_at_the_ratio_and_one_trace_per_iteration(
     // Off: no header at all.
     let s = run("", "");
     assert_eq!(s.requests, 6000);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert!(seen(&t).is_empty());
     requests(&t);
 
     // 20 % of the requests, over static, rendered and POST requests alike; bodies intact.
     let s = run("", "sample_ratio = 0.2");
-    assert_eq!(requests(&t), 6000);
+    assert_eq!(requests(&t), 6000, "{:?} {:?}", s.errors, s.by_name);
     assert_eq!(s.checks[0].fails, 0, "the POST bodies arrive whole");
     let got = seen(&t);
     // 1,200 expected, σ = √(6000·0.2·0.8) ≈ 31: six sigmas either side.
@@ -92,7 +93,7 @@ fn traceparent_headers_are_w3c_sampled_at_the_ratio_and_one_trace_per_iteration(
         let n = got.iter().filter(|g| g.2 == path).count();
         assert!((300..=500).contains(&n), "{n} sampled of {path}");
     }
-    assert!(got.iter().any(|g| g.2.starts_with("/status/")));
+    assert!(got.iter().any(|g| g.2.starts_with("/bytes/")));
     let traces: BTreeSet<&str> = got.iter().map(|g| g.0.as_str()).collect();
     assert_eq!(traces.len(), got.len(), "one trace per sampled request");
 
