@@ -1119,6 +1119,44 @@ mod tests {
         Instant::now() + Duration::from_secs(5)
     }
 
+    #[test]
+    fn exemplars_are_attached_to_their_request_duration_points() {
+        let (rm, ex) =
+            crate::export::remote_write::translate::tests::collection_with_exemplar(0.007);
+        let mut req = ExportMetricsServiceRequest::from(&rm);
+        assert_eq!(attach_exemplars(&mut req, &ex), 1);
+        let m = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+        let Some(metric::Data::Histogram(h)) = &m.data else {
+            panic!("a histogram: {m:?}")
+        };
+        let e = &h.data_points[0].exemplars[0];
+        assert_eq!(e.trace_id, vec![0xab; 16]);
+        assert_eq!(e.span_id, vec![0xcd; 8]);
+        assert_eq!(e.value, Some(exemplar::Value::AsDouble(0.007)));
+        assert_eq!(e.time_unix_nano, 1_700_000_000_123_000_000);
+        assert_eq!(attach_exemplars(&mut req, &Exemplars::new()), 0);
+    }
+
+    #[test]
+    fn traces_go_to_the_metrics_endpoint_or_their_own() {
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]);
+        let m = resolve(None, &env).ok().flatten().expect("resolved");
+        assert_eq!(
+            traces_settings(&m, &env).endpoint,
+            "http://c:4318/v1/traces"
+        );
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317"),
+        ]);
+        let m = resolve(None, &env).ok().flatten().expect("resolved");
+        assert_eq!(m.protocol, OtlpProtocol::Grpc);
+        assert_eq!(traces_settings(&m, &env).endpoint, "http://t:4317");
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]);
+        let m = resolve(None, &env).ok().flatten().expect("resolved");
+        assert_eq!(traces_settings(&m, &env).endpoint, "http://c:4317");
+    }
+
     #[tokio::test]
     async fn http_retries_a_503_then_counts_a_partial_success() {
         let partial = ExportMetricsServiceResponse {

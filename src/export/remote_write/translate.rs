@@ -835,7 +835,7 @@ pub fn target_info_labels<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn cow(s: &str) -> Cow<'_, str> {
@@ -1198,6 +1198,85 @@ mod tests {
             // no zero-length spans, later span offsets > 2
             assert!(spans.iter().all(|s| s.length > 0));
             assert!(spans.iter().skip(1).all(|s| s.offset > 2));
+        }
+    }
+
+    /// A cumulative collection of `http.client.request.duration` (bounds 0.005, 0.01, 1) with
+    /// one series, and the exemplars of that series.
+    pub(crate) fn collection_with_exemplar(value: f64) -> (ResourceMetrics, Exemplars) {
+        use opentelemetry::metrics::MeterProvider as _;
+        use opentelemetry_sdk::metrics::{SdkMeterProvider, reader::MetricReader};
+        let reader = crate::metrics::SharedReader::new(Temporality::Cumulative);
+        let provider = SdkMeterProvider::builder()
+            .with_reader(reader.clone())
+            .build();
+        let h = provider
+            .meter("stampede")
+            .f64_histogram(EXEMPLAR_INSTRUMENT)
+            .with_unit("s")
+            .with_boundaries(vec![0.005, 0.01, 1.0])
+            .build();
+        let attrs = [
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("server.port", 8080),
+        ];
+        h.record(value, &attrs);
+        let mut rm = ResourceMetrics::default();
+        assert!(reader.collect(&mut rm).is_ok());
+        let key = series_key(attrs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())));
+        let mut ex = Exemplars::new();
+        ex.insert(
+            key,
+            crate::metrics::Exemplar {
+                trace_id: [0xab; 16],
+                span_id: [0xcd; 8],
+                value,
+                time: UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+            },
+        );
+        (rm, ex)
+    }
+
+    #[test]
+    fn an_exemplar_goes_on_the_bucket_its_value_falls_in() {
+        for (value, want_le) in [
+            (0.007, "0.01"),
+            (0.01, "0.01"),
+            (0.002, "0.005"),
+            (2.0, "+Inf"),
+        ] {
+            let (rm, ex) = collection_with_exemplar(value);
+            let t = translate_with_exemplars(&rm, &TranslateOptions::default(), &ex);
+            let with: Vec<&TimeSeries> = t
+                .timeseries
+                .iter()
+                .filter(|ts| !ts.exemplars.is_empty())
+                .collect();
+            assert_eq!(with.len(), 1, "{value}: one series carries it");
+            let le = with[0]
+                .labels
+                .iter()
+                .find(|l| l.name == "le")
+                .map(|l| l.value.as_str());
+            assert_eq!(le, Some(want_le), "{value}");
+            let e = &with[0].exemplars[0];
+            assert_eq!(e.value, value);
+            assert_eq!(e.timestamp, 1_700_000_000_123);
+            let labels: Vec<(&str, &str)> = e
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            let (tid, sid) = ("ab".repeat(16), "cd".repeat(8));
+            assert_eq!(
+                labels,
+                [("span_id", sid.as_str()), ("trace_id", tid.as_str())]
+            );
+            let runes: usize = e.labels.iter().map(|l| l.name.len() + l.value.len()).sum();
+            assert!(runes <= 128, "Prometheus' exemplar label limit");
+            // Without exemplars nothing changes.
+            let plain = translate(&rm, &TranslateOptions::default());
+            assert!(plain.timeseries.iter().all(|ts| ts.exemplars.is_empty()));
         }
     }
 
