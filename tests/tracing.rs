@@ -386,3 +386,52 @@ fn exemplars_and_client_spans_via_remote_write_and_the_collector() {
         assert_eq!(a("stampede.run.id"), format!("Str({run_id})"), "{c:?}");
     }
 }
+
+#[test]
+fn bad_tracing_settings_are_named_with_exit_code_2() {
+    let out = support::stampede(&[
+        "run",
+        "-u",
+        "http://127.0.0.1:1/",
+        "--trace-sample-ratio",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--trace-sample-ratio") && err.contains("from 0 to 1"),
+        "{err}"
+    );
+
+    let out = support::stampede(&["run", "-u", "http://127.0.0.1:1/", "--otlp-traces"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tracing.export") && err.contains("sample_ratio"),
+        "{err}"
+    );
+
+    let out = support::stampede(&[
+        "run",
+        "-u",
+        "http://127.0.0.1:1/",
+        "--trace-sample-ratio",
+        "0.5",
+        "--otlp-traces",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tracing.export") && err.contains("--otlp-endpoint"),
+        "{err}"
+    );
+
+    let (_dir, p) = support::write_config(
+        "t.toml",
+        "[tracing]\nsample_ratio = 1.5\n[[scenarios]]\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+    );
+    let out = support::stampede(&["validate", &p.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tracing.sample_ratio"), "{err}");
+}
