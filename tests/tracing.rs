@@ -435,3 +435,58 @@ fn bad_tracing_settings_are_named_with_exit_code_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tracing.sample_ratio"), "{err}");
 }
+
+#[test]
+fn client_spans_over_otlp_http_reach_the_collector() {
+    let t = support::target();
+    let prom = Prometheus::start();
+    let collector =
+        Collector::start_with_env(&prom.write_url(), &[("DEBUG_VERBOSITY", "detailed")]);
+    let cfg = format!(
+        r#"
+        [defaults]
+        base_url = "http://{}"
+        [tracing]
+        sample_ratio = 1.0
+        export = "otlp"
+        [[scenarios]]
+        executor = "shared-iterations"
+        vus = 2
+        iterations = 20
+        requests = [{{ url = "/status/503" }}]
+        {}
+        "#,
+        t.addr,
+        otlp_metrics(&collector.http_endpoint, "http", "")
+    );
+    let s = support::run_toml(&cfg, &Overrides::default());
+    assert_eq!(s.requests, 20);
+    let row = s
+        .export
+        .iter()
+        .find(|r| r.exporter.starts_with("otlp/http spans"))
+        .unwrap_or_else(|| panic!("no span export row: {:?}", s.export));
+    assert!(row.exporter.ends_with("/v1/traces"), "{row:?}");
+    assert_eq!((row.delivered, row.not_delivered), (20, 0), "{row:?}");
+    let got = seen(&t);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spans = loop {
+        let spans = logged_spans(&collector.logs());
+        if spans.len() >= 20 || Instant::now() > deadline {
+            break spans;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(spans.len(), 20, "{}", collector.logs());
+    for sp in &spans {
+        assert!(
+            got.iter()
+                .any(|(trace, span, _)| *trace == sp.trace_id && *span == sp.id),
+            "{sp:?} is a request the target saw"
+        );
+        assert_eq!(sp.parent_id, "", "per request: a root span");
+        assert_eq!(sp.kind, "Client");
+        assert_eq!(sp.attrs["http.response.status_code"], "Int(503)");
+        assert_eq!(sp.attrs["error.type"], "Str(503)");
+    }
+}
