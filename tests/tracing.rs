@@ -490,3 +490,49 @@ fn client_spans_over_otlp_http_reach_the_collector() {
         assert_eq!(sp.attrs["error.type"], "Str(503)");
     }
 }
+
+#[test]
+fn spans_that_cannot_be_delivered_are_reported_loudly() {
+    let t = support::target();
+    let down = format!("http://127.0.0.1:{}", support::free_port());
+    let url = format!("http://{}/", t.addr);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = dir.path().join("s.json");
+    let out = support::stampede(&[
+        "run",
+        "-u",
+        &url,
+        "-n",
+        "10",
+        "-c",
+        "1",
+        "--quiet",
+        "--trace-sample-ratio",
+        "1",
+        "--otlp-traces",
+        "--otlp-endpoint",
+        &down,
+        "--otlp-protocol",
+        "grpc",
+        "--summary-json",
+        &summary.display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("10 spans NOT delivered"), "{err}");
+    let s = support::read_json(&summary);
+    support::schema::assert_summary_conforms(&s);
+    let row = s["export"]
+        .as_array()
+        .and_then(|rows| {
+            rows.iter().find(|r| {
+                r["exporter"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(" spans "))
+            })
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no span row: {}", s["export"]));
+    assert_eq!(row["unit"], "spans");
+    assert_eq!(row["delivered"], 0);
+    assert_eq!(row["not_delivered"], 10);
+}
