@@ -536,3 +536,21 @@ fn spans_that_cannot_be_delivered_are_reported_loudly() {
     assert_eq!(row["delivered"], 0);
     assert_eq!(row["not_delivered"], 10);
 }
+
+#[test]
+fn the_collector_config_validates_with_span_forwarding_on() {
+    use crate::support::collector::{collector_binary, collector_config};
+    let out = std::process::Command::new(collector_binary())
+        .arg("validate")
+        .arg("--config")
+        .arg(collector_config())
+        .env("TRACES_EXPORTERS", "[debug, otlp_grpc/traces]")
+        .env("TRACES_OTLP_ENDPOINT", "127.0.0.1:4317")
+        .output()
+        .expect("run otelcol validate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
