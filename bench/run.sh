@@ -28,7 +28,8 @@ Flags:
   --rounds R       rounds, tools alternate inside each round; the median is reported (default $ROUNDS)
   --conns "A B"    connection counts (default "$CONNS")
   --tools "..."    subset of: wrk oha hey k6 locust stampede (default "$TOOLS");
-                   'stampede' = four rows: remote-write 1s, remote-write at end only, no exporter, --no-metrics
+                   'stampede' = four rows: remote-write 1s, remote-write at end only, no exporter, --no-metrics;
+                   'stampede-trace' = three rows: remote-write 1s with --trace-sample-ratio 0, 0.01, 1
   --no-extras      skip the 10k-VU and open-model scenarios
   --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede (unless --tools/--conns given;
                    oha/k6/locust are never installed then, only run if present), small extras;
@@ -84,6 +85,7 @@ DURATION="${DUR_S}s"
 # Installs (idempotent, quiet)
 # ---------------------------------------------------------------------------------------------
 want_tool() { [[ " $TOOLS " == *" $1 "* ]]; }
+want_stampede() { want_tool stampede || want_tool stampede-trace; }
 
 APT_UPDATED=0
 apt_install() {
@@ -113,7 +115,7 @@ find_k6() {
 install_tools() {
     local debs=(nginx wrk procps)
     want_tool hey && debs+=(hey)
-    want_tool stampede && debs+=(prometheus)
+    want_stampede && debs+=(prometheus)
     command -v /usr/bin/time >/dev/null || debs+=(time)
     command -v taskset >/dev/null || debs+=(util-linux)
     command -v curl >/dev/null || debs+=(curl)
@@ -142,7 +144,7 @@ install_tools() {
             python3 -m pip install -q --disable-pip-version-check locust
         fi
     fi
-    if want_tool stampede || [[ $EXTRAS == 1 ]]; then
+    if want_stampede || [[ $EXTRAS == 1 ]]; then
         log "cargo build --release (stampede)"
         (cd "$ROOT" && cargo build --release --quiet --bin stampede)
     fi
@@ -224,7 +226,7 @@ PIDS+=($!)
 wait_http "$URL" nginx
 
 PROM_URL=""
-if want_tool stampede; then
+if want_stampede; then
     PROM_PORT="$(free_port)"
     PROM_URL="http://127.0.0.1:$PROM_PORT"
     mkdir -p "$WORK/prom"
@@ -233,7 +235,8 @@ if want_tool stampede; then
     # from the generator under test on core 1.
     taskset -c 0 prometheus --config.file="$WORK/prom/prometheus.yml" \
         --storage.tsdb.path="$WORK/prom/data" --web.listen-address="127.0.0.1:$PROM_PORT" \
-        --web.enable-remote-write-receiver --log.level=warn >"$WORK/prom/prometheus.log" 2>&1 &
+        --web.enable-remote-write-receiver --enable-feature=exemplar-storage \
+        --log.level=warn >"$WORK/prom/prometheus.log" 2>&1 &
     PIDS+=($!)
     wait_http "$PROM_URL/-/ready" prometheus
 fi
@@ -302,6 +305,11 @@ tool_cmd() {
                            --workers 1 --quiet --summary-json "$out.json" ;;
         stampede-nometrics) printf '%s\n' "$STAMPEDE" run --url "$URL" --vus "$c" --duration "$DURATION" \
                                 --workers 1 --quiet --no-metrics --summary-json "$out.json" ;;
+        stampede-trace1|stampede-trace100)
+            local ratio=0.01; [[ $tool == stampede-trace100 ]] && ratio=1
+            printf '%s\n' "$STAMPEDE" run "$WORK/stampede-rw.toml" --url "${URL%/}" --vus "$c" \
+                --duration "$DURATION" --workers 1 --quiet --summary-json "$out.json" \
+                --trace-sample-ratio "$ratio" ;;
         *) die "unknown tool $tool" ;;
     esac
 }
@@ -350,6 +358,8 @@ ROWS=()
 for t in $TOOLS; do
     case "$t" in
         stampede) ROWS+=(stampede stampede-rwend stampede-norw stampede-nometrics) ;;
+        # Trace sampling 0 % (the plain 'stampede' row), 1 % and 100 %, side by side.
+        stampede-trace) ROWS+=(stampede stampede-trace1 stampede-trace100) ;;
         wrk|oha|hey|k6|locust) ROWS+=("$t") ;;
         *) die "unknown tool in --tools: $t" ;;
     esac
@@ -425,7 +435,7 @@ VERSIONS="$(
                 hey) printf '; hey (Debian %s)' "$(dpkg-query -W -f '${Version}' hey 2>/dev/null)" ;;
                 k6) printf '; k6 %s' "$("$K6" version 2>/dev/null | awk '{print $2}')" ;;
                 locust) printf '; locust %s' "$(python3 -c 'import locust; print(locust.__version__)' 2>/dev/null)" ;;
-                stampede) printf '; stampede %s (%s)' "$("$STAMPEDE" --version | awk '{print $2}')" \
+                stampede|stampede-trace) printf '; stampede %s (%s)' "$("$STAMPEDE" --version | awk '{print $2}')" \
                     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')" ;;
             esac
         done
@@ -436,12 +446,14 @@ BENCH_CMDLINE="$CMDLINE" python3 - "$RAW" "$EXTRA" "$WORK/runs" "$RESULTS_DIR/la
 import csv, json, os, statistics, sys
 raw, extra, runs, out_path = sys.argv[1:5]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
-order = ["wrk", "oha", "hey", "k6", "locust", "stampede", "stampede-rwend", "stampede-norw", "stampede-nometrics"]
+order = ["wrk", "oha", "hey", "k6", "locust", "stampede", "stampede-trace1", "stampede-trace100", "stampede-rwend", "stampede-norw", "stampede-nometrics"]
 label = {
     "stampede": "stampede (OTel + remote-write 1s)",
     "stampede-rwend": "stampede (OTel, remote-write only at end)",
     "stampede-norw": "stampede (no remote-write: no reader, OTel inert)",
     "stampede-nometrics": "stampede --no-metrics",
+    "stampede-trace1": "stampede (remote-write 1s, traceparent on 1 %)",
+    "stampede-trace100": "stampede (remote-write 1s, traceparent on 100 %)",
 }
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -509,7 +521,9 @@ for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
                     by.setdefault(r["round"], {})[r["tool"]] = v
             xs = [d[a] / d[b] - 1 for d in by.values() if a in d and b in d and d[b] > 0]
             return statistics.median(xs) if xs else None
-        for a, b, what in [("stampede", "stampede-norw", "OTel + remote-write 1s vs no remote-write"),
+        for a, b, what in [("stampede-trace1", "stampede", "trace sampling 1 % vs 0 %"),
+                           ("stampede-trace100", "stampede", "trace sampling 100 % vs 0 %"),
+                           ("stampede", "stampede-norw", "OTel + remote-write 1s vs no remote-write"),
                            ("stampede", "stampede-rwend", "1s pushes vs push at end"),
                            ("stampede-rwend", "stampede-nometrics", "OTel aggregation vs --no-metrics")]:
             dr, dc = paired(a, b, "rate"), paired(a, b, "cpu")

@@ -39,6 +39,9 @@ use crate::schedule::{
 use crate::stats::{Drops, Live, VuCounts, WorkerStats};
 use crate::task::Panicked;
 use crate::template::Vars;
+use crate::trace::{
+    IdGen, Sampler, SpanContext, SpanId, SpanRecord, SpanSink, TRACEPARENT, TraceId, splice_header,
+};
 
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,6 +79,9 @@ pub(crate) struct RunShared {
     pub vus: Arc<VuCounts>,
     /// The generator process's own CPU (each worker adds its runtime).
     pub generator: Arc<crate::process::Monitor>,
+    /// Where sampled requests' spans go, when client spans are exported (set once, before
+    /// the workers start).
+    pub spans: std::sync::OnceLock<SpanSink>,
 }
 
 impl RunShared {
@@ -113,6 +119,7 @@ impl RunShared {
             arrivals,
             live: (0..workers).map(|_| Live::default()).collect(),
             vus,
+            spans: std::sync::OnceLock::new(),
             plan,
             generator,
         })
@@ -297,6 +304,17 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         wrr: vec![0; sc.weights.len()],
         rng: fastrand::Rng::with_seed(vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sc_idx as u64),
         started: false,
+        tracing: plan
+            .tracing
+            .sample_ratio
+            .and_then(Sampler::new)
+            .map(|sampler| VuTracing {
+                sampler,
+                ids: IdGen::new(),
+                per_iteration: plan.tracing.per_iteration,
+                iteration: None,
+                buf: Vec::new(),
+            }),
     };
     // Stagger the weighted round-robin so VUs don't all pick the same task at once.
     for _ in 0..(vu as usize % sc.weights.len().max(1)) {
@@ -318,6 +336,12 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         // Open model: the first request of the iteration is measured from the scheduled start
         // (on a VU's first iteration that is its on_start request).
         let mut first = ticket.scheduled;
+        if let Some(t) = vu_state.tracing.as_mut().filter(|t| t.per_iteration) {
+            t.iteration = t
+                .sampler
+                .sample(&mut t.ids)
+                .then(|| (t.ids.trace_id(), t.ids.span_id()));
+        }
         if !vu_state.started {
             vu_state.started = true;
             for r in &sc.on_start {
@@ -335,6 +359,27 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
             }
         }
         let took = Instant::now().saturating_duration_since(t0);
+        if let Some((trace_id, span_id)) =
+            vu_state.tracing.as_mut().and_then(|t| t.iteration.take())
+            && let Some(sink) = shared.spans.get()
+        {
+            // The iteration's root span: every request of the iteration is its child.
+            let end = std::time::SystemTime::now();
+            sink.push(SpanRecord {
+                ctx: SpanContext {
+                    trace_id,
+                    span_id,
+                    parent: None,
+                },
+                req: None,
+                scenario: sc_idx,
+                start: end.checked_sub(took).unwrap_or(end),
+                end,
+                status: None,
+                error: None,
+                url: None,
+            });
+        }
         ctx.stats.borrow_mut().iteration(sc_idx, took);
         if let Some(rec) = ctx.recorder.borrow().as_ref() {
             rec.iteration(sc_idx, took);
@@ -366,6 +411,41 @@ struct Vu {
     wrr: Vec<i64>,
     rng: fastrand::Rng,
     started: bool,
+    /// Trace context (None: tracing off).
+    tracing: Option<VuTracing>,
+}
+
+/// A VU's trace context state.
+struct VuTracing {
+    sampler: Sampler,
+    ids: IdGen,
+    per_iteration: bool,
+    /// Per-iteration mode: the current iteration's trace and root span, when sampled.
+    iteration: Option<(TraceId, SpanId)>,
+    /// The sampled request's HTTP/1.1 bytes, with the header spliced in.
+    buf: Vec<u8>,
+}
+
+impl VuTracing {
+    /// The trace context of the next request, when it is sampled.
+    fn next(&mut self) -> Option<SpanContext> {
+        if self.per_iteration {
+            let (trace_id, root) = self.iteration?;
+            return Some(SpanContext {
+                trace_id,
+                span_id: self.ids.span_id(),
+                parent: Some(root),
+            });
+        }
+        if !self.sampler.sample(&mut self.ids) {
+            return None;
+        }
+        Some(SpanContext {
+            trace_id: self.ids.trace_id(),
+            span_id: self.ids.span_id(),
+            parent: None,
+        })
+    }
 }
 
 /// Smooth weighted round-robin: exact proportions over every window of sum(weights) picks.
@@ -853,13 +933,34 @@ async fn do_request(
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.start(r.id);
     }
-    let prepared = if shared.plan.client.http2 {
+    // Sampled requests only: unsampled ones (all of them with tracing off) skip this.
+    let span = vu.tracing.as_mut().and_then(VuTracing::next);
+    let mut prepared = if shared.plan.client.http2 {
         build_request(r, &vu.vars).map(|(req, len)| (Some(req), len))
     } else if let Some(w) = &r.wire {
         Some((None, static_body_len(r).unwrap_or(w.len() as u64)))
     } else {
         render_wire(r, &vu.vars, &mut vu.scratch).map(|len| (None, len))
     };
+    // The traceparent of a sampled request: into the HTTP/2 request's headers, or spliced
+    // into a copy of the HTTP/1.1 bytes (the pre-rendered ones stay as they are).
+    let mut spliced = false;
+    if let (Some(sc), Some(t)) = (&span, vu.tracing.as_mut()) {
+        let value = sc.traceparent();
+        match &mut prepared {
+            Some((Some(req), _)) => {
+                if let Ok(v) = HeaderValue::from_bytes(&value) {
+                    req.headers_mut().insert(TRACEPARENT, v);
+                }
+            }
+            Some((None, _)) => {
+                let wire = r.wire.as_deref().unwrap_or(&vu.scratch);
+                spliced = splice_header(wire, TRACEPARENT, &value, &mut t.buf);
+            }
+            None => {}
+        }
+    }
+    let started_wall = span.map(|_| std::time::SystemTime::now());
     let (outcome, bytes_out) = match prepared {
         Some((Some(req), len)) => (
             // HTTP/2 through hyper: boxed to keep the common VU future small.
@@ -875,8 +976,12 @@ async fn do_request(
             len,
         ),
         Some((None, len)) => {
+            let wire = match &vu.tracing {
+                Some(t) if spliced => &t.buf[..],
+                _ => r.wire.as_deref().unwrap_or(&vu.scratch),
+            };
             let req = H1Request {
-                wire: r.wire.as_deref().unwrap_or(&vu.scratch),
+                wire,
                 head: r.head,
                 idempotent: r.method.is_idempotent(),
                 keep_body: r.keep_body,
@@ -904,6 +1009,9 @@ async fn do_request(
     shared.live[ctx.worker].record(&sample);
     if let Some(rec) = ctx.recorder.borrow_mut().as_mut() {
         rec.finish(&sample);
+    }
+    if let Some(sc) = span {
+        sampled(ctx, r, vu, &sample, sc, started_wall);
     }
     if outcome.error == Some(ErrorKind::TooManyOpenFiles)
         && let Some(pause) = vu.client.fd_backoff()
@@ -969,6 +1077,39 @@ async fn do_request(
         {
             *slot = v;
         }
+    }
+}
+
+/// What a sampled request leaves behind: an exemplar candidate and, when spans are exported,
+/// its span record. Off the unsampled path.
+#[inline(never)]
+fn sampled(
+    ctx: &WorkerCtx,
+    r: &RequestPlan,
+    vu: &Vu,
+    sample: &Sample,
+    sc: SpanContext,
+    started: Option<std::time::SystemTime>,
+) {
+    let end = std::time::SystemTime::now();
+    if let Some(rec) = ctx.recorder.borrow().as_ref() {
+        rec.exemplar(sample, sc.trace_id, sc.span_id, end);
+    }
+    if let Some(sink) = ctx.shared.spans.get() {
+        let url = match &r.url {
+            UrlPlan::Static(_) => None,
+            UrlPlan::Dynamic { template, .. } => Some(template.render(&vu.vars)),
+        };
+        sink.push(SpanRecord {
+            ctx: sc,
+            req: Some(r.id),
+            scenario: ctx.shared.plan.requests[r.id].scenario,
+            start: started.unwrap_or(end),
+            end,
+            status: sample.status,
+            error: sample.error,
+            url,
+        });
     }
 }
 

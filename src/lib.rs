@@ -12,7 +12,7 @@
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
 //! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process
-//! 2. threshold, http, stats
+//! 2. threshold, http, stats, trace
 //! 3. config
 //! 4. plan
 //! 5. metrics
@@ -57,6 +57,7 @@ mod term;
 mod test_support;
 mod threshold;
 mod timeline;
+mod trace;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -192,6 +193,13 @@ fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError
         } => config::ConfigError::invalid(origin, source_name, message),
         other => config::ConfigError::invalid(origin, "metrics.otlp", other.to_string()),
     })?;
+    if plan.tracing.export.is_some() && resolved.is_none() {
+        return Err(config::ConfigError::invalid(
+            origin,
+            "tracing.export",
+            "client spans go to the OTLP endpoint: set --otlp-endpoint (metrics.otlp.endpoint) or OTEL_EXPORTER_OTLP_ENDPOINT",
+        ));
+    }
     if let Some(i) = resolved.as_ref().and_then(|r| r.interval)
         && i > config::MAX_DURATION
     {

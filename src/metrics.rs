@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::metrics::{
     BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter,
@@ -312,6 +312,8 @@ pub struct Instruments {
     outcomes: OutcomeBudget,
     /// Scenario by request id.
     request_scenario: Vec<usize>,
+    /// Exemplars of sampled requests (None: tracing off or no exporter).
+    exemplars: Option<Arc<ExemplarStore>>,
     _vus_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _vus_max_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _run_duration_gauge: opentelemetry::metrics::ObservableGauge<f64>,
@@ -539,6 +541,7 @@ impl Instruments {
             request_scenario: plan.requests.iter().map(|r| r.scenario).collect(),
             overflow_attrs,
             outcomes: OutcomeBudget::new(SeriesLimits::for_plan(plan).outcome_budget),
+            exemplars: None,
             _vus_gauge: vus_gauge,
             _vus_max_gauge: vus_max_gauge,
         }
@@ -553,9 +556,16 @@ impl Instruments {
         })
     }
 
+    /// Keeps exemplars of sampled requests in `store` (call before sharing the instruments).
+    pub fn with_exemplars(mut self, store: Arc<ExemplarStore>) -> Instruments {
+        self.exemplars = Some(store);
+        self
+    }
+
     /// A recorder for one worker thread.
     pub fn recorder(self: &Arc<Self>) -> Recorder {
         Recorder {
+            exemplars: self.exemplars.as_ref().map(|s| s.worker()),
             inst: self.clone(),
             by_outcome: (0..self.request_attrs.len()).map(|_| Vec::new()).collect(),
             per_request: self
@@ -610,6 +620,8 @@ struct PerScenario {
 struct PerOutcome {
     duration: BoundHistogram<f64>,
     resp_size: BoundHistogram<u64>,
+    /// Index of this series in the worker's exemplar slots (when exemplars are kept).
+    exemplar: usize,
 }
 
 /// Records into bound instruments; one per worker thread (not shared).
@@ -621,6 +633,8 @@ pub struct Recorder {
     per_request: Vec<PerRequest>,
     per_scenario: Vec<PerScenario>,
     per_check: Vec<(BoundCounter<u64>, BoundCounter<u64>)>,
+    /// This worker's exemplar slots.
+    exemplars: Option<Arc<WorkerExemplars>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -677,12 +691,19 @@ impl Recorder {
                 } else {
                     inst.overflow_attrs[inst.scenario_of(req)].clone()
                 };
+                // Only when a new outcome is first seen: its series key for exemplars.
+                let exemplar = self.exemplars.as_ref().map_or(0, |w| {
+                    w.add_series(series_key(
+                        attrs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())),
+                    ))
+                });
                 slots.push((
                     st,
                     ek,
                     PerOutcome {
                         duration: inst.duration.bind(&attrs),
                         resp_size: inst.resp_size.bind(&attrs),
+                        exemplar,
                     },
                 ));
                 slots.len() - 1
@@ -693,6 +714,29 @@ impl Recorder {
         if status.is_some() {
             o.resp_size.record(bytes_in);
         }
+    }
+
+    /// A sampled request finished (after [`Recorder::finish`] recorded it): it may be the
+    /// slowest of its series in the current interval of each exporter.
+    pub fn exemplar(&self, sample: &Sample, trace_id: [u8; 16], span_id: [u8; 8], at: SystemTime) {
+        let Some(w) = &self.exemplars else { return };
+        let st = sample.status.unwrap_or(0);
+        let ek = sample.error.map_or(0, ErrorKind::key);
+        let Some((_, _, o)) = self.by_outcome[sample.req]
+            .iter()
+            .find(|(s, e, _)| *s == st && *e == ek)
+        else {
+            return;
+        };
+        w.offer(
+            o.exemplar,
+            Exemplar {
+                trace_id,
+                span_id,
+                value: sample.latency.as_secs_f64(),
+                time: at,
+            },
+        );
     }
 
     /// An iteration finished.
@@ -719,6 +763,132 @@ impl Recorder {
     pub fn check(&self, id: usize, pass: bool) {
         let c = &self.per_check[id];
         if pass { c.0.add(1) } else { c.1.add(1) }
+    }
+}
+
+/// The instrument that carries exemplars.
+pub const EXEMPLAR_INSTRUMENT: &str = "http.client.request.duration";
+
+/// The slowest sampled request of a series in an interval: what a person wants to open.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exemplar {
+    /// Its trace.
+    pub trace_id: [u8; 16],
+    /// Its (client) span.
+    pub span_id: [u8; 8],
+    /// Its duration in seconds.
+    pub value: f64,
+    /// When it finished.
+    pub time: SystemTime,
+}
+
+impl Exemplar {
+    /// Whether `self` should replace `kept` (the slower wins; on a tie, the later).
+    fn beats(&self, kept: &Option<Exemplar>) -> bool {
+        kept.is_none_or(|k| self.value >= k.value)
+    }
+}
+
+/// Exemplars of one collection by series key ([`series_key`] of the data point's attributes).
+pub type Exemplars = HashMap<String, Exemplar>;
+
+/// The key of a series: its attributes sorted by key, `key=value` joined by `\x1f`. Made
+/// from the recorder's attribute sets when an outcome is first seen, and from the collected
+/// data points at export, so the two meet without the SDK's help (opentelemetry_sdk 0.33
+/// neither samples exemplars nor lets a reader add them).
+pub fn series_key<'a>(attrs: impl Iterator<Item = (&'a str, std::borrow::Cow<'a, str>)>) -> String {
+    let mut v: Vec<(&str, std::borrow::Cow<'_, str>)> = attrs.collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::new();
+    for (i, (k, val)) in v.iter().enumerate() {
+        if i > 0 {
+            out.push('\x1f');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(val);
+    }
+    out
+}
+
+/// Exemplar slots of every worker, one slot per series and exporter: each exporter takes its
+/// own slots when it collects, so each gets the slowest request of its own interval.
+#[derive(Debug)]
+pub struct ExemplarStore {
+    exporters: usize,
+    workers: Mutex<Vec<Arc<WorkerExemplars>>>,
+}
+
+impl ExemplarStore {
+    /// A store for `exporters` exporters.
+    pub fn new(exporters: usize) -> ExemplarStore {
+        ExemplarStore {
+            exporters,
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn worker(&self) -> Arc<WorkerExemplars> {
+        let w = Arc::new(WorkerExemplars {
+            exporters: self.exporters,
+            series: Mutex::new(Vec::new()),
+        });
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(w.clone());
+        w
+    }
+
+    /// Takes exporter `exporter`'s exemplars since its last take: the slowest per series over
+    /// all workers.
+    pub fn take(&self, exporter: usize) -> Exemplars {
+        let mut out = Exemplars::new();
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for w in workers {
+            let mut series = w.series.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, slots) in series.iter_mut() {
+                if let Some(e) = slots.get_mut(exporter).and_then(Option::take) {
+                    let kept = out.get(key.as_str()).copied();
+                    if e.beats(&kept) {
+                        out.insert(key.clone(), e);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One worker's slots. The lock is the worker's own: taken by sampled requests only, and by
+/// an exporter a few times a minute.
+#[derive(Debug)]
+struct WorkerExemplars {
+    exporters: usize,
+    /// (series key, slot by exporter).
+    series: Mutex<Vec<(String, Vec<Option<Exemplar>>)>>,
+}
+
+impl WorkerExemplars {
+    fn add_series(&self, key: String) -> usize {
+        let mut s = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        s.push((key, vec![None; self.exporters]));
+        s.len() - 1
+    }
+
+    fn offer(&self, series: usize, e: Exemplar) {
+        let mut s = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, slots)) = s.get_mut(series) {
+            for slot in slots.iter_mut() {
+                if e.beats(slot) {
+                    *slot = Some(e);
+                }
+            }
+        }
     }
 }
 
@@ -761,6 +931,39 @@ mod tests {
             e.as_ref().is_err_and(|e| e.contains("metrics.instance_id")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn each_exporter_gets_the_slowest_of_its_own_interval() {
+        let store = ExemplarStore::new(2);
+        let (w1, w2) = (store.worker(), store.worker());
+        let key = series_key([("b", "2".into()), ("a", "x".into())].into_iter());
+        assert_eq!(key, "a=x\x1fb=2");
+        let (s1, s2) = (w1.add_series(key.clone()), w2.add_series(key.clone()));
+        let at = SystemTime::UNIX_EPOCH;
+        let ex = |v: f64, id: u8| Exemplar {
+            trace_id: [id; 16],
+            span_id: [id; 8],
+            value: v,
+            time: at,
+        };
+        w1.offer(s1, ex(0.2, 1));
+        w1.offer(s1, ex(0.1, 2));
+        w2.offer(s2, ex(0.5, 3));
+        w2.offer(s2, ex(0.3, 4));
+        assert_eq!(
+            store.take(0)[&key].trace_id,
+            [3; 16],
+            "the slowest over workers"
+        );
+        assert!(
+            store.take(0).is_empty(),
+            "taken: a new interval starts empty"
+        );
+        w1.offer(s1, ex(0.05, 5));
+        assert_eq!(store.take(0)[&key].trace_id, [5; 16]);
+        // The second exporter's interval began at the start: it still has the slowest of all.
+        assert_eq!(store.take(1)[&key].value, 0.5);
     }
 
     #[test]

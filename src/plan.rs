@@ -64,6 +64,8 @@ pub struct Plan {
     /// This generator's execution segment ([`Stripe::whole`] outside a distributed run): the
     /// schedules above are already this segment's share (see [`Plan::apply_segment`]).
     pub stripe: Stripe,
+    /// Trace context: sampling, per-iteration traces, span export (validated).
+    pub tracing: crate::config::TracingConfig,
 }
 
 /// Reporting facts about one request definition.
@@ -393,6 +395,7 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         metrics,
         summary_json,
         stripe: Stripe::whole(),
+        tracing: config.tracing,
     })
 }
 

@@ -136,7 +136,7 @@ impl From<&Delivery> for ExportRow {
                 d.bytes.unwrap_or(0),
                 count(d.failed_attempts, "failed attempt", "failed attempts")
             )),
-            Unit::DataPoints => detail.push(format!(
+            Unit::DataPoints | Unit::Spans => detail.push(format!(
                 "{}, {}",
                 count(d.requests, "export", "exports"),
                 count(d.failed_attempts, "failed attempt", "failed attempts")
@@ -205,7 +205,7 @@ pub fn flush_waiting_text(limit: Duration, waiting: &[Waiting]) -> String {
             w.unit.name(w.pending),
             match w.unit {
                 Unit::Samples => count(w.requests, "batch", "batches"),
-                Unit::DataPoints => count(w.requests, "export", "exports"),
+                Unit::DataPoints | Unit::Spans => count(w.requests, "export", "exports"),
             }
         );
         if w.failed_attempts > 0 {

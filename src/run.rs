@@ -137,7 +137,10 @@ async fn execute_async(
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
     let vus = Arc::new(VuCounts::new(plan.workers, plan.scenarios.len()));
     let mcfg = &plan.metrics;
-    let pipeline = Pipeline::build(mcfg)?;
+    let mut pipeline = Pipeline::build(mcfg)?;
+    let spans = pipeline.add_spans(&plan)?;
+    // Exemplars only come from sampled requests.
+    let tracing_on = plan.tracing.sample_ratio.is_some_and(|r| r > 0.0);
     if display.banner {
         let mut e = std::io::stderr().lock();
         let _ = writeln!(e, "stampede run {}", plan.run_id);
@@ -177,13 +180,11 @@ async fn execute_async(
     let (provider, instruments) = if mcfg.enabled {
         let limits = metrics::SeriesLimits::for_plan(&plan);
         let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers(), limits);
-        let i = Arc::new(Instruments::new(
-            &p,
-            &plan,
-            vus.clone(),
-            clock.clone(),
-            generator.clone(),
-        ));
+        let mut i = Instruments::new(&p, &plan, vus.clone(), clock.clone(), generator.clone());
+        if tracing_on {
+            i = i.with_exemplars(pipeline.exemplars());
+        }
+        let i = Arc::new(i);
         (Some(p), Some(i))
     } else {
         (None, None)
@@ -197,6 +198,9 @@ async fn execute_async(
         clock.start,
         generator.clone(),
     );
+    if let Some(sink) = spans {
+        let _ = shared.spans.set(sink);
+    }
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for w in 0..plan.workers {

@@ -30,6 +30,8 @@ pub const ROUTES: &str = concat!(
     "  ANY  /reset                 resets the connection (TCP RST), no answer\n",
     "  ANY  /echo                  echoes the request body\n",
     "  GET  /__stats               JSON counters (not counted themselves)\n",
+    "  GET  /__traces              JSON [[traceparent, path], ...] of the requests that\n",
+    "                              carried a traceparent header (not counted themselves)\n",
     "  POST /__stall/<ms>          hold every response until ms from now\n",
     "                              (coordinated-omission tests; not counted)",
 );
@@ -52,7 +54,13 @@ pub struct Counters {
     pub connections: AtomicU64,
     /// Responses are held until this many ms after the Unix epoch (0: no stall).
     pub stalled_until_ms: AtomicU64,
+    /// (traceparent, path and query) of requests with a `traceparent` header, the first
+    /// [`MAX_TRACES`] of them.
+    pub traces: std::sync::Mutex<Vec<(String, String)>>,
 }
+
+/// How many `traceparent` headers the target keeps.
+pub const MAX_TRACES: usize = 1_000_000;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -208,6 +216,20 @@ async fn handle(
     let path = req.uri().path().to_string();
     if path == "/__stats" {
         return Ok(json(c.json()));
+    }
+    if path == "/__traces" {
+        let t = c.traces.lock().unwrap_or_else(|p| p.into_inner());
+        return Ok(json(serde_json::to_string(&*t).unwrap_or_default()));
+    }
+    if let Some(tp) = req.headers().get("traceparent") {
+        let mut t = c.traces.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() < MAX_TRACES {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            t.push((
+                String::from_utf8_lossy(tp.as_bytes()).into_owned(),
+                pq.to_string(),
+            ));
+        }
     }
     if let Some(ms) = path.strip_prefix("/__stall/") {
         let ms: u64 = ms.parse().unwrap_or(0).min(60_000);

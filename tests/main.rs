@@ -12,7 +12,8 @@
 //! - `distributed`: N processes as execution segments with a coordinator, against nginx;
 //! - `generator`: the generator's own CPU: a starved run warns, a light one does not;
 //! - `kubernetes`: deploy/kubernetes renders and validates against the Kubernetes API schema, and
-//!   the Dockerfile lints.
+//!   the Dockerfile lints;
+//! - `tracing`: traceparent headers, exemplars in Prometheus by both paths, client spans.
 
 mod support;
 
@@ -28,3 +29,4 @@ mod layers;
 mod otlp;
 mod remote_write;
 mod report;
+mod tracing;

@@ -62,7 +62,9 @@ const DS = { type: 'prometheus', uid: '${datasource}' };
 const refIds = 'ABCDEFGHIJ';
 const target = (i, expr, extra = {}) => ({ datasource: DS, editorMode: 'code', expr, refId: refIds[i], ...extra });
 const instant = (i, expr, extra = {}) => target(i, expr, { instant: true, range: false, ...extra });
-const ranged = (i, expr, legendFormat) => target(i, expr, { legendFormat, range: true, instant: false });
+// Classic-bucket queries ask for exemplars (trace ids of the slowest sampled requests).
+const ranged = (i, expr, legendFormat) =>
+  target(i, expr, { legendFormat, range: true, instant: false, ...(expr.includes(`${DUR}_bucket`) ? { exemplar: true } : {}) });
 
 const row = (id, title, y) => ({ collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, id, panels: [], title, type: 'row' });
 

@@ -32,6 +32,8 @@ const REMOTE_WRITE: &str = "Remote-write";
 const OTLP: &str = "OTLP";
 /// Help heading of the flags that concern both exporters.
 const METRICS: &str = "Metrics";
+/// Help heading of the trace context flags.
+const TRACING: &str = "Tracing";
 
 /// Values from command-line flags: the top configuration layer.
 #[derive(Args, Clone, Debug, Default, Serialize)]
@@ -271,6 +273,23 @@ pub struct ExportFlags {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub no_metrics: bool,
+    /// Fraction of requests that carry a W3C traceparent header and can become exemplars,
+    /// 0 to 1, e.g. 0.01 [default: off] ([tracing] sample_ratio).
+    #[arg(long, value_name = "R", value_parser = ratio, help_heading = TRACING)]
+    #[serde(
+        rename = "tracing.sample_ratio",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trace_sample_ratio: Option<f64>,
+    /// Export one http.client span per sampled request to the OTLP endpoint
+    /// ([tracing] export = "otlp").
+    #[arg(long, help_heading = TRACING)]
+    #[serde(
+        rename = "tracing.export",
+        serialize_with = "otlp_when_set",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub otlp_traces: bool,
 }
 
 /// `--remote-write-*` settings, applied to every remote-write target (credentials only by
@@ -411,6 +430,19 @@ fn pairs_as_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok
     map.serialize(s)
 }
 
+fn otlp_when_set<S: Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("otlp")
+}
+
+/// A sampling ratio: a number from 0 to 1.
+fn ratio(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("`{s}`: a fraction from 0 to 1, e.g. 0.01 for 1 % of requests"))
+}
+
 fn negated<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(!*v)
 }
@@ -536,6 +568,31 @@ mod tests {
         assert_eq!(v.thresholds, ["p99 < 1s"]);
         // Unset flags leave the defaults alone.
         assert!(!v.defaults.http2 && !v.run.quiet && v.metrics.interval.is_none());
+    }
+
+    #[test]
+    fn tracing_flags_land_in_the_tracing_section() {
+        let ov = Overrides {
+            export: ExportFlags {
+                trace_sample_ratio: Some(0.25),
+                otlp_traces: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let v: crate::config::Config = figment::Figment::from(
+            figment::providers::Serialized::defaults(crate::config::Config::default()),
+        )
+        .merge(FlagLayer(&ov))
+        .extract()
+        .expect("extracts");
+        assert_eq!(v.tracing.sample_ratio, Some(0.25));
+        assert_eq!(v.tracing.export, Some(crate::config::TraceExport::Otlp));
+        assert!(!v.tracing.per_iteration);
+        assert_eq!(ratio("0.01"), Ok(0.01));
+        for bad in ["1.5", "-0.1", "half", "NaN"] {
+            assert!(ratio(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

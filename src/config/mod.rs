@@ -37,6 +37,31 @@ pub struct Config {
     pub thresholds: Vec<String>,
     /// Metric recording and export.
     pub metrics: MetricsConfig,
+    /// Trace context on sampled requests, client spans and exemplars (`[tracing]`).
+    pub tracing: TracingConfig,
+}
+
+/// Trace context (`[tracing]`): which requests carry a W3C `traceparent`, whether an iteration
+/// is one trace, and where client spans go.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Fraction of requests (or, with `per_iteration`, of iterations) that are sampled: they
+    /// carry a `traceparent` header and become exemplars (0 or unset: off; at most 1).
+    pub sample_ratio: Option<f64>,
+    /// One trace per iteration: every request of a sampled iteration is a child span of the
+    /// iteration's root span, so a user journey is one trace.
+    pub per_iteration: bool,
+    /// Where client spans go: `otlp` (the OTLP endpoint of `[metrics.otlp]`), or unset: none.
+    pub export: Option<TraceExport>,
+}
+
+/// Client span export.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceExport {
+    /// One `http.client` span per sampled request, over OTLP.
+    Otlp,
 }
 
 /// Run-wide settings.

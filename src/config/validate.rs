@@ -115,6 +115,22 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(r) = cfg.tracing.sample_ratio
+        && !(0.0..=1.0).contains(&r)
+    {
+        return bad(
+            "tracing.sample_ratio",
+            format!(
+                "{r}: a fraction from 0 (off) to 1 (every request), e.g. 0.01 (--trace-sample-ratio)"
+            ),
+        );
+    }
+    if cfg.tracing.export.is_some() && cfg.tracing.sample_ratio.is_none_or(|r| r <= 0.0) {
+        return bad(
+            "tracing.export",
+            "client spans need sampled requests: set tracing.sample_ratio (--trace-sample-ratio) above 0".into(),
+        );
+    }
     if cfg.defaults.timeout.get().is_zero() {
         return bad("defaults.timeout", "must be greater than 0".into());
     }

@@ -12,6 +12,8 @@ pub enum Unit {
     Samples,
     /// OTLP data points.
     DataPoints,
+    /// OTLP spans (client spans of sampled requests).
+    Spans,
 }
 
 impl Unit {
@@ -22,6 +24,8 @@ impl Unit {
             (Unit::Samples, false) => "samples",
             (Unit::DataPoints, true) => "data point",
             (Unit::DataPoints, false) => "data points",
+            (Unit::Spans, true) => "span",
+            (Unit::Spans, false) => "spans",
         }
     }
 }

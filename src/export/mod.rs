@@ -12,6 +12,7 @@ pub mod otlp;
 mod pipeline;
 pub mod remote_write;
 pub mod retry;
+mod spans;
 mod transport;
 
 pub use delivery::{Delivery, Unit, Waiting};

@@ -14,8 +14,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::Full;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue as ProtoKeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{exemplar, metric};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use prost::Message as _;
@@ -25,11 +31,14 @@ use super::delivery::{Delivery, Unit, Waiting};
 use super::retry::{Failure, Next, RetryPolicy, chain};
 use super::transport::{Connector, Http1, Peer, after, tls_connector};
 use crate::config::{OtlpConfig, OtlpProtocol, TemporalityConfig, redact_url};
+use crate::metrics::{EXEMPLAR_INSTRUMENT, Exemplar, Exemplars, series_key};
 
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: base endpoint for all signals.
 pub const ENV_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: full metrics endpoint.
 pub const ENV_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: full traces endpoint (client spans).
+pub const ENV_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `k=v,k2=v2`, values URL-encoded.
 pub const ENV_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or `http/protobuf`.
@@ -207,6 +216,156 @@ const RETRY: RetryPolicy = RetryPolicy {
     max_backoff: Duration::from_secs(5),
 };
 
+/// The settings for client spans, from the metrics settings: the same endpoint (HTTP: its
+/// `/v1/metrics` path becomes `/v1/traces`), unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+/// names the full traces endpoint.
+pub fn traces_settings(metrics: &Resolved, env: &dyn Fn(&str) -> Option<String>) -> Resolved {
+    let mut s = metrics.clone();
+    if let Some(e) = env(ENV_TRACES_ENDPOINT).filter(|e| !e.is_empty()) {
+        s.endpoint = e;
+    } else if s.protocol == OtlpProtocol::Http {
+        let base = s.endpoint.trim_end_matches('/');
+        s.endpoint = match base.strip_suffix("/v1/metrics") {
+            Some(b) => format!("{b}/v1/traces"),
+            None => format!("{base}/v1/traces"),
+        };
+    }
+    s
+}
+
+/// What the receiver said it refused (an OTLP partial success).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partial {
+    /// Items refused.
+    pub rejected: i64,
+    /// Why.
+    pub message: String,
+}
+
+/// An OTLP export request: metrics or spans, over gRPC or HTTP/protobuf.
+pub trait Payload: prost::Message + Clone + Default + Send + Sync + 'static {
+    /// One gRPC call.
+    fn grpc(
+        channel: tonic::transport::Channel,
+        req: tonic::Request<Self>,
+    ) -> impl std::future::Future<Output = Result<Option<Partial>, tonic::Status>> + Send;
+    /// The partial success in an HTTP answer's body.
+    fn partial(body: &[u8]) -> Option<Partial>;
+}
+
+impl Payload for ExportMetricsServiceRequest {
+    async fn grpc(
+        channel: tonic::transport::Channel,
+        req: tonic::Request<Self>,
+    ) -> Result<Option<Partial>, tonic::Status> {
+        let r = MetricsServiceClient::new(channel).export(req).await?;
+        Ok(r.into_inner().partial_success.map(|p| Partial {
+            rejected: p.rejected_data_points,
+            message: p.error_message,
+        }))
+    }
+    fn partial(body: &[u8]) -> Option<Partial> {
+        ExportMetricsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| Partial {
+                rejected: p.rejected_data_points,
+                message: p.error_message,
+            })
+    }
+}
+
+impl Payload for ExportTraceServiceRequest {
+    async fn grpc(
+        channel: tonic::transport::Channel,
+        req: tonic::Request<Self>,
+    ) -> Result<Option<Partial>, tonic::Status> {
+        let r = TraceServiceClient::new(channel).export(req).await?;
+        Ok(r.into_inner().partial_success.map(|p| Partial {
+            rejected: p.rejected_spans,
+            message: p.error_message,
+        }))
+    }
+    fn partial(body: &[u8]) -> Option<Partial> {
+        ExportTraceServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| Partial {
+                rejected: p.rejected_spans,
+                message: p.error_message,
+            })
+    }
+}
+
+/// The series key of an OTLP data point's attributes (as [`series_key`] makes it from the
+/// recorder's).
+fn proto_series_key(attrs: &[ProtoKeyValue]) -> String {
+    series_key(attrs.iter().map(|kv| {
+        let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+            Some(any_value::Value::IntValue(i)) => i.to_string().into(),
+            Some(any_value::Value::BoolValue(b)) => b.to_string().into(),
+            Some(any_value::Value::DoubleValue(d)) => d.to_string().into(),
+            _ => "".into(),
+        };
+        (kv.key.as_str(), v)
+    }))
+}
+
+fn proto_exemplar(e: &Exemplar) -> opentelemetry_proto::tonic::metrics::v1::Exemplar {
+    opentelemetry_proto::tonic::metrics::v1::Exemplar {
+        filtered_attributes: Vec::new(),
+        time_unix_nano: e
+            .time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        span_id: e.span_id.to_vec(),
+        trace_id: e.trace_id.to_vec(),
+        value: Some(exemplar::Value::AsDouble(e.value)),
+    }
+}
+
+/// Adds the exemplars of a collection to the `http.client.request.duration` data points they
+/// belong to. opentelemetry_sdk 0.33 has exemplar fields on its data points but never fills
+/// them (and they cannot be set from outside), so stampede attaches its own when it builds
+/// the protobuf message: one per data point, the slowest sampled request of the interval.
+pub fn attach_exemplars(req: &mut ExportMetricsServiceRequest, ex: &Exemplars) -> usize {
+    if ex.is_empty() {
+        return 0;
+    }
+    let mut n = 0;
+    for rm in &mut req.resource_metrics {
+        for sm in &mut rm.scope_metrics {
+            for m in sm
+                .metrics
+                .iter_mut()
+                .filter(|m| m.name == EXEMPLAR_INSTRUMENT)
+            {
+                match &mut m.data {
+                    Some(metric::Data::Histogram(h)) => {
+                        for dp in &mut h.data_points {
+                            if let Some(e) = ex.get(&proto_series_key(&dp.attributes)) {
+                                dp.exemplars.push(proto_exemplar(e));
+                                n += 1;
+                            }
+                        }
+                    }
+                    Some(metric::Data::ExponentialHistogram(h)) => {
+                        for dp in &mut h.data_points {
+                            if let Some(e) = ex.get(&proto_series_key(&dp.attributes)) {
+                                dp.exemplars.push(proto_exemplar(e));
+                                n += 1;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    n
+}
+
 /// Data points not delivered, by why.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Loss {
@@ -240,7 +399,7 @@ struct Stats {
 /// How the exports travel.
 enum Transport {
     Grpc {
-        client: MetricsServiceClient<tonic::transport::Channel>,
+        channel: tonic::transport::Channel,
         metadata: tonic::metadata::MetadataMap,
     },
     Http {
@@ -259,6 +418,8 @@ pub struct OtlpExporter {
     peer: Arc<Peer>,
     transport: Transport,
     stats: Mutex<Stats>,
+    /// Data points (metrics) or spans.
+    unit: Unit,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -326,7 +487,7 @@ impl OtlpExporter {
                     .map_err(|e| OtlpError::Build(chain(&e)))?;
                 let channel = endpoint.connect_with_connector_lazy(Connector(peer.clone()));
                 Transport::Grpc {
-                    client: MetricsServiceClient::new(channel),
+                    channel,
                     metadata: tonic::metadata::MetadataMap::from_headers(headers),
                 }
             }
@@ -358,7 +519,16 @@ impl OtlpExporter {
             peer,
             transport,
             stats: Mutex::new(Stats::default()),
+            unit: Unit::DataPoints,
         })
+    }
+
+    /// Builds a span exporter (call inside a tokio runtime); `settings` from
+    /// [`traces_settings`].
+    pub fn for_spans(settings: Resolved) -> Result<OtlpExporter, OtlpError> {
+        let mut e = OtlpExporter::new(settings)?;
+        e.unit = Unit::Spans;
+        Ok(e)
     }
 
     /// The settings.
@@ -372,7 +542,12 @@ impl OtlpExporter {
             OtlpProtocol::Grpc => "grpc",
             OtlpProtocol::Http => "http",
         };
-        format!("otlp/{p} {}", redact_url(&self.settings.endpoint))
+        let what = if self.unit == Unit::Spans {
+            " spans"
+        } else {
+            ""
+        };
+        format!("otlp/{p}{what} {}", redact_url(&self.settings.endpoint))
     }
 
     fn lock(&self) -> MutexGuard<'_, Stats> {
@@ -384,7 +559,7 @@ impl OtlpExporter {
         let s = self.lock();
         Delivery {
             exporter: self.describe(),
-            unit: Unit::DataPoints,
+            unit: self.unit,
             delivered: s.points_delivered,
             dropped: 0,
             rejected: s.loss.rejected,
@@ -405,7 +580,7 @@ impl OtlpExporter {
         let (points, _) = s.in_flight?;
         Some(Waiting {
             exporter: self.describe(),
-            unit: Unit::DataPoints,
+            unit: self.unit,
             pending: points,
             requests: 1,
             failed_attempts: s.attempts_failed,
@@ -427,7 +602,7 @@ impl OtlpExporter {
     }
 
     fn settle(&self, s: &mut Stats, loss: Loss) {
-        if self.settings.temporality == Temporality::Cumulative {
+        if self.unit == Unit::DataPoints && self.settings.temporality == Temporality::Cumulative {
             // A cumulative collection holds every stream's running total, so it replaces the
             // losses of any earlier one.
             s.loss = loss;
@@ -441,8 +616,34 @@ impl OtlpExporter {
     /// Exports one collection, retrying with the shared policy, never past `deadline`.
     /// Returns whether it was delivered.
     pub async fn export_until(&self, rm: &ResourceMetrics, deadline: Instant) -> bool {
+        self.export_with(rm, &Exemplars::new(), deadline).await
+    }
+
+    /// [`OtlpExporter::export_until`] with exemplars attached to the request duration points.
+    pub async fn export_with(
+        &self,
+        rm: &ResourceMetrics,
+        exemplars: &Exemplars,
+        deadline: Instant,
+    ) -> bool {
         let points = count_points(rm);
-        let req = ExportMetricsServiceRequest::from(rm);
+        let mut req = ExportMetricsServiceRequest::from(rm);
+        attach_exemplars(&mut req, exemplars);
+        self.deliver(&req, points, deadline).await
+    }
+
+    /// Exports `spans` spans, retrying with the shared policy, never past `deadline`.
+    pub async fn export_spans(
+        &self,
+        req: &ExportTraceServiceRequest,
+        spans: u64,
+        deadline: Instant,
+    ) -> bool {
+        self.deliver(req, spans, deadline).await
+    }
+
+    /// Counts spans dropped before they reached the exporter as rejected-free losses.
+    async fn deliver<P: Payload>(&self, req: &P, points: u64, deadline: Instant) -> bool {
         self.lock().in_flight = Some((points, 0));
         let mut failures = 0u32;
         let loss = loop {
@@ -451,11 +652,11 @@ impl OtlpExporter {
             let failure = if until <= now {
                 Failure::Timeout(Duration::ZERO)
             } else {
-                match self.send(&req, until).await {
+                match self.send(req, until).await {
                     Ok(partial) => {
                         let rejected = partial
                             .as_ref()
-                            .map_or(0, |p| u64::try_from(p.rejected_data_points).unwrap_or(0));
+                            .map_or(0, |p| u64::try_from(p.rejected).unwrap_or(0));
                         let mut s = self.lock();
                         s.in_flight = None;
                         s.exports_ok += 1;
@@ -467,14 +668,14 @@ impl OtlpExporter {
                         };
                         self.settle(&mut s, loss);
                         drop(s);
-                        if let Some(p) = partial
-                            .filter(|p| p.rejected_data_points > 0 || !p.error_message.is_empty())
+                        if let Some(p) = partial.filter(|p| p.rejected > 0 || !p.message.is_empty())
                         {
                             tracing::warn!(
                                 exporter = %self.describe(),
-                                "OTLP: the receiver accepted the export partially: {} data points rejected: {}",
-                                p.rejected_data_points,
-                                scrub(&p.error_message, &self.settings)
+                                "OTLP: the receiver accepted the export partially: {} {} rejected: {}",
+                                p.rejected,
+                                self.unit.name(u64::try_from(p.rejected).unwrap_or(0)),
+                                scrub(&p.message, &self.settings)
                             );
                         }
                         return true;
@@ -536,20 +737,15 @@ impl OtlpExporter {
     }
 
     /// One attempt.
-    async fn send(
-        &self,
-        req: &ExportMetricsServiceRequest,
-        until: Instant,
-    ) -> Result<Option<ExportMetricsPartialSuccess>, Failure> {
+    async fn send<P: Payload>(&self, req: &P, until: Instant) -> Result<Option<Partial>, Failure> {
         let started = Instant::now();
         match &self.transport {
-            Transport::Grpc { client, metadata } => {
+            Transport::Grpc { channel, metadata } => {
                 // The attempt's time limit is ours (below), so that every failure reads alike.
                 let mut request = tonic::Request::new(req.clone());
                 *request.metadata_mut() = metadata.clone();
-                let mut client = client.clone();
-                match tokio::time::timeout_at(until, client.export(request)).await {
-                    Ok(Ok(resp)) => Ok(resp.into_inner().partial_success),
+                match tokio::time::timeout_at(until, P::grpc(channel.clone(), request)).await {
+                    Ok(Ok(partial)) => Ok(partial),
                     Ok(Err(status)) => Err(grpc_failure(&status)),
                     Err(_) => Err(Failure::Timeout(until.saturating_duration_since(started))),
                 }
@@ -570,9 +766,7 @@ impl OtlpExporter {
                     }
                 };
                 let answer = http.send(r, until).await?;
-                Ok(ExportMetricsServiceResponse::decode(answer.body.as_ref())
-                    .ok()
-                    .and_then(|r| r.partial_success))
+                Ok(P::partial(answer.body.as_ref()))
             }
         }
     }
@@ -925,13 +1119,53 @@ mod tests {
         Instant::now() + Duration::from_secs(5)
     }
 
+    #[test]
+    fn exemplars_are_attached_to_their_request_duration_points() {
+        let (rm, ex) =
+            crate::export::remote_write::translate::tests::collection_with_exemplar(0.007);
+        let mut req = ExportMetricsServiceRequest::from(&rm);
+        assert_eq!(attach_exemplars(&mut req, &ex), 1);
+        let m = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+        let Some(metric::Data::Histogram(h)) = &m.data else {
+            panic!("a histogram: {m:?}")
+        };
+        let e = &h.data_points[0].exemplars[0];
+        assert_eq!(e.trace_id, vec![0xab; 16]);
+        assert_eq!(e.span_id, vec![0xcd; 8]);
+        assert_eq!(e.value, Some(exemplar::Value::AsDouble(0.007)));
+        assert_eq!(e.time_unix_nano, 1_700_000_000_123_000_000);
+        assert_eq!(attach_exemplars(&mut req, &Exemplars::new()), 0);
+    }
+
+    #[test]
+    fn traces_go_to_the_metrics_endpoint_or_their_own() {
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]);
+        let m = resolve(None, &env).ok().flatten().expect("resolved");
+        assert_eq!(
+            traces_settings(&m, &env).endpoint,
+            "http://c:4318/v1/traces"
+        );
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317"),
+        ]);
+        let m = resolve(None, &env).ok().flatten().expect("resolved");
+        assert_eq!(m.protocol, OtlpProtocol::Grpc);
+        assert_eq!(traces_settings(&m, &env).endpoint, "http://t:4317");
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]);
+        let m = resolve(None, &env).ok().flatten().expect("resolved");
+        assert_eq!(traces_settings(&m, &env).endpoint, "http://c:4317");
+    }
+
     #[tokio::test]
     async fn http_retries_a_503_then_counts_a_partial_success() {
         let partial = ExportMetricsServiceResponse {
-            partial_success: Some(ExportMetricsPartialSuccess {
-                rejected_data_points: 2,
-                error_message: "two points too old".into(),
-            }),
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsPartialSuccess {
+                    rejected_data_points: 2,
+                    error_message: "two points too old".into(),
+                },
+            ),
         }
         .encode_to_vec();
         let (addr, requests) = receiver(vec![

@@ -14,9 +14,11 @@ use tokio::time::Instant;
 use super::delivery::{Delivery, Waiting};
 use super::otlp::{self, OtlpExporter};
 use super::remote_write::{RemoteWriteError, RemoteWriteExporter};
+use super::spans::SpanExport;
 use super::transport::after;
-use crate::config::MetricsConfig;
-use crate::metrics::SharedReader;
+use crate::config::{MetricsConfig, TraceExport};
+use crate::metrics::{ExemplarStore, Exemplars, SharedReader};
+use crate::plan::Plan;
 use crate::task::Panicked;
 
 /// How long the final flush may go on before [`Pipeline::finish`] reports what it waits for.
@@ -73,7 +75,19 @@ pub struct Pipeline {
     loops: std::sync::Mutex<Vec<(usize, tokio::task::JoinHandle<()>)>>,
     /// Export loops that panicked (found when [`Pipeline::finish`] joins them).
     panicked: std::sync::Mutex<Vec<Panicked>>,
+    /// Exemplar slots, one per exporter (entry index).
+    exemplars: Arc<ExemplarStore>,
+    /// Client spans, with `--otlp-traces`.
+    spans: Option<Arc<SpanExport>>,
+    /// The span loop.
+    span_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<SpanLeft>>>,
 }
+
+/// What the span loop leaves for the final flush.
+type SpanLeft = Option<(
+    tokio::sync::mpsc::Receiver<crate::trace::SpanRecord>,
+    Vec<crate::trace::SpanRecord>,
+)>;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,16 +122,52 @@ impl Pipeline {
             }));
         }
         Ok(Pipeline {
+            exemplars: Arc::new(ExemplarStore::new(entries.len())),
             entries,
             stop: watch::channel(false).0,
             loops: std::sync::Mutex::new(Vec::new()),
             panicked: std::sync::Mutex::new(Vec::new()),
+            spans: None,
+            span_loop: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The exemplar slots the exporters take from (give them to the instruments).
+    pub fn exemplars(&self) -> Arc<ExemplarStore> {
+        self.exemplars.clone()
+    }
+
+    /// Sets up client span export when the plan asks for it (`[tracing] export = "otlp"`);
+    /// returns where the workers leave span records.
+    pub(crate) fn add_spans(
+        &mut self,
+        plan: &Plan,
+    ) -> Result<Option<crate::trace::SpanSink>, ExportError> {
+        if plan.tracing.export != Some(TraceExport::Otlp) {
+            return Ok(None);
+        }
+        let env = &crate::template::process_env;
+        let Some(metrics) = otlp::resolve(plan.metrics.otlp.as_ref(), env)? else {
+            return Err(ExportError::Otlp(otlp::OtlpError::Invalid {
+                source_name: "tracing.export",
+                message: "client spans go to the OTLP endpoint: set --otlp-endpoint (metrics.otlp.endpoint) or OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            }));
+        };
+        let (sink, source) = crate::trace::SpanSink::channel(super::spans::CAPACITY);
+        let resource = crate::metrics::resource(&plan.metrics, &plan.run_id);
+        let exp = SpanExport::new(
+            otlp::traces_settings(&metrics, env),
+            plan,
+            &resource,
+            source,
+        )?;
+        self.spans = Some(Arc::new(exp));
+        Ok(Some(sink))
     }
 
     /// Whether any exporter is configured.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.spans.is_none()
     }
 
     /// The readers to register with the MeterProvider.
@@ -136,6 +186,7 @@ impl Pipeline {
                 };
                 format!("{name} every {}", humantime::format_duration(e.interval))
             })
+            .chain(self.spans.iter().map(|s| s.describe()))
             .collect()
     }
 
@@ -144,6 +195,7 @@ impl Pipeline {
         let mut loops = self.loops.lock().unwrap_or_else(|p| p.into_inner());
         for (i, e) in self.entries.iter().enumerate() {
             let e = e.clone();
+            let ex = self.exemplars.clone();
             let mut stop = self.stop.subscribe();
             loops.push((
                 i,
@@ -155,16 +207,25 @@ impl Pipeline {
                             _ = tick.tick() => {}
                             _ = stop.wait_for(|s| *s) => break,
                         }
-                        collect_and_export(&e, after(e.interval)).await;
+                        collect_and_export(&e, &ex, i, after(e.interval)).await;
                     }
                 }),
             ));
+        }
+        if let Some(s) = &self.spans {
+            let stop = self.stop.subscribe();
+            *self.span_loop.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(tokio::spawn(s.clone().run(stop)));
         }
     }
 
     /// What the exporters are still waiting for.
     pub fn waiting(&self) -> Vec<Waiting> {
-        self.entries.iter().filter_map(|e| e.waiting()).collect()
+        self.entries
+            .iter()
+            .filter_map(|e| e.waiting())
+            .chain(self.spans.iter().filter_map(|s| s.waiting()))
+            .collect()
     }
 
     /// Stops the loops, exports one last collection per exporter and waits until `deadline`
@@ -189,7 +250,12 @@ impl Pipeline {
                 flush.await;
             }
         }
-        let deliveries: Vec<Delivery> = self.entries.iter().map(|e| e.delivery()).collect();
+        let deliveries: Vec<Delivery> = self
+            .entries
+            .iter()
+            .map(|e| e.delivery())
+            .chain(self.spans.iter().map(|s| s.delivery()))
+            .collect();
         for d in &deliveries {
             let n = d.not_delivered();
             if n > 0 {
@@ -242,18 +308,47 @@ impl Pipeline {
                 Ok(Ok(())) => {}
             }
         }
-        futures_util::future::join_all(
+        let span_loop = self
+            .span_loop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let spans = async {
+            let (Some(s), Some(mut l)) = (&self.spans, span_loop) else {
+                return;
+            };
+            let left = match tokio::time::timeout_at(deadline, &mut l).await {
+                Ok(Ok(left)) => left,
+                Ok(Err(e)) => {
+                    if let Some(p) = Panicked::from_join("the span export loop", e) {
+                        self.panicked
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(p);
+                    }
+                    None
+                }
+                Err(_) => {
+                    l.abort();
+                    s.abandon_in_flight();
+                    None
+                }
+            };
+            s.flush(left, deadline).await;
+        };
+        let metrics = futures_util::future::join_all(
             self.entries
                 .iter()
-                .map(|e| final_export(e.as_ref(), deadline)),
-        )
-        .await;
+                .enumerate()
+                .map(|(i, e)| final_export(e.as_ref(), &self.exemplars, i, deadline)),
+        );
+        futures_util::future::join(metrics, spans).await;
     }
 }
 
 /// The final collection of one exporter, exported and flushed before `deadline`.
-async fn final_export(e: &Entry, deadline: Instant) {
-    collect_and_export(e, deadline).await;
+async fn final_export(e: &Entry, ex: &ExemplarStore, index: usize, deadline: Instant) {
+    collect_and_export(e, ex, index, deadline).await;
     if let Kind::RemoteWrite(r) = &e.kind {
         r.flush_until(deadline).await;
     }
@@ -265,20 +360,23 @@ fn otlp_interval(configured: Option<Duration>, env: Option<Duration>) -> Duratio
     configured.or(env).unwrap_or(Duration::from_secs(5))
 }
 
-async fn collect_and_export(e: &Entry, deadline: Instant) {
+/// Collects exporter `index`'s reader and exports the collection with the exemplars of its
+/// interval (taken after the collection, so every exemplar's request is in the collection).
+async fn collect_and_export(e: &Entry, ex: &ExemplarStore, index: usize, deadline: Instant) {
     let mut rm = ResourceMetrics::default();
     if let Err(err) = e.reader.collect(&mut rm) {
         tracing::warn!("metric collection failed: {err}");
         return;
     }
+    let exemplars: Exemplars = ex.take(index);
     match &e.kind {
         Kind::RemoteWrite(r) => {
-            if let Err(err) = r.export_metrics(&rm) {
+            if let Err(err) = r.export_metrics_with(&rm, &exemplars) {
                 tracing::warn!("{}: cannot enqueue a collection: {err}", r.describe());
             }
         }
         Kind::Otlp(o) => {
-            o.export_until(&rm, deadline).await;
+            o.export_with(&rm, &exemplars, deadline).await;
         }
     }
 }
@@ -310,6 +408,9 @@ mod tests {
                     (1, tokio::spawn(async { panic!("export loop broke") })),
                 ]),
                 panicked: std::sync::Mutex::new(Vec::new()),
+                exemplars: Arc::new(ExemplarStore::new(0)),
+                spans: None,
+                span_loop: std::sync::Mutex::new(None),
             };
             p.finish(Instant::now() + Duration::from_secs(1), &mut |_| {})
                 .await;

@@ -78,6 +78,8 @@ impl Prometheus {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
         .arg("--web.enable-remote-write-receiver")
+        // Exemplars (trace ids of the slowest sampled requests) are kept only with this.
+        .arg("--enable-feature=exemplar-storage")
         .arg("--log.level=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))

@@ -49,6 +49,7 @@ mod tests {
                     value: 1.0,
                     timestamp: 1000,
                 }],
+                exemplars: vec![],
                 histograms: vec![],
             }],
             metadata: vec![],
@@ -73,6 +74,34 @@ mod tests {
     }
 
     #[test]
+    fn golden_exemplar_bytes() {
+        use super::super::proto::Exemplar;
+        let ts = TimeSeries {
+            labels: vec![],
+            samples: vec![],
+            exemplars: vec![Exemplar {
+                labels: vec![Label {
+                    name: "trace_id".into(),
+                    value: "ab".into(),
+                }],
+                value: 0.5,
+                timestamp: 1000,
+            }],
+            histograms: vec![],
+        };
+        #[rustfmt::skip]
+        let want = [
+            0x1a, 0x1c,                     // TimeSeries.exemplars (3, LEN) 28 bytes
+              0x0a, 0x0e,                   // Exemplar.labels (1, LEN) 14 bytes
+                0x0a, 0x08, b't', b'r', b'a', b'c', b'e', b'_', b'i', b'd', // Label.name
+                0x12, 0x02, b'a', b'b',     // Label.value "ab"
+              0x11, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f, // Exemplar.value (2, I64) 0.5
+              0x18, 0xe8, 0x07,             // Exemplar.timestamp (3, VARINT) 1000
+        ];
+        assert_eq!(ts.encode_to_vec(), want.to_vec());
+    }
+
+    #[test]
     fn golden_snappy_block_for_literal_input() {
         // Inputs shorter than 17 bytes are emitted as one literal by snappy:
         // varint(len) then tag ((len-1) << 2 | 0b00) then the bytes.
@@ -83,6 +112,7 @@ mod tests {
                     value: "b".into(),
                 }],
                 samples: vec![],
+                exemplars: vec![],
                 histograms: vec![],
             }],
             metadata: vec![],

@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 use self::proto::{Label, Sample, TimeSeries, WriteRequest};
 pub use self::queue::DeliveryStats;
 use self::queue::{Batch, Queue};
-use self::translate::{TranslateOptions, translate};
+use self::translate::TranslateOptions;
 use super::delivery::{Delivery, Unit, Waiting};
 use super::retry::RetryPolicy;
 use super::transport::{Peer, tls_connector};
@@ -433,10 +433,20 @@ impl RemoteWriteExporter {
     /// Translates, encodes and enqueues one collection; returns without waiting for delivery.
     /// Returns the number of samples enqueued.
     pub fn export_metrics(&self, rm: &ResourceMetrics) -> Result<usize, OTelSdkError> {
+        self.export_metrics_with(rm, &crate::metrics::Exemplars::new())
+    }
+
+    /// [`RemoteWriteExporter::export_metrics`] with exemplars on the request duration's
+    /// bucket series.
+    pub fn export_metrics_with(
+        &self,
+        rm: &ResourceMetrics,
+        exemplars: &crate::metrics::Exemplars,
+    ) -> Result<usize, OTelSdkError> {
         if self.inner.shutdown.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        let t = translate(rm, &self.inner.settings.translate);
+        let t = translate::translate_with_exemplars(rm, &self.inner.settings.translate, exemplars);
         if !t.skipped_delta.is_empty() || !t.errors.is_empty() {
             let mut st = self.inner.lock();
             if !st.logged_delta {
@@ -575,6 +585,7 @@ fn stale_request(seen: &HashMap<Vec<Label>, i64>, now: SystemTime) -> WriteReque
     let mut timeseries: Vec<TimeSeries> = seen
         .iter()
         .map(|(labels, last)| TimeSeries {
+            exemplars: Vec::new(),
             labels: labels.clone(),
             samples: vec![Sample {
                 value: f64::from_bits(STALE_NAN_BITS),

@@ -10,7 +10,11 @@
 //! fields 1–15 incl. the `count` / `zero_count` oneofs and the `sint32`/`sint64`
 //! zig-zag fields, and `BucketSpan { sint32 offset = 1; uint32 length = 2; }`).
 //! `Histogram.custom_values = 16` is documented upstream as "DO NOT use in remote
-//! write clients" and is therefore omitted; exemplars are not emitted.
+//! write clients" and is therefore omitted. `Exemplar { repeated Label labels = 1; double
+//! value = 2; int64 timestamp = 3; }` carries the `trace_id`/`span_id` of the slowest sampled
+//! request on a classic histogram's bucket series (Prometheus stores them with
+//! `--enable-feature=exemplar-storage`; their labels are limited to 128 UTF-8 characters in
+//! all, which `trace_id` (32 hex) and `span_id` (16 hex) keep well within).
 
 /// `prometheus.WriteRequest` — the body of one remote-write POST (before snappy).
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -32,9 +36,26 @@ pub struct TimeSeries {
     /// Float samples (field 2).
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
-    /// Native histogram samples (field 4). Field 3 (exemplars) is not used.
+    /// Exemplars (field 3).
+    #[prost(message, repeated, tag = "3")]
+    pub exemplars: Vec<Exemplar>,
+    /// Native histogram samples (field 4).
     #[prost(message, repeated, tag = "4")]
     pub histograms: Vec<Histogram>,
+}
+
+/// `prometheus.Exemplar`: a sample's trace, with its value and time.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Exemplar {
+    /// Labels, e.g. `trace_id` and `span_id` (field 1).
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    /// Value (field 2, `double`).
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    /// Timestamp in milliseconds since the Unix epoch (field 3, `int64`).
+    #[prost(int64, tag = "3")]
+    pub timestamp: i64,
 }
 
 /// `prometheus.Label`.

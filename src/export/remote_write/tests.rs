@@ -135,6 +135,7 @@ fn one(v: f64) -> WriteRequest {
                 value: v,
                 timestamp: 1_700_000_000_000,
             }],
+            exemplars: vec![],
             histograms: vec![],
         }],
         metadata: vec![],

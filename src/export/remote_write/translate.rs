@@ -18,7 +18,11 @@
 //!   `service.instance.id` (these win over data-point attributes), sorted by name;
 //! * classic histograms: `_bucket{le}` (cumulative, `+Inf` included), `_sum`, `_count`;
 //! * exponential histograms: native histograms, scale clamped to 8 by merging buckets;
-//! * `target_info{job,instance,<other resource attributes>} 1`.
+//! * `target_info{job,instance,<other resource attributes>} 1`;
+//! * exemplars (`http.client.request.duration` only, one per data point and collection: the
+//!   slowest sampled request): on the `_bucket` series of the first bucket whose `le` holds
+//!   the value, as the Collector's exporter places them, with `trace_id` and `span_id` labels;
+//!   on the series itself for native histograms.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -32,9 +36,10 @@ use opentelemetry_sdk::metrics::data::{
 };
 
 use super::proto::{
-    BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, histogram,
+    BucketSpan, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, histogram,
     metric_metadata::MetricType,
 };
+use crate::metrics::{EXEMPLAR_INSTRUMENT, Exemplars, series_key};
 
 /// One-line switch: add `otel_scope_name` / `otel_scope_version` labels to every
 /// series (newer Collector versions do this when scope promotion is enabled).
@@ -550,6 +555,7 @@ fn kv_iter<'a>(
 
 struct Ctx<'a> {
     common: &'a CommonLabels,
+    exemplars: &'a Exemplars,
     opts: &'a TranslateOptions,
     out: &'a mut Translated,
     max_ts: i64,
@@ -564,8 +570,34 @@ impl Ctx<'_> {
                 value,
                 timestamp: ts,
             }],
+            exemplars: Vec::new(),
             histograms: Vec::new(),
         });
+    }
+
+    /// The exemplar of a data point of `m`, when one was kept.
+    fn exemplar<'b>(
+        &self,
+        m: &Metric,
+        attrs: impl Iterator<Item = (&'b str, Cow<'b, str>)>,
+    ) -> Option<Exemplar> {
+        if self.exemplars.is_empty() || m.name() != EXEMPLAR_INSTRUMENT {
+            return None;
+        }
+        self.exemplars.get(&series_key(attrs)).map(|e| Exemplar {
+            labels: vec![
+                Label {
+                    name: "span_id".into(),
+                    value: crate::trace::hex(&e.span_id),
+                },
+                Label {
+                    name: "trace_id".into(),
+                    value: crate::trace::hex(&e.trace_id),
+                },
+            ],
+            value: e.value,
+            timestamp: to_millis(e.time),
+        })
     }
 
     fn meta(&mut self, kind: MetricType, family: &str, m: &Metric) {
@@ -618,7 +650,8 @@ fn translate_metric<T: AsF64>(ctx: &mut Ctx<'_>, m: &Metric, data: &MetricData<T
             ctx.meta(MetricType::Histogram, &name, m);
             let ts = to_millis(h.time());
             for dp in h.data_points() {
-                classic_histogram_point(ctx, &name, dp, ts);
+                let ex = ctx.exemplar(m, kv_iter(dp.attributes()));
+                classic_histogram_point(ctx, &name, dp, ts, ex);
             }
         }
         MetricData::ExponentialHistogram(e) => {
@@ -630,7 +663,8 @@ fn translate_metric<T: AsF64>(ctx: &mut Ctx<'_>, m: &Metric, data: &MetricData<T
             ctx.meta(MetricType::Histogram, &name, m);
             let ts = to_millis(e.time());
             for dp in e.data_points() {
-                native_histogram_point(ctx, &name, dp, ts);
+                let ex = ctx.exemplar(m, kv_iter(dp.attributes()));
+                native_histogram_point(ctx, &name, dp, ts, ex);
             }
         }
     }
@@ -641,6 +675,7 @@ fn classic_histogram_point<T: AsF64>(
     name: &str,
     dp: &HistogramDataPoint<T>,
     ts: i64,
+    exemplar: Option<Exemplar>,
 ) {
     let base = attribute_labels(kv_iter(dp.attributes()), ctx.common);
     let bounds: Vec<f64> = dp.bounds().collect();
@@ -656,12 +691,24 @@ fn classic_histogram_point<T: AsF64>(
         ts,
     );
     let bucket_name = format!("{name}_bucket");
-    for (le, c) in classic_buckets(&bounds, &counts, dp.count()) {
+    // The first bucket whose upper bound holds the value (+Inf past the last bound).
+    let mut exemplar_at =
+        exemplar.map(|e| (bounds.iter().take_while(|b| **b < e.value).count(), e));
+    for (i, (le, c)) in classic_buckets(&bounds, &counts, dp.count())
+        .into_iter()
+        .enumerate()
+    {
         ctx.push_sample(
             finish_labels(&base, &bucket_name, Some(("le", &le))),
             c as f64,
             ts,
         );
+        if exemplar_at.as_ref().is_some_and(|(b, _)| *b == i)
+            && let (Some((_, e)), Some(series)) =
+                (exemplar_at.take(), ctx.out.timeseries.last_mut())
+        {
+            series.exemplars.push(e);
+        }
     }
 }
 
@@ -670,6 +717,7 @@ fn native_histogram_point<T: AsF64>(
     name: &str,
     dp: &ExponentialHistogramDataPoint<T>,
     ts: i64,
+    exemplar: Option<Exemplar>,
 ) {
     let pos: Vec<u64> = dp.positive_bucket().counts().collect();
     let neg: Vec<u64> = dp.negative_bucket().counts().collect();
@@ -690,6 +738,7 @@ fn native_histogram_point<T: AsF64>(
             ctx.out.timeseries.push(TimeSeries {
                 labels: finish_labels(&base, name, None),
                 samples: Vec::new(),
+                exemplars: exemplar.into_iter().collect(),
                 histograms: vec![h],
             });
         }
@@ -701,6 +750,15 @@ fn native_histogram_point<T: AsF64>(
 /// Delta-temporality metrics are skipped and reported in
 /// [`Translated::skipped_delta`] (the exporter requests Cumulative temporality).
 pub fn translate(rm: &ResourceMetrics, opts: &TranslateOptions) -> Translated {
+    translate_with_exemplars(rm, opts, &Exemplars::new())
+}
+
+/// [`translate`], with the exemplars of this collection by series key.
+pub fn translate_with_exemplars(
+    rm: &ResourceMetrics,
+    opts: &TranslateOptions,
+    exemplars: &Exemplars,
+) -> Translated {
     let resource = rm.resource();
     let common = resource_labels(resource.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut out = Translated::default();
@@ -720,6 +778,7 @@ pub fn translate(rm: &ResourceMetrics, opts: &TranslateOptions) -> Translated {
         }
         let mut ctx = Ctx {
             common: &scoped,
+            exemplars,
             opts,
             out: &mut out,
             max_ts,
@@ -744,6 +803,7 @@ pub fn translate(rm: &ResourceMetrics, opts: &TranslateOptions) -> Translated {
                     value: 1.0,
                     timestamp: max_ts,
                 }],
+                exemplars: Vec::new(),
                 histograms: Vec::new(),
             });
         }
@@ -775,7 +835,7 @@ pub fn target_info_labels<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn cow(s: &str) -> Cow<'_, str> {
@@ -1138,6 +1198,85 @@ mod tests {
             // no zero-length spans, later span offsets > 2
             assert!(spans.iter().all(|s| s.length > 0));
             assert!(spans.iter().skip(1).all(|s| s.offset > 2));
+        }
+    }
+
+    /// A cumulative collection of `http.client.request.duration` (bounds 0.005, 0.01, 1) with
+    /// one series, and the exemplars of that series.
+    pub(crate) fn collection_with_exemplar(value: f64) -> (ResourceMetrics, Exemplars) {
+        use opentelemetry::metrics::MeterProvider as _;
+        use opentelemetry_sdk::metrics::{SdkMeterProvider, reader::MetricReader};
+        let reader = crate::metrics::SharedReader::new(Temporality::Cumulative);
+        let provider = SdkMeterProvider::builder()
+            .with_reader(reader.clone())
+            .build();
+        let h = provider
+            .meter("stampede")
+            .f64_histogram(EXEMPLAR_INSTRUMENT)
+            .with_unit("s")
+            .with_boundaries(vec![0.005, 0.01, 1.0])
+            .build();
+        let attrs = [
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("server.port", 8080),
+        ];
+        h.record(value, &attrs);
+        let mut rm = ResourceMetrics::default();
+        assert!(reader.collect(&mut rm).is_ok());
+        let key = series_key(attrs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())));
+        let mut ex = Exemplars::new();
+        ex.insert(
+            key,
+            crate::metrics::Exemplar {
+                trace_id: [0xab; 16],
+                span_id: [0xcd; 8],
+                value,
+                time: UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+            },
+        );
+        (rm, ex)
+    }
+
+    #[test]
+    fn an_exemplar_goes_on_the_bucket_its_value_falls_in() {
+        for (value, want_le) in [
+            (0.007, "0.01"),
+            (0.01, "0.01"),
+            (0.002, "0.005"),
+            (2.0, "+Inf"),
+        ] {
+            let (rm, ex) = collection_with_exemplar(value);
+            let t = translate_with_exemplars(&rm, &TranslateOptions::default(), &ex);
+            let with: Vec<&TimeSeries> = t
+                .timeseries
+                .iter()
+                .filter(|ts| !ts.exemplars.is_empty())
+                .collect();
+            assert_eq!(with.len(), 1, "{value}: one series carries it");
+            let le = with[0]
+                .labels
+                .iter()
+                .find(|l| l.name == "le")
+                .map(|l| l.value.as_str());
+            assert_eq!(le, Some(want_le), "{value}");
+            let e = &with[0].exemplars[0];
+            assert_eq!(e.value, value);
+            assert_eq!(e.timestamp, 1_700_000_000_123);
+            let labels: Vec<(&str, &str)> = e
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            let (tid, sid) = ("ab".repeat(16), "cd".repeat(8));
+            assert_eq!(
+                labels,
+                [("span_id", sid.as_str()), ("trace_id", tid.as_str())]
+            );
+            let runes: usize = e.labels.iter().map(|l| l.name.len() + l.value.len()).sum();
+            assert!(runes <= 128, "Prometheus' exemplar label limit");
+            // Without exemplars nothing changes.
+            let plain = translate(&rm, &TranslateOptions::default());
+            assert!(plain.timeseries.iter().all(|ts| ts.exemplars.is_empty()));
         }
     }
 
