@@ -74,6 +74,9 @@ pub(crate) struct RunShared {
     pub live: Vec<Live>,
     /// VU counts.
     pub vus: Arc<VuCounts>,
+    /// Where workers send their closed timeline intervals, when the run judges thresholds live
+    /// (windowed or `abort_on_fail`); set before the workers start.
+    pub feed: std::sync::OnceLock<crate::stats::interval::Feed>,
 }
 
 impl RunShared {
@@ -107,6 +110,7 @@ impl RunShared {
             live: (0..workers).map(|_| Live::default()).collect(),
             vus,
             plan,
+            feed: std::sync::OnceLock::new(),
         })
     }
 
@@ -191,17 +195,21 @@ where
         .build()?;
     let local = tokio::task::LocalSet::new();
     let plan = shared.plan.clone();
+    let mut timeline = crate::stats::interval::Timeline::new(
+        shared.start,
+        plan.timeline_interval,
+        plan.requests.len(),
+        plan.scenarios.len(),
+        plan.checks.len(),
+    );
+    if let Some(f) = shared.feed.get() {
+        timeline = timeline.with_feed(f.clone());
+    }
     let ctx = Rc::new(WorkerCtx {
         worker,
         stats: RefCell::new(
             WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len())
-                .with_timeline(crate::stats::interval::Timeline::new(
-                    shared.start,
-                    plan.timeline_interval,
-                    plan.requests.len(),
-                    plan.scenarios.len(),
-                    plan.checks.len(),
-                )),
+                .with_timeline(timeline),
         ),
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
         pulse: Pulse::new(shared.start),
@@ -212,6 +220,11 @@ where
         let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
         let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));
         let relay = tokio::task::spawn_local(relay_cuts(ctx.clone()));
+        let closer = shared
+            .feed
+            .get()
+            .is_some()
+            .then(|| tokio::task::spawn_local(close_intervals(ctx.clone())));
         let mut set = tokio::task::JoinSet::new();
         let mut who = Vec::new();
         for sc in 0..plan.scenarios.len() {
@@ -243,10 +256,16 @@ where
             h.abort();
         }
         relay.abort();
+        if let Some(h) = closer {
+            h.abort();
+        }
         first
     });
     if let Some(p) = panicked {
         return Err(p.into());
+    }
+    if let Some(t) = ctx.stats.borrow_mut().timeline.as_mut() {
+        t.close_feed();
     }
     let stats = ctx.stats.borrow().clone();
     Ok(stats)
@@ -485,6 +504,19 @@ impl Pulse {
                 hi.saturating_sub(lo)
             })
             .sum()
+    }
+}
+
+/// Live thresholds: closes each timeline interval on time even when this worker records
+/// nothing in the next one (a quarter interval late at most).
+async fn close_intervals(ctx: Rc<WorkerCtx>) {
+    let every = (ctx.shared.plan.timeline_interval / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Some(t) = ctx.stats.borrow_mut().timeline.as_mut() {
+            t.tick(Instant::now());
+        }
     }
 }
 

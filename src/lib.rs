@@ -15,18 +15,19 @@
 //! 2. threshold, http, stats
 //! 3. config
 //! 4. plan
-//! 5. metrics
+//! 5. metrics, slo
 //! 6. executor, export
 //! 7. timeline, progress
 //! 8. report
 //! 9. ci
 //! 10. html
 //! 11. run
-//! 12. cli
+//! 12. cli, capacity
 //! 13. demo
 //!
 //! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 
+mod capacity;
 mod ci;
 mod cli;
 pub mod config;
@@ -42,6 +43,7 @@ mod progress;
 pub mod report;
 mod run;
 mod schedule;
+mod slo;
 mod stats;
 mod suggest;
 pub mod target;
@@ -224,7 +226,7 @@ fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError
 
 /// The exit code a summary calls for.
 pub fn summary_exit_code(s: &Summary) -> u8 {
-    if s.thresholds.iter().any(|t| !t.ok) {
+    if s.thresholds.iter().any(|t| !t.ok) || s.aborted.is_some() {
         EXIT_THRESHOLDS
     } else if s.interrupted {
         EXIT_INTERRUPTED

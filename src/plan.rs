@@ -332,7 +332,10 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            Threshold::parse(t).map_err(|e| err(&format!("thresholds[{i}]"), e.to_string()))
+            let mut th = Threshold::parse(t.expr())
+                .map_err(|e| err(&format!("thresholds[{i}]"), e.to_string()))?;
+            (th.abort_on_fail, th.delay) = t.abort();
+            Ok(th)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let workers = workers(

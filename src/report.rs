@@ -239,6 +239,16 @@ pub struct ThresholdRow {
     /// Why `actual` is `null`, e.g. `no successful requests, 250 failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The window of a windowed threshold (`p99[30s]`), seconds; `actual` is then the worst
+    /// window's value (see `crate::slo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<f64>,
+    /// A windowed threshold: end of the first window that crossed, seconds since the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at_s: Option<f64>,
+    /// Whether crossing it stops the run (`abort_on_fail`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
 }
 
 /// The summary of a run.
@@ -293,6 +303,12 @@ pub struct Summary {
     /// Per-interval statistics (see `crate::timeline`); filled in by the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::timeline::TimelineOut>,
+    /// The `abort_on_fail` threshold that stopped the run early, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<crate::slo::Abort>,
+    /// The outcome of a capacity search (`stampede find-max`), with every step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::slo::Capacity>,
 }
 
 /// Statistics with the plan they belong to: answers thresholds and builds the summary.
@@ -447,6 +463,9 @@ impl Aggregate<'_> {
                     actual: o.actual,
                     ok: o.ok,
                     unit: unit_of(t.metric),
+                    window_s: t.window.map(|w| w.as_secs_f64()),
+                    failed_at_s: None,
+                    abort_on_fail: t.abort_on_fail,
                 }
             })
             .collect();
@@ -478,6 +497,8 @@ impl Aggregate<'_> {
             metrics_folded: None,
             interrupted,
             timeline: None,
+            aborted: None,
+            capacity: None,
         }
     }
 }
@@ -994,6 +1015,11 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
                 (None, Some(r)) => r.clone(),
                 (None, None) => "no data".into(),
             };
+            let actual = match (t.window_s, t.failed_at_s) {
+                (Some(_), Some(at)) => format!("worst window {actual}, first crossed at {at:.1}s"),
+                (Some(_), None) if t.actual.is_some() => format!("worst window {actual}"),
+                _ => actual,
+            };
             let line = if t.ok {
                 format!("{} {}  ({actual})", paint.green("✓"), t.threshold)
             } else {
@@ -1001,6 +1027,26 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
             };
             let _ = writeln!(o, "    {line}");
         }
+    }
+    if let Some(a) = &s.aborted {
+        let unit = s
+            .thresholds
+            .iter()
+            .find(|t| t.threshold == a.threshold)
+            .map_or("count", |t| t.unit);
+        let _ = writeln!(
+            o,
+            "  {}",
+            paint.red(&format!(
+                "aborted at {:.1}s: threshold {} crossed (abort_on_fail; actual {})",
+                a.at_s,
+                a.threshold,
+                format_actual(&a.threshold, unit, a.actual)
+            ))
+        );
+    }
+    if let Some(c) = &s.capacity {
+        o.push_str(&crate::slo::capacity_text(c));
     }
     o
 }
@@ -1092,11 +1138,16 @@ mod tests {
                 ok: false,
                 unit: "s",
                 reason: None,
+                window_s: None,
+                failed_at_s: None,
+                abort_on_fail: false,
             }],
             export: vec![],
             metrics_folded: None,
             interrupted: false,
             timeline: None,
+            aborted: None,
+            capacity: None,
         }
     }
 
@@ -1157,6 +1208,9 @@ mod tests {
             ok: true,
             unit: "ratio",
             reason: None,
+            window_s: None,
+            failed_at_s: None,
+            abort_on_fail: false,
         });
         let text = render_text(
             &s,

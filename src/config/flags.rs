@@ -120,8 +120,19 @@ pub struct Overrides {
 
     /// Threshold, e.g. 'p99 < 500ms', repeatable (added to the file's); any crossed → exit 3.
     #[arg(long = "threshold", value_name = "EXPR", help_heading = THRESHOLDS)]
-    #[serde(rename = "thresholds", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip)]
     pub thresholds: Vec<String>,
+
+    /// Stop the run (gracefully; exit 3) as soon as a --threshold of the command line is
+    /// crossed, judged live (a windowed one on each window; others on the run so far).
+    #[arg(long, help_heading = THRESHOLDS)]
+    #[serde(skip)]
+    pub abort_on_fail: bool,
+
+    /// No live verdict for --abort-on-fail before this long into the run (warm-up) [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = THRESHOLDS, requires = "abort_on_fail")]
+    #[serde(skip)]
+    pub abort_delay: Option<Dur>,
 
     /// Metric export.
     #[command(flatten)]
@@ -327,6 +338,25 @@ impl Provider for FlagLayer<'_> {
         let mut nested = Dict::new();
         for (path, value) in flat {
             insert_at(&mut nested, &path, value);
+        }
+        if !self.0.thresholds.is_empty() {
+            // Strings, or tables when --abort-on-fail applies to them.
+            let list = self.0.thresholds.iter().map(|t| {
+                if self.0.abort_on_fail {
+                    let mut d = Dict::new();
+                    d.insert("threshold".into(), Value::from(t.clone()));
+                    d.insert("abort_on_fail".into(), Value::from(true));
+                    let delay = self.0.abort_delay.unwrap_or_default().get();
+                    d.insert(
+                        "delay".into(),
+                        Value::from(format!("{}ms", delay.as_millis())),
+                    );
+                    Value::from(d)
+                } else {
+                    Value::from(t.clone())
+                }
+            });
+            nested.insert("thresholds".into(), Value::from(list.collect::<Vec<_>>()));
         }
         Ok(Profile::Default.collect(nested))
     }

@@ -34,7 +34,8 @@ pub struct Config {
     /// The scenarios that run side by side.
     pub scenarios: Vec<ScenarioConfig>,
     /// Threshold expressions such as `p99 < 500ms`; any crossed makes the run exit with code 3.
-    pub thresholds: Vec<String>,
+    /// Each is a string or a table `{ threshold, abort_on_fail, delay }`.
+    pub thresholds: Vec<ThresholdConfig>,
     /// Metric recording and export.
     pub metrics: MetricsConfig,
 }
@@ -132,6 +133,87 @@ impl ExecutorKind {
             ExecutorKind::ConstantArrivalRate => "constant-arrival-rate",
             ExecutorKind::RampingArrivalRate => "ramping-arrival-rate",
         }
+    }
+}
+
+/// A threshold in a file: `"p99[30s] < 500ms"`, or the table form
+/// `{ threshold = "p99[30s] < 500ms", abort_on_fail = true, delay = "30s" }`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ThresholdConfig {
+    /// Just the expression.
+    Text(String),
+    /// The expression with its abort settings.
+    Table(ThresholdTable),
+}
+
+/// The table form of a threshold.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdTable {
+    /// The expression.
+    pub threshold: String,
+    /// Stop the run (gracefully, exit 3) as soon as it is crossed.
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// No live verdict before this long into the run (warm-up).
+    #[serde(default)]
+    pub delay: Dur,
+}
+
+impl ThresholdConfig {
+    /// The expression.
+    pub fn expr(&self) -> &str {
+        match self {
+            ThresholdConfig::Text(t) => t,
+            ThresholdConfig::Table(t) => &t.threshold,
+        }
+    }
+
+    /// `(abort_on_fail, delay)`.
+    pub fn abort(&self) -> (bool, std::time::Duration) {
+        match self {
+            ThresholdConfig::Text(_) => (false, std::time::Duration::ZERO),
+            ThresholdConfig::Table(t) => (t.abort_on_fail, t.delay.get()),
+        }
+    }
+}
+
+impl From<&str> for ThresholdConfig {
+    fn from(s: &str) -> Self {
+        ThresholdConfig::Text(s.to_string())
+    }
+}
+
+impl PartialEq<&str> for ThresholdConfig {
+    fn eq(&self, o: &&str) -> bool {
+        matches!(self, ThresholdConfig::Text(t) if t == o)
+    }
+}
+
+impl<'de> Deserialize<'de> for ThresholdConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // By hand rather than `untagged`, which would hide the table's own errors.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThresholdConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a threshold such as \"p99 < 500ms\", or { threshold, abort_on_fail, delay }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ThresholdConfig, E> {
+                Ok(ThresholdConfig::Text(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThresholdConfig, A::Error> {
+                ThresholdTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ThresholdConfig::Table)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
