@@ -140,6 +140,30 @@ pub struct Overrides {
     pub export: ExportFlags,
 }
 
+/// The search flags of `stampede find-max` (each overrides its `[capacity]` key).
+#[derive(Args, Clone, Debug, Default)]
+pub struct CapacityFlags {
+    /// The first step's rate, iterations/s [default: 10].
+    #[arg(long, value_name = "RATE", help_heading = "Search")]
+    pub start_rate: Option<f64>,
+    /// The highest rate tried, iterations/s [default: 10000].
+    #[arg(long, value_name = "RATE", help_heading = "Search")]
+    pub max_rate: Option<f64>,
+    /// Each ramp step multiplies the rate by this [default: 2].
+    #[arg(long, value_name = "FACTOR", help_heading = "Search")]
+    pub growth: Option<f64>,
+    /// How long each step holds its rate [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = "Search")]
+    pub step_duration: Option<Dur>,
+    /// Stop bisecting when the passing and failing rates are this close: a percentage of the
+    /// rate (5%) or iterations/s (20) [default: 5%].
+    #[arg(long, value_name = "P", help_heading = "Search")]
+    pub precision: Option<String>,
+    /// The most the whole search may take [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = "Search")]
+    pub max_duration: Option<Dur>,
+}
+
 /// Output flags (shared by `run` and `demo`).
 #[derive(Args, Clone, Debug, Default, Serialize)]
 pub struct OutputFlags {

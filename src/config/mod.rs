@@ -19,9 +19,9 @@ pub use duration::{Dur, MAX_DURATION, parse_duration};
 pub use export::{
     BasicAuth, InvalidRemoteWrite, RemoteWriteConfig, RemoteWriteUrl, Secret, TlsConfig, redact_url,
 };
-pub use flags::{ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
+pub use flags::{CapacityFlags, ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
 pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
-pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, validate};
+pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, parse_precision, validate};
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -38,6 +38,40 @@ pub struct Config {
     pub thresholds: Vec<ThresholdConfig>,
     /// Metric recording and export.
     pub metrics: MetricsConfig,
+    /// Capacity search settings (`stampede find-max`, `executor = "capacity-search"`).
+    pub capacity: CapacityConfig,
+}
+
+/// How a capacity search steps the arrival rate (`[capacity]`; `stampede find-max` flags
+/// override each key).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    /// The first step's rate, iterations/s.
+    pub start_rate: f64,
+    /// The highest rate tried, iterations/s.
+    pub max_rate: f64,
+    /// Each ramp step multiplies the rate by this (> 1).
+    pub growth: f64,
+    /// How long each step holds its rate.
+    pub step_duration: Dur,
+    /// When the binary search stops: `5%` of the rate, or an absolute `20` (iterations/s).
+    pub precision: String,
+    /// The most the whole search may take (no step starts that would end later).
+    pub max_duration: Dur,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        CapacityConfig {
+            start_rate: 10.0,
+            max_rate: 10_000.0,
+            growth: 2.0,
+            step_duration: Dur::secs(10),
+            precision: "5%".into(),
+            max_duration: Dur::secs(600),
+        }
+    }
 }
 
 /// Run-wide settings.
@@ -121,6 +155,9 @@ pub enum ExecutorKind {
     ConstantArrivalRate,
     /// Iterations started at a rate ramped through stages (open model).
     RampingArrivalRate,
+    /// A capacity search: constant-rate steps, ramped then bisected, judged against the
+    /// thresholds (settings in `[capacity]`; see `stampede find-max`).
+    CapacitySearch,
 }
 
 impl ExecutorKind {
@@ -132,6 +169,7 @@ impl ExecutorKind {
             ExecutorKind::SharedIterations => "shared-iterations",
             ExecutorKind::ConstantArrivalRate => "constant-arrival-rate",
             ExecutorKind::RampingArrivalRate => "ramping-arrival-rate",
+            ExecutorKind::CapacitySearch => "capacity-search",
         }
     }
 }
