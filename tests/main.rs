@@ -8,10 +8,12 @@
 //! - `layers`: imports point down the layer order stated in src/lib.rs;
 //! - `dashboard`: every Grafana panel query against real data from both paths;
 //! - `display`: the live view in a real terminal (tmux), CI status lines, units, colour;
-//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison.
+//! - `report`: the summary's timeline, JUnit and Markdown outputs, run comparison;
+//! - `capacity`: windowed thresholds, abort_on_fail, and the capacity search (`find-max`).
 
 mod support;
 
+mod capacity;
 mod cli;
 mod dashboard;
 mod display;
