@@ -94,7 +94,11 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
     let summary_path = cfg.run.summary_json.clone();
     let print = presentation.print;
     // Checked once, as a run would be: the first step's plan.
-    crate::prepare(step_config(&cfg, search.start_rate, &search), run_id.clone(), origin)?;
+    crate::prepare(
+        step_config(&cfg, search.start_rate, &search),
+        run_id.clone(),
+        origin,
+    )?;
     let began = Instant::now();
     let mut steps: Vec<Step> = Vec::new();
     let mut summaries: Vec<(f64, Summary)> = Vec::new();
@@ -184,7 +188,11 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
         first_failing_rate: hi,
         stopped_by: stopped_by.to_string(),
         precision: search.precision_at(lo.unwrap_or(search.start_rate)),
-        slo: cfg.thresholds.iter().map(|t| t.expr().to_string()).collect(),
+        slo: cfg
+            .thresholds
+            .iter()
+            .map(|t| t.expr().to_string())
+            .collect(),
         steps,
     };
     // The evidence: the step at the maximum; else the last one.
@@ -278,7 +286,10 @@ fn one_step(
         .map(|t| t.threshold.as_str())
         .collect();
     let (verdict, reason) = if !crossed.is_empty() {
-        (Verdict::Fail, Some(format!("crossed {}", crossed.join(", "))))
+        (
+            Verdict::Fail,
+            Some(format!("crossed {}", crossed.join(", "))),
+        )
     } else if s.dropped_iterations > 0 || achieved < ACHIEVED_MIN * rate {
         (
             Verdict::Generator,
@@ -325,7 +336,11 @@ pub(crate) fn find_max(
     let mut ov = ov.clone();
     // Without a file, the ad-hoc scenario is an open-model one.
     if file.is_none() && ov.rate.is_none() {
-        ov.rate = Some(flags.start_rate.unwrap_or(CapacityConfig::default().start_rate));
+        ov.rate = Some(
+            flags
+                .start_rate
+                .unwrap_or(CapacityConfig::default().start_rate),
+        );
     }
     let mut cfg = crate::config::load(file, &ov)?;
     let c = &mut cfg.capacity;

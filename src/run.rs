@@ -308,7 +308,10 @@ async fn execute_async(
                 row.actual = v.actual;
                 row.ok = v.ok;
                 row.failed_at_s = v.failed_at_s;
-                row.reason = v.actual.is_none().then(|| "no window had a value".to_string());
+                row.reason = v
+                    .actual
+                    .is_none()
+                    .then(|| "no window had a value".to_string());
             }
         }
         summary.aborted = aborted;

@@ -138,9 +138,9 @@ impl Evaluator {
             .filter(|(_, t)| t.window.is_some() || t.abort_on_fail)
             .map(|(index, t)| Tracked {
                 index,
-                span: t.window.map_or(0, |w| {
-                    (w.as_micros() as u64).div_ceil(interval_us).max(1)
-                }),
+                span: t
+                    .window
+                    .map_or(0, |w| (w.as_micros() as u64).div_ceil(interval_us).max(1)),
                 th: t.clone(),
                 worst: None,
                 failed_at_s: None,
@@ -160,10 +160,8 @@ impl Evaluator {
 
     /// How often the run should call [`Evaluator::judge`].
     pub(crate) fn period(&self) -> Duration {
-        Duration::from_micros(self.interval_us / 4).clamp(
-            Duration::from_millis(10),
-            Duration::from_millis(250),
-        )
+        Duration::from_micros(self.interval_us / 4)
+            .clamp(Duration::from_millis(10), Duration::from_millis(250))
     }
 
     /// Takes one worker's closed interval.
@@ -224,7 +222,13 @@ impl Evaluator {
             self.so_far.merge(s);
         }
         self.judged_us = end;
-        let longest = self.tracked.iter().map(|t| t.span).max().unwrap_or(1).max(1);
+        let longest = self
+            .tracked
+            .iter()
+            .map(|t| t.span)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let aborted_before = self.abort.is_some();
         for t in &mut self.tracked {
             let value = if t.span == 0 {

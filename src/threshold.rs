@@ -286,12 +286,18 @@ fn parse_window(w: &str) -> Result<std::time::Duration, String> {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
-        "" => return Err(format!("window `{w}` needs a unit (ms, s, m or h), e.g. 30s")),
+        "" => {
+            return Err(format!(
+                "window `{w}` needs a unit (ms, s, m or h), e.g. 30s"
+            ));
+        }
         u => return Err(format!("unknown window unit `{u}` (use ms, s, m or h)")),
     };
     let secs = n * scale;
     if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("window `{w}` must be longer than 0 and at most 24h"));
+        return Err(format!(
+            "window `{w}` must be longer than 0 and at most 24h"
+        ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }

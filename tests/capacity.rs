@@ -54,6 +54,7 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
     });
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("capacity.json");
+    let html = dir.path().join("capacity.html");
     let url = format!("http://{}/", t.addr);
     let began = Instant::now();
     let o = support::stampede(&[
@@ -71,6 +72,8 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
         "10%",
         "--summary-json",
         json.to_str().expect("utf-8 path"),
+        "--report",
+        html.to_str().expect("utf-8 path"),
         "--no-metrics",
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -85,8 +88,13 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
         "max {max} vs K {k} (precision {precision}):\n{steps}"
     );
     assert_eq!(v["capacity"]["stopped_by"], "precision", "{steps}");
-    let first_fail = v["capacity"]["first_failing_rate"].as_f64().expect("a failing rate");
-    assert!(first_fail > max && first_fail - max <= precision + 1e-9, "{steps}");
+    let first_fail = v["capacity"]["first_failing_rate"]
+        .as_f64()
+        .expect("a failing rate");
+    assert!(
+        first_fail > max && first_fail - max <= precision + 1e-9,
+        "{steps}"
+    );
     let all = v["capacity"]["steps"].as_array().expect("steps");
     assert!(all.len() >= 4, "{steps}");
     // The ramp doubles from 100/s; every failing step failed on the SLO, not the generator.
@@ -104,8 +112,20 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
         }
     }
     support::schema::assert_summary_conforms(&v);
-    assert!(stdout.contains("capacity search (SLO: p99[1s] < 50ms)"), "{stdout}");
+    assert!(
+        stdout.contains("capacity search (SLO: p99[1s] < 50ms)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("max sustainable rate"), "{stdout}");
+    let page = std::fs::read_to_string(&html).expect("HTML report");
+    assert!(
+        page.contains("<section id=\"capacity\">"),
+        "no capacity section"
+    );
+    assert!(
+        page.contains(&format!("{max:.1}/s</b>")),
+        "no max rate in the report"
+    );
     assert!(
         began.elapsed() < Duration::from_secs(60),
         "{:?}",
@@ -162,10 +182,7 @@ fn a_capacity_search_executor_finds_the_capacity_with_an_error_rate_slo() {
         String::from_utf8_lossy(&o.stderr)
     );
     let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
-    assert!(
-        (max - k).abs() <= 0.1 * k,
-        "max {max} vs K {k}:\n{steps}"
-    );
+    assert!((max - k).abs() <= 0.1 * k, "max {max} vs K {k}:\n{steps}");
     // Beyond K the target refused: the failing steps crossed the error rate.
     let fails: Vec<_> = v["capacity"]["steps"]
         .as_array()
@@ -175,9 +192,15 @@ fn a_capacity_search_executor_finds_the_capacity_with_an_error_rate_slo() {
         .collect();
     assert!(!fails.is_empty(), "{steps}");
     for s in fails {
-        assert!(s["error_rate"].as_f64().unwrap_or_default() >= 0.01, "{steps}");
         assert!(
-            s["reason"].as_str().unwrap_or_default().contains("error_rate < 1%"),
+            s["error_rate"].as_f64().unwrap_or_default() >= 0.01,
+            "{steps}"
+        );
+        assert!(
+            s["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("error_rate < 1%"),
             "{steps}"
         );
     }
@@ -221,9 +244,15 @@ fn a_saturated_generator_is_not_reported_as_the_targets_maximum() {
     let last = all.last().expect("a step");
     assert_eq!(last["intended_rate"], 120.0, "{steps}");
     assert_eq!(last["verdict"], "generator", "{steps}");
-    assert!(last["dropped_iterations"].as_u64().unwrap_or_default() > 0, "{steps}");
     assert!(
-        last["reason"].as_str().unwrap_or_default().contains("no free VU"),
+        last["dropped_iterations"].as_u64().unwrap_or_default() > 0,
+        "{steps}"
+    );
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no free VU"),
         "{steps}"
     );
     assert!(stdout.contains("generator could not keep up"), "{stdout}");
@@ -256,11 +285,7 @@ fn a_windowed_p99_trips_when_the_target_degrades_while_the_whole_run_passes() {
         ),
         &Overrides::default(),
     );
-    let rows: Vec<String> = s
-        .thresholds
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect();
+    let rows: Vec<String> = s.thresholds.iter().map(|r| format!("{r:?}")).collect();
     let (whole, windowed) = (&s.thresholds[0], &s.thresholds[1]);
     assert!(whole.ok, "{rows:#?}");
     assert!(!windowed.ok, "{rows:#?}");
