@@ -81,6 +81,7 @@ enum Verdict {
 /// and returns the summary of the step at the maximum (or of the last step), with `capacity`.
 pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Result<Summary, Error> {
     crate::config::validate(&cfg, origin)?;
+    crate::config::validate_capacity(&cfg, origin)?;
     if cfg.thresholds.is_empty() {
         return Err(ConfigError::invalid(
             origin,

@@ -21,7 +21,9 @@ pub use export::{
 };
 pub use flags::{CapacityFlags, ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
 pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
-pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, parse_precision, validate};
+pub use validate::{
+    MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, parse_precision, validate, validate_capacity,
+};
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -717,6 +719,33 @@ mod tests {
                     .unwrap_or_default()
                     .get()
             },
+        ),
+        (
+            "capacity.step_duration",
+            |v| {
+                format!(
+                    "[capacity]\nstep_duration = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.capacity.step_duration.get(),
+        ),
+        (
+            "capacity.max_duration",
+            |v| {
+                format!(
+                    "[capacity]\nmax_duration = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.capacity.max_duration.get(),
+        ),
+        (
+            "thresholds[].delay",
+            |v| {
+                format!(
+                    "thresholds = [{{ threshold = \"p99 < 1s\", abort_on_fail = true, delay = {v} }}]\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.thresholds[0].abort().1,
         ),
     ];
 

@@ -48,7 +48,13 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
     if cfg.scenarios.is_empty() {
         return bad("scenarios", "at least one scenario is required".into());
     }
-    validate_capacity(cfg, origin)?;
+    if cfg
+        .scenarios
+        .iter()
+        .any(|s| s.executor_kind() == ExecutorKind::CapacitySearch)
+    {
+        validate_capacity(cfg, origin)?;
+    }
     if let Some(id) = &cfg.run.id
         && (id.is_empty()
             || id.len() > 128
@@ -322,8 +328,9 @@ pub fn parse_precision(s: &str) -> Result<(f64, bool), String> {
     }
 }
 
-/// The `[capacity]` table, and a capacity-search scenario's place (the only one).
-fn validate_capacity(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
+/// The `[capacity]` table, and a capacity-search scenario's place (the only one). Checked with
+/// the rest when a scenario is a capacity search, and by every capacity search.
+pub fn validate_capacity(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
     let bad = |key: &str, msg: String| Err(ConfigError::invalid(origin, key, msg));
     let c = &cfg.capacity;
     let searching = cfg
