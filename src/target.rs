@@ -405,3 +405,66 @@ async fn handle(
     };
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(capacity: f64, queue_ms: u64) -> Gate {
+        Gate {
+            start: tokio::time::Instant::now(),
+            opts: Options {
+                capacity: Some(capacity),
+                queue: Duration::from_millis(queue_ms),
+                ..Default::default()
+            },
+            next_us: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn capacity_spaces_turns_and_refuses_beyond_the_queue() {
+        // 100/s: one turn every 10 ms; a burst of four at once, with 25 ms of queue.
+        let g = gate(100.0, 25);
+        let waits: Vec<Option<u64>> = (0..4)
+            .map(|_| g.admit().map(|d| d.as_millis() as u64))
+            .collect();
+        assert_eq!(waits[0], Some(0));
+        assert!(waits[1].is_some_and(|w| (8..=10).contains(&w)), "{waits:?}");
+        assert!(
+            waits[2].is_some_and(|w| (18..=20).contains(&w)),
+            "{waits:?}"
+        );
+        assert_eq!(waits[3], None, "a 30 ms wait is beyond the queue");
+        // No queue: beyond the rate is refused at once.
+        let g = gate(10.0, 0);
+        assert_eq!(g.admit(), Some(Duration::ZERO));
+        assert_eq!(g.admit(), None);
+        // No capacity: never waits.
+        let g = Gate {
+            start: tokio::time::Instant::now(),
+            opts: Options::default(),
+            next_us: AtomicU64::new(0),
+        };
+        assert!((0..1000).all(|_| g.admit() == Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn degradation_has_a_start_and_an_end() {
+        let g = Gate {
+            start: tokio::time::Instant::now() - Duration::from_secs(5),
+            opts: Options {
+                degrade_after: Some(Duration::from_secs(3)),
+                degrade_for: Some(Duration::from_secs(1)),
+                degrade_latency: Duration::from_millis(200),
+                ..Default::default()
+            },
+            next_us: AtomicU64::new(0),
+        };
+        assert_eq!(g.degraded(), Duration::ZERO, "over at 4 s");
+        let mut o = g.opts;
+        o.degrade_for = None;
+        let g = Gate { opts: o, ..g };
+        assert_eq!(g.degraded(), Duration::from_millis(200), "for good");
+    }
+}

@@ -405,3 +405,41 @@ fn the_warm_up_delay_holds_abort_on_fail_back() {
     assert!(a.at_s <= 3.0, "{a:?}");
     assert!(!s.thresholds[0].ok);
 }
+
+/// Bad search settings are usage errors naming the key, before any load is sent.
+#[test]
+fn bad_search_settings_exit_2_naming_the_key() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    for (args, needle) in [
+        (vec!["--precision", "0%"], "capacity.precision"),
+        (vec!["--growth", "1"], "capacity.growth"),
+        (
+            vec!["--max-rate", "5", "--start-rate", "10"],
+            "capacity.max_rate",
+        ),
+        (vec!["--step-duration", "100ms"], "capacity.step_duration"),
+    ] {
+        let mut all = vec!["find-max", url.as_str(), "--threshold", "p99 < 1s"];
+        all.extend(args.iter().copied());
+        let o = support::stampede(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let o = support::stampede(&["find-max", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("at least one threshold"), "{err}");
+    let o = support::stampede(&["run", &url, "--threshold", "p99[30x] < 1s"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown window unit"), "{err}");
+    assert_eq!(
+        t.counters
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+}
