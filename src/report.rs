@@ -1016,8 +1016,13 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
                 (None, None) => "no data".into(),
             };
             let actual = match (t.window_s, t.failed_at_s) {
-                (Some(_), Some(at)) => format!("worst window {actual}, first crossed at {at:.1}s"),
-                (Some(_), None) if t.actual.is_some() => format!("worst window {actual}"),
+                (Some(_), Some(at)) => format!(
+                    "worst window {}, first crossed at {at:.1}s",
+                    actual.trim_start_matches("actual ")
+                ),
+                (Some(_), None) if t.actual.is_some() => {
+                    format!("worst window {}", actual.trim_start_matches("actual "))
+                }
                 _ => actual,
             };
             let line = if t.ok {

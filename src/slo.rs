@@ -594,6 +594,53 @@ mod tests {
     }
 
     #[test]
+    fn the_capacity_text_has_every_step_and_the_verdict() {
+        let step = |rate: f64, verdict: &str, reason: Option<&str>| Step {
+            intended_rate: rate,
+            achieved_rate: rate,
+            rps: rate,
+            duration_s: 2.0,
+            p50_s: 0.001,
+            p95_s: 0.002,
+            p99_s: 0.003,
+            error_rate: 0.0,
+            dropped_iterations: 0,
+            verdict: verdict.into(),
+            reason: reason.map(str::to_string),
+            phase: "ramp".into(),
+        };
+        let mut c = Capacity {
+            max_rate: Some(200.0),
+            first_failing_rate: Some(212.5),
+            stopped_by: "precision".into(),
+            precision: 20.0,
+            slo: vec!["p99[1s] < 100ms".into()],
+            steps: vec![
+                step(100.0, "pass", None),
+                step(200.0, "pass", None),
+                step(400.0, "fail", Some("crossed p99[1s] < 100ms")),
+            ],
+        };
+        let t = capacity_text(&c);
+        assert!(t.contains("capacity search (SLO: p99[1s] < 100ms)"), "{t}");
+        assert_eq!(t.lines().filter(|l| l.contains("ramp")).count(), 3, "{t}");
+        assert!(t.contains("fail (crossed p99[1s] < 100ms)"), "{t}");
+        assert!(
+            t.contains("max sustainable rate 200.0/s (first failing 212.5/s; ended by precision"),
+            "{t}"
+        );
+        c.max_rate = None;
+        c.stopped_by = "generator".into();
+        c.steps[2] = step(400.0, "generator", Some("generator saturated"));
+        let t = capacity_text(&c);
+        assert!(
+            t.contains("no maximum claimed: the generator could not keep up"),
+            "{t}"
+        );
+        assert!(t.contains("at least 200.0/s"), "{t}");
+    }
+
+    #[test]
     fn quantiles_follow_hdr_rank() {
         let h: BTreeMap<u64, u64> = [(1, 90), (2, 9), (3, 1)].into_iter().collect();
         assert_eq!(quantile(&h, 100, 50.0), 1);
