@@ -104,9 +104,10 @@ Flags override the file; STAMPEDE_* environment variables sit between the file a
 /// `stampede find-max --help` ends with these.
 const FIND_MAX_EXAMPLES: &str = "\
 Examples:
-  stampede find-max -u http://127.0.0.1:8080/ --threshold 'p99[5s] < 100ms' --threshold 'error_rate < 1%'
-  stampede find-max config/quickstart.toml --threshold 'p95 < 200ms' --start-rate 50 --step-duration 30s \\
-      --precision 5% --summary-json capacity.json
+  stampede find-max http://127.0.0.1:8080/ --threshold 'p99[5s] < 100ms'
+  stampede find-max config/find-max.toml --summary-json capacity.json
+  stampede find-max -u http://127.0.0.1:8080/ --threshold 'error_rate < 1%' \\
+      --start-rate 50 --step-duration 30s --precision 5%
 
 Each step runs the scenario at a constant rate; a step passes when every threshold holds, no
 iteration was dropped and 98% of the rate was achieved. Exit codes: 0 a maximum was found,
