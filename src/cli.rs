@@ -1,4 +1,4 @@
-//! Command-line interface: `run`, `validate`, `target`, `demo`. The flags of `run` are the
+//! Command-line interface: `run`, `find-max`, `validate`, `target`, `demo`. The flags of `run` are the
 //! configuration's flag layer, defined once in [`crate::config::Overrides`]; this module adds
 //! the subcommands, the positional FILE (or URL) and the help texts.
 
@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DistFlags, Dur, ExportFlags, OutputFlags, Overrides, parse_duration};
+use crate::config::{
+    CapacityFlags, DistFlags, Dur, ExportFlags, OutputFlags, Overrides, parse_duration,
+};
 
 /// An OpenTelemetry-native HTTP load tester.
 #[derive(Debug, Parser)]
@@ -24,6 +26,10 @@ pub(crate) enum Command {
     /// Run the scenarios of a TOML/YAML file, or an ad-hoc test described by flags.
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
+    /// Find the highest arrival rate that meets the SLO (the thresholds): constant-rate steps,
+    /// ramped then bisected.
+    #[command(after_help = FIND_MAX_EXAMPLES)]
+    FindMax(Box<FindMaxArgs>),
     /// Check a config file and exit (0 if valid, 2 if not).
     Validate {
         /// The TOML or YAML file.
@@ -35,6 +41,22 @@ pub(crate) enum Command {
         /// Where to listen: PORT or :PORT (on 127.0.0.1), HOST:PORT (resolved) or IP:PORT.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen)]
         listen: SocketAddr,
+        /// Serve at most this many requests per second (evenly spaced); beyond, a request
+        /// waits for its turn up to --queue, else gets 503 at once [default: unlimited].
+        #[arg(long, value_name = "REQ_PER_S", value_parser = capacity)]
+        capacity: Option<f64>,
+        /// The longest wait for a turn under --capacity (0: none, beyond capacity is 503).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = dur)]
+        queue: Dur,
+        /// From this long after the start, delay every response by --degrade-latency.
+        #[arg(long, value_name = "DURATION", value_parser = dur)]
+        degrade_after: Option<Dur>,
+        /// How long the degradation lasts [default: for good].
+        #[arg(long, value_name = "DURATION", value_parser = dur, requires = "degrade_after")]
+        degrade_for: Option<Dur>,
+        /// The delay added while degraded.
+        #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = dur)]
+        degrade_latency: Dur,
     },
     /// Start the embedded target on a free loopback port and run a ~10 s demo against it.
     Demo(Box<DemoArgs>),
@@ -95,6 +117,54 @@ Flags override the file; STAMPEDE_* environment variables sit between the file a
 (STAMPEDE_RUN__ID=nightly). Exit codes: 0 ok, 1 run failed, 2 usage or config error,
 3 threshold crossed, 4 distributed run incomplete (a segment's summary is missing),
 130 interrupted.";
+
+/// `stampede find-max --help` ends with these.
+const FIND_MAX_EXAMPLES: &str = "\
+Examples:
+  stampede find-max http://127.0.0.1:8080/ --threshold 'p99[5s] < 100ms'
+  stampede find-max config/find-max.toml --summary-json capacity.json
+  stampede find-max -u http://127.0.0.1:8080/ --threshold 'error_rate < 1%' \\
+      --start-rate 50 --step-duration 30s --precision 5%
+
+Each step runs the scenario at a constant rate; a step passes when every threshold holds, no
+iteration was dropped and 98% of the rate was achieved. Exit codes: 0 a maximum was found,
+1 the generator could not keep up (no maximum claimed), 2 usage or config error, 3 no rate met
+the SLO, 130 interrupted.";
+
+/// Flags of `stampede find-max`.
+#[derive(Debug, Args)]
+pub(crate) struct FindMaxArgs {
+    /// Scenario file (TOML or YAML); its first scenario runs at each step's rate. A URL here is
+    /// taken as --url.
+    #[arg(value_name = "FILE|URL", value_parser = file_or_url)]
+    pub file: Option<FileOrUrl>,
+    /// The search.
+    #[command(flatten)]
+    pub search: CapacityFlags,
+    /// The flag layer of the configuration (as for `run`).
+    #[command(flatten)]
+    pub flags: Overrides,
+}
+
+impl FindMaxArgs {
+    /// The scenario file (if any), the flag layer and the search flags.
+    pub(crate) fn into_parts(self) -> (Option<PathBuf>, Overrides, CapacityFlags) {
+        let (file, flags) = RunArgs {
+            file: self.file,
+            flags: self.flags,
+            dist: DistFlags::default(),
+        }
+        .into_parts();
+        (file, flags, self.search)
+    }
+}
+
+fn capacity(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}`: requests per second, a number above 0")),
+    }
+}
 
 /// `stampede target --help` ends with the routes.
 static TARGET_ROUTES: std::sync::LazyLock<String> =

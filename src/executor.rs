@@ -82,6 +82,9 @@ pub(crate) struct RunShared {
     /// Where sampled requests' spans go, when client spans are exported (set once, before
     /// the workers start).
     pub spans: std::sync::OnceLock<SpanSink>,
+    /// Where workers send their closed timeline intervals, when the run judges thresholds live
+    /// (windowed or `abort_on_fail`); set before the workers start.
+    pub feed: std::sync::OnceLock<crate::stats::interval::Feed>,
 }
 
 impl RunShared {
@@ -122,6 +125,7 @@ impl RunShared {
             spans: std::sync::OnceLock::new(),
             plan,
             generator,
+            feed: std::sync::OnceLock::new(),
         })
     }
 
@@ -207,17 +211,21 @@ where
     shared.generator.add_runtime(rt.metrics());
     let local = tokio::task::LocalSet::new();
     let plan = shared.plan.clone();
+    let mut timeline = crate::stats::interval::Timeline::new(
+        shared.start,
+        plan.timeline_interval,
+        plan.requests.len(),
+        plan.scenarios.len(),
+        plan.checks.len(),
+    );
+    if let Some(f) = shared.feed.get() {
+        timeline = timeline.with_feed(f.clone());
+    }
     let ctx = Rc::new(WorkerCtx {
         worker,
         stats: RefCell::new(
             WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len())
-                .with_timeline(crate::stats::interval::Timeline::new(
-                    shared.start,
-                    plan.timeline_interval,
-                    plan.requests.len(),
-                    plan.scenarios.len(),
-                    plan.checks.len(),
-                )),
+                .with_timeline(timeline),
         ),
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
         pulse: Pulse::new(shared.start),
@@ -228,6 +236,11 @@ where
         let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
         let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));
         let relay = tokio::task::spawn_local(relay_cuts(ctx.clone()));
+        let closer = shared
+            .feed
+            .get()
+            .is_some()
+            .then(|| tokio::task::spawn_local(close_intervals(ctx.clone())));
         let mut set = tokio::task::JoinSet::new();
         let mut who = Vec::new();
         for sc in 0..plan.scenarios.len() {
@@ -261,10 +274,16 @@ where
             h.abort();
         }
         relay.abort();
+        if let Some(h) = closer {
+            h.abort();
+        }
         first
     });
     if let Some(p) = panicked {
         return Err(p.into());
+    }
+    if let Some(t) = ctx.stats.borrow_mut().timeline.as_mut() {
+        t.close_feed();
     }
     let stats = ctx.stats.borrow().clone();
     Ok(stats)
@@ -576,6 +595,19 @@ impl Pulse {
                 hi.saturating_sub(lo)
             })
             .sum()
+    }
+}
+
+/// Live thresholds: closes each timeline interval on time even when this worker records
+/// nothing in the next one (a quarter interval late at most).
+async fn close_intervals(ctx: Rc<WorkerCtx>) {
+    let every = (ctx.shared.plan.timeline_interval / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Some(t) = ctx.stats.borrow_mut().timeline.as_mut() {
+            t.tick(Instant::now());
+        }
     }
 }
 

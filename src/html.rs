@@ -323,6 +323,7 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         o.push_str("</tbody></table>");
     }
     o.push_str("</section>");
+    o.push_str(&slo_section(s));
     // Metadata and tiles.
     let _ = write!(
         o,
@@ -593,6 +594,65 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
     }
     o.push_str("</table></div></section>");
     let _ = writeln!(o, "<script>{JS}</script></body></html>");
+    o
+}
+
+/// The run's SLO outcome beyond the threshold table (issue 14): the threshold that aborted the
+/// run, and a capacity search's verdict with its table of steps. Empty when neither exists.
+fn slo_section(s: &Value) -> String {
+    let mut o = String::new();
+    if let Some(a) = s.get("aborted").filter(|a| a.is_object()) {
+        let _ = write!(
+            o,
+            "<section id=\"aborted\" class=\"verdict bad\"><h2>Aborted</h2><p>threshold <code>{}</code> crossed at {:.1} s (abort_on_fail); the run stopped there.</p></section>",
+            esc(st(a, "threshold")),
+            num(a, "at_s")
+        );
+    }
+    let Some(c) = s.get("capacity").filter(|c| c.is_object()) else {
+        return o;
+    };
+    let rate = |v: &Value| v.as_f64().map_or("–".to_string(), |r| format!("{r:.1}/s"));
+    let verdict = match (c["max_rate"].as_f64(), st(c, "stopped_by")) {
+        (_, "generator") => {
+            "no maximum claimed: the generator could not keep up (add VUs or generators)"
+                .to_string()
+        }
+        (Some(m), by) => format!(
+            "max sustainable rate <b id=\"max-rate\">{m:.1}/s</b> (first failing {}; ended by {})",
+            rate(&c["first_failing_rate"]),
+            esc(by)
+        ),
+        (None, by) => format!("no rate met the SLO (ended by {})", esc(by)),
+    };
+    let slo: Vec<String> = arr(c, "slo")
+        .iter()
+        .map(|t| format!("<code>{}</code>", esc(t.as_str().unwrap_or_default())))
+        .collect();
+    let _ = write!(
+        o,
+        "<section id=\"capacity\"><h2>Capacity search</h2><p>{verdict}</p><p>SLO: {} · achieved ≥ 98% of the intended rate · no dropped iterations</p><table><thead><tr><th>phase</th><th>intended</th><th>achieved</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th>dropped</th><th>verdict</th></tr></thead><tbody>",
+        slo.join(", ")
+    );
+    for st_ in arr(c, "steps") {
+        let v = st(st_, "verdict");
+        let _ = write!(
+            o,
+            "<tr class=\"{}\"><td>{}</td><td class=\"num\">{:.1}/s</td><td class=\"num\">{:.1}/s</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}%</td><td class=\"num\">{}</td><td title=\"{}\">{}</td></tr>",
+            if v == "pass" { "ok" } else { "bad" },
+            esc(st(st_, "phase")),
+            num(st_, "intended_rate"),
+            num(st_, "achieved_rate"),
+            ms(num(st_, "p50_s")),
+            ms(num(st_, "p95_s")),
+            ms(num(st_, "p99_s")),
+            num(st_, "error_rate") * 100.0,
+            num(st_, "dropped_iterations"),
+            esc(st(st_, "reason")),
+            esc(v)
+        );
+    }
+    o.push_str("</tbody></table></section>");
     o
 }
 

@@ -15,7 +15,7 @@
 //! 2. threshold, http, stats, trace
 //! 3. config
 //! 4. plan
-//! 5. metrics
+//! 5. metrics, slo
 //! 6. executor, export
 //! 7. timeline, progress
 //! 8. report
@@ -23,10 +23,11 @@
 //! 10. html
 //! 11. run
 //! 12. cli, distributed
-//! 13. demo
+//! 13. demo, capacity
 //!
 //! `lib.rs` itself (exit codes, `run`, `main_with_args`) sits above them all.
 
+mod capacity;
 mod ci;
 mod cli;
 pub mod config;
@@ -47,6 +48,7 @@ pub mod report;
 mod run;
 mod schedule;
 mod segment;
+mod slo;
 mod stats;
 mod suggest;
 pub mod target;
@@ -129,6 +131,9 @@ pub fn run_config(
     presentation: Presentation,
 ) -> Result<Summary, Error> {
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
+    if capacity::wanted(&cfg) {
+        return capacity::run(cfg, &origin, presentation);
+    }
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
     let status_interval = cfg.run.status_interval.get();
@@ -240,7 +245,7 @@ fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError
 
 /// The exit code a summary calls for.
 pub fn summary_exit_code(s: &Summary) -> u8 {
-    if s.thresholds.iter().any(|t| !t.ok) {
+    if s.thresholds.iter().any(|t| !t.ok) || s.aborted.is_some() {
         EXIT_THRESHOLDS
     } else if s.interrupted {
         EXIT_INTERRUPTED
@@ -344,7 +349,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                 },
             ) {
                 Ok(s) => {
-                    let code = summary_exit_code(&s);
+                    let code = capacity::exit_code(&s);
                     match write_ci_outputs(&s, code, &ov.output) {
                         Ok(()) => code,
                         Err(e) => report_error(&e),
@@ -364,13 +369,48 @@ fn dispatch(cli: cli::Cli) -> u8 {
             max_regression,
             markdown,
         } => compare_files(&baseline, &current, max_regression, markdown),
-        cli::Command::Target { listen } => {
+        cli::Command::FindMax(args) => {
+            let (file, ov, search) = args.into_parts();
+            match capacity::find_max(
+                file.as_deref(),
+                &ov,
+                &search,
+                Presentation {
+                    print: true,
+                    progress: false,
+                },
+            ) {
+                Ok(s) => {
+                    let code = capacity::exit_code(&s);
+                    match write_ci_outputs(&s, code, &ov.output) {
+                        Ok(()) => code,
+                        Err(e) => report_error(&e),
+                    }
+                }
+                Err(e) => report_error(&e),
+            }
+        }
+        cli::Command::Target {
+            listen,
+            capacity,
+            queue,
+            degrade_after,
+            degrade_for,
+            degrade_latency,
+        } => {
             if !listen.ip().is_loopback() {
                 eprintln!(
                     "stampede target: note: listening on {listen}, reachable beyond this machine"
                 );
             }
-            match target::spawn_background(listen) {
+            let opts = target::Options {
+                capacity,
+                queue: queue.get(),
+                degrade_after: degrade_after.map(|d| d.get()),
+                degrade_for: degrade_for.map(|d| d.get()),
+                degrade_latency: degrade_latency.get(),
+            };
+            match target::spawn_background_with(listen, opts) {
                 Ok(t) => {
                     println!("stampede target listening on http://{}", t.addr);
                     loop {

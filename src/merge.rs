@@ -393,6 +393,11 @@ pub(crate) fn merge(
                 actual: o.actual,
                 ok: o.ok,
                 unit: unit_of(t.metric),
+                // Merged summaries carry no merged timeline yet: a windowed threshold is
+                // judged on the whole merged run (README, "Distributed runs").
+                window_s: t.window.map(|w| w.as_secs_f64()),
+                failed_at_s: None,
+                abort_on_fail: t.abort_on_fail,
             }
         })
         .collect();
@@ -448,6 +453,8 @@ pub(crate) fn merge(
         export: Vec::new(),
         metrics_folded: None,
         interrupted,
+        aborted: None,
+        capacity: None,
         generator: None,
         timeline: None,
         segment: None,

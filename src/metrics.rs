@@ -317,6 +317,7 @@ pub struct Instruments {
     _vus_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _vus_max_gauge: opentelemetry::metrics::ObservableGauge<i64>,
     _run_duration_gauge: opentelemetry::metrics::ObservableGauge<f64>,
+    _target_rate_gauge: Option<opentelemetry::metrics::ObservableGauge<f64>>,
     _process: ProcessInstruments,
 }
 
@@ -472,6 +473,7 @@ impl Instruments {
                 }
             })
             .build();
+        let clock2 = clock.clone();
         let a3 = scenario_attrs.clone();
         let run_duration_gauge = meter
             .f64_observable_gauge("stampede.run.duration")
@@ -485,7 +487,34 @@ impl Instruments {
             })
             .build();
         let process = ProcessInstruments::new(&meter, generator, &run);
+        // Open-model scenarios: the intended arrival rate now (a capacity search's staircase).
+        let rates: Vec<(f64, Vec<crate::schedule::Stage>, Vec<KeyValue>)> = plan
+            .scenarios
+            .iter()
+            .filter_map(|s| match &s.schedule {
+                crate::plan::Schedule::ArrivalRate { start, stages, .. } => {
+                    Some((*start, stages.clone(), scenario_attrs[s.index].clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let target_rate_gauge = (!rates.is_empty()).then(|| {
+            meter
+                .f64_observable_gauge("stampede.target_rate")
+                .with_unit("{iteration}/s")
+                .with_description(
+                    "Intended arrival rate of an open-model scenario (iterations per second)",
+                )
+                .with_callback(move |obs| {
+                    let t = clock2.elapsed();
+                    for (start, stages, attrs) in &rates {
+                        obs.observe(crate::schedule::vu_target(*start, stages, t), attrs);
+                    }
+                })
+                .build()
+        });
         Instruments {
+            _target_rate_gauge: target_rate_gauge,
             _run_duration_gauge: run_duration_gauge,
             _process: process,
             duration: meter

@@ -356,7 +356,10 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            Threshold::parse(t).map_err(|e| err(&format!("thresholds[{i}]"), e.to_string()))
+            let mut th = Threshold::parse(t.expr())
+                .map_err(|e| err(&format!("thresholds[{i}]"), e.to_string()))?;
+            (th.abort_on_fail, th.delay) = t.abort();
+            Ok(th)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let workers = workers(
@@ -1173,6 +1176,13 @@ fn schedule(sc: &ScenarioConfig) -> Schedule {
                 vus: sc.vus.unwrap_or_else(|| default_open_vus(rate)),
             }
         }
+        // The search runs each step as constant-arrival-rate (`crate::capacity`); planned on
+        // its own (`validate`), it is its first step's shape.
+        ExecutorKind::CapacitySearch => Schedule::ArrivalRate {
+            start: 1.0,
+            stages: vec![Stage::new(Duration::from_secs(1), 1.0)],
+            vus: sc.vus.unwrap_or(10),
+        },
         ExecutorKind::RampingArrivalRate => {
             let start = sc.start.unwrap_or(0.0);
             let peak = sc.stages.iter().map(|s| s.target).fold(start, f64::max);

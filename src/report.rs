@@ -249,6 +249,16 @@ pub struct ThresholdRow {
     /// Why `actual` is `null`, e.g. `no successful requests, 250 failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The window of a windowed threshold (`p99[30s]`), seconds; `actual` is then the worst
+    /// window's value (see `crate::slo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<f64>,
+    /// A windowed threshold: end of the first window that crossed, seconds since the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at_s: Option<f64>,
+    /// Whether crossing it stops the run (`abort_on_fail`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
 }
 
 /// The summary of a run.
@@ -312,6 +322,12 @@ pub struct Summary {
     /// A merged summary (coordinator, `stampede merge`): which segments it holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distributed: Option<DistributedInfo>,
+    /// The `abort_on_fail` threshold that stopped the run early, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<crate::slo::Abort>,
+    /// The outcome of a capacity search (`stampede find-max`), with every step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::slo::Capacity>,
 }
 
 /// One segment of a distributed run (in that segment's local summary).
@@ -506,6 +522,9 @@ impl Aggregate<'_> {
                     actual: o.actual,
                     ok: o.ok,
                     unit: unit_of(t.metric),
+                    window_s: t.window.map(|w| w.as_secs_f64()),
+                    failed_at_s: None,
+                    abort_on_fail: t.abort_on_fail,
                 }
             })
             .collect();
@@ -540,6 +559,8 @@ impl Aggregate<'_> {
             timeline: None,
             segment: None,
             distributed: None,
+            aborted: None,
+            capacity: None,
         }
     }
 }
@@ -1077,6 +1098,16 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
                 (None, Some(r)) => r.clone(),
                 (None, None) => "no data".into(),
             };
+            let actual = match (t.window_s, t.failed_at_s) {
+                (Some(_), Some(at)) => format!(
+                    "worst window {}, first crossed at {at:.1}s",
+                    actual.trim_start_matches("actual ")
+                ),
+                (Some(_), None) if t.actual.is_some() => {
+                    format!("worst window {}", actual.trim_start_matches("actual "))
+                }
+                _ => actual,
+            };
             let line = if t.ok {
                 format!("{} {}  ({actual})", paint.green("✓"), t.threshold)
             } else {
@@ -1084,6 +1115,26 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
             };
             let _ = writeln!(o, "    {line}");
         }
+    }
+    if let Some(a) = &s.aborted {
+        let unit = s
+            .thresholds
+            .iter()
+            .find(|t| t.threshold == a.threshold)
+            .map_or("count", |t| t.unit);
+        let _ = writeln!(
+            o,
+            "  {}",
+            paint.red(&format!(
+                "aborted at {:.1}s: threshold {} crossed (abort_on_fail; actual {})",
+                a.at_s,
+                a.threshold,
+                format_actual(&a.threshold, unit, a.actual)
+            ))
+        );
+    }
+    if let Some(c) = &s.capacity {
+        o.push_str(&crate::slo::capacity_text(c));
     }
     o
 }
@@ -1177,6 +1228,9 @@ mod tests {
                 ok: false,
                 unit: "s",
                 reason: None,
+                window_s: None,
+                failed_at_s: None,
+                abort_on_fail: false,
             }],
             export: vec![],
             metrics_folded: None,
@@ -1185,6 +1239,8 @@ mod tests {
             timeline: None,
             segment: None,
             distributed: None,
+            aborted: None,
+            capacity: None,
         }
     }
 
@@ -1282,6 +1338,9 @@ mod tests {
             ok: true,
             unit: "ratio",
             reason: None,
+            window_s: None,
+            failed_at_s: None,
+            abort_on_fail: false,
         });
         let text = render_text(
             &s,

@@ -72,7 +72,7 @@ pub(crate) struct Coordination {
 }
 
 /// Waits for an outside stop request; never completes without one.
-async fn aborted(rx: &mut Option<tokio::sync::watch::Receiver<Option<String>>>) -> String {
+async fn abort_requested(rx: &mut Option<tokio::sync::watch::Receiver<Option<String>>>) -> String {
     if let Some(rx) = rx.as_mut()
         && let Ok(v) = rx.wait_for(Option::is_some).await
     {
@@ -168,7 +168,7 @@ async fn execute_async(
     {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = aborted(&mut abort_rx) => {}
+            _ = abort_requested(&mut abort_rx) => {}
         }
     }
     // The run's time zero: schedules, the summary's duration and stampede.run.duration.
@@ -201,6 +201,20 @@ async fn execute_async(
     if let Some(sink) = spans {
         let _ = shared.spans.set(sink);
     }
+    // Windowed and abort_on_fail thresholds: judged live from the workers' closed intervals.
+    let mut judge = crate::slo::Evaluator::new(&plan);
+    let mut feed_rx = judge.as_ref().map(|_| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = shared.feed.set(tx);
+        rx
+    });
+    let mut judge_tick = tokio::time::interval(
+        judge
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |j| j.period()),
+    );
+    judge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut aborted: Option<crate::slo::Abort> = None;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for w in 0..plan.workers {
@@ -257,7 +271,7 @@ async fn execute_async(
                 }
                 None => break,
             },
-            reason = aborted(&mut abort_rx), if !interrupted => {
+            reason = abort_requested(&mut abort_rx), if !interrupted => {
                 interrupted = true;
                 abort_rx = None;
                 term::print_above(&format!("stopping: {reason} (in-flight requests get {})", humantime::format_duration(grace)));
@@ -274,6 +288,30 @@ async fn execute_async(
                     interrupted = true;
                     term::print_above(&format!("interrupted: stopping (in-flight requests get {}; press Ctrl-C again to cut them)", humantime::format_duration(grace)));
                     shared.stop(grace);
+                }
+            }
+            Some(c) = async {
+                match feed_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(j) = judge.as_mut() {
+                    j.add(c);
+                }
+            }
+            _ = judge_tick.tick(), if judge.is_some() => {
+                if let Some(a) = judge.as_mut().and_then(|j| j.judge(clock.elapsed()))
+                    && aborted.is_none()
+                {
+                    term::print_above(&format!(
+                        "threshold {} crossed at {:.1}s (abort_on_fail): stopping the run (in-flight requests get {})",
+                        a.threshold,
+                        a.at_s,
+                        humantime::format_duration(grace)
+                    ));
+                    shared.stop(grace);
+                    aborted = Some(a);
                 }
             }
             _ = tick.tick() => monitor.tick(&shared),
@@ -338,6 +376,30 @@ async fn execute_async(
     let mut summary = agg.summary(&export, interrupted);
     summary.metrics_folded = folded;
     summary.generator = Some(generator);
+    if let Some(mut j) = judge {
+        // The workers' last intervals (sent as they finished).
+        if let Some(rx) = feed_rx.as_mut() {
+            while let Ok(c) = rx.try_recv() {
+                j.add(c);
+            }
+        }
+        for v in j.finish(elapsed) {
+            let t = &plan.thresholds[v.index];
+            let Some(row) = summary.thresholds.get_mut(v.index) else {
+                continue;
+            };
+            if t.window.is_some() {
+                row.actual = v.actual;
+                row.ok = v.ok;
+                row.failed_at_s = v.failed_at_s;
+                row.reason = v
+                    .actual
+                    .is_none()
+                    .then(|| "no window had a value".to_string());
+            }
+        }
+        summary.aborted = aborted;
+    }
     summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
     if !plan.stripe.is_whole() {
         summary.segment = Some(crate::report::SegmentInfo {

@@ -36,6 +36,75 @@ pub const ROUTES: &str = concat!(
     "                              (coordinated-omission tests; not counted)",
 );
 
+/// How the target behaves beyond its routes: a capacity, and a degradation at a known time
+/// (`stampede target --capacity 200 --queue 1s --degrade-after 30s --degrade-latency 200ms`).
+/// Deterministic enough for tests of SLOs and capacity searches.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Options {
+    /// At most this many requests per second are served (counted routes), evenly spaced: a
+    /// request waits for its turn, up to `queue`; one that would wait longer gets 503 at once.
+    pub capacity: Option<f64>,
+    /// The longest wait for a turn under `capacity` (`0`: no queue, beyond capacity is 503).
+    pub queue: Duration,
+    /// From this long after the target started, every counted response is delayed by
+    /// `degrade_latency` ...
+    pub degrade_after: Option<Duration>,
+    /// ... for this long (`None`: for good).
+    pub degrade_for: Option<Duration>,
+    /// The added delay.
+    pub degrade_latency: Duration,
+}
+
+/// The capacity gate: the next free turn, µs after the target started.
+#[derive(Debug)]
+struct Gate {
+    start: tokio::time::Instant,
+    opts: Options,
+    next_us: AtomicU64,
+}
+
+impl Gate {
+    /// How long this request waits before it is served, or `None` to refuse it (503).
+    fn admit(&self) -> Option<Duration> {
+        let Some(cap) = self.opts.capacity else {
+            return Some(Duration::ZERO);
+        };
+        let spacing = (1e6 / cap.max(1e-3)) as u64;
+        let queue = self.opts.queue.as_micros() as u64;
+        let now = self.start.elapsed().as_micros() as u64;
+        let mut next = self.next_us.load(Ordering::Relaxed);
+        loop {
+            let turn = next.max(now);
+            if turn - now > queue {
+                return None;
+            }
+            match self.next_us.compare_exchange_weak(
+                next,
+                turn + spacing,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(Duration::from_micros(turn - now)),
+                Err(n) => next = n,
+            }
+        }
+    }
+
+    /// The added delay of a degraded period, if now is in it.
+    fn degraded(&self) -> Duration {
+        let Some(after) = self.opts.degrade_after else {
+            return Duration::ZERO;
+        };
+        let t = self.start.elapsed();
+        let until = self.opts.degrade_for.map(|d| after + d);
+        if t >= after && until.is_none_or(|u| t < u) {
+            self.opts.degrade_latency
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
 /// The token `/user/login` hands out.
 pub const TOKEN: &str = "stampede-demo-token";
 
@@ -57,6 +126,8 @@ pub struct Counters {
     /// (traceparent, path and query) of requests with a `traceparent` header, the first
     /// [`MAX_TRACES`] of them.
     pub traces: std::sync::Mutex<Vec<(String, String)>>,
+    /// Requests refused (503) for want of capacity.
+    pub refused: AtomicU64,
 }
 
 /// How many `traceparent` headers the target keeps.
@@ -73,12 +144,13 @@ impl Counters {
     fn json(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            r#"{{"requests":{},"logins":{},"get_apps":{},"get_tables":{},"connections":{}}}"#,
+            r#"{{"requests":{},"logins":{},"get_apps":{},"get_tables":{},"connections":{},"refused":{}}}"#,
             g(&self.requests),
             g(&self.logins),
             g(&self.get_apps),
             g(&self.get_tables),
-            g(&self.connections)
+            g(&self.connections),
+            g(&self.refused)
         )
     }
 }
@@ -94,10 +166,20 @@ pub struct Target {
 
 /// Binds and serves on the current tokio runtime until the process exits.
 pub async fn serve(listen: SocketAddr) -> std::io::Result<Target> {
+    serve_with(listen, Options::default()).await
+}
+
+/// [`serve`] with a capacity or a degradation.
+pub async fn serve_with(listen: SocketAddr, opts: Options) -> std::io::Result<Target> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let counters = Arc::new(Counters::default());
     let c = counters.clone();
+    let gate = Arc::new(Gate {
+        start: tokio::time::Instant::now(),
+        opts,
+        next_us: AtomicU64::new(0),
+    });
     tokio::spawn(async move {
         loop {
             let (stream, _) = match listener.accept().await {
@@ -112,8 +194,9 @@ pub async fn serve(listen: SocketAddr) -> std::io::Result<Target> {
             c.connections.fetch_add(1, Ordering::Relaxed);
             let fd = stream.as_raw_fd();
             let c = c.clone();
+            let gate = gate.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| handle(req, c.clone(), fd));
+                let svc = service_fn(move |req| handle(req, c.clone(), gate.clone(), fd));
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)
                     .await;
@@ -125,6 +208,11 @@ pub async fn serve(listen: SocketAddr) -> std::io::Result<Target> {
 
 /// Starts a target on its own thread and runtime; returns once it listens.
 pub fn spawn_background(listen: SocketAddr) -> std::io::Result<Target> {
+    spawn_background_with(listen, Options::default())
+}
+
+/// [`spawn_background`] with a capacity or a degradation.
+pub fn spawn_background_with(listen: SocketAddr, opts: Options) -> std::io::Result<Target> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("stampede-target".into())
@@ -140,7 +228,7 @@ pub fn spawn_background(listen: SocketAddr) -> std::io::Result<Target> {
                 }
             };
             rt.block_on(async move {
-                match serve(listen).await {
+                match serve_with(listen, opts).await {
                     Ok(t) => {
                         let _ = tx.send(Ok(t));
                         std::future::pending::<()>().await;
@@ -211,6 +299,7 @@ impl std::error::Error for ResetConnection {}
 async fn handle(
     req: Request<Incoming>,
     c: Arc<Counters>,
+    gate: Arc<Gate>,
     fd: i32,
 ) -> Result<Response<Full<Bytes>>, ResetConnection> {
     let path = req.uri().path().to_string();
@@ -237,6 +326,18 @@ async fn handle(
         return Ok(text(StatusCode::OK, "stalling"));
     }
     c.requests.fetch_add(1, Ordering::Relaxed);
+    match gate.admit() {
+        None => {
+            c.refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "over capacity"));
+        }
+        Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+        Some(_) => {}
+    }
+    let slow = gate.degraded();
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
     let until = c.stalled_until_ms.load(Ordering::Relaxed);
     if until != 0 {
         let now = now_ms();
@@ -325,4 +426,67 @@ async fn handle(
         }
     };
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(capacity: f64, queue_ms: u64) -> Gate {
+        Gate {
+            start: tokio::time::Instant::now(),
+            opts: Options {
+                capacity: Some(capacity),
+                queue: Duration::from_millis(queue_ms),
+                ..Default::default()
+            },
+            next_us: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn capacity_spaces_turns_and_refuses_beyond_the_queue() {
+        // 100/s: one turn every 10 ms; a burst of four at once, with 25 ms of queue.
+        let g = gate(100.0, 25);
+        let waits: Vec<Option<u64>> = (0..4)
+            .map(|_| g.admit().map(|d| d.as_millis() as u64))
+            .collect();
+        assert_eq!(waits[0], Some(0));
+        assert!(waits[1].is_some_and(|w| (8..=10).contains(&w)), "{waits:?}");
+        assert!(
+            waits[2].is_some_and(|w| (18..=20).contains(&w)),
+            "{waits:?}"
+        );
+        assert_eq!(waits[3], None, "a 30 ms wait is beyond the queue");
+        // No queue: beyond the rate is refused at once.
+        let g = gate(10.0, 0);
+        assert_eq!(g.admit(), Some(Duration::ZERO));
+        assert_eq!(g.admit(), None);
+        // No capacity: never waits.
+        let g = Gate {
+            start: tokio::time::Instant::now(),
+            opts: Options::default(),
+            next_us: AtomicU64::new(0),
+        };
+        assert!((0..1000).all(|_| g.admit() == Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn degradation_has_a_start_and_an_end() {
+        let g = Gate {
+            start: tokio::time::Instant::now() - Duration::from_secs(5),
+            opts: Options {
+                degrade_after: Some(Duration::from_secs(3)),
+                degrade_for: Some(Duration::from_secs(1)),
+                degrade_latency: Duration::from_millis(200),
+                ..Default::default()
+            },
+            next_us: AtomicU64::new(0),
+        };
+        assert_eq!(g.degraded(), Duration::ZERO, "over at 4 s");
+        let mut o = g.opts;
+        o.degrade_for = None;
+        let g = Gate { opts: o, ..g };
+        assert_eq!(g.degraded(), Duration::from_millis(200), "for good");
+    }
 }

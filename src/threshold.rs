@@ -1,18 +1,26 @@
-//! Thresholds: a small expression language evaluated against the end-of-run aggregate.
+//! Thresholds: a small expression language evaluated against the end-of-run aggregate, and
+//! (with a window) on a sliding window during the run (see `crate::window`).
 //!
 //! ```text
-//! threshold  := metric [ "{" filter ("," filter)* "}" ] op value
+//! threshold  := metric [ "[" window "]" ] [ "{" filter ("," filter)* "}" ] op value
 //! metric     := p50 | p90 | p95 | p99 | p99.9 | p<N> | min | max | mean | avg
 //!             | error_rate | rps | requests | failures | iterations | dropped_iterations
 //!             | check_rate | check_failures
 //! filter     := (name | method | scenario) "=" text
+//! window     := number ( "ms" | "s" | "m" | "h" )
 //! op         := "<" | "<=" | ">" | ">=" | "==" | "!="
 //! value      := number [ "us" | "ms" | "s" | "m" | "%" ]
 //! ```
 //!
 //! Latency metrics take a duration (`500ms`, `1.5s`; a bare number means milliseconds).
 //! `error_rate` and `check_rate` take a ratio (`1%` or `0.01`). Examples: `p99 < 500ms`,
-//! `p95{name=/login} < 1s`, `error_rate < 1%`, `rps > 100`.
+//! `p95{name=/login} < 1s`, `error_rate < 1%`, `rps > 100`, `p99[30s] < 500ms`,
+//! `error_rate[1m]{name=/login} < 1%`.
+//!
+//! A window (`p99[30s]`) judges every span of that length, sliding by the timeline interval,
+//! during the run; the threshold holds when every judged window held, and its final `actual` is
+//! the worst window's value. `abort_on_fail` and `delay` are not part of the expression: they
+//! come from the file's table form or `--abort-on-fail` (see [`Threshold::abort_on_fail`]).
 
 use std::fmt;
 
@@ -113,6 +121,13 @@ pub struct Threshold {
     pub op: Op,
     /// The limit, in seconds for latencies and as a ratio for rates.
     pub value: f64,
+    /// The sliding window (`p99[30s]`); `None`: the whole run.
+    pub window: Option<std::time::Duration>,
+    /// Stop the run as soon as the threshold is crossed (judged live).
+    pub abort_on_fail: bool,
+    /// No live verdict before this long into the run (warm-up); windows that end earlier are
+    /// not judged at all.
+    pub delay: std::time::Duration,
 }
 
 /// Why a threshold does not parse.
@@ -174,6 +189,7 @@ impl Threshold {
             return Err(err("unknown comparison; use <, <=, >, >=, == or !="));
         };
         let lhs = lhs.trim();
+        let (lhs, window) = split_window(lhs).map_err(|m| err(&m))?;
         let (metric_txt, filter) = match lhs.find('{') {
             Some(i) => {
                 let inner = lhs[i + 1..]
@@ -181,7 +197,7 @@ impl Threshold {
                     .ok_or_else(|| err("missing `}` after the filter"))?;
                 (lhs[..i].trim(), parse_filter(inner).map_err(|m| err(&m))?)
             }
-            None => (lhs, Filter::default()),
+            None => (lhs.as_str(), Filter::default()),
         };
         let metric = parse_metric(metric_txt).map_err(|m| match k6_percentile(metric_txt) {
             // k6 writes `p(95)`: show the whole expression as stampede writes it.
@@ -198,7 +214,25 @@ impl Threshold {
             filter,
             op,
             value,
+            window,
+            abort_on_fail: false,
+            delay: std::time::Duration::ZERO,
         })
+    }
+
+    /// Whether `a` is a worse value than `b` for this threshold (larger for `<`/`<=`, smaller
+    /// for `>`/`>=`, further from the limit for `==`/`!=`): how the worst window is chosen.
+    pub fn worse(&self, a: f64, b: f64) -> bool {
+        match self.op {
+            Op::Lt | Op::Le => a > b,
+            Op::Gt | Op::Ge => a < b,
+            Op::Eq | Op::Ne => (a - self.value).abs() > (b - self.value).abs(),
+        }
+    }
+
+    /// Whether `actual` meets the limit.
+    pub fn holds(&self, actual: f64) -> bool {
+        self.op.holds(actual, self.value)
     }
 
     /// Evaluates against a source.
@@ -216,6 +250,56 @@ impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// Takes a `[window]` out of the left-hand side (after the metric, or after the filter).
+fn split_window(lhs: &str) -> Result<(String, Option<std::time::Duration>), String> {
+    let Some(open) = lhs.find('[') else {
+        if lhs.contains(']') {
+            return Err("`]` without `[` before it".into());
+        }
+        return Ok((lhs.to_string(), None));
+    };
+    let close = lhs[open..]
+        .find(']')
+        .map(|i| i + open)
+        .ok_or("missing `]` after the window")?;
+    let w = parse_window(lhs[open + 1..close].trim())?;
+    let rest = format!("{}{}", lhs[..open].trim_end(), &lhs[close + 1..]);
+    if rest.contains('[') || rest.contains(']') {
+        return Err("only one `[window]` per threshold".into());
+    }
+    Ok((rest.trim().to_string(), Some(w)))
+}
+
+/// `30s`, `1m`, `500ms`, `1h`, `1.5s`: a window length (a unit is required).
+fn parse_window(w: &str) -> Result<std::time::Duration, String> {
+    let split = w
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(w.len());
+    let (num, unit) = w.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("window `{w}` is not a duration such as 30s, 1m or 500ms"))?;
+    let scale = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "" => {
+            return Err(format!(
+                "window `{w}` needs a unit (ms, s, m or h), e.g. 30s"
+            ));
+        }
+        u => return Err(format!("unknown window unit `{u}` (use ms, s, m or h)")),
+    };
+    let secs = n * scale;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "window `{w}` must be longer than 0 and at most 24h"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn parse_filter(inner: &str) -> Result<Filter, String> {
@@ -388,6 +472,56 @@ mod tests {
         assert_eq!(t.filter.method.as_deref(), Some("POST"));
         assert_eq!(t.filter.scenario.as_deref(), Some("s1"));
         assert_eq!(t.op, Op::Le);
+    }
+
+    #[test]
+    fn windows_parse_after_the_metric_or_the_filter() {
+        use std::time::Duration;
+        let t = Threshold::parse("p99[30s] < 500ms").unwrap();
+        assert_eq!(t.metric, Metric::Percentile(99.0));
+        assert_eq!(t.window, Some(Duration::from_secs(30)));
+        assert!((t.value - 0.5).abs() < 1e-12);
+        assert_eq!(t.source, "p99[30s] < 500ms");
+        let t = Threshold::parse("error_rate[1m] < 1%").unwrap();
+        assert_eq!(
+            (t.metric, t.window),
+            (Metric::ErrorRate, Some(Duration::from_secs(60)))
+        );
+        let t = Threshold::parse("p95[500ms]{name=/login} <= 1s").unwrap();
+        assert_eq!(t.window, Some(Duration::from_millis(500)));
+        assert_eq!(t.filter.name.as_deref(), Some("/login"));
+        let t = Threshold::parse("p99.9{method=get}[1.5s]>=2").unwrap();
+        assert_eq!(t.window, Some(Duration::from_millis(1500)));
+        assert_eq!(t.filter.method.as_deref(), Some("GET"));
+        assert_eq!(t.op, Op::Ge);
+        let t = Threshold::parse("rps[1h] > 10").unwrap();
+        assert_eq!(t.window, Some(Duration::from_secs(3600)));
+        // Without a window, nothing changes.
+        let t = Threshold::parse("p99 < 500ms").unwrap();
+        assert_eq!((t.window, t.abort_on_fail), (None, false));
+        for (text, needle) in [
+            ("p99[30] < 1s", "needs a unit"),
+            ("p99[30x] < 1s", "unknown window unit"),
+            ("p99[0s] < 1s", "longer than 0"),
+            ("p99[2d] < 1s", "unknown window unit"),
+            ("p99[soon] < 1s", "not a duration"),
+            ("p99[30s < 1s", "missing `]`"),
+            ("p99 30s] < 1s", "without `[`"),
+            ("p99[1s][2s] < 1s", "only one"),
+            ("p99[25h] < 1s", "at most 24h"),
+        ] {
+            let e = Threshold::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn worst_depends_on_the_direction() {
+        let lt = Threshold::parse("p99[1s] < 1s").unwrap();
+        assert!(lt.worse(2.0, 1.0));
+        let gt = Threshold::parse("rps[1s] > 10").unwrap();
+        assert!(gt.worse(1.0, 2.0));
+        assert!(gt.holds(11.0) && !gt.holds(9.0));
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //! - `generator`: the generator's own CPU: a starved run warns, a light one does not;
 //! - `kubernetes`: deploy/kubernetes renders and validates against the Kubernetes API schema, and
 //!   the Dockerfile lints;
-//! - `tracing`: traceparent headers, exemplars in Prometheus by both paths, client spans.
+//! - `tracing`: traceparent headers, exemplars in Prometheus by both paths, client spans;
+//! - `capacity`: windowed thresholds, abort_on_fail, and the capacity search (`find-max`).
 
 mod support;
 
+mod capacity;
 mod cli;
 mod dashboard;
 mod display;

@@ -231,9 +231,10 @@ const panels = [
     [`sum(${sel('stampede_vus_max', RUN)})`, 'max VUs'],
     [`sum(${sel('http_client_active_requests', RUN_NAME)})`, 'active requests'],
   ], { fillOpacity: 0 }),
-  timeseries(32, 'Iterations/s and dropped iterations/s', 'Completed scenario iterations and iterations dropped by arrival-rate executors.', { h: 8, w: 12, x: 12, y: 40 }, 'short', [
+  timeseries(32, 'Iterations/s, intended rate and dropped iterations/s', 'Completed scenario iterations, the intended arrival rate of open-model scenarios (stampede_target_rate: a capacity search shows its staircase of steps) and iterations dropped by arrival-rate executors.', { h: 8, w: 12, x: 12, y: 40 }, 'short', [
     [`sum(rate(${sel('stampede_iterations_total', RUN)}[$window]))`, 'iterations/s'],
     [`sum(rate(${sel('stampede_dropped_iterations_total', RUN)}[$window]))`, 'dropped/s'],
+    [`sum(${sel('stampede_target_rate_per_second', RUN)})`, 'intended rate/s'],
   ]),
   timeseries(33, 'Iteration duration', 'stampede_iteration_duration_seconds p50 / p95 (classic or native).', { h: 8, w: 12, x: 0, y: 48 }, 's',
     [0.5, 0.95].map((q) => [

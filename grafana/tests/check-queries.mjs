@@ -24,7 +24,10 @@ const EXPECT = {
   14: { A: 'classic', B: 'native' },
   21: { A: 'optional: a run without failed requests has no error_type series' },
   23: { A: 'optional: a scenario without checks has no stampede_checks_total' },
-  32: { B: 'optional: dropped iterations only exist for arrival-rate executors' },
+  32: {
+    B: 'optional: dropped iterations only exist for arrival-rate executors',
+    C: 'optional: the intended rate (stampede_target_rate) only exists for arrival-rate executors',
+  },
   34: { B: 'optional: requests without bodies may record no request body sizes' },
 };
 

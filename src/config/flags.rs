@@ -122,13 +122,48 @@ pub struct Overrides {
 
     /// Threshold, e.g. 'p99 < 500ms', repeatable (added to the file's); any crossed → exit 3.
     #[arg(long = "threshold", value_name = "EXPR", help_heading = THRESHOLDS)]
-    #[serde(rename = "thresholds", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip)]
     pub thresholds: Vec<String>,
+
+    /// Stop the run (gracefully; exit 3) as soon as a --threshold of the command line is
+    /// crossed, judged live (a windowed one on each window; others on the run so far).
+    #[arg(long, help_heading = THRESHOLDS)]
+    #[serde(skip)]
+    pub abort_on_fail: bool,
+
+    /// No live verdict for --abort-on-fail before this long into the run (warm-up) [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = THRESHOLDS, requires = "abort_on_fail")]
+    #[serde(skip)]
+    pub abort_delay: Option<Dur>,
 
     /// Metric export.
     #[command(flatten)]
     #[serde(flatten)]
     pub export: ExportFlags,
+}
+
+/// The search flags of `stampede find-max` (each overrides its `[capacity]` key).
+#[derive(Args, Clone, Debug, Default)]
+pub struct CapacityFlags {
+    /// The first step's rate, iterations/s [default: 10].
+    #[arg(long, value_name = "RATE", help_heading = "Search")]
+    pub start_rate: Option<f64>,
+    /// The highest rate tried, iterations/s [default: 10000].
+    #[arg(long, value_name = "RATE", help_heading = "Search")]
+    pub max_rate: Option<f64>,
+    /// Each ramp step multiplies the rate by this [default: 2].
+    #[arg(long, value_name = "FACTOR", help_heading = "Search")]
+    pub growth: Option<f64>,
+    /// How long each step holds its rate [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = "Search")]
+    pub step_duration: Option<Dur>,
+    /// Stop bisecting when the passing and failing rates are this close: a percentage of the
+    /// rate (5%) or iterations/s (20) [default: 5%].
+    #[arg(long, value_name = "P", help_heading = "Search")]
+    pub precision: Option<String>,
+    /// The most the whole search may take [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = "Search")]
+    pub max_duration: Option<Dur>,
 }
 
 /// Help heading of the distributed-run flags.
@@ -400,6 +435,25 @@ impl Provider for FlagLayer<'_> {
         let mut nested = Dict::new();
         for (path, value) in flat {
             insert_at(&mut nested, &path, value);
+        }
+        if !self.0.thresholds.is_empty() {
+            // Strings, or tables when --abort-on-fail applies to them.
+            let list = self.0.thresholds.iter().map(|t| {
+                if self.0.abort_on_fail {
+                    let mut d = Dict::new();
+                    d.insert("threshold".into(), Value::from(t.clone()));
+                    d.insert("abort_on_fail".into(), Value::from(true));
+                    let delay = self.0.abort_delay.unwrap_or_default().get();
+                    d.insert(
+                        "delay".into(),
+                        Value::from(format!("{}ms", delay.as_millis())),
+                    );
+                    Value::from(d)
+                } else {
+                    Value::from(t.clone())
+                }
+            });
+            nested.insert("thresholds".into(), Value::from(list.collect::<Vec<_>>()));
         }
         Ok(Profile::Default.collect(nested))
     }

@@ -841,6 +841,47 @@ mod tests {
         });
     }
 
+    #[test]
+    fn thresholds_take_a_table_form_and_abort_on_fail_applies_to_the_flags_ones() {
+        use crate::config::{ThresholdConfig, ThresholdTable};
+        let text = "thresholds = [\"p99 < 1s\", { threshold = \"p99[30s] < 500ms\", abort_on_fail = true, delay = \"30s\" }]\n[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n";
+        let ov = Overrides {
+            thresholds: vec!["error_rate[1m] < 1%".into()],
+            abort_on_fail: true,
+            abort_delay: Some(Dur::secs(5)),
+            ..Default::default()
+        };
+        let cfg = load_str("t.toml", text, &ov).unwrap();
+        assert_eq!(cfg.thresholds.len(), 3);
+        assert_eq!(cfg.thresholds[0], "p99 < 1s");
+        assert_eq!(
+            cfg.thresholds[1],
+            ThresholdConfig::Table(ThresholdTable {
+                threshold: "p99[30s] < 500ms".into(),
+                abort_on_fail: true,
+                delay: Dur::secs(30),
+            })
+        );
+        assert_eq!(cfg.thresholds[2].expr(), "error_rate[1m] < 1%");
+        assert_eq!(
+            cfg.thresholds[2].abort(),
+            (true, std::time::Duration::from_secs(5))
+        );
+        // Without --abort-on-fail the flag's thresholds stay plain.
+        let ov = Overrides {
+            thresholds: vec!["p99 < 2s".into()],
+            ..Default::default()
+        };
+        let cfg = load_str("t.toml", text, &ov).unwrap();
+        assert_eq!(cfg.thresholds[2], "p99 < 2s");
+        // A mistake in the table is named.
+        let e = text_err(
+            "t.toml",
+            "thresholds = [{ threshold = \"p99 < 1s\", abort_on_fial = true }]\n",
+        );
+        assert!(e.contains("abort_on_fial"), "{e}");
+    }
+
     fn text_err(name: &str, text: &str) -> String {
         load_str(name, text, &Overrides::default())
             .expect_err("invalid")

@@ -19,9 +19,13 @@ pub use duration::{Dur, MAX_DURATION, parse_duration};
 pub use export::{
     BasicAuth, InvalidRemoteWrite, RemoteWriteConfig, RemoteWriteUrl, Secret, TlsConfig, redact_url,
 };
-pub use flags::{DistFlags, ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url};
+pub use flags::{
+    CapacityFlags, DistFlags, ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url,
+};
 pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
-pub use validate::{MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, validate};
+pub use validate::{
+    MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, parse_precision, validate, validate_capacity,
+};
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -34,11 +38,46 @@ pub struct Config {
     /// The scenarios that run side by side.
     pub scenarios: Vec<ScenarioConfig>,
     /// Threshold expressions such as `p99 < 500ms`; any crossed makes the run exit with code 3.
-    pub thresholds: Vec<String>,
+    /// Each is a string or a table `{ threshold, abort_on_fail, delay }`.
+    pub thresholds: Vec<ThresholdConfig>,
     /// Metric recording and export.
     pub metrics: MetricsConfig,
     /// Trace context on sampled requests, client spans and exemplars (`[tracing]`).
     pub tracing: TracingConfig,
+    /// Capacity search settings (`stampede find-max`, `executor = "capacity-search"`).
+    pub capacity: CapacityConfig,
+}
+
+/// How a capacity search steps the arrival rate (`[capacity]`; `stampede find-max` flags
+/// override each key).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    /// The first step's rate, iterations/s.
+    pub start_rate: f64,
+    /// The highest rate tried, iterations/s.
+    pub max_rate: f64,
+    /// Each ramp step multiplies the rate by this (> 1).
+    pub growth: f64,
+    /// How long each step holds its rate.
+    pub step_duration: Dur,
+    /// When the binary search stops: `5%` of the rate, or an absolute `20` (iterations/s).
+    pub precision: String,
+    /// The most the whole search may take (no step starts that would end later).
+    pub max_duration: Dur,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        CapacityConfig {
+            start_rate: 10.0,
+            max_rate: 10_000.0,
+            growth: 2.0,
+            step_duration: Dur::secs(10),
+            precision: "5%".into(),
+            max_duration: Dur::secs(600),
+        }
+    }
 }
 
 /// Trace context (`[tracing]`): which requests carry a W3C `traceparent`, whether an iteration
@@ -145,6 +184,9 @@ pub enum ExecutorKind {
     ConstantArrivalRate,
     /// Iterations started at a rate ramped through stages (open model).
     RampingArrivalRate,
+    /// A capacity search: constant-rate steps, ramped then bisected, judged against the
+    /// thresholds (settings in `[capacity]`; see `stampede find-max`).
+    CapacitySearch,
 }
 
 impl ExecutorKind {
@@ -156,7 +198,89 @@ impl ExecutorKind {
             ExecutorKind::SharedIterations => "shared-iterations",
             ExecutorKind::ConstantArrivalRate => "constant-arrival-rate",
             ExecutorKind::RampingArrivalRate => "ramping-arrival-rate",
+            ExecutorKind::CapacitySearch => "capacity-search",
         }
+    }
+}
+
+/// A threshold in a file: `"p99[30s] < 500ms"`, or the table form
+/// `{ threshold = "p99[30s] < 500ms", abort_on_fail = true, delay = "30s" }`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ThresholdConfig {
+    /// Just the expression.
+    Text(String),
+    /// The expression with its abort settings.
+    Table(ThresholdTable),
+}
+
+/// The table form of a threshold.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdTable {
+    /// The expression.
+    pub threshold: String,
+    /// Stop the run (gracefully, exit 3) as soon as it is crossed.
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// No live verdict before this long into the run (warm-up).
+    #[serde(default)]
+    pub delay: Dur,
+}
+
+impl ThresholdConfig {
+    /// The expression.
+    pub fn expr(&self) -> &str {
+        match self {
+            ThresholdConfig::Text(t) => t,
+            ThresholdConfig::Table(t) => &t.threshold,
+        }
+    }
+
+    /// `(abort_on_fail, delay)`.
+    pub fn abort(&self) -> (bool, std::time::Duration) {
+        match self {
+            ThresholdConfig::Text(_) => (false, std::time::Duration::ZERO),
+            ThresholdConfig::Table(t) => (t.abort_on_fail, t.delay.get()),
+        }
+    }
+}
+
+impl From<&str> for ThresholdConfig {
+    fn from(s: &str) -> Self {
+        ThresholdConfig::Text(s.to_string())
+    }
+}
+
+impl PartialEq<&str> for ThresholdConfig {
+    fn eq(&self, o: &&str) -> bool {
+        matches!(self, ThresholdConfig::Text(t) if t == o)
+    }
+}
+
+impl<'de> Deserialize<'de> for ThresholdConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // By hand rather than `untagged`, which would hide the table's own errors.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThresholdConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a threshold such as \"p99 < 500ms\", or { threshold, abort_on_fail, delay }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ThresholdConfig, E> {
+                Ok(ThresholdConfig::Text(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThresholdConfig, A::Error> {
+                ThresholdTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ThresholdConfig::Table)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -632,6 +756,33 @@ mod tests {
                     .unwrap_or_default()
                     .get()
             },
+        ),
+        (
+            "capacity.step_duration",
+            |v| {
+                format!(
+                    "[capacity]\nstep_duration = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.capacity.step_duration.get(),
+        ),
+        (
+            "capacity.max_duration",
+            |v| {
+                format!(
+                    "[capacity]\nmax_duration = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.capacity.max_duration.get(),
+        ),
+        (
+            "thresholds[].delay",
+            |v| {
+                format!(
+                    "thresholds = [{{ threshold = \"p99 < 1s\", abort_on_fail = true, delay = {v} }}]\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"
+                )
+            },
+            |c| c.thresholds[0].abort().1,
         ),
     ];
 

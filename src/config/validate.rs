@@ -38,6 +38,7 @@ pub fn executor_keys(kind: ExecutorKind) -> &'static [&'static str] {
         ExecutorKind::SharedIterations => &["vus", "iterations", "duration"],
         ExecutorKind::ConstantArrivalRate => &["rate", "duration", "vus"],
         ExecutorKind::RampingArrivalRate => &["start", "stages", "vus"],
+        ExecutorKind::CapacitySearch => &["vus"],
     }
 }
 
@@ -46,6 +47,13 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
     let bad = |key: &str, msg: String| Err(ConfigError::invalid(origin, key, msg));
     if cfg.scenarios.is_empty() {
         return bad("scenarios", "at least one scenario is required".into());
+    }
+    if cfg
+        .scenarios
+        .iter()
+        .any(|s| s.executor_kind() == ExecutorKind::CapacitySearch)
+    {
+        validate_capacity(cfg, origin)?;
     }
     if let Some(id) = &cfg.run.id
         && (id.is_empty()
@@ -169,9 +177,9 @@ fn peak_vus(sc: &ScenarioConfig) -> u64 {
             .map(|s| s.target)
             .fold(sc.start.unwrap_or(0.0), f64::max)
             .ceil() as u64,
-        ExecutorKind::ConstantArrivalRate | ExecutorKind::RampingArrivalRate => {
-            sc.vus.unwrap_or(2000)
-        }
+        ExecutorKind::ConstantArrivalRate
+        | ExecutorKind::RampingArrivalRate
+        | ExecutorKind::CapacitySearch => sc.vus.unwrap_or(2000),
         ExecutorKind::ConstantVus | ExecutorKind::SharedIterations => sc.vus.unwrap_or(1),
     }
 }
@@ -321,6 +329,75 @@ fn validate_scenario(sc: &ScenarioConfig, at: &str, origin: &str) -> Result<(), 
                 return bad("duration", "constant-arrival-rate needs a duration".into());
             }
         }
+        ExecutorKind::CapacitySearch => {}
+    }
+    Ok(())
+}
+
+/// A capacity search's precision: `Ok((value, relative))`, `5%` → `(0.05, true)`, `20` →
+/// `(20.0, false)` iterations/s.
+pub fn parse_precision(s: &str) -> Result<(f64, bool), String> {
+    let t = s.trim();
+    let (num, rel) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (t, false),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && (!rel || v < 100.0) => {
+            Ok((if rel { v / 100.0 } else { v }, rel))
+        }
+        _ => Err(format!(
+            "`{s}`: write a percentage of the rate (5%, below 100%) or iterations/s (20), above 0"
+        )),
+    }
+}
+
+/// The `[capacity]` table, and a capacity-search scenario's place (the only one). Checked with
+/// the rest when a scenario is a capacity search, and by every capacity search.
+pub fn validate_capacity(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
+    let bad = |key: &str, msg: String| Err(ConfigError::invalid(origin, key, msg));
+    let c = &cfg.capacity;
+    let searching = cfg
+        .scenarios
+        .iter()
+        .position(|s| s.executor_kind() == ExecutorKind::CapacitySearch);
+    if let Some(i) = searching
+        && cfg.scenarios.len() > 1
+    {
+        return bad(
+            &format!("scenarios[{i}].executor"),
+            "capacity-search must be the only scenario (the search sets one global rate)".into(),
+        );
+    }
+    if !(c.start_rate.is_finite() && c.start_rate > 0.0 && c.start_rate <= MAX_RATE) {
+        return bad(
+            "capacity.start_rate",
+            format!("must be above 0 and at most {MAX_RATE} (iterations/s)"),
+        );
+    }
+    if !(c.max_rate.is_finite() && c.max_rate >= c.start_rate && c.max_rate <= MAX_RATE) {
+        return bad(
+            "capacity.max_rate",
+            format!(
+                "must be at least start_rate ({}) and at most {MAX_RATE} (iterations/s)",
+                c.start_rate
+            ),
+        );
+    }
+    if !(c.growth.is_finite() && c.growth > 1.0 && c.growth <= 100.0) {
+        return bad("capacity.growth", "must be above 1 and at most 100".into());
+    }
+    if c.step_duration.get() < std::time::Duration::from_millis(500) {
+        return bad("capacity.step_duration", "must be at least 500ms".into());
+    }
+    if c.max_duration.get() < c.step_duration.get() {
+        return bad(
+            "capacity.max_duration",
+            "must be at least one step_duration".into(),
+        );
+    }
+    if let Err(m) = parse_precision(&c.precision) {
+        return bad("capacity.precision", m);
     }
     Ok(())
 }
@@ -565,6 +642,7 @@ mod tests {
             ExecutorKind::SharedIterations,
             ExecutorKind::ConstantArrivalRate,
             ExecutorKind::RampingArrivalRate,
+            ExecutorKind::CapacitySearch,
         ];
         for kind in kinds {
             let row = readme

@@ -145,9 +145,26 @@ impl Slot {
     }
 }
 
+/// A closed interval of one worker, sent live to the run's window evaluator (`crate::slo`):
+/// one message per interval per worker, never per request.
+#[derive(Clone, Debug)]
+pub struct Closed {
+    /// Start, µs after the run start.
+    pub start_us: u64,
+    /// Length, µs.
+    pub len_us: u64,
+    /// What happened in it.
+    pub slot: Slot,
+}
+
+/// Where a timeline sends its closed intervals.
+pub(crate) type Feed = tokio::sync::mpsc::UnboundedSender<Closed>;
+
 /// One worker's timeline.
 #[derive(Clone, Debug)]
 pub struct Timeline {
+    /// Live feed of closed intervals (None: nobody listens).
+    feed: Option<Feed>,
     start: Instant,
     base_us: u64,
     shift: u32,
@@ -169,6 +186,7 @@ impl Timeline {
         checks: usize,
     ) -> Self {
         let mut t = Timeline {
+            feed: None,
             start,
             base_us: interval.max(MIN_INTERVAL).as_micros() as u64,
             shift: 0,
@@ -216,6 +234,15 @@ impl Timeline {
             }
         }
         let p = self.cur as usize;
+        if let Some(f) = &self.feed {
+            let len_us = self.interval_us();
+            let c = Closed {
+                start_us: self.cur * len_us,
+                len_us,
+                slot: slot.clone(),
+            };
+            let _ = f.send(c);
+        }
         if p < self.done.len() {
             self.done[p].merge(&slot);
         } else {
@@ -294,6 +321,26 @@ impl Timeline {
             c.0 += 1;
         } else {
             c.1 += 1;
+        }
+    }
+
+    /// Also sends each closed interval to `feed`.
+    pub fn with_feed(mut self, feed: Feed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Closes the interval of `now` if it is over (the feed learns of it without waiting for
+    /// the next request).
+    pub fn tick(&mut self, now: Instant) {
+        self.at(now);
+    }
+
+    /// Sends the current interval as it stands and stops feeding (the worker is done).
+    pub fn close_feed(&mut self) {
+        if self.feed.is_some() {
+            self.fold_current();
+            self.feed = None;
         }
     }
 

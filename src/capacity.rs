@@ -1,0 +1,411 @@
+//! The capacity search (`stampede find-max`, `executor = "capacity-search"`): the highest
+//! arrival rate at which the target still meets its SLO.
+//!
+//! Each step is an ordinary run ([`crate::run`]) of one constant-arrival-rate scenario for
+//! `step_duration`: the same engine, statistics, thresholds (windowed ones judged over the
+//! step: its worst window) and exporters. The search:
+//! 1. ramp: from `start_rate`, multiply by `growth` after every passing step, up to `max_rate`;
+//! 2. search: bisect between the last passing and the first failing rate until they are within
+//!    `precision` (of the passing rate, or absolute).
+//!
+//! A step passes when every threshold holds (the SLO), **and** the generator delivered the rate:
+//! no dropped iterations and at least [`ACHIEVED_MIN`] of the intended rate achieved. A step
+//! that met the SLO but not the rate says nothing about the target: the search retries it once
+//! (a passing stall of a shared machine), then stops with `stopped_by = "generator"` and claims
+//! no maximum. A step that crossed the SLO is the target's failure, whatever else happened.
+//! Bounded by `max_rate` and `max_duration` (no step starts that would end past it).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::{CapacityConfig, CapacityFlags, Config, ConfigError, Dur, ExecutorKind};
+use crate::report::Summary;
+use crate::slo::{Capacity, Step};
+use crate::{Error, Presentation};
+
+/// The least share of the intended rate a passing step must achieve.
+pub(crate) const ACHIEVED_MIN: f64 = 0.98;
+
+/// The search's settings, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Search {
+    start_rate: f64,
+    max_rate: f64,
+    growth: f64,
+    step: Duration,
+    /// (value, relative)
+    precision: (f64, bool),
+    max_duration: Duration,
+}
+
+impl Search {
+    /// From the `[capacity]` table (already validated with the rest of the config).
+    fn of(c: &CapacityConfig, origin: &str) -> Result<Search, ConfigError> {
+        let precision = crate::config::parse_precision(&c.precision)
+            .map_err(|m| ConfigError::invalid(origin, "capacity.precision", m))?;
+        Ok(Search {
+            start_rate: c.start_rate,
+            max_rate: c.max_rate,
+            growth: c.growth,
+            step: c.step_duration.get(),
+            precision,
+            max_duration: c.max_duration.get(),
+        })
+    }
+
+    /// The precision in iterations/s around a passing rate.
+    fn precision_at(&self, rate: f64) -> f64 {
+        match self.precision {
+            (p, true) => p * rate,
+            (p, false) => p,
+        }
+    }
+}
+
+/// Whether a configuration asks for a capacity search (`executor = "capacity-search"`).
+pub(crate) fn wanted(cfg: &Config) -> bool {
+    cfg.scenarios
+        .iter()
+        .any(|s| s.executor_kind() == ExecutorKind::CapacitySearch)
+}
+
+/// How one step went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Fail,
+    Generator,
+}
+
+/// Runs the search described by `cfg` (its first scenario, its thresholds, its `[capacity]`)
+/// and returns the summary of the step at the maximum (or of the last step), with `capacity`.
+pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Result<Summary, Error> {
+    crate::config::validate(&cfg, origin)?;
+    crate::config::validate_capacity(&cfg, origin)?;
+    if cfg.thresholds.is_empty() {
+        return Err(ConfigError::invalid(
+            origin,
+            "thresholds",
+            "a capacity search needs at least one threshold, its SLO (--threshold 'p99[5s] < 500ms')",
+        )
+        .into());
+    }
+    let search = Search::of(&cfg.capacity, origin)?;
+    let run_id = cfg.run.id.clone().unwrap_or_else(crate::generate_run_id);
+    let summary_path = cfg.run.summary_json.clone();
+    let print = presentation.print;
+    // Checked once, as a run would be: the first step's plan.
+    crate::prepare(
+        step_config(&cfg, search.start_rate, &search),
+        run_id.clone(),
+        origin,
+    )?;
+    let began = Instant::now();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut summaries: Vec<(f64, Summary)> = Vec::new();
+    let mut lo: Option<f64> = None;
+    let mut hi: Option<f64> = None;
+    let mut stopped_by = "precision";
+    let mut next = Some((search.start_rate, "ramp"));
+    if print {
+        eprintln!(
+            "stampede find-max {run_id}: from {}/s (×{} per step, at most {}/s), {} per step, precision {}",
+            search.start_rate,
+            search.growth,
+            search.max_rate,
+            humantime::format_duration(search.step),
+            cfg.capacity.precision
+        );
+    }
+    while let Some((rate, phase)) = next.take() {
+        if began.elapsed() + search.step > search.max_duration {
+            stopped_by = "max_duration";
+            break;
+        }
+        let (mut verdict, mut s, mut step) = one_step(&cfg, rate, phase, &search, &run_id, origin)?;
+        if verdict == Verdict::Generator && !s.interrupted {
+            // Once more: a shared machine's passing stall is not a saturated generator.
+            if print {
+                eprintln!("  {rate:.1}/s: the generator fell short; trying the step once more");
+            }
+            steps.push(step);
+            (verdict, s, step) = one_step(&cfg, rate, phase, &search, &run_id, origin)?;
+        }
+        if print {
+            eprintln!(
+                "  {phase} {rate:.1}/s: {} (achieved {:.1}/s, p99 {:.1}ms, errors {:.2}%){}",
+                step.verdict,
+                step.achieved_rate,
+                step.p99_s * 1e3,
+                step.error_rate * 100.0,
+                step.reason
+                    .as_deref()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
+            );
+        }
+        steps.push(step);
+        let interrupted = s.interrupted;
+        summaries.push((rate, s));
+        if interrupted {
+            stopped_by = "interrupted";
+            break;
+        }
+        match verdict {
+            Verdict::Generator => {
+                stopped_by = "generator";
+                break;
+            }
+            Verdict::Pass => lo = Some(rate),
+            Verdict::Fail => hi = Some(rate),
+        }
+        next = match (lo, hi) {
+            (None, Some(_)) => {
+                stopped_by = "no_passing_step";
+                None
+            }
+            (Some(l), None) => {
+                if l >= search.max_rate {
+                    stopped_by = "max_rate";
+                    None
+                } else {
+                    Some(((l * search.growth).min(search.max_rate), "ramp"))
+                }
+            }
+            (Some(l), Some(h)) => {
+                if h - l <= search.precision_at(l) {
+                    stopped_by = "precision";
+                    None
+                } else {
+                    Some(((l + h) / 2.0, "search"))
+                }
+            }
+            (None, None) => None,
+        };
+    }
+    let max_rate = if stopped_by == "generator" { None } else { lo };
+    let capacity = Capacity {
+        max_rate,
+        first_failing_rate: hi,
+        stopped_by: stopped_by.to_string(),
+        precision: search.precision_at(lo.unwrap_or(search.start_rate)),
+        slo: cfg
+            .thresholds
+            .iter()
+            .map(|t| t.expr().to_string())
+            .collect(),
+        steps,
+    };
+    // The evidence: the step at the maximum; else the last one.
+    let pick = summaries
+        .iter()
+        .rposition(|(r, _)| Some(*r) == max_rate)
+        .unwrap_or(summaries.len().saturating_sub(1));
+    let mut summary = if summaries.is_empty() {
+        return Err(Error::Other(anyhow::anyhow!(
+            "the capacity search ran no step: max_duration ({}) is shorter than a step",
+            humantime::format_duration(search.max_duration)
+        )));
+    } else {
+        summaries.swap_remove(pick).1
+    };
+    summary.capacity = Some(capacity);
+    if print {
+        print!(
+            "{}",
+            crate::report::render_text(&summary, &crate::report::TextStyle::for_stdout())
+        );
+    }
+    if let Some(p) = summary_path {
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
+        std::fs::write(&p, json + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
+    }
+    Ok(summary)
+}
+
+/// The exit code of a search: 0 with a maximum, 3 when no rate met the SLO, 1 when the generator
+/// set the limit (no maximum can be claimed), 130 when interrupted.
+pub(crate) fn exit_code(s: &Summary) -> u8 {
+    match s.capacity.as_ref() {
+        Some(c) if c.stopped_by == "generator" => crate::EXIT_FAILURE,
+        Some(c) if c.stopped_by == "interrupted" => crate::EXIT_INTERRUPTED,
+        Some(c) if c.max_rate.is_none() => crate::EXIT_THRESHOLDS,
+        Some(_) => crate::EXIT_OK,
+        None => crate::summary_exit_code(s),
+    }
+}
+
+/// The configuration of one step: the first scenario at a constant `rate` for a step.
+fn step_config(cfg: &Config, rate: f64, search: &Search) -> Config {
+    let mut c = cfg.clone();
+    c.run.summary_json = None;
+    c.run.graceful_stop = Dur(c.run.graceful_stop.get().min(search.step));
+    if let Some(sc) = c.scenarios.first_mut() {
+        let open = matches!(
+            sc.executor_kind(),
+            ExecutorKind::ConstantArrivalRate
+                | ExecutorKind::RampingArrivalRate
+                | ExecutorKind::CapacitySearch
+        );
+        if !open {
+            // A closed model's VUs are no pre-allocation: the plan's default applies.
+            sc.vus = None;
+        }
+        sc.executor = Some(ExecutorKind::ConstantArrivalRate);
+        sc.rate = Some(rate);
+        sc.duration = Some(Dur(search.step));
+        sc.start = None;
+        sc.stages.clear();
+        sc.iterations = None;
+    }
+    c
+}
+
+/// Runs one step and judges it.
+fn one_step(
+    cfg: &Config,
+    rate: f64,
+    phase: &str,
+    search: &Search,
+    run_id: &str,
+    origin: &str,
+) -> Result<(Verdict, Summary, Step), Error> {
+    let c = step_config(cfg, rate, search);
+    let plan = crate::prepare(c, run_id.to_string(), origin)?;
+    let s = crate::run::execute(plan, crate::run::Display::default()).map_err(|e| match e {
+        crate::run::RunError::Export(e) => Error::Export(e),
+        e => Error::Other(anyhow::Error::new(e)),
+    })?;
+    let secs = search.step.as_secs_f64();
+    let achieved = s.iterations as f64 / secs;
+    let crossed: Vec<&str> = s
+        .thresholds
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.threshold.as_str())
+        .collect();
+    let (verdict, reason) = if !crossed.is_empty() {
+        (
+            Verdict::Fail,
+            Some(format!("crossed {}", crossed.join(", "))),
+        )
+    } else if s.dropped_iterations > 0 || achieved < ACHIEVED_MIN * rate {
+        (
+            Verdict::Generator,
+            Some(format!(
+                "generator saturated: {} dropped iterations ({} no free VU, {} behind schedule), achieved {:.1}% of the rate",
+                s.dropped_iterations,
+                s.dropped_no_vu,
+                s.dropped_generator,
+                achieved / rate * 100.0
+            )),
+        )
+    } else {
+        (Verdict::Pass, None)
+    };
+    let step = Step {
+        intended_rate: rate,
+        achieved_rate: achieved,
+        rps: s.requests as f64 / secs,
+        duration_s: secs,
+        p50_s: s.latency_s.p50,
+        p95_s: s.latency_s.p95,
+        p99_s: s.latency_s.p99,
+        error_rate: s.error_rate,
+        dropped_iterations: s.dropped_iterations,
+        verdict: match verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Generator => "generator",
+        }
+        .to_string(),
+        reason,
+        phase: phase.to_string(),
+    };
+    Ok((verdict, s, step))
+}
+
+/// `stampede find-max`: loads the file and flags, applies the search flags, runs the search.
+pub(crate) fn find_max(
+    file: Option<&Path>,
+    ov: &crate::config::Overrides,
+    flags: &CapacityFlags,
+    presentation: Presentation,
+) -> Result<Summary, Error> {
+    let mut ov = ov.clone();
+    // Without a file, the ad-hoc scenario is an open-model one.
+    if file.is_none() && ov.rate.is_none() {
+        ov.rate = Some(
+            flags
+                .start_rate
+                .unwrap_or(CapacityConfig::default().start_rate),
+        );
+    }
+    let mut cfg = crate::config::load(file, &ov)?;
+    let c = &mut cfg.capacity;
+    if let Some(v) = flags.start_rate {
+        c.start_rate = v;
+    }
+    if let Some(v) = flags.max_rate {
+        c.max_rate = v;
+    }
+    if let Some(v) = flags.growth {
+        c.growth = v;
+    }
+    if let Some(v) = flags.step_duration {
+        c.step_duration = v;
+    }
+    if let Some(v) = &flags.precision {
+        c.precision = v.clone();
+    }
+    if let Some(v) = flags.max_duration {
+        c.max_duration = v;
+    }
+    let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
+    if cfg.scenarios.len() > 1 {
+        return Err(ConfigError::invalid(
+            &origin,
+            "scenarios",
+            "find-max drives one scenario; this file has several",
+        )
+        .into());
+    }
+    run(cfg, &origin, presentation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_is_relative_or_absolute() {
+        let mut c = CapacityConfig::default();
+        let s = Search::of(&c, "t").unwrap();
+        assert!((s.precision_at(200.0) - 10.0).abs() < 1e-9);
+        c.precision = "20".into();
+        assert!((Search::of(&c, "t").unwrap().precision_at(1000.0) - 20.0).abs() < 1e-9);
+        c.precision = "0%".into();
+        let e = Search::of(&c, "t").unwrap_err().to_string();
+        assert!(e.contains("capacity.precision"), "{e}");
+    }
+
+    #[test]
+    fn a_step_is_the_first_scenario_at_a_constant_rate() {
+        let cfg = crate::config::load_str(
+            "t.toml",
+            "[[scenarios]]\nexecutor = \"capacity-search\"\nvus = 50\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n",
+            &Default::default(),
+        )
+        .unwrap();
+        assert!(wanted(&cfg));
+        let s = Search::of(&cfg.capacity, "t").unwrap();
+        let c = step_config(&cfg, 123.0, &s);
+        let sc = &c.scenarios[0];
+        assert_eq!(sc.executor, Some(ExecutorKind::ConstantArrivalRate));
+        assert_eq!((sc.rate, sc.vus), (Some(123.0), Some(50)));
+        assert_eq!(sc.duration, Some(Dur::secs(10)));
+        assert!(!wanted(&c));
+    }
+}

@@ -1,0 +1,445 @@
+//! Issue 14: windowed thresholds judged live, abort_on_fail (with its warm-up delay), and the
+//! capacity search (`stampede find-max`, `executor = "capacity-search"`) against the embedded
+//! target with a configurable capacity and a degradation at a known time.
+
+use std::time::{Duration, Instant};
+
+use stampede::config::Overrides;
+use stampede::target::{Options, Target, spawn_background_with};
+
+use crate::support::{self, prometheus::Prometheus};
+
+fn target_with(opts: Options) -> Target {
+    spawn_background_with(([127, 0, 0, 1], 0).into(), opts).expect("start the embedded target")
+}
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).expect("summary JSON")
+}
+
+fn steps_text(v: &serde_json::Value) -> String {
+    v["capacity"]["steps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    format!(
+                        "{} {:.1}/s→{:.1}/s p99 {:.1}ms err {:.2}% {} {}",
+                        s["phase"].as_str().unwrap_or_default(),
+                        s["intended_rate"].as_f64().unwrap_or_default(),
+                        s["achieved_rate"].as_f64().unwrap_or_default(),
+                        s["p99_s"].as_f64().unwrap_or_default() * 1e3,
+                        s["error_rate"].as_f64().unwrap_or_default() * 100.0,
+                        s["verdict"].as_str().unwrap_or_default(),
+                        s["reason"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// K = 200 req/s, beyond it requests queue (up to 500 ms): the p99 SLO finds K within the
+/// precision (10 %), through the documented command line; the JSON holds every step and
+/// conforms to the schema; the text shows the table.
+#[test]
+fn find_max_finds_the_capacity_with_a_p99_slo() {
+    let k = 200.0;
+    let t = target_with(Options {
+        capacity: Some(k),
+        queue: Duration::from_millis(500),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("capacity.json");
+    let html = dir.path().join("capacity.html");
+    let url = format!("http://{}/", t.addr);
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &url,
+        "--threshold",
+        "p99[1s] < 100ms",
+        "--start-rate",
+        "100",
+        "--max-rate",
+        "1000",
+        "--step-duration",
+        "2s",
+        "--precision",
+        "10%",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--report",
+        html.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
+    let precision = v["capacity"]["precision"].as_f64().expect("precision");
+    assert!(
+        (max - k).abs() <= precision.max(0.1 * k),
+        "max {max} vs K {k} (precision {precision}):\n{steps}"
+    );
+    assert_eq!(v["capacity"]["stopped_by"], "precision", "{steps}");
+    let first_fail = v["capacity"]["first_failing_rate"]
+        .as_f64()
+        .expect("a failing rate");
+    assert!(
+        first_fail > max && first_fail - max <= precision + 1e-9,
+        "{steps}"
+    );
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    assert!(all.len() >= 4, "{steps}");
+    // The ramp doubles from 100/s; every failing step failed on the SLO, not the generator.
+    assert_eq!(all[0]["intended_rate"], 100.0);
+    assert_eq!(all[0]["phase"], "ramp");
+    assert!(all.iter().any(|s| s["phase"] == "search"), "{steps}");
+    for s in all {
+        assert_ne!(s["verdict"], "generator", "{steps}");
+        if s["verdict"] == "pass" {
+            let (i, a) = (
+                s["intended_rate"].as_f64().unwrap_or_default(),
+                s["achieved_rate"].as_f64().unwrap_or_default(),
+            );
+            assert!(a >= 0.98 * i, "{steps}");
+        }
+    }
+    support::schema::assert_summary_conforms(&v);
+    assert!(
+        stdout.contains("capacity search (SLO: p99[1s] < 100ms)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("max sustainable rate"), "{stdout}");
+    let page = std::fs::read_to_string(&html).expect("HTML report");
+    assert!(
+        page.contains("<section id=\"capacity\">"),
+        "no capacity section"
+    );
+    assert!(
+        page.contains(&format!("{max:.1}/s</b>")),
+        "no max rate in the report"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
+/// K = 500 req/s, beyond it 503 at once (past a 100 ms queue, which absorbs a stalled moment): the error-rate SLO finds K within the
+/// precision, through `executor = "capacity-search"` and `[capacity]` in a file run by `run`.
+#[test]
+fn a_capacity_search_executor_finds_the_capacity_with_an_error_rate_slo() {
+    let k = 500.0;
+    let t = target_with(Options {
+        capacity: Some(k),
+        queue: Duration::from_millis(100),
+        ..Default::default()
+    });
+    let (dir, file) = support::write_config(
+        "search.toml",
+        &format!(
+            r#"
+            thresholds = ["error_rate < 1%"]
+            [capacity]
+            start_rate = 125
+            max_rate = 2000
+            growth = 2
+            step_duration = "2s"
+            precision = "10%"
+            max_duration = "2m"
+            [metrics]
+            enabled = false
+            [[scenarios]]
+            executor = "capacity-search"
+            vus = 100
+            requests = [{{ url = "http://{}/" }}]
+            "#,
+            t.addr
+        ),
+    );
+    let json = dir.path().join("s.json");
+    let o = support::stampede(&[
+        "run",
+        file.to_str().expect("utf-8"),
+        "--summary-json",
+        json.to_str().expect("utf-8"),
+    ]);
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
+    assert!((max - k).abs() <= 0.1 * k, "max {max} vs K {k}:\n{steps}");
+    // Beyond K the target refused: the failing steps crossed the error rate.
+    let fails: Vec<_> = v["capacity"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["verdict"] == "fail")
+        .collect();
+    assert!(!fails.is_empty(), "{steps}");
+    for s in fails {
+        assert!(
+            s["error_rate"].as_f64().unwrap_or_default() >= 0.01,
+            "{steps}"
+        );
+        assert!(
+            s["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("error_rate < 1%"),
+            "{steps}"
+        );
+    }
+    support::schema::assert_summary_conforms(&v);
+}
+
+/// Too few pre-allocated VUs (2, against 20 ms responses: at most ~100 iterations/s): the
+/// search stops on the generator and says so, claiming no maximum (exit 1).
+#[test]
+fn a_saturated_generator_is_not_reported_as_the_targets_maximum() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("gen.json");
+    let o = support::stampede(&[
+        "find-max",
+        "--url",
+        &format!("http://{}/delay/20", t.addr),
+        "--vus",
+        "2",
+        "--threshold",
+        "p99 < 1s",
+        "--start-rate",
+        "30",
+        "--growth",
+        "4",
+        "--step-duration",
+        "2s",
+        "--summary-json",
+        json.to_str().expect("utf-8"),
+        "--no-metrics",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{steps}");
+    assert_eq!(v["capacity"]["stopped_by"], "generator", "{steps}");
+    assert!(v["capacity"]["max_rate"].is_null(), "{steps}");
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    assert_eq!(all[0]["verdict"], "pass", "{steps}");
+    // 120/s twice (the retry), both short of the rate with iterations dropped for want of VUs.
+    let last = all.last().expect("a step");
+    assert_eq!(last["intended_rate"], 120.0, "{steps}");
+    assert_eq!(last["verdict"], "generator", "{steps}");
+    assert!(
+        last["dropped_iterations"].as_u64().unwrap_or_default() > 0,
+        "{steps}"
+    );
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no free VU"),
+        "{steps}"
+    );
+    assert!(stdout.contains("generator could not keep up"), "{stdout}");
+    assert!(stdout.contains("at least 30.0/s"), "{stdout}");
+}
+
+/// The target slows down for 60 ms at 5 s (300 ms added): `p99[5s]` crosses in the window that
+/// holds those requests, within 2 s of the degradation, while the whole run's p99 passes.
+#[test]
+fn a_windowed_p99_trips_when_the_target_degrades_while_the_whole_run_passes() {
+    let t = target_with(Options {
+        degrade_after: Some(Duration::from_secs(5)),
+        degrade_for: Some(Duration::from_millis(60)),
+        degrade_latency: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let s = support::run_toml(
+        &format!(
+            r#"
+            thresholds = ["p99 < 100ms", "p99[5s] < 100ms"]
+            [metrics]
+            enabled = false
+            [[scenarios]]
+            rate = 100
+            duration = "10s"
+            vus = 50
+            requests = [{{ url = "http://{}/" }}]
+            "#,
+            t.addr
+        ),
+        &Overrides::default(),
+    );
+    let rows: Vec<String> = s.thresholds.iter().map(|r| format!("{r:?}")).collect();
+    let (whole, windowed) = (&s.thresholds[0], &s.thresholds[1]);
+    assert!(whole.ok, "{rows:#?}");
+    assert!(!windowed.ok, "{rows:#?}");
+    assert_eq!(windowed.window_s, Some(5.0));
+    let at = windowed.failed_at_s.expect("failed_at_s");
+    assert!((5.0..=7.0).contains(&at), "{rows:#?}");
+    assert!(windowed.actual.is_some_and(|a| a >= 0.3), "{rows:#?}");
+    assert!(s.aborted.is_none());
+    assert!(s.duration_s >= 9.5, "no abort: the run went to its end");
+    assert_eq!(stampede::summary_exit_code(&s), 3);
+}
+
+/// The same degradation for good, with --abort-on-fail: the run stops within seconds of it
+/// (exit 3), the summary says which threshold stopped it and when, and Prometheus still gets
+/// the final flush: its totals equal the summary's.
+#[test]
+fn abort_on_fail_stops_the_run_and_the_final_flush_reaches_prometheus() {
+    let prom = Prometheus::start();
+    let t = target_with(Options {
+        degrade_after: Some(Duration::from_secs(3)),
+        degrade_latency: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("abort.json");
+    let run_id = format!("abort-{}", std::process::id());
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "run",
+        "--url",
+        &format!("http://{}/", t.addr),
+        "--rate",
+        "50",
+        "--vus",
+        "50",
+        "--duration",
+        "30s",
+        "--threshold",
+        "p99[2s] < 100ms",
+        "--abort-on-fail",
+        "--run-id",
+        &run_id,
+        "--remote-write-url",
+        &prom.write_url(),
+        "--remote-write-interval",
+        "1s",
+        "--summary-json",
+        json.to_str().expect("utf-8"),
+    ]);
+    let took = began.elapsed();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(took < Duration::from_secs(15), "{took:?}\n{stdout}");
+    let v = read_json(&json);
+    assert_eq!(v["aborted"]["threshold"], "p99[2s] < 100ms", "{v:#}");
+    let at = v["aborted"]["at_s"].as_f64().expect("at_s");
+    assert!((3.0..=6.0).contains(&at), "{at}");
+    assert!(v["aborted"]["actual"].as_f64().unwrap_or_default() >= 0.3);
+    assert_eq!(v["thresholds"][0]["abort_on_fail"], true);
+    assert_eq!(v["thresholds"][0]["ok"], false);
+    assert!(v["duration_s"].as_f64().unwrap_or(99.0) < 10.0);
+    assert!(stdout.contains("aborted at"), "{stdout}");
+    support::schema::assert_summary_conforms(&v);
+    let requests = v["requests"].as_u64().expect("requests");
+    assert!(requests > 100, "{requests}");
+    let expr =
+        format!("sum(http_client_request_duration_seconds_count{{stampede_run_id=\"{run_id}\"}})");
+    let got = prom
+        .query_scalar_eventually(&expr, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no data for {expr}\n{}", prom.log()));
+    assert_eq!(got as u64, requests, "Prometheus has the final flush");
+    // The intended rate, as a gauge.
+    let rate = prom
+        .query_scalar_eventually(
+            &format!("max(stampede_target_rate_per_second{{stampede_run_id=\"{run_id}\"}})"),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no stampede_target_rate_per_second\n{}", prom.log()));
+    assert_eq!(rate, 50.0);
+}
+
+/// A slow start (the first 2 s) does not abort a run whose threshold waits 4 s (`delay`);
+/// without the delay, the same start aborts it.
+#[test]
+fn the_warm_up_delay_holds_abort_on_fail_back() {
+    let run = |delay: &str| {
+        let t = target_with(Options {
+            degrade_after: Some(Duration::ZERO),
+            degrade_for: Some(Duration::from_secs(2)),
+            degrade_latency: Duration::from_millis(200),
+            ..Default::default()
+        });
+        support::run_toml(
+            &format!(
+                r#"
+                thresholds = [{{ threshold = "p99[1s] < 100ms", abort_on_fail = true, delay = "{delay}" }}]
+                [metrics]
+                enabled = false
+                [[scenarios]]
+                rate = 50
+                duration = "6s"
+                vus = 30
+                requests = [{{ url = "http://{}/" }}]
+                "#,
+                t.addr
+            ),
+            &Overrides::default(),
+        )
+    };
+    let s = run("4s");
+    assert!(s.aborted.is_none(), "{:?}", s.aborted);
+    assert!(s.thresholds[0].ok, "{:?}", s.thresholds[0]);
+    assert!(s.duration_s >= 5.5);
+    let s = run("0s");
+    let a = s.aborted.expect("aborted without the delay");
+    assert!(a.at_s <= 3.0, "{a:?}");
+    assert!(!s.thresholds[0].ok);
+}
+
+/// Bad search settings are usage errors naming the key, before any load is sent.
+#[test]
+fn bad_search_settings_exit_2_naming_the_key() {
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    for (args, needle) in [
+        (vec!["--precision", "0%"], "capacity.precision"),
+        (vec!["--growth", "1"], "capacity.growth"),
+        (
+            vec!["--max-rate", "5", "--start-rate", "10"],
+            "capacity.max_rate",
+        ),
+        (vec!["--step-duration", "100ms"], "capacity.step_duration"),
+    ] {
+        let mut all = vec!["find-max", url.as_str(), "--threshold", "p99 < 1s"];
+        all.extend(args.iter().copied());
+        let o = support::stampede(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let o = support::stampede(&["find-max", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("at least one threshold"), "{err}");
+    let o = support::stampede(&["run", &url, "--threshold", "p99[30x] < 1s"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown window unit"), "{err}");
+    assert_eq!(
+        t.counters
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+}
