@@ -498,17 +498,20 @@ impl Instruments {
                 _ => None,
             })
             .collect();
+        // A segment runs its share of the global schedule: report that share, so the
+        // generators of one run sum to the global rate on the dashboard.
+        let share = plan.stripe.fraction();
         let target_rate_gauge = (!rates.is_empty()).then(|| {
             meter
                 .f64_observable_gauge("stampede.target_rate")
                 .with_unit("{iteration}/s")
                 .with_description(
-                    "Intended arrival rate of an open-model scenario (iterations per second)",
+                    "Intended arrival rate of an open-model scenario (iterations per second; a segment of a distributed run reports its share)",
                 )
                 .with_callback(move |obs| {
                     let t = clock2.elapsed();
                     for (start, stages, attrs) in &rates {
-                        obs.observe(crate::schedule::vu_target(*start, stages, t), attrs);
+                        obs.observe(crate::schedule::vu_target(*start, stages, t) * share, attrs);
                     }
                 })
                 .build()

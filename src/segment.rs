@@ -323,6 +323,11 @@ impl Stripe {
         })
     }
 
+    /// This segment's share of the test (`to − from`), e.g. 1/3: its share of an arrival rate.
+    pub fn fraction(&self) -> f64 {
+        self.positions.len() as f64 / self.lcd as f64
+    }
+
     /// Whether this is the whole test.
     pub fn is_whole(&self) -> bool {
         self.count == 1
