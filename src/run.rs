@@ -113,6 +113,7 @@ async fn execute_async(
     }
     // The run's time zero: schedules, the summary's duration and stampede.run.duration.
     let clock = Arc::new(RunClock::start());
+    let wall_start = std::time::SystemTime::now();
     let (provider, instruments) = if mcfg.enabled {
         let limits = metrics::SeriesLimits::for_plan(&plan);
         let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers(), limits);
@@ -161,7 +162,8 @@ async fn execute_async(
     let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
     let mut failure: Option<RunError> = None;
     let mut timelines = Vec::new();
-    // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
+    // VUs and requests in flight for the timeline, sampled here (a few times per interval)
+    // rather than by the workers.
     let tl_interval = plan.timeline_interval;
     let mut vu_samples = crate::stats::interval::VuSamples::default();
     let mut vu_tick = tokio::time::interval(
@@ -173,7 +175,7 @@ async fn execute_async(
             r = done_rx.recv() => match r {
                 Some(Ok(mut ws)) => {
                     finished += 1;
-                    timelines.extend(ws.timeline.take());
+                    timelines.extend(ws.take_timeline());
                     merged.merge(&ws);
                 }
                 Some(Err(e)) => {
@@ -200,6 +202,7 @@ async fn execute_async(
                 clock.elapsed(),
                 tl_interval,
                 vus.total_active().max(0) as u64,
+                shared.live.iter().map(|l| l.in_flight()).sum(),
             ),
         }
     }
@@ -255,6 +258,7 @@ async fn execute_async(
     let mut summary = agg.summary(&export, interrupted);
     summary.metrics_folded = folded;
     summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
+    summary.meta = Some(crate::report::RunMeta::timed(wall_start, elapsed));
     Ok(summary)
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::plan::{Plan, Schedule};
-use crate::stats::interval::{MAX_INTERVALS, ReqSlot, Slot, Timeline, VuSamples};
-use crate::stats::{Latency, latency_of, new_hist};
+use crate::stats::interval::{Finished, MAX_INTERVALS, ReqSlot, Slot, VuSamples, add_sparse};
+use crate::stats::{hdr, new_hist};
 
 /// The merged timeline, as the summary JSON carries it.
 #[derive(Clone, Debug, Serialize)]
@@ -30,6 +30,8 @@ pub struct IntervalOut {
     pub t_s: f64,
     /// The most VUs active at once (sampled).
     pub vus: u64,
+    /// The most requests in flight at once (sampled like `vus`).
+    pub active_requests: u64,
     /// Request names with requests finished in this interval.
     pub by_name: Vec<NameSlotOut>,
     /// Per scenario.
@@ -59,10 +61,10 @@ pub struct NameSlotOut {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
-    /// Latency of every request of the interval, seconds.
-    pub latency_s: Latency,
-    /// The exact histogram: `[value µs, count]` pairs (HdrHistogram, 3 significant digits).
-    pub histogram_us: Vec<(u64, u64)>,
+    /// Latency of every request of the interval: the exact HdrHistogram (µs, 3 significant
+    /// digits), V2-deflate encoded in base64 (see `crate::stats::hdr`); percentiles, min, max
+    /// and mean come from it.
+    pub histogram: String,
 }
 
 /// One scenario in one interval.
@@ -102,12 +104,16 @@ pub struct CheckSlotOut {
 }
 
 /// Merges the workers' timelines (and the VU samples) into the summary's form.
-pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> Option<TimelineOut> {
-    let parts: Vec<(u64, u32, Vec<Slot>)> = timelines.into_iter().map(Timeline::finish).collect();
-    let base_us = parts.first()?.0;
-    let shift = parts.iter().map(|p| p.1).max().unwrap_or(0);
+pub(crate) fn merge(plan: &Plan, parts: Vec<Finished>, vus: &VuSamples) -> Option<TimelineOut> {
+    let base_us = parts.first()?.base_us;
+    let shift = parts.iter().map(|p| p.shift).max().unwrap_or(0);
     let mut slots: Vec<Slot> = Vec::new();
-    for (_, s, done) in parts {
+    for Finished {
+        shift: s,
+        slots: done,
+        ..
+    } in parts
+    {
         let k = shift - s;
         for (i, slot) in done.into_iter().enumerate() {
             let j = i >> k;
@@ -118,14 +124,19 @@ pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> O
         }
     }
     // VU samples are per base interval: fold them to the final interval (and cover them).
-    let mut vu_slots: Vec<u64> = Vec::new();
-    for (i, v) in vus.max_active.iter().enumerate() {
-        let j = i >> shift;
-        if vu_slots.len() <= j {
-            vu_slots.resize(j + 1, 0);
+    let fold = |samples: &[u64]| {
+        let mut out: Vec<u64> = Vec::new();
+        for (i, v) in samples.iter().enumerate() {
+            let j = i >> shift;
+            if out.len() <= j {
+                out.resize(j + 1, 0);
+            }
+            out[j] = out[j].max(*v);
         }
-        vu_slots[j] = vu_slots[j].max(*v);
-    }
+        out
+    };
+    let vu_slots = fold(&vus.max_active);
+    let req_slots = fold(&vus.max_requests);
     let n = slots.len().max(vu_slots.len().min(MAX_INTERVALS));
     slots.resize_with(n, Slot::default);
     let interval_us = base_us << shift;
@@ -139,6 +150,7 @@ pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> O
             t0,
             interval_s,
             vu_slots.get(i).copied().unwrap_or(0),
+            req_slots.get(i).copied().unwrap_or(0),
         ));
     }
     Some(TimelineOut {
@@ -149,7 +161,14 @@ pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> O
     })
 }
 
-fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> IntervalOut {
+fn interval_out(
+    plan: &Plan,
+    slot: &Slot,
+    t0: Duration,
+    secs: f64,
+    vus: u64,
+    active_requests: u64,
+) -> IntervalOut {
     // Group like the summary's by_name: (scenario, name, method).
     let mut groups: BTreeMap<(usize, String, String), ReqSlot> = BTreeMap::new();
     for (i, r) in slot.requests.iter().enumerate() {
@@ -166,9 +185,9 @@ fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> 
         .into_iter()
         .map(|((sc, name, method), r)| {
             let mut h = new_hist();
-            for (v, c) in &r.hist {
-                let _ = h.record_n(*v, *c);
-            }
+            add_sparse(&mut h, &r.hist);
+            let mut statuses = r.statuses.clone();
+            statuses.sort_unstable();
             NameSlotOut {
                 name,
                 method,
@@ -180,15 +199,13 @@ fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> 
                     .iter()
                     .map(|(k, v)| (k.as_str().into_owned(), *v))
                     .collect(),
-                statuses: r
-                    .statuses
+                statuses: statuses
                     .iter()
                     .map(|(k, v)| (k.to_string(), *v))
                     .collect(),
                 bytes_in: r.bytes_in,
                 bytes_out: r.bytes_out,
-                latency_s: latency_of(&h),
-                histogram_us: r.hist,
+                histogram: hdr::encode(&h),
             }
         })
         .collect();
@@ -248,6 +265,7 @@ fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> 
     IntervalOut {
         t_s: t0.as_secs_f64(),
         vus,
+        active_requests,
         by_name,
         scenarios,
         checks,
