@@ -152,7 +152,7 @@ pub fn run_config(
         );
     }
     if let Some(p) = summary_path {
-        let json = serde_json::to_string_pretty(&summary)
+        let json = ci::summary_json_text(&summary)
             .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
         std::fs::write(&p, json + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;

@@ -19,6 +19,9 @@ pub struct TimelineOut {
     pub configured_interval_s: f64,
     /// The most intervals kept.
     pub max_intervals: usize,
+    /// The request names (in the order of the summary's `by_name`); an interval's entries
+    /// point into this list.
+    pub names: Vec<NameOut>,
     /// Intervals from the start of the run; interval `i` covers `[i, i+1) × interval_s`.
     pub intervals: Vec<IntervalOut>,
 }
@@ -40,22 +43,31 @@ pub struct IntervalOut {
     pub checks: Vec<CheckSlotOut>,
 }
 
-/// One request name in one interval.
-#[derive(Clone, Debug, Serialize)]
-pub struct NameSlotOut {
+/// A request name of the timeline.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NameOut {
+    /// Scenario.
+    pub scenario: String,
     /// Request name.
     pub name: String,
     /// Method.
     pub method: String,
-    /// Scenario.
-    pub scenario: String,
+}
+
+/// One request name in one interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct NameSlotOut {
+    /// Index into [`TimelineOut::names`].
+    pub n: usize,
     /// Requests finished.
     pub requests: u64,
     /// Failed.
     pub failures: u64,
-    /// By error type.
+    /// By error type (absent: none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, u64>,
-    /// By status code.
+    /// By status code (absent: no response).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub statuses: BTreeMap<String, u64>,
     /// Response body bytes.
     pub bytes_in: u64,
@@ -139,6 +151,25 @@ pub(crate) fn merge(plan: &Plan, parts: Vec<Finished>, vus: &VuSamples) -> Optio
     let req_slots = fold(&vus.max_requests);
     let n = slots.len().max(vu_slots.len().min(MAX_INTERVALS));
     slots.resize_with(n, Slot::default);
+    // Names grouped like the summary's by_name: (scenario, name, method).
+    let mut keys: BTreeMap<(usize, String, String), usize> = BTreeMap::new();
+    for m in &plan.requests {
+        keys.insert((m.scenario, m.name.to_string(), m.method.to_string()), 0);
+    }
+    let mut names = Vec::with_capacity(keys.len());
+    for (i, ((sc, name, method), idx)) in keys.iter_mut().enumerate() {
+        *idx = i;
+        names.push(NameOut {
+            scenario: plan.scenarios[*sc].name.to_string(),
+            name: name.clone(),
+            method: method.clone(),
+        });
+    }
+    let name_of: Vec<usize> = plan
+        .requests
+        .iter()
+        .map(|m| keys[&(m.scenario, m.name.to_string(), m.method.to_string())])
+        .collect();
     let interval_us = base_us << shift;
     let interval_s = interval_us as f64 / 1e6;
     let mut intervals = Vec::with_capacity(n);
@@ -146,6 +177,8 @@ pub(crate) fn merge(plan: &Plan, parts: Vec<Finished>, vus: &VuSamples) -> Optio
         let t0 = Duration::from_micros(i as u64 * interval_us);
         intervals.push(interval_out(
             plan,
+            &name_of,
+            names.len(),
             slot,
             t0,
             interval_s,
@@ -157,41 +190,41 @@ pub(crate) fn merge(plan: &Plan, parts: Vec<Finished>, vus: &VuSamples) -> Optio
         interval_s,
         configured_interval_s: base_us as f64 / 1e6,
         max_intervals: MAX_INTERVALS,
+        names,
         intervals,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn interval_out(
     plan: &Plan,
+    name_of: &[usize],
+    n_names: usize,
     slot: &Slot,
     t0: Duration,
     secs: f64,
     vus: u64,
     active_requests: u64,
 ) -> IntervalOut {
-    // Group like the summary's by_name: (scenario, name, method).
-    let mut groups: BTreeMap<(usize, String, String), ReqSlot> = BTreeMap::new();
+    // Group like the summary's by_name (several definitions may share a name).
+    let mut groups: Vec<Option<ReqSlot>> = vec![None; n_names];
     for (i, r) in slot.requests.iter().enumerate() {
         if r.requests == 0 {
             continue;
         }
-        let m = &plan.requests[i];
-        groups
-            .entry((m.scenario, m.name.to_string(), m.method.to_string()))
-            .or_default()
-            .merge(r);
+        groups[name_of[i]].get_or_insert_with(ReqSlot::default).merge(r);
     }
     let by_name = groups
         .into_iter()
-        .map(|((sc, name, method), r)| {
+        .enumerate()
+        .filter_map(|(n, r)| r.map(|r| (n, r)))
+        .map(|(n, r)| {
             let mut h = new_hist();
             add_sparse(&mut h, &r.hist);
             let mut statuses = r.statuses.clone();
             statuses.sort_unstable();
             NameSlotOut {
-                name,
-                method,
-                scenario: plan.scenarios[sc].name.to_string(),
+                n,
                 requests: r.requests,
                 failures: r.failures,
                 errors: r
