@@ -47,11 +47,7 @@ pub(crate) fn summary_json_text(s: &Summary) -> Result<String, serde_json::Error
             format!("[\n      {}\n    ]", lines.join(",\n      "))
         };
         // The first `"intervals": null` is the timeline's (nothing before it has that key).
-        text = text.replacen(
-            "\"intervals\": null",
-            &format!("\"intervals\": {body}"),
-            1,
-        );
+        text = text.replacen("\"intervals\": null", &format!("\"intervals\": {body}"), 1);
     }
     Ok(text)
 }

@@ -336,7 +336,10 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         for t in ths {
             let ok = t["ok"] == Value::Bool(true);
             let unit = st(t, "unit");
-            let actual = match (t["actual"].as_f64(), t.get("reason").and_then(Value::as_str)) {
+            let actual = match (
+                t["actual"].as_f64(),
+                t.get("reason").and_then(Value::as_str),
+            ) {
                 (None, Some(r)) => r.to_string(),
                 (a, _) => crate::ci::actual_text(a, unit),
             };
@@ -615,7 +618,11 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
                 Some(bc) => change_html(
                     rate(c),
                     rate(bc),
-                    &format!("{} of {}", bc["fails"], num(bc, "passes") + num(bc, "fails")),
+                    &format!(
+                        "{} of {}",
+                        bc["fails"],
+                        num(bc, "passes") + num(bc, "fails")
+                    ),
                     false,
                 ),
                 None => "<small class=\"delta\">not in the baseline</small>".to_string(),
@@ -827,10 +834,7 @@ impl TimeSeries {
             for q in [
                 0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999,
             ] {
-                points.push((
-                    1.0 / (1.0 - q),
-                    self.all.value_at_quantile(q) as f64 / 1e6,
-                ));
+                points.push((1.0 / (1.0 - q), self.all.value_at_quantile(q) as f64 / 1e6));
             }
         }
         vec![Series {

@@ -293,8 +293,18 @@ pub(crate) const REDACTED: &str = "<redacted>";
 pub(crate) fn is_secret_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     [
-        "auth", "password", "passwd", "secret", "token", "cookie", "api-key", "api_key", "apikey",
-        "session", "credential", "signature",
+        "auth",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "cookie",
+        "api-key",
+        "api_key",
+        "apikey",
+        "session",
+        "credential",
+        "signature",
     ]
     .iter()
     .any(|w| k.contains(w))
@@ -303,7 +313,12 @@ pub(crate) fn is_secret_key(k: &str) -> bool {
 /// A URL without its userinfo (`http://u:p@h/x` → `http://h/x`); other text unchanged.
 pub(crate) fn strip_userinfo(s: &str) -> String {
     match s.split_once("://") {
-        Some((scheme, rest)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
             let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
             let (authority, tail) = rest.split_at(auth_end);
             match authority.rsplit_once('@') {
@@ -364,11 +379,19 @@ pub(crate) fn redacted_config(cfg: &crate::config::Config) -> serde_json::Value 
     let mut v = serde_json::to_value(cfg).unwrap_or(serde_json::Value::Null);
     redact_value(&mut v);
     if let Some(o) = v["metrics"].as_object_mut() {
-        if let Some(otlp) = o.get_mut("otlp").and_then(|x| x.get_mut("headers")).and_then(|h| h.as_object_mut()) {
+        if let Some(otlp) = o
+            .get_mut("otlp")
+            .and_then(|x| x.get_mut("headers"))
+            .and_then(|h| h.as_object_mut())
+        {
             // OTLP headers carry API keys under any name.
             otlp.values_mut().for_each(|x| *x = REDACTED.into());
         }
-        if let Some(e) = o.get_mut("otlp").and_then(|x| x.get_mut("endpoint")).filter(|e| e.is_string()) {
+        if let Some(e) = o
+            .get_mut("otlp")
+            .and_then(|x| x.get_mut("endpoint"))
+            .filter(|e| e.is_string())
+        {
             *e = crate::config::redact_url(e.as_str().unwrap_or_default()).into();
         }
         let rw: Vec<serde_json::Value> = cfg

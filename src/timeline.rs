@@ -212,7 +212,9 @@ fn interval_out(
         if r.requests == 0 {
             continue;
         }
-        groups[name_of[i]].get_or_insert_with(ReqSlot::default).merge(r);
+        groups[name_of[i]]
+            .get_or_insert_with(ReqSlot::default)
+            .merge(r);
     }
     let by_name = groups
         .into_iter()
@@ -232,10 +234,7 @@ fn interval_out(
                     .iter()
                     .map(|(k, v)| (k.as_str().into_owned(), *v))
                     .collect(),
-                statuses: statuses
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
+                statuses: statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
                 bytes_in: r.bytes_in,
                 bytes_out: r.bytes_out,
                 histogram: hdr::encode(&h),

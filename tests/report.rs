@@ -161,14 +161,20 @@ fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
     // Requests in flight were sampled too: the stall held one for 1.3 s, beside the steady
     // VUs' (at most one request each).
     let active: Vec<u64> = intervals.iter().map(|i| u(&i["active_requests"])).collect();
-    assert!(active[0] >= 1 && active.iter().all(|a| *a <= 3), "{active:?}");
+    assert!(
+        active[0] >= 1 && active.iter().all(|a| *a <= 3),
+        "{active:?}"
+    );
     // The run's metadata.
     let meta = &v["meta"];
     assert_eq!(meta["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(u(&v["generators"]), 1);
     for k in ["started_at", "ended_at"] {
         let t = meta[k].as_str().expect(k);
-        assert!(t.len() == 24 && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{k}: {t}");
+        assert!(
+            t.len() == 24 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{k}: {t}"
+        );
     }
     assert!(meta["started_at"].as_str() < meta["ended_at"].as_str());
     assert_eq!(meta["command_line"][1], "run", "{meta:#}");
@@ -222,7 +228,10 @@ fn secrets_never_reach_the_summary_json_nor_the_report() {
     let page = std::fs::read_to_string(&html).expect("report");
     for (what, doc) in [("summary JSON", &text), ("HTML report", &page)] {
         assert!(!doc.contains("s3cret"), "a secret in the {what}");
-        assert!(doc.contains("&lt;redacted&gt;") || doc.contains("<redacted>"), "{what}");
+        assert!(
+            doc.contains("&lt;redacted&gt;") || doc.contains("<redacted>"),
+            "{what}"
+        );
     }
     // What is not secret stays: the header names, the hosts, the request names.
     let v = read_json(&json);
@@ -487,7 +496,11 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     let b = std::fs::read_to_string(&with_base).expect("with baseline");
     let tiles = &b[b.find("class=\"tiles\"").expect("tiles")..];
     let tiles = &tiles[..tiles.find("</section>").expect("end")];
-    assert_eq!(tiles.matches("<small class=\"delta").count(), 9, "one per tile");
+    assert_eq!(
+        tiles.matches("<small class=\"delta").count(),
+        9,
+        "one per tile"
+    );
     let bp99 = v["latency_s"]["p99"].as_f64().expect("p99");
     let slow: serde_json::Value = read_json(&slow_json);
     let sp99 = slow["latency_s"]["p99"].as_f64().expect("p99");
@@ -555,11 +568,20 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0][0], "p99 < 10s");
     assert_eq!(rows[0][1], "10000.00 ms");
-    assert!(rows[0][3].as_str().expect("margin").starts_with('+'), "{rows:?}");
+    assert!(
+        rows[0][3].as_str().expect("margin").starts_with('+'),
+        "{rows:?}"
+    );
     assert_eq!(rows[1][0], "error_rate < 0.05");
     assert_eq!(rows[1][1], "5.00 %");
-    assert!(rows[1][2].as_str().expect("actual").ends_with(" %"), "{rows:?}");
-    assert!(rows[1][3].as_str().expect("margin").starts_with('−'), "{rows:?}");
+    assert!(
+        rows[1][2].as_str().expect("actual").ends_with(" %"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][3].as_str().expect("margin").starts_with('−'),
+        "{rows:?}"
+    );
     assert_eq!(rows[1][4], "crossed");
     // Every chart drew data points: req/s, latency, failures, VUs and active requests,
     // iterations, open model rate and start lag, spectrum.
@@ -580,8 +602,14 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     let seen = open_in_chromium(&with_base, &png);
     assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen:#}");
     assert!(b.contains("class=\"series base\""), "baseline series drawn");
-    assert!(b.contains("<th>baseline</th>"), "status codes beside the baseline's");
-    assert!(b.contains("<th>baseline fails</th>"), "checks beside the baseline's");
+    assert!(
+        b.contains("<th>baseline</th>"),
+        "status codes beside the baseline's"
+    );
+    assert!(
+        b.contains("<th>baseline fails</th>"),
+        "checks beside the baseline's"
+    );
 }
 
 /// Opens a report with tests/browser/open-report.mjs (puppeteer-core driving /usr/bin/chromium).

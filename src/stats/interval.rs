@@ -414,7 +414,10 @@ impl VuSamples {
         if idx > 10_000_000 {
             return;
         }
-        for (v, series) in [(active, &mut self.max_active), (requests, &mut self.max_requests)] {
+        for (v, series) in [
+            (active, &mut self.max_active),
+            (requests, &mut self.max_requests),
+        ] {
             if series.len() <= idx {
                 series.resize(idx + 1, 0);
             }
@@ -447,7 +450,9 @@ mod tests {
             let at = start + Duration::from_millis(100 * i);
             t.record_at(&sample(i + 1), (i + 1) * 1000, at);
         }
-        let Finished { shift, slots: done, .. } = t.finish();
+        let Finished {
+            shift, slots: done, ..
+        } = t.finish();
         assert_eq!(shift, 0);
         assert_eq!(done.len(), 3);
         let counts: Vec<u64> = done.iter().map(|s| s.requests[0].requests).collect();
@@ -469,7 +474,9 @@ mod tests {
         for i in 0..n {
             t.record_at(&sample(1), 1000, start + Duration::from_millis(10 * i + 5));
         }
-        let Finished { shift, slots: done, .. } = t.finish();
+        let Finished {
+            shift, slots: done, ..
+        } = t.finish();
         assert!(done.len() <= MAX_INTERVALS, "{}", done.len());
         assert_eq!(shift, 3, "5000 intervals → 625 after three doublings");
         let total: u64 = done.iter().map(|s| s.requests[0].requests).sum();
