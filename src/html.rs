@@ -140,6 +140,15 @@ fn chart(
             .iter()
             .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1, ymax)))
             .collect();
+        if let [p] = s.points.as_slice() {
+            // One point draws no line: a dot.
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/>",
+                px(p.0),
+                py(p.1, ymax)
+            );
+        }
         let _ = write!(
             o,
             "<polyline class=\"series\" data-n=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>",
@@ -718,8 +727,16 @@ impl TimeSeries {
             .map(|n| format!("{} {}", st(n, "method"), st(n, "name")))
             .collect();
         let mut h = new_hist();
+        let duration = num(s, "duration_s");
         for i in iv {
             let x = num(i, "t_s") + step / 2.0;
+            // Rates over the part of the interval the run lasted (the last one is partial; at
+            // least a tenth of an interval, so a sliver cannot spike).
+            let width = if duration > num(i, "t_s") {
+                (duration - num(i, "t_s")).clamp(step / 10.0, step)
+            } else {
+                step
+            };
             t.vus.push((x, num(i, "vus")));
             t.active.push((x, num(i, "active_requests")));
             h.reset();
@@ -732,13 +749,13 @@ impl TimeSeries {
                 t.rps
                     .entry(key)
                     .or_default()
-                    .push((x, num(n, "requests") / step));
+                    .push((x, num(n, "requests") / width));
                 if let Some(e) = n["errors"].as_object() {
                     for (k, c) in e {
                         t.errors
                             .entry(k.clone())
                             .or_default()
-                            .push((x, c.as_f64().unwrap_or(0.0) / step));
+                            .push((x, c.as_f64().unwrap_or(0.0) / width));
                     }
                 }
                 // An undecodable histogram counts as empty.
@@ -753,10 +770,10 @@ impl TimeSeries {
             let sc = arr(i, "scenarios");
             t.iterations.push((
                 x,
-                sc.iter().map(|v| num(v, "iterations")).sum::<f64>() / step,
+                sc.iter().map(|v| num(v, "iterations")).sum::<f64>() / width,
             ));
             t.dropped
-                .push((x, sc.iter().map(|v| num(v, "dropped")).sum::<f64>() / step));
+                .push((x, sc.iter().map(|v| num(v, "dropped")).sum::<f64>() / width));
             let open: Vec<&Value> = sc
                 .iter()
                 .filter(|v| v.get("intended_rate").is_some())
