@@ -1386,6 +1386,61 @@ mod tests {
     }
 
     #[test]
+    fn margins_are_room_left_or_how_far_it_crossed() {
+        use crate::threshold::Op;
+        assert_eq!(margin_of(Op::Lt, 0.5, Some(0.2)), Some(0.3));
+        assert_eq!(margin_of(Op::Lt, 0.5, Some(0.75)), Some(-0.25));
+        assert_eq!(margin_of(Op::Ge, 100.0, Some(150.0)), Some(50.0));
+        assert_eq!(margin_of(Op::Eq, 0.0, Some(3.0)), Some(-3.0));
+        assert_eq!(margin_of(Op::Lt, 0.5, None), None);
+    }
+
+    #[test]
+    fn command_lines_lose_their_secrets_and_keep_the_rest() {
+        let args: Vec<String> = [
+            "stampede",
+            "run",
+            "-H",
+            "Authorization: Bearer abc",
+            "-H",
+            "Accept: text/plain",
+            "--header=X-Api-Key: k1",
+            "--remote-write-header",
+            "X-Scope-OrgID: tenant",
+            "--url",
+            "http://u:p@127.0.0.1:8080/x?id=1",
+            "--remote-write-url",
+            "http://127.0.0.1:9090/api/v1/write?token=t",
+            "--json",
+            r#"{"user":"a","password":"pw"}"#,
+            "--body=user=a&token=t2",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            redacted_args(&args),
+            [
+                "stampede",
+                "run",
+                "-H",
+                "Authorization: <redacted>",
+                "-H",
+                "Accept: text/plain",
+                "--header=X-Api-Key: <redacted>",
+                "--remote-write-header",
+                "X-Scope-OrgID: <redacted>",
+                "--url",
+                "http://127.0.0.1:8080/x?id=1",
+                "--remote-write-url",
+                "http://127.0.0.1:9090/api/v1/write?<redacted>",
+                "--json",
+                r#"{"password":"<redacted>","user":"a"}"#,
+                "--body=user=a&token=<redacted>",
+            ]
+        );
+    }
+
+    #[test]
     fn rows_without_a_successful_request_show_no_latency() {
         let mut s = summary(&["/"]);
         s.by_name[0].failures = s.by_name[0].requests;

@@ -678,6 +678,61 @@ mod tests {
     }
 
     #[test]
+    fn the_timeline_adds_up_to_exactly_what_direct_recording_gives() {
+        let start = tokio::time::Instant::now();
+        let tl = interval::Timeline::new(start, Duration::from_millis(10), 2, 1, 1);
+        let mut with = WorkerStats::new(2, 1, 1).with_timeline(tl);
+        let mut direct = WorkerStats::new(2, 1, 1);
+        for i in 0..600u64 {
+            let mut s = match i % 7 {
+                0 => sample(900 + i, Some(503), Some(ErrorKind::Status(503)), 5, 1),
+                1 => sample(i % 40, None, Some(ErrorKind::Timeout), 0, 1),
+                _ => sample(1 + (i * 37) % 250, Some(200), None, 100 + i, 0),
+            };
+            s.req = (i % 2) as usize;
+            s.reconnected = i % 11 == 0;
+            for w in [&mut with, &mut direct] {
+                w.record(&s);
+                w.check(0, i % 5 != 0);
+                w.iteration(0, Duration::from_millis(i % 13));
+            }
+            if i % 100 == 0 {
+                // Across several intervals.
+                std::thread::sleep(Duration::from_millis(12));
+            }
+        }
+        let f = with.take_timeline().expect("timeline");
+        assert!(f.slots.len() >= 6, "{} intervals", f.slots.len());
+        assert!(with.take_timeline().is_none());
+        for (a, b) in with.requests.iter().zip(&direct.requests) {
+            assert_eq!(
+                (
+                    a.requests,
+                    a.failures,
+                    a.bytes_in,
+                    a.bytes_out,
+                    a.reconnects
+                ),
+                (
+                    b.requests,
+                    b.failures,
+                    b.bytes_in,
+                    b.bytes_out,
+                    b.reconnects
+                )
+            );
+            assert_eq!(a.statuses, b.statuses);
+            assert_eq!(a.errors, b.errors);
+            assert_eq!(a.latency, b.latency);
+            assert_eq!(a.failed_latency, b.failed_latency);
+            assert_eq!(latency_of(&a.latency), latency_of(&b.latency));
+        }
+        assert_eq!(with.checks, direct.checks);
+        assert_eq!(with.scenarios[0].iterations, direct.scenarios[0].iterations);
+        assert_eq!(with.scenarios[0].duration, direct.scenarios[0].duration);
+    }
+
+    #[test]
     fn live_quantiles_bracket_the_truth() {
         let live = Live::default();
         let mut before = vec![0; Live::buckets()];
