@@ -61,7 +61,8 @@ pub struct NameSlotOut {
     pub n: usize,
     /// Requests finished.
     pub requests: u64,
-    /// Failed.
+    /// Failed (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
     pub failures: u64,
     /// By error type (absent: none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -69,14 +70,20 @@ pub struct NameSlotOut {
     /// By status code (absent: no response).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub statuses: BTreeMap<String, u64>,
-    /// Response body bytes.
+    /// Response body bytes (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
     pub bytes_in: u64,
-    /// Request body bytes.
+    /// Request body bytes (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
     pub bytes_out: u64,
     /// Latency of every request of the interval: the exact HdrHistogram (µs, 3 significant
     /// digits), V2-deflate encoded in base64 (see `crate::stats::hdr`); percentiles, min, max
     /// and mean come from it.
     pub histogram: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One scenario in one interval.
