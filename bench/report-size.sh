@@ -3,6 +3,7 @@
 # long run: 10 request names against the embedded target. A 10-minute run with a 1 s timeline
 # has 600 intervals; by default this makes the same number of intervals in 60 s with a 100 ms
 # timeline (DURATION=10m INTERVAL=1s for the real thing). Not a timed test: prints numbers.
+# KEEP=PATH keeps a copy of the summary JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60s}
@@ -36,4 +37,4 @@ printf 'run %s, timeline %s: %s intervals, 10 names\n' "$DURATION" "$INTERVAL" "
 printf 'summary.json: %s bytes\n' "$(stat -c %s "$DIR/summary.json")"
 printf 'report.html:  %s bytes\n' "$(stat -c %s "$DIR/report.html")"
 printf 'stampede report: %.3f s\n' "$(echo "$end - $start" | bc)"
-rm -rf "$DIR"
+[ -n "${KEEP:-}" ] && cp "$DIR/summary.json" "$KEEP"; rm -rf "$DIR"

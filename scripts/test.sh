@@ -82,6 +82,8 @@ echo "collector: $STAMPEDE_OTELCOL_BIN" >&2
 
 log "npm packages for the dashboard checks"
 npm ci --prefix grafana/tests --no-audit --no-fund --loglevel=error
+log "npm packages for the browser test of the HTML report (puppeteer-core: drives /usr/bin/chromium, downloads no browser)"
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 log "Kubernetes manifests and Dockerfile: kustomize, kubernetes-validate, hadolint"
 # kubernetes-validate (PyPI) bundles the Kubernetes API JSON schemas and rejects unknown fields

@@ -27,6 +27,31 @@ fn xml_escape(s: &str) -> String {
     o
 }
 
+/// The summary JSON as `--summary-json` writes it: pretty-printed, except the timeline's
+/// intervals, one compact line each (indentation would otherwise be most of a long run's file).
+pub(crate) fn summary_json_text(s: &Summary) -> Result<String, serde_json::Error> {
+    let mut v = serde_json::to_value(s)?;
+    let intervals = v
+        .get_mut("timeline")
+        .and_then(|t| t.get_mut("intervals"))
+        .map(Value::take);
+    let mut text = serde_json::to_string_pretty(&v)?;
+    if let Some(Value::Array(iv)) = intervals {
+        let lines = iv
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = if lines.is_empty() {
+            "[]".to_string()
+        } else {
+            format!("[\n      {}\n    ]", lines.join(",\n      "))
+        };
+        // The first `"intervals": null` is the timeline's (nothing before it has that key).
+        text = text.replacen("\"intervals\": null", &format!("\"intervals\": {body}"), 1);
+    }
+    Ok(text)
+}
+
 /// A threshold actual with its unit, for people.
 pub(crate) fn actual_text(actual: Option<f64>, unit: &str) -> String {
     match actual {

@@ -962,6 +962,7 @@ async fn do_request(
         (h, e) => h.or(e),
     };
     let start = scheduled.unwrap_or_else(Instant::now);
+    shared.live[ctx.worker].start();
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.start(r.id);
     }

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use hdrhistogram::Histogram;
 use serde_json::Value;
+
+use crate::stats::{hdr, new_hist};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -43,17 +46,20 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-/// A line chart; `right` is drawn dashed against its own axis on the right.
+/// A line chart; `right` is drawn dashed against its own axis on the right; `base` (the
+/// baseline's series of the same names) thin and dotted in the matching colours.
 fn chart(
     title: &str,
     unit: &str,
     series: &[Series],
     right: Option<(&str, &Series)>,
     log_x: bool,
+    base: &[Series],
 ) -> String {
     let (w, h, l, r, t, b) = (760.0, 240.0, 64.0, 56.0, 28.0, 30.0);
     let all: Vec<(f64, f64)> = series
         .iter()
+        .chain(base)
         .flat_map(|s| s.points.iter().copied())
         .collect();
     let n: usize = series.iter().map(|s| s.points.len()).sum();
@@ -108,6 +114,25 @@ fn chart(
         );
     }
     let mut legend = String::new();
+    for s in base {
+        let i = series.iter().position(|x| x.name == s.name).unwrap_or(0);
+        let c = COLOURS[i % COLOURS.len()];
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1, ymax)))
+            .collect();
+        let _ = write!(
+            o,
+            "<polyline class=\"series base\" data-n=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-opacity=\"0.55\" stroke-dasharray=\"2 3\" stroke-width=\"1.4\" points=\"{}\"><title>{} (baseline)</title></polyline>",
+            s.points.len(),
+            pts.join(" "),
+            esc(&s.name)
+        );
+    }
+    if !base.is_empty() {
+        legend.push_str("<span><i class=\"dot\"></i>baseline (dotted)</span>");
+    }
     for (i, s) in series.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
         let pts: Vec<String> = s
@@ -115,6 +140,15 @@ fn chart(
             .iter()
             .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1, ymax)))
             .collect();
+        if let [p] = s.points.as_slice() {
+            // One point draws no line: a dot.
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/>",
+                px(p.0),
+                py(p.1, ymax)
+            );
+        }
         let _ = write!(
             o,
             "<polyline class=\"series\" data-n=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>",
@@ -307,32 +341,89 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         "<section id=\"verdict\" class=\"verdict {cls}\"><h2>Verdict: {text}</h2><p>exit code <b id=\"exit-code\">{exit_code}</b></p>"
     );
     if !ths.is_empty() {
-        o.push_str("<table><thead><tr><th>threshold</th><th>actual</th><th>result</th></tr></thead><tbody>");
+        o.push_str("<table id=\"thresholds\"><thead><tr><th>threshold</th><th>limit</th><th>actual</th><th>margin</th><th>result</th></tr></thead><tbody>");
         for t in ths {
             let ok = t["ok"] == Value::Bool(true);
-            let actual = crate::ci::actual_text(t["actual"].as_f64(), st(t, "unit"));
+            let unit = st(t, "unit");
+            let actual = match (
+                t["actual"].as_f64(),
+                t.get("reason").and_then(Value::as_str),
+            ) {
+                (None, Some(r)) => r.to_string(),
+                (a, _) => crate::ci::actual_text(a, unit),
+            };
+            let limit = t["limit"]
+                .as_f64()
+                .map(|l| crate::ci::actual_text(Some(l), unit))
+                .unwrap_or_default();
+            let margin = t["margin"]
+                .as_f64()
+                .map(|m| {
+                    let sign = if m < 0.0 { "−" } else { "+" };
+                    format!("{sign}{}", crate::ci::actual_text(Some(m.abs()), unit))
+                })
+                .unwrap_or_else(|| "n/a".into());
             let _ = write!(
                 o,
-                "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num limit\">{}</td><td class=\"num actual\">{}</td><td class=\"num margin\">{}</td><td>{}</td></tr>",
                 if ok { "ok" } else { "bad" },
                 esc(st(t, "threshold")),
+                esc(&limit),
                 esc(&actual),
+                esc(&margin),
                 if ok { "ok" } else { "crossed" }
             );
         }
         o.push_str("</tbody></table>");
     }
+    let checks = arr(s, "checks");
+    if !checks.is_empty() {
+        let (p, f) = checks.iter().fold((0, 0), |a, c| {
+            (
+                a.0 + c["passes"].as_u64().unwrap_or(0),
+                a.1 + c["fails"].as_u64().unwrap_or(0),
+            )
+        });
+        let _ = write!(
+            o,
+            "<p>checks: {p} passed, <b class=\"{}\">{f} failed</b></p>",
+            if f > 0 { "badtext" } else { "" }
+        );
+    }
     o.push_str("</section>");
     o.push_str(&slo_section(s));
     // Metadata and tiles.
+    let meta = &s["meta"];
     let _ = write!(
         o,
-        "<section><h2>Run</h2><p>stampede {} · run <code>{}</code> · duration {:.1} s{}</p>",
-        env!("CARGO_PKG_VERSION"),
+        "<section id=\"run\"><h2>Run</h2><dl class=\"meta\"><dt>stampede</dt><dd id=\"meta-version\">{}</dd><dt>run id</dt><dd><code>{}</code></dd><dt>started</dt><dd id=\"meta-start\">{}</dd><dt>ended</dt><dd id=\"meta-end\">{}</dd><dt>duration</dt><dd>{:.1} s{}</dd><dt>generators</dt><dd id=\"meta-generators\">{}</dd>",
+        esc(meta["version"].as_str().unwrap_or("?")),
         esc(run_id),
+        esc(st(meta, "started_at")),
+        esc(st(meta, "ended_at")),
         num(s, "duration_s"),
-        if interrupted { " · interrupted" } else { "" }
+        if interrupted { " (interrupted)" } else { "" },
+        s["generators"].as_u64().unwrap_or(1)
     );
+    let cmd: Vec<&str> = arr(meta, "command_line")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if !cmd.is_empty() {
+        let _ = write!(
+            o,
+            "<dt>command line</dt><dd><code id=\"meta-command\">{}</code></dd>",
+            esc(&cmd.join(" "))
+        );
+    }
+    o.push_str("</dl>");
+    if !meta["config"].is_null() {
+        let _ = write!(
+            o,
+            "<details><summary>Resolved scenario (secrets redacted)</summary><pre id=\"meta-config\">{}</pre></details>",
+            esc(&serde_json::to_string_pretty(&meta["config"]).unwrap_or_default())
+        );
+    }
     let base_tiles = baseline.map(tile_figures);
     o.push_str("<div class=\"tiles\">");
     for (i, (k, v, text, id, hb)) in tile_figures(s).into_iter().enumerate() {
@@ -348,162 +439,80 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         );
     }
     o.push_str("</div></section>");
-    // Charts over time.
-    let iv = arr(&s["timeline"], "intervals");
-    let step = s["timeline"]["interval_s"]
-        .as_f64()
-        .unwrap_or(1.0)
-        .max(1e-6);
-    let mut rps: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut errs: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut pct: [Vec<(f64, f64)>; 3] = Default::default();
-    let mut vus = Vec::new();
-    let mut iters = Vec::new();
-    let mut dropped = Vec::new();
-    let (mut intended, mut achieved) = (Vec::new(), Vec::new());
-    let mut spectrum_hist: BTreeMap<u64, u64> = BTreeMap::new();
-    for i in iv {
-        let t = num(i, "t_s") + step / 2.0;
-        vus.push((t, num(i, "vus")));
-        let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
-        for n in arr(i, "by_name") {
-            let key = format!("{} {}", st(n, "method"), st(n, "name"));
-            rps.entry(key)
-                .or_default()
-                .push((t, num(n, "requests") / step));
-            if let Some(e) = n["errors"].as_object() {
-                for (k, c) in e {
-                    errs.entry(k.clone())
-                        .or_default()
-                        .push((t, c.as_f64().unwrap_or(0.0) / step));
-                }
-            }
-            for p in arr(n, "histogram_us") {
-                if let (Some(v), Some(c)) = (p[0].as_u64(), p[1].as_u64()) {
-                    *hist.entry(v).or_default() += c;
-                    *spectrum_hist.entry(v).or_default() += c;
-                }
-            }
-        }
-        let total: u64 = hist.values().sum();
-        if total > 0 {
-            for (k, q) in [0.50, 0.95, 0.99].iter().enumerate() {
-                pct[k].push((t, quantile(&hist, total, *q)));
-            }
-        }
-        let sc = arr(i, "scenarios");
-        iters.push((
-            t,
-            sc.iter().map(|x| num(x, "iterations")).sum::<f64>() / step,
-        ));
-        dropped.push((t, sc.iter().map(|x| num(x, "dropped")).sum::<f64>() / step));
-        if sc.iter().any(|x| x.get("intended_rate").is_some()) {
-            intended.push((t, sc.iter().map(|x| num(x, "intended_rate")).sum()));
-            achieved.push((t, sc.iter().map(|x| num(x, "achieved_rate")).sum()));
-        }
-    }
-    let vu_series = Series {
-        name: "VUs".into(),
-        points: vus.clone(),
-    };
+    // Charts over time (the baseline's series, when given, dotted beside them).
+    let cur = TimeSeries::of(s);
+    let base = baseline.map(TimeSeries::of);
     o.push_str("<section><h2>Over time</h2><div class=\"charts\">");
-    let named = |m: BTreeMap<String, Vec<(f64, f64)>>| -> Vec<Series> {
-        m.into_iter()
-            .map(|(name, points)| Series { name, points })
-            .collect()
-    };
+    let b = |f: fn(&TimeSeries) -> Vec<Series>| base.as_ref().map(f).unwrap_or_default();
     o.push_str(&chart(
         "Requests per second by name",
         "req/s",
-        &named(rps),
+        &cur.rps(),
         None,
         false,
+        &b(TimeSeries::rps),
     ));
-    let [p50, p95, p99] = pct;
+    let load = Series {
+        name: "VUs".into(),
+        points: cur.vus.clone(),
+    };
     o.push_str(&chart(
         "Latency p50 / p95 / p99 (every request) with VUs",
         "ms",
-        &[
-            Series {
-                name: "p50".into(),
-                points: p50,
-            },
-            Series {
-                name: "p95".into(),
-                points: p95,
-            },
-            Series {
-                name: "p99".into(),
-                points: p99,
-            },
-        ],
-        Some(("VUs", &vu_series)),
+        &cur.latency(),
+        Some(("VUs", &load)),
         false,
+        &b(TimeSeries::latency),
     ));
     o.push_str(&chart(
         "Failures per second by error type",
         "/s",
-        &named(errs),
+        &cur.errors(),
         None,
         false,
+        &b(TimeSeries::errors),
     ));
     o.push_str(&chart(
-        "VUs, iterations and dropped iterations",
+        "VUs and active requests (most at once)",
         "",
-        &[
-            Series {
-                name: "VUs".into(),
-                points: vus,
-            },
-            Series {
-                name: "iterations/s".into(),
-                points: iters,
-            },
-            Series {
-                name: "dropped/s".into(),
-                points: dropped,
-            },
-        ],
+        &cur.load(),
         None,
         false,
+        &b(TimeSeries::load),
     ));
-    if !intended.is_empty() {
+    o.push_str(&chart(
+        "Iterations and dropped iterations per second",
+        "/s",
+        &cur.iterations(),
+        None,
+        false,
+        &b(TimeSeries::iterations),
+    ));
+    if cur.open {
         o.push_str(&chart(
             "Open model: intended vs achieved rate",
             "/s",
-            &[
-                Series {
-                    name: "intended".into(),
-                    points: intended,
-                },
-                Series {
-                    name: "achieved".into(),
-                    points: achieved,
-                },
-            ],
+            &cur.rate(),
             None,
             false,
+            &b(TimeSeries::rate),
         ));
-    }
-    // The percentile spectrum from the exact histograms (x: 1/(1-q) on a log scale).
-    let total: u64 = spectrum_hist.values().sum();
-    let mut spectrum = Vec::new();
-    if total > 0 {
-        for q in [
-            0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999,
-        ] {
-            spectrum.push((1.0 / (1.0 - q), quantile(&spectrum_hist, total, q)));
-        }
+        o.push_str(&chart(
+            "Open model: start lag (coordinated omission made visible)",
+            "ms",
+            &cur.lag(),
+            None,
+            false,
+            &b(TimeSeries::lag),
+        ));
     }
     o.push_str(&chart(
         "Latency percentile spectrum p0 … p99.999 (every request)",
         "ms",
-        &[Series {
-            name: "latency".into(),
-            points: spectrum,
-        }],
+        &cur.spectrum(),
         None,
         true,
+        &b(TimeSeries::spectrum),
     ));
     o.push_str("</div></section>");
     // Per-name table.
@@ -540,18 +549,47 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         o.push_str("</tr>");
     }
     o.push_str("</tbody></table><p class=\"muted\">Latency of every request, failures included. Click a heading to sort.</p></section>");
-    // Status codes, errors, checks, export.
-    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
-    for r in arr(s, "by_name") {
-        if let Some(m) = r["status_codes"].as_object() {
-            for (k, v) in m {
-                *codes.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+    // Status codes, errors, checks, export (with a baseline: its counts beside).
+    let codes_of = |s: &Value| {
+        let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+        for r in arr(s, "by_name") {
+            if let Some(m) = r["status_codes"].as_object() {
+                for (k, v) in m {
+                    *codes.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+                }
             }
         }
+        codes
+    };
+    let codes = codes_of(s);
+    let base_codes = baseline.map(codes_of);
+    let share = |n: u64, of: &BTreeMap<String, u64>| {
+        let t: u64 = of.values().sum();
+        if t == 0 { 0.0 } else { n as f64 / t as f64 }
+    };
+    o.push_str("<section class=\"cols\"><div><h2>Status codes</h2><table id=\"status-codes\">");
+    if base_codes.is_some() {
+        o.push_str("<tr><th>code</th><th>count</th><th>baseline</th></tr>");
     }
-    o.push_str("<section class=\"cols\"><div><h2>Status codes</h2><table>");
-    for (k, v) in &codes {
-        let _ = write!(o, "<tr><td>{}</td><td class=\"num\">{v}</td></tr>", esc(k));
+    let mut keys: Vec<&String> = codes.keys().collect();
+    if let Some(b) = &base_codes {
+        keys.extend(b.keys().filter(|k| !codes.contains_key(*k)));
+        keys.sort();
+    }
+    for k in keys {
+        let v = codes.get(k).copied().unwrap_or(0);
+        let _ = write!(o, "<tr><td>{}</td><td class=\"num\">{v}</td>", esc(k));
+        if let Some(b) = &base_codes {
+            let bv = b.get(k).copied().unwrap_or(0);
+            // The share of responses, so runs of different lengths compare; 2xx/3xx up is good.
+            let good = k.starts_with('2') || k.starts_with('3');
+            let _ = write!(
+                o,
+                "<td class=\"num\">{}</td>",
+                change_html(share(v, &codes), share(bv, b), &bv.to_string(), good)
+            );
+        }
+        o.push_str("</tr>");
     }
     o.push_str("</table></div><div><h2>Errors</h2><table>");
     if let Some(m) = s["errors"].as_object() {
@@ -564,16 +602,44 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
             );
         }
     }
-    o.push_str("</table></div><div><h2>Checks</h2><table><tr><th>check</th><th>passes</th><th>fails</th></tr>");
+    o.push_str("</table></div><div><h2>Checks</h2><table id=\"checks\"><tr><th>check</th><th>passes</th><th>fails</th>");
+    if baseline.is_some() {
+        o.push_str("<th>baseline fails</th>");
+    }
+    o.push_str("</tr>");
+    let rate = |c: &Value| {
+        let (p, f) = (num(c, "passes"), num(c, "fails"));
+        if p + f == 0.0 { 0.0 } else { f / (p + f) }
+    };
     for c in arr(s, "checks") {
         let _ = write!(
             o,
-            "<tr><td>{}: {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}: {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
             esc(st(c, "request")),
             esc(st(c, "name")),
             c["passes"],
             c["fails"]
         );
+        if let Some(b) = baseline {
+            let same = arr(b, "checks")
+                .iter()
+                .find(|x| x["name"] == c["name"] && x["request"] == c["request"]);
+            let cell = match same {
+                Some(bc) => change_html(
+                    rate(c),
+                    rate(bc),
+                    &format!(
+                        "{} of {}",
+                        bc["fails"],
+                        num(bc, "passes") + num(bc, "fails")
+                    ),
+                    false,
+                ),
+                None => "<small class=\"delta\">not in the baseline</small>".to_string(),
+            };
+            let _ = write!(o, "<td class=\"num\">{cell}</td>");
+        }
+        o.push_str("</tr>");
     }
     o.push_str("</table></div><div><h2>Export</h2><table>");
     for e in arr(s, "export") {
@@ -656,16 +722,203 @@ fn slo_section(s: &Value) -> String {
     o
 }
 
-fn quantile(hist: &BTreeMap<u64, u64>, total: u64, q: f64) -> f64 {
-    let rank = ((q * total as f64).ceil() as u64).max(1);
-    let mut seen = 0;
-    for (v, c) in hist {
-        seen += c;
-        if seen >= rank {
-            return *v as f64 / 1e6;
+/// The series of a summary's timeline, in the units the charts show.
+struct TimeSeries {
+    rps: BTreeMap<String, Vec<(f64, f64)>>,
+    errors: BTreeMap<String, Vec<(f64, f64)>>,
+    pct: [Vec<(f64, f64)>; 3],
+    vus: Vec<(f64, f64)>,
+    active: Vec<(f64, f64)>,
+    iterations: Vec<(f64, f64)>,
+    dropped: Vec<(f64, f64)>,
+    intended: Vec<(f64, f64)>,
+    achieved: Vec<(f64, f64)>,
+    lag_mean: Vec<(f64, f64)>,
+    lag_max: Vec<(f64, f64)>,
+    all: Histogram<u64>,
+    open: bool,
+}
+
+fn named(m: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
+    m.iter()
+        .map(|(name, points)| Series {
+            name: name.clone(),
+            points: points.clone(),
+        })
+        .collect()
+}
+
+fn series(parts: &[(&str, &Vec<(f64, f64)>)]) -> Vec<Series> {
+    parts
+        .iter()
+        .map(|(n, p)| Series {
+            name: n.to_string(),
+            points: (*p).clone(),
+        })
+        .collect()
+}
+
+impl TimeSeries {
+    /// Reads the timeline; interval histograms are decoded with [`hdr::decode`] (an undecodable
+    /// one counts as empty).
+    fn of(s: &Value) -> TimeSeries {
+        let iv = arr(&s["timeline"], "intervals");
+        let step = s["timeline"]["interval_s"]
+            .as_f64()
+            .unwrap_or(1.0)
+            .max(1e-6);
+        let mut t = TimeSeries {
+            rps: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            pct: Default::default(),
+            vus: Vec::new(),
+            active: Vec::new(),
+            iterations: Vec::new(),
+            dropped: Vec::new(),
+            intended: Vec::new(),
+            achieved: Vec::new(),
+            lag_mean: Vec::new(),
+            lag_max: Vec::new(),
+            all: new_hist(),
+            open: false,
+        };
+        let names: Vec<String> = arr(&s["timeline"], "names")
+            .iter()
+            .map(|n| format!("{} {}", st(n, "method"), st(n, "name")))
+            .collect();
+        let mut h = new_hist();
+        let duration = num(s, "duration_s");
+        for i in iv {
+            let x = num(i, "t_s") + step / 2.0;
+            // Rates over the part of the interval the run lasted (the last one is partial; at
+            // least a tenth of an interval, so a sliver cannot spike).
+            let width = if duration > num(i, "t_s") {
+                (duration - num(i, "t_s")).clamp(step / 10.0, step)
+            } else {
+                step
+            };
+            t.vus.push((x, num(i, "vus")));
+            t.active.push((x, num(i, "active_requests")));
+            h.reset();
+            for n in arr(i, "by_name") {
+                let key = n["n"]
+                    .as_u64()
+                    .and_then(|k| names.get(k as usize))
+                    .cloned()
+                    .unwrap_or_default();
+                t.rps
+                    .entry(key)
+                    .or_default()
+                    .push((x, num(n, "requests") / width));
+                if let Some(e) = n["errors"].as_object() {
+                    for (k, c) in e {
+                        t.errors
+                            .entry(k.clone())
+                            .or_default()
+                            .push((x, c.as_f64().unwrap_or(0.0) / width));
+                    }
+                }
+                // An undecodable histogram counts as empty.
+                let _ = hdr::decode_into(st(n, "histogram"), &mut h);
+            }
+            if !h.is_empty() {
+                for (k, q) in [0.50, 0.95, 0.99].iter().enumerate() {
+                    t.pct[k].push((x, h.value_at_quantile(*q) as f64 / 1e6));
+                }
+                let _ = t.all.add(&h);
+            }
+            let sc = arr(i, "scenarios");
+            t.iterations.push((
+                x,
+                sc.iter().map(|v| num(v, "iterations")).sum::<f64>() / width,
+            ));
+            t.dropped
+                .push((x, sc.iter().map(|v| num(v, "dropped")).sum::<f64>() / width));
+            let open: Vec<&Value> = sc
+                .iter()
+                .filter(|v| v.get("intended_rate").is_some())
+                .collect();
+            if !open.is_empty() {
+                t.open = true;
+                t.intended
+                    .push((x, open.iter().map(|v| num(v, "intended_rate")).sum()));
+                t.achieved
+                    .push((x, open.iter().map(|v| num(v, "achieved_rate")).sum()));
+                // Weighted by the iterations each scenario started.
+                let started: f64 = open.iter().map(|v| num(v, "achieved_rate")).sum();
+                let mean = if started > 0.0 {
+                    open.iter()
+                        .map(|v| num(v, "start_lag_mean_s") * num(v, "achieved_rate"))
+                        .sum::<f64>()
+                        / started
+                } else {
+                    0.0
+                };
+                t.lag_mean.push((x, mean));
+                t.lag_max.push((
+                    x,
+                    open.iter()
+                        .map(|v| num(v, "start_lag_max_s"))
+                        .fold(0.0, f64::max),
+                ));
+            }
         }
+        t
     }
-    hist.keys().last().map_or(0.0, |v| *v as f64 / 1e6)
+
+    fn rps(&self) -> Vec<Series> {
+        named(&self.rps)
+    }
+
+    fn errors(&self) -> Vec<Series> {
+        named(&self.errors)
+    }
+
+    fn latency(&self) -> Vec<Series> {
+        series(&[
+            ("p50", &self.pct[0]),
+            ("p95", &self.pct[1]),
+            ("p99", &self.pct[2]),
+        ])
+    }
+
+    fn load(&self) -> Vec<Series> {
+        series(&[("VUs", &self.vus), ("active requests", &self.active)])
+    }
+
+    fn iterations(&self) -> Vec<Series> {
+        series(&[
+            ("iterations/s", &self.iterations),
+            ("dropped/s", &self.dropped),
+        ])
+    }
+
+    fn rate(&self) -> Vec<Series> {
+        series(&[("intended", &self.intended), ("achieved", &self.achieved)])
+    }
+
+    fn lag(&self) -> Vec<Series> {
+        series(&[
+            ("mean start lag", &self.lag_mean),
+            ("max start lag", &self.lag_max),
+        ])
+    }
+
+    /// The percentile spectrum from the exact histograms (x: 1/(1-q) on a log scale).
+    fn spectrum(&self) -> Vec<Series> {
+        let mut points = Vec::new();
+        if !self.all.is_empty() {
+            for q in [
+                0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999,
+            ] {
+                points.push((1.0 / (1.0 - q), self.all.value_at_quantile(q) as f64 / 1e6));
+            }
+        }
+        vec![Series {
+            name: "latency".into(),
+            points,
+        }]
+    }
 }
 
 const CSS: &str = r#"
@@ -676,14 +929,16 @@ h1{font-size:22px}h2{font-size:17px;margin:18px 0 8px}code{font-size:13px}
 table{border-collapse:collapse;margin:6px 0}td,th{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left}
 .num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:var(--muted)}
 .verdict{border-left:6px solid var(--ok);padding:4px 14px}.verdict.bad{border-color:var(--bad)}.verdict.warn{border-color:var(--warn)}
-tr.bad td{color:var(--bad)}tr.ok td:last-child{color:var(--ok)}
+tr.bad td{color:var(--bad)}.badtext{color:var(--bad)}tr.ok td:last-child{color:var(--ok)}
 .tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{background:var(--tile);border-radius:6px;padding:8px 14px;min-width:110px}
 .tile span{display:block;color:var(--muted);font-size:12px}.tile b{font-size:19px}
 .charts{display:grid;grid-template-columns:1fr;gap:12px}.chart{margin:0}.chart svg{width:100%;height:auto}
 figcaption{font-weight:600}.grid{stroke:var(--line)}.ax{fill:var(--muted);font-size:11px}
 .legend span{margin-right:14px;font-size:12px}.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
 small.delta{display:block;color:var(--muted);font-size:11px}small.delta.worse{color:var(--bad);font-weight:600}
-.legend i.dash{border-top:2px dashed #888;height:0}
+.legend i.dash{border-top:2px dashed #888;height:0}.legend i.dot{border-top:2px dotted #888;height:0}
+pre{white-space:pre-wrap;word-break:break-all;font-size:12px;background:var(--tile);padding:8px;border-radius:4px}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}dl.meta dt{color:var(--muted)}dl.meta dd{margin:0}
 .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:12px}
 th{cursor:pointer}
 @media print{body{margin:0;max-width:none}.chart{break-inside:avoid}th{cursor:auto}}

@@ -137,6 +137,7 @@ pub fn run_config(
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
     let status_interval = cfg.run.status_interval.get();
+    let config_json = report::redacted_config(&cfg);
     let plan = prepare(cfg, run_id, &origin)?;
     // Checked by the plan: its directory exists.
     let summary_path = plan.summary_json.clone();
@@ -153,6 +154,11 @@ pub fn run_config(
         run::RunError::Io(e) => Error::Other(anyhow::Error::new(e)),
         e @ run::RunError::Panicked(_) => Error::Other(anyhow::Error::new(e)),
     })?;
+    let mut summary = summary;
+    if let Some(m) = summary.meta.as_mut() {
+        m.config = config_json;
+        m.command_line = report::redacted_args(COMMAND_LINE.get().map_or(&[], Vec::as_slice));
+    }
     if presentation.print {
         print!(
             "{}",
@@ -160,7 +166,7 @@ pub fn run_config(
         );
     }
     if let Some(p) = summary_path {
-        let json = serde_json::to_string_pretty(&summary)
+        let json = ci::summary_json_text(&summary)
             .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
         std::fs::write(&p, json + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
@@ -284,9 +290,18 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The command line of this process, for the summary's `meta` (set by [`main_with_args`]).
+static COMMAND_LINE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
 /// The binary's `main`, as a function tests can call.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     use clap::Parser;
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let _ = COMMAND_LINE.set(
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    );
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -83,6 +83,8 @@ struct Input {
     distributed: Option<DistributedInfo>,
     #[serde(default)]
     generator: Option<InGenerator>,
+    #[serde(default)]
+    meta: Option<crate::report::RunMeta>,
 }
 
 /// The part of a segment's `generator` object merging keeps.
@@ -395,6 +397,8 @@ pub(crate) fn merge(
                 unit: unit_of(t.metric),
                 // Merged summaries carry no merged timeline yet: a windowed threshold is
                 // judged on the whole merged run (README, "Distributed runs").
+                limit: t.value,
+                margin: crate::report::margin_of(t.op, t.value, o.actual),
                 window_s: t.window.map(|w| w.as_secs_f64()),
                 failed_at_s: None,
                 abort_on_fail: t.abort_on_fail,
@@ -412,6 +416,19 @@ pub(crate) fn merge(
     } else {
         (0..count).filter(|i| !merged_idx.contains(i)).collect()
     };
+    // The run's facts: the first part's, spanning the earliest start to the latest end.
+    let meta = parts
+        .iter()
+        .filter_map(|p| p.input.meta.clone())
+        .reduce(|mut a, b| {
+            if b.started_at < a.started_at {
+                a.started_at = b.started_at;
+            }
+            if b.ended_at > a.ended_at {
+                a.ended_at = b.ended_at;
+            }
+            a
+        });
     let skew = match (
         starts.iter().copied().reduce(f64::min),
         starts.iter().copied().reduce(f64::max),
@@ -453,6 +470,8 @@ pub(crate) fn merge(
         export: Vec::new(),
         metrics_folded: None,
         interrupted,
+        generators: (merged_idx.len() as u32).max(parts.len() as u32),
+        meta,
         aborted: None,
         capacity: None,
         generator: None,

@@ -259,6 +259,201 @@ pub struct ThresholdRow {
     /// Whether crossing it stops the run (`abort_on_fail`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub abort_on_fail: bool,
+    /// The limit it is compared with, in [`ThresholdRow::unit`].
+    pub limit: f64,
+    /// How far `actual` is from crossing the limit, in [`ThresholdRow::unit`]: positive is the
+    /// room left, negative how far it crossed; `null` without an actual.
+    pub margin: Option<f64>,
+}
+
+/// How far `actual` is from crossing `limit` under `op` (positive: room left).
+pub(crate) fn margin_of(op: crate::threshold::Op, limit: f64, actual: Option<f64>) -> Option<f64> {
+    use crate::threshold::Op::*;
+    let a = actual?;
+    Some(match op {
+        Lt | Le => limit - a,
+        Gt | Ge => a - limit,
+        Eq => -(a - limit).abs(),
+        Ne => (a - limit).abs(),
+    })
+}
+
+/// Facts about a run beside its figures (`meta` in the summary JSON).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// stampede's version.
+    pub version: String,
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: String,
+    /// When the workers were done, RFC 3339 UTC.
+    pub ended_at: String,
+    /// The command line, secrets redacted (empty when run as a library).
+    pub command_line: Vec<String>,
+    /// The resolved configuration (file < environment < flags), secrets redacted.
+    pub config: serde_json::Value,
+}
+
+impl RunMeta {
+    /// Times of a run that started at `start` and lasted `elapsed`.
+    pub(crate) fn timed(start: std::time::SystemTime, elapsed: Duration) -> RunMeta {
+        RunMeta {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: humantime::format_rfc3339_millis(start).to_string(),
+            ended_at: humantime::format_rfc3339_millis(start + elapsed).to_string(),
+            command_line: Vec::new(),
+            config: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What replaces a secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// Whether a header, variable or JSON key names a secret.
+pub(crate) fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    [
+        "auth",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "cookie",
+        "api-key",
+        "api_key",
+        "apikey",
+        "session",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// A URL without its userinfo (`http://u:p@h/x` → `http://h/x`); other text unchanged.
+pub(crate) fn strip_userinfo(s: &str) -> String {
+    match s.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(auth_end);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}{tail}"),
+                None => s.to_string(),
+            }
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// A request body with the values of secret-named fields redacted: JSON objects at any depth,
+/// or `k=v&…` form fields.
+pub(crate) fn redact_body(body: &str) -> String {
+    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) {
+        redact_value(&mut v);
+        return v.to_string();
+    }
+    if body.contains('=') && !body.contains(char::is_whitespace) {
+        return body
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if is_secret_key(k) => format!("{k}={REDACTED}"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+    }
+    body.to_string()
+}
+
+/// Redacts a JSON value in place: values of secret-named keys, URL userinfo, and request
+/// bodies (`body`) whose fields name secrets.
+pub(crate) fn redact_value(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match x {
+                    Value::String(_) | Value::Number(_) if is_secret_key(k) => {
+                        *x = Value::String(REDACTED.into());
+                    }
+                    Value::String(s) if k == "body" => *s = redact_body(s),
+                    _ => redact_value(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_value),
+        Value::String(s) => *s = strip_userinfo(s),
+        _ => {}
+    }
+}
+
+/// The resolved configuration as JSON, secrets redacted: secret-named headers, variables and
+/// body fields, URL credentials; remote-write targets by their redacted URL only (their
+/// credentials never enter the summary).
+pub(crate) fn redacted_config(cfg: &crate::config::Config) -> serde_json::Value {
+    let mut v = serde_json::to_value(cfg).unwrap_or(serde_json::Value::Null);
+    redact_value(&mut v);
+    if let Some(o) = v["metrics"].as_object_mut() {
+        if let Some(otlp) = o
+            .get_mut("otlp")
+            .and_then(|x| x.get_mut("headers"))
+            .and_then(|h| h.as_object_mut())
+        {
+            // OTLP headers carry API keys under any name.
+            otlp.values_mut().for_each(|x| *x = REDACTED.into());
+        }
+        if let Some(e) = o
+            .get_mut("otlp")
+            .and_then(|x| x.get_mut("endpoint"))
+            .filter(|e| e.is_string())
+        {
+            *e = crate::config::redact_url(e.as_str().unwrap_or_default()).into();
+        }
+        let rw: Vec<serde_json::Value> = cfg
+            .metrics
+            .remote_write
+            .iter()
+            .map(|r| serde_json::json!({ "url": crate::config::redact_url(&r.url) }))
+            .collect();
+        o.insert("remote_write".into(), rw.into());
+    }
+    v
+}
+
+/// The command line with secrets redacted: secret-named `-H`/`--header` values, every
+/// `--remote-write-header` value, URL credentials, secret fields of `--body`/`--json`.
+pub(crate) fn redacted_args(args: &[String]) -> Vec<String> {
+    let header = |h: &str, all: bool| match h.split_once(':') {
+        Some((k, _)) if all || is_secret_key(k) => format!("{k}: {REDACTED}"),
+        _ => h.to_string(),
+    };
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    let mut prev = "";
+    for a in args {
+        let (flag, val) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (prev, None),
+        };
+        let value = val.unwrap_or(a);
+        let red = match flag {
+            "-H" | "--header" => header(value, false),
+            "--remote-write-header" => header(value, true),
+            "--remote-write-url" | "--otlp-endpoint" => crate::config::redact_url(value),
+            "--body" | "--json" => redact_body(value),
+            _ => strip_userinfo(value),
+        };
+        out.push(match val {
+            Some(_) => format!("{flag}={red}"),
+            None => red,
+        });
+        prev = if val.is_none() { a.as_str() } else { "" };
+    }
+    out
 }
 
 /// The summary of a run.
@@ -328,6 +523,11 @@ pub struct Summary {
     /// The outcome of a capacity search (`stampede find-max`), with every step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::slo::Capacity>,
+    /// Load generators whose statistics this summary holds (segments of a distributed run).
+    pub generators: u32,
+    /// Version, times, command line and resolved configuration; filled in by the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<RunMeta>,
 }
 
 /// One segment of a distributed run (in that segment's local summary).
@@ -514,6 +714,8 @@ impl Aggregate<'_> {
             .map(|t| {
                 let o = t.evaluate(self);
                 ThresholdRow {
+                    limit: t.value,
+                    margin: margin_of(t.op, t.value, o.actual),
                     reason: o
                         .actual
                         .is_none()
@@ -561,6 +763,8 @@ impl Aggregate<'_> {
             distributed: None,
             aborted: None,
             capacity: None,
+            generators: 1,
+            meta: None,
         }
     }
 }
@@ -1231,6 +1435,8 @@ mod tests {
                 window_s: None,
                 failed_at_s: None,
                 abort_on_fail: false,
+                limit: 0.001,
+                margin: Some(0.001 - 0.0123),
             }],
             export: vec![],
             metrics_folded: None,
@@ -1241,6 +1447,8 @@ mod tests {
             distributed: None,
             aborted: None,
             capacity: None,
+            generators: 1,
+            meta: None,
         }
     }
 
@@ -1341,6 +1549,8 @@ mod tests {
             window_s: None,
             failed_at_s: None,
             abort_on_fail: false,
+            limit: 0.5,
+            margin: Some(0.34),
         });
         let text = render_text(
             &s,
@@ -1356,6 +1566,61 @@ mod tests {
         assert!(
             text.contains("\x1b[32m✓\x1b[0m error_rate < 50%  (actual 16.00%)"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn margins_are_room_left_or_how_far_it_crossed() {
+        use crate::threshold::Op;
+        assert_eq!(margin_of(Op::Lt, 0.5, Some(0.2)), Some(0.3));
+        assert_eq!(margin_of(Op::Lt, 0.5, Some(0.75)), Some(-0.25));
+        assert_eq!(margin_of(Op::Ge, 100.0, Some(150.0)), Some(50.0));
+        assert_eq!(margin_of(Op::Eq, 0.0, Some(3.0)), Some(-3.0));
+        assert_eq!(margin_of(Op::Lt, 0.5, None), None);
+    }
+
+    #[test]
+    fn command_lines_lose_their_secrets_and_keep_the_rest() {
+        let args: Vec<String> = [
+            "stampede",
+            "run",
+            "-H",
+            "Authorization: Bearer abc",
+            "-H",
+            "Accept: text/plain",
+            "--header=X-Api-Key: k1",
+            "--remote-write-header",
+            "X-Scope-OrgID: tenant",
+            "--url",
+            "http://u:p@127.0.0.1:8080/x?id=1",
+            "--remote-write-url",
+            "http://127.0.0.1:9090/api/v1/write?token=t",
+            "--json",
+            r#"{"user":"a","password":"pw"}"#,
+            "--body=user=a&token=t2",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            redacted_args(&args),
+            [
+                "stampede",
+                "run",
+                "-H",
+                "Authorization: <redacted>",
+                "-H",
+                "Accept: text/plain",
+                "--header=X-Api-Key: <redacted>",
+                "--remote-write-header",
+                "X-Scope-OrgID: <redacted>",
+                "--url",
+                "http://127.0.0.1:8080/x?id=1",
+                "--remote-write-url",
+                "http://127.0.0.1:9090/api/v1/write?<redacted>",
+                "--json",
+                r#"{"password":"<redacted>","user":"a"}"#,
+                "--body=user=a&token=<redacted>",
+            ]
         );
     }
 

@@ -177,6 +177,7 @@ async fn execute_async(
     // The generator's own CPU and memory: sampled once a second, for the metrics and summary.
     let generator = Arc::new(crate::process::Monitor::start());
     let generator_sampler = tokio::spawn(crate::process::sample_every(generator.clone()));
+    let wall_start = started_wall;
     let (provider, instruments) = if mcfg.enabled {
         let limits = metrics::SeriesLimits::for_plan(&plan);
         let p = metrics::provider(mcfg, &plan.run_id, &pipeline.readers(), limits);
@@ -247,7 +248,8 @@ async fn execute_async(
     let mut merged = WorkerStats::new(plan.requests.len(), plan.scenarios.len(), plan.checks.len());
     let mut failure: Option<RunError> = None;
     let mut timelines = Vec::new();
-    // VUs for the timeline, sampled here (a few times per interval) rather than by the workers.
+    // VUs and requests in flight for the timeline, sampled here (a few times per interval)
+    // rather than by the workers.
     let tl_interval = plan.timeline_interval;
     let mut vu_samples = crate::stats::interval::VuSamples::default();
     let mut vu_tick = tokio::time::interval(
@@ -259,7 +261,7 @@ async fn execute_async(
             r = done_rx.recv() => match r {
                 Some(Ok(mut ws)) => {
                     finished += 1;
-                    timelines.extend(ws.timeline.take());
+                    timelines.extend(ws.take_timeline());
                     merged.merge(&ws);
                 }
                 Some(Err(e)) => {
@@ -319,6 +321,7 @@ async fn execute_async(
                 clock.elapsed(),
                 tl_interval,
                 vus.total_active().max(0) as u64,
+                shared.live.iter().map(|l| l.in_flight()).sum(),
             ),
         }
     }
@@ -410,6 +413,7 @@ async fn execute_async(
             started_unix_s: unix_s(started_wall),
         });
     }
+    summary.meta = Some(crate::report::RunMeta::timed(wall_start, elapsed));
     Ok(summary)
 }
 

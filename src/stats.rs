@@ -68,6 +68,48 @@ impl RequestStats {
         }
     }
 
+    /// Records one request (`us`: its latency in µs).
+    fn record(&mut self, s: &Sample, us: u64) {
+        self.requests += 1;
+        let _ = self.latency.record(us);
+        self.bytes_in += s.bytes_in;
+        self.bytes_out += s.bytes_out;
+        self.reconnects += u64::from(s.reconnected);
+        if let Some(code) = s.status {
+            *self.statuses.entry(code).or_default() += 1;
+        }
+        if let Some(e) = s.error {
+            self.failures += 1;
+            *self.errors.entry(e).or_default() += 1;
+            let _ = self.failed_latency.get_or_insert_with(new_hist).record(us);
+        }
+    }
+
+    /// Adds one interval of the timeline.
+    fn add_slot(&mut self, r: &interval::ReqSlot) {
+        if r.requests == 0 {
+            return;
+        }
+        self.requests += r.requests;
+        self.failures += r.failures;
+        self.bytes_in += r.bytes_in;
+        self.bytes_out += r.bytes_out;
+        self.reconnects += r.reconnects;
+        for (k, v) in &r.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        for (k, v) in &r.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+        interval::add_sparse(&mut self.latency, &r.hist);
+        if !r.failed_hist.is_empty() {
+            interval::add_sparse(
+                self.failed_latency.get_or_insert_with(new_hist),
+                &r.failed_hist,
+            );
+        }
+    }
+
     fn merge(&mut self, o: &RequestStats) {
         // Same bounds on both sides: add cannot fail.
         let _ = self.latency.add(&o.latency);
@@ -189,44 +231,30 @@ impl WorkerStats {
         }
     }
 
-    /// Also keeps a timeline.
+    /// Keeps a timeline: from now on requests, iterations and checks are recorded there only,
+    /// and [`WorkerStats::take_timeline`] adds them up.
     pub fn with_timeline(mut self, t: interval::Timeline) -> Self {
         self.timeline = Some(t);
         self
     }
 
-    /// Records one request.
+    /// Records one request: once, into the timeline's current interval when there is one.
+    #[inline]
     pub fn record(&mut self, s: &Sample) {
         let us = micros(s.latency);
-        if let Some(t) = self.timeline.as_mut() {
-            t.record(s, us);
-        }
-        let r = &mut self.requests[s.req];
-        r.requests += 1;
-        let _ = r.latency.record(us);
-        r.bytes_in += s.bytes_in;
-        r.bytes_out += s.bytes_out;
-        r.reconnects += u64::from(s.reconnected);
-        if let Some(code) = s.status {
-            *r.statuses.entry(code).or_default() += 1;
-        }
-        if let Some(e) = s.error {
-            r.failures += 1;
-            *r.errors.entry(e).or_default() += 1;
-            let _ = r
-                .failed_latency
-                .get_or_insert_with(new_hist)
-                .record(micros(s.latency));
+        match self.timeline.as_mut() {
+            Some(t) => t.record(s, us),
+            None => self.requests[s.req].record(s, us),
         }
     }
 
     /// Records a finished iteration.
     pub fn iteration(&mut self, scenario: usize, took: Duration) {
-        if let Some(t) = self.timeline.as_mut() {
-            t.iteration(scenario);
-        }
         let s = &mut self.scenarios[scenario];
-        s.iterations += 1;
+        match self.timeline.as_mut() {
+            Some(t) => t.iteration(scenario),
+            None => s.iterations += 1,
+        }
         let _ = s.duration.record(micros(took));
     }
 
@@ -248,15 +276,34 @@ impl WorkerStats {
 
     /// Records a check result.
     pub fn check(&mut self, id: usize, pass: bool) {
-        if let Some(t) = self.timeline.as_mut() {
-            t.check(id, pass);
-        }
-        let c = &mut self.checks[id];
+        let c = match self.timeline.as_mut() {
+            Some(t) => return t.check(id, pass),
+            None => &mut self.checks[id],
+        };
         if pass {
             c.0 += 1;
         } else {
             c.1 += 1;
         }
+    }
+
+    /// Ends the timeline: adds its intervals up into the whole-run statistics (requests,
+    /// iterations, checks) and returns them.
+    pub fn take_timeline(&mut self) -> Option<interval::Finished> {
+        let f = self.timeline.take()?.finish();
+        for slot in &f.slots {
+            for (a, b) in self.requests.iter_mut().zip(&slot.requests) {
+                a.add_slot(b);
+            }
+            for (a, b) in self.scenarios.iter_mut().zip(&slot.scenarios) {
+                a.iterations += b.iterations;
+            }
+            for (a, b) in self.checks.iter_mut().zip(&slot.checks) {
+                a.0 += b.0;
+                a.1 += b.1;
+            }
+        }
+        Some(f)
     }
 
     /// Adds another worker's stats.
@@ -329,8 +376,10 @@ const LIVE_BUCKETS: usize = 256;
 /// Live counters one worker updates and the progress line reads.
 #[derive(Debug)]
 pub(crate) struct Live {
-    /// Requests sent.
+    /// Requests finished.
     pub requests: AtomicU64,
+    /// Requests started (in flight: `started - requests`).
+    started: AtomicU64,
     /// Failures.
     pub failures: AtomicU64,
     /// Iterations dropped for lack of a free VU.
@@ -347,6 +396,7 @@ impl Default for Live {
     fn default() -> Self {
         Live {
             requests: AtomicU64::new(0),
+            started: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             dropped_no_vu: AtomicU64::new(0),
             dropped_generator: AtomicU64::new(0),
@@ -375,6 +425,21 @@ fn live_bucket_upper_us(b: usize) -> f64 {
 }
 
 impl Live {
+    /// Notes a request's start. Only this worker writes the counter: a plain load and store,
+    /// no locked instruction.
+    #[inline]
+    pub(crate) fn start(&self) {
+        let n = self.started.load(Ordering::Relaxed);
+        self.started.store(n + 1, Ordering::Relaxed);
+    }
+
+    /// Requests in flight (started, not yet recorded).
+    pub(crate) fn in_flight(&self) -> u64 {
+        // Read finished first: a request finishing in between is not counted twice.
+        let done = self.requests.load(Ordering::Relaxed);
+        self.started.load(Ordering::Relaxed).saturating_sub(done)
+    }
+
     /// Records one request (relaxed atomics: only this worker writes).
     pub(crate) fn record(&self, s: &Sample) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -610,6 +675,61 @@ mod tests {
             }
         );
         assert_eq!(a.scenarios[0].dropped.total(), 6);
+    }
+
+    #[test]
+    fn the_timeline_adds_up_to_exactly_what_direct_recording_gives() {
+        let start = tokio::time::Instant::now();
+        let tl = interval::Timeline::new(start, Duration::from_millis(10), 2, 1, 1);
+        let mut with = WorkerStats::new(2, 1, 1).with_timeline(tl);
+        let mut direct = WorkerStats::new(2, 1, 1);
+        for i in 0..600u64 {
+            let mut s = match i % 7 {
+                0 => sample(900 + i, Some(503), Some(ErrorKind::Status(503)), 5, 1),
+                1 => sample(i % 40, None, Some(ErrorKind::Timeout), 0, 1),
+                _ => sample(1 + (i * 37) % 250, Some(200), None, 100 + i, 0),
+            };
+            s.req = (i % 2) as usize;
+            s.reconnected = i % 11 == 0;
+            for w in [&mut with, &mut direct] {
+                w.record(&s);
+                w.check(0, i % 5 != 0);
+                w.iteration(0, Duration::from_millis(i % 13));
+            }
+            if i % 100 == 0 {
+                // Across several intervals.
+                std::thread::sleep(Duration::from_millis(12));
+            }
+        }
+        let f = with.take_timeline().expect("timeline");
+        assert!(f.slots.len() >= 6, "{} intervals", f.slots.len());
+        assert!(with.take_timeline().is_none());
+        for (a, b) in with.requests.iter().zip(&direct.requests) {
+            assert_eq!(
+                (
+                    a.requests,
+                    a.failures,
+                    a.bytes_in,
+                    a.bytes_out,
+                    a.reconnects
+                ),
+                (
+                    b.requests,
+                    b.failures,
+                    b.bytes_in,
+                    b.bytes_out,
+                    b.reconnects
+                )
+            );
+            assert_eq!(a.statuses, b.statuses);
+            assert_eq!(a.errors, b.errors);
+            assert_eq!(a.latency, b.latency);
+            assert_eq!(a.failed_latency, b.failed_latency);
+            assert_eq!(latency_of(&a.latency), latency_of(&b.latency));
+        }
+        assert_eq!(with.checks, direct.checks);
+        assert_eq!(with.scenarios[0].iterations, direct.scenarios[0].iterations);
+        assert_eq!(with.scenarios[0].duration, direct.scenarios[0].duration);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::plan::{Plan, Schedule};
-use crate::stats::interval::{MAX_INTERVALS, ReqSlot, Slot, Timeline, VuSamples};
-use crate::stats::{Latency, latency_of, new_hist};
+use crate::stats::interval::{Finished, MAX_INTERVALS, ReqSlot, Slot, VuSamples, add_sparse};
+use crate::stats::{hdr, new_hist};
 
 /// The merged timeline, as the summary JSON carries it.
 #[derive(Clone, Debug, Serialize)]
@@ -19,6 +19,9 @@ pub struct TimelineOut {
     pub configured_interval_s: f64,
     /// The most intervals kept.
     pub max_intervals: usize,
+    /// The request names (in the order of the summary's `by_name`); an interval's entries
+    /// point into this list.
+    pub names: Vec<NameOut>,
     /// Intervals from the start of the run; interval `i` covers `[i, i+1) × interval_s`.
     pub intervals: Vec<IntervalOut>,
 }
@@ -30,6 +33,8 @@ pub struct IntervalOut {
     pub t_s: f64,
     /// The most VUs active at once (sampled).
     pub vus: u64,
+    /// The most requests in flight at once (sampled like `vus`).
+    pub active_requests: u64,
     /// Request names with requests finished in this interval.
     pub by_name: Vec<NameSlotOut>,
     /// Per scenario.
@@ -38,31 +43,47 @@ pub struct IntervalOut {
     pub checks: Vec<CheckSlotOut>,
 }
 
-/// One request name in one interval.
-#[derive(Clone, Debug, Serialize)]
-pub struct NameSlotOut {
+/// A request name of the timeline.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NameOut {
+    /// Scenario.
+    pub scenario: String,
     /// Request name.
     pub name: String,
     /// Method.
     pub method: String,
-    /// Scenario.
-    pub scenario: String,
+}
+
+/// One request name in one interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct NameSlotOut {
+    /// Index into [`TimelineOut::names`].
+    pub n: usize,
     /// Requests finished.
     pub requests: u64,
-    /// Failed.
+    /// Failed (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
     pub failures: u64,
-    /// By error type.
+    /// By error type (absent: none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, u64>,
-    /// By status code.
+    /// By status code (absent: no response).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub statuses: BTreeMap<String, u64>,
-    /// Response body bytes.
+    /// Response body bytes (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
     pub bytes_in: u64,
-    /// Request body bytes.
+    /// Request body bytes (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
     pub bytes_out: u64,
-    /// Latency of every request of the interval, seconds.
-    pub latency_s: Latency,
-    /// The exact histogram: `[value µs, count]` pairs (HdrHistogram, 3 significant digits).
-    pub histogram_us: Vec<(u64, u64)>,
+    /// Latency of every request of the interval: the exact HdrHistogram (µs, 3 significant
+    /// digits), V2-deflate encoded in base64 (see `crate::stats::hdr`); percentiles, min, max
+    /// and mean come from it.
+    pub histogram: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One scenario in one interval.
@@ -102,12 +123,16 @@ pub struct CheckSlotOut {
 }
 
 /// Merges the workers' timelines (and the VU samples) into the summary's form.
-pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> Option<TimelineOut> {
-    let parts: Vec<(u64, u32, Vec<Slot>)> = timelines.into_iter().map(Timeline::finish).collect();
-    let base_us = parts.first()?.0;
-    let shift = parts.iter().map(|p| p.1).max().unwrap_or(0);
+pub(crate) fn merge(plan: &Plan, parts: Vec<Finished>, vus: &VuSamples) -> Option<TimelineOut> {
+    let base_us = parts.first()?.base_us;
+    let shift = parts.iter().map(|p| p.shift).max().unwrap_or(0);
     let mut slots: Vec<Slot> = Vec::new();
-    for (_, s, done) in parts {
+    for Finished {
+        shift: s,
+        slots: done,
+        ..
+    } in parts
+    {
         let k = shift - s;
         for (i, slot) in done.into_iter().enumerate() {
             let j = i >> k;
@@ -118,16 +143,40 @@ pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> O
         }
     }
     // VU samples are per base interval: fold them to the final interval (and cover them).
-    let mut vu_slots: Vec<u64> = Vec::new();
-    for (i, v) in vus.max_active.iter().enumerate() {
-        let j = i >> shift;
-        if vu_slots.len() <= j {
-            vu_slots.resize(j + 1, 0);
+    let fold = |samples: &[u64]| {
+        let mut out: Vec<u64> = Vec::new();
+        for (i, v) in samples.iter().enumerate() {
+            let j = i >> shift;
+            if out.len() <= j {
+                out.resize(j + 1, 0);
+            }
+            out[j] = out[j].max(*v);
         }
-        vu_slots[j] = vu_slots[j].max(*v);
-    }
+        out
+    };
+    let vu_slots = fold(&vus.max_active);
+    let req_slots = fold(&vus.max_requests);
     let n = slots.len().max(vu_slots.len().min(MAX_INTERVALS));
     slots.resize_with(n, Slot::default);
+    // Names grouped like the summary's by_name: (scenario, name, method).
+    let mut keys: BTreeMap<(usize, String, String), usize> = BTreeMap::new();
+    for m in &plan.requests {
+        keys.insert((m.scenario, m.name.to_string(), m.method.to_string()), 0);
+    }
+    let mut names = Vec::with_capacity(keys.len());
+    for (i, ((sc, name, method), idx)) in keys.iter_mut().enumerate() {
+        *idx = i;
+        names.push(NameOut {
+            scenario: plan.scenarios[*sc].name.to_string(),
+            name: name.clone(),
+            method: method.clone(),
+        });
+    }
+    let name_of: Vec<usize> = plan
+        .requests
+        .iter()
+        .map(|m| keys[&(m.scenario, m.name.to_string(), m.method.to_string())])
+        .collect();
     let interval_us = base_us << shift;
     let interval_s = interval_us as f64 / 1e6;
     let mut intervals = Vec::with_capacity(n);
@@ -135,44 +184,56 @@ pub(crate) fn merge(plan: &Plan, timelines: Vec<Timeline>, vus: &VuSamples) -> O
         let t0 = Duration::from_micros(i as u64 * interval_us);
         intervals.push(interval_out(
             plan,
+            &name_of,
+            names.len(),
             slot,
             t0,
             interval_s,
             vu_slots.get(i).copied().unwrap_or(0),
+            req_slots.get(i).copied().unwrap_or(0),
         ));
     }
     Some(TimelineOut {
         interval_s,
         configured_interval_s: base_us as f64 / 1e6,
         max_intervals: MAX_INTERVALS,
+        names,
         intervals,
     })
 }
 
-fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> IntervalOut {
-    // Group like the summary's by_name: (scenario, name, method).
-    let mut groups: BTreeMap<(usize, String, String), ReqSlot> = BTreeMap::new();
+#[allow(clippy::too_many_arguments)]
+fn interval_out(
+    plan: &Plan,
+    name_of: &[usize],
+    n_names: usize,
+    slot: &Slot,
+    t0: Duration,
+    secs: f64,
+    vus: u64,
+    active_requests: u64,
+) -> IntervalOut {
+    // Group like the summary's by_name (several definitions may share a name).
+    let mut groups: Vec<Option<ReqSlot>> = vec![None; n_names];
     for (i, r) in slot.requests.iter().enumerate() {
         if r.requests == 0 {
             continue;
         }
-        let m = &plan.requests[i];
-        groups
-            .entry((m.scenario, m.name.to_string(), m.method.to_string()))
-            .or_default()
+        groups[name_of[i]]
+            .get_or_insert_with(ReqSlot::default)
             .merge(r);
     }
     let by_name = groups
         .into_iter()
-        .map(|((sc, name, method), r)| {
+        .enumerate()
+        .filter_map(|(n, r)| r.map(|r| (n, r)))
+        .map(|(n, r)| {
             let mut h = new_hist();
-            for (v, c) in &r.hist {
-                let _ = h.record_n(*v, *c);
-            }
+            add_sparse(&mut h, &r.hist);
+            let mut statuses = r.statuses.clone();
+            statuses.sort_unstable();
             NameSlotOut {
-                name,
-                method,
-                scenario: plan.scenarios[sc].name.to_string(),
+                n,
                 requests: r.requests,
                 failures: r.failures,
                 errors: r
@@ -180,15 +241,10 @@ fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> 
                     .iter()
                     .map(|(k, v)| (k.as_str().into_owned(), *v))
                     .collect(),
-                statuses: r
-                    .statuses
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
+                statuses: statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
                 bytes_in: r.bytes_in,
                 bytes_out: r.bytes_out,
-                latency_s: latency_of(&h),
-                histogram_us: r.hist,
+                histogram: hdr::encode(&h),
             }
         })
         .collect();
@@ -248,6 +304,7 @@ fn interval_out(plan: &Plan, slot: &Slot, t0: Duration, secs: f64, vus: u64) -> 
     IntervalOut {
         t_s: t0.as_secs_f64(),
         vus,
+        active_requests,
         by_name,
         scenarios,
         checks,

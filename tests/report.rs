@@ -15,6 +15,25 @@ fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
+/// An interval's latency histogram: base64 of HdrHistogram's V2 (deflate) encoding.
+fn hist(v: &serde_json::Value) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().expect("histogram string"))
+        .expect("base64");
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .expect("HdrHistogram V2")
+}
+
+/// The timeline's name of an interval entry.
+fn name_of<'a>(tl: &'a serde_json::Value, n: &serde_json::Value) -> &'a str {
+    tl["names"][u(&n["n"]) as usize]["name"]
+        .as_str()
+        .expect("name")
+}
+
 #[test]
 fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
     let t = support::target();
@@ -66,17 +85,13 @@ fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
         let mut s503 = 0;
         for iv in intervals {
             for n in iv["by_name"].as_array().expect("by_name") {
-                if n["name"] == row["name"] {
+                if name_of(tl, n) == name {
                     reqs += u(&n["requests"]);
-                    fails += u(&n["failures"]);
-                    bytes += u(&n["bytes_in"]);
+                    // Zero counters are left out.
+                    fails += n["failures"].as_u64().unwrap_or(0);
+                    bytes += n["bytes_in"].as_u64().unwrap_or(0);
                     s503 += n["statuses"]["503"].as_u64().unwrap_or(0);
-                    hist += n["histogram_us"]
-                        .as_array()
-                        .expect("hist")
-                        .iter()
-                        .map(|p| u(&p[1]))
-                        .sum::<u64>();
+                    hist += self::hist(&n["histogram"]).len();
                 }
             }
         }
@@ -121,11 +136,11 @@ fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
                 .as_array()
                 .expect("by_name")
                 .iter()
-                .filter(|n| n["name"] == "stall")
+                .filter(|n| name_of(tl, n) == "stall")
                 .map(|n| {
                     (
                         iv["t_s"].as_f64().expect("t"),
-                        n["latency_s"]["p99"].as_f64().expect("p99"),
+                        self::hist(&n["histogram"]).value_at_quantile(0.99) as f64 / 1e6,
                     )
                 })
         })
@@ -135,15 +150,110 @@ fn the_timeline_sums_to_the_totals_and_shows_a_stall_in_its_interval() {
     assert!((1.3..1.5).contains(&stall[0].1), "{stall:?}");
     for iv in intervals {
         for n in iv["by_name"].as_array().expect("by_name") {
-            if n["name"] != "stall" {
-                let max = n["latency_s"]["max"].as_f64().expect("max");
-                assert!(max < 0.5, "{}: {max}", n["name"]);
+            if name_of(tl, n) != "stall" {
+                let max = self::hist(&n["histogram"]).max() as f64 / 1e6;
+                assert!(max < 0.5, "{}: {max}", name_of(tl, n));
             }
         }
     }
     // VUs were sampled: three at the start (2 steady + 1 stall), two later.
     assert_eq!(u(&intervals[0]["vus"]), 3, "{:#}", intervals[0]);
     assert_eq!(u(&intervals[2]["vus"]), 2, "{:#}", intervals[2]);
+    // Requests in flight were sampled too: the stall held one for 1.3 s, beside the steady
+    // VUs' (at most one request each).
+    let active: Vec<u64> = intervals.iter().map(|i| u(&i["active_requests"])).collect();
+    assert!(
+        active[0] >= 1 && active.iter().all(|a| *a <= 3),
+        "{active:?}"
+    );
+    // The run's metadata.
+    let meta = &v["meta"];
+    assert_eq!(meta["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(u(&v["generators"]), 1);
+    for k in ["started_at", "ended_at"] {
+        let t = meta[k].as_str().expect(k);
+        assert!(
+            t.len() == 24 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{k}: {t}"
+        );
+    }
+    assert!(meta["started_at"].as_str() < meta["ended_at"].as_str());
+    assert_eq!(meta["command_line"][1], "run", "{meta:#}");
+    assert_eq!(meta["config"]["scenarios"][1]["name"], "stall", "{meta:#}");
+}
+
+#[test]
+fn secrets_never_reach_the_summary_json_nor_the_report() {
+    let t = support::target();
+    let a = t.addr;
+    let (_d, p) = write_config(
+        "secrets.toml",
+        &format!(
+            r#"
+            thresholds = ["p99 < 10s"]
+            [defaults.headers]
+            X-Api-Key = "key-s3cret-1"
+            [[scenarios]]
+            name = "login"
+            executor = "shared-iterations"
+            vus = 1
+            iterations = 2
+            variables = {{ token = "var-s3cret-2" }}
+            requests = [
+              {{ method = "POST", url = "http://{a}/user/login", json = {{ username = "admin", password = "json-s3cret-3" }} }},
+              {{ url = "http://basic:url-s3cret-4@{a}/", headers = {{ Authorization = "Bearer hdr-s3cret-5" }} }},
+              {{ method = "POST", url = "http://{a}/echo", body = "user=a&password=form-s3cret-6" }},
+            ]
+            "#
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let html = dir.path().join("r.html");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "-H",
+        "Authorization: Bearer flag-s3cret-7",
+        "--header=Cookie: session=flag-s3cret-8",
+        "--remote-write-url",
+        &format!("http://rw:rw-s3cret-9@{a}/api/v1/write?token=q-s3cret-10"),
+        "--summary-json",
+        json.to_str().expect("j"),
+        "--report",
+        html.to_str().expect("h"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&json).expect("summary");
+    let page = std::fs::read_to_string(&html).expect("report");
+    for (what, doc) in [("summary JSON", &text), ("HTML report", &page)] {
+        assert!(!doc.contains("s3cret"), "a secret in the {what}");
+        assert!(
+            doc.contains("&lt;redacted&gt;") || doc.contains("<redacted>"),
+            "{what}"
+        );
+    }
+    // What is not secret stays: the header names, the hosts, the request names.
+    let v = read_json(&json);
+    let cmd: Vec<&str> = v["meta"]["command_line"]
+        .as_array()
+        .expect("command line")
+        .iter()
+        .map(|a| a.as_str().expect("arg"))
+        .collect();
+    assert!(cmd.contains(&"Authorization: <redacted>"), "{cmd:?}");
+    assert!(cmd.contains(&"--header=Cookie: <redacted>"), "{cmd:?}");
+    let cfg = &v["meta"]["config"];
+    assert_eq!(
+        cfg["scenarios"][0]["requests"][1]["url"],
+        format!("http://{a}/")
+    );
+    assert_eq!(
+        cfg["scenarios"][0]["requests"][0]["json"]["username"],
+        "admin"
+    );
+    assert!(page.contains("X-Api-Key"), "header names stay");
 }
 
 fn xmllint() -> std::path::PathBuf {
@@ -304,11 +414,6 @@ fn compare_detects_a_slower_target_and_passes_the_same_one() {
 
 #[test]
 fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts() {
-    let chromium = std::path::PathBuf::from("/usr/bin/chromium");
-    assert!(
-        chromium.exists(),
-        "chromium not found: install it with `apt-get install -y chromium`"
-    );
     let t = support::target();
     let (_d, p) = write_config(
         "mixed.toml",
@@ -390,7 +495,13 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let b = std::fs::read_to_string(&with_base).expect("with baseline");
-    assert_eq!(b.matches("<small class=\"delta").count(), 9, "one per tile");
+    let tiles = &b[b.find("class=\"tiles\"").expect("tiles")..];
+    let tiles = &tiles[..tiles.find("</section>").expect("end")];
+    assert_eq!(
+        tiles.matches("<small class=\"delta").count(),
+        9,
+        "one per tile"
+    );
     let bp99 = v["latency_s"]["p99"].as_f64().expect("p99");
     let slow: serde_json::Value = read_json(&slow_json);
     let sp99 = slow["latency_s"]["p99"].as_f64().expect("p99");
@@ -400,75 +511,130 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
         (bp99 - sp99) / sp99 * 100.0
     );
     assert!(b.contains(&expect), "{expect}");
-    let profile = tempfile::tempdir().expect("profile");
-    let browse = |extra: &[&str]| {
-        std::process::Command::new(&chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--window-size=1200,2600",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(extra)
-            .arg(format!("file://{}", html.display()))
-            .output()
-            .expect("run chromium")
-    };
-    let dom = browse(&["--dump-dom"]);
-    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
-    let by_id = |id: &str| -> String {
-        let at = dom
-            .find(&format!("id=\"{id}\">"))
-            .unwrap_or_else(|| panic!("#{id} not in the DOM"));
-        let rest = &dom[at + id.len() + 6..];
-        rest[..rest.find('<').expect("end")].to_string()
-    };
-    assert_eq!(by_id("tile-requests"), v["requests"].to_string());
-    assert_eq!(by_id("exit-code"), "3");
+    // Opened in real headless Chromium over the DevTools protocol (tests/browser), with the
+    // network off: no console error, nothing requested but the file, the figures of the
+    // summary in the DOM, every chart drawn; a full-page screenshot kept to look at.
+    let shots = support::root().join("target/test-artifacts");
+    std::fs::create_dir_all(&shots).expect("artifacts dir");
+    let png = shots.join("report-mixed.png");
+    let _ = std::fs::remove_file(&png);
+    let seen = open_in_chromium(&html, &png);
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen:#}");
+    let file_url = format!("file://{}", html.display());
+    assert_eq!(seen["requests"], serde_json::json!([file_url]), "{seen:#}");
+    assert_eq!(seen["failed"], serde_json::json!([]), "{seen:#}");
+    let dom = &seen["dom"];
+    assert_eq!(dom["requests"], v["requests"].to_string());
+    assert_eq!(dom["exit_code"], "3");
     assert_eq!(
-        by_id("tile-p99"),
+        dom["p99"],
         format!(
             "{:.2} ms",
             v["latency_s"]["p99"].as_f64().expect("p99") * 1000.0
         )
     );
-    for row in v["by_name"].as_array().expect("by_name") {
-        let cell = format!("<td class=\"num requests\">{}</td>", row["requests"]);
-        assert!(dom.contains(&cell), "{cell}");
-        let p99 = format!("data-v=\"{}\"", row["latency_all_s"]["p99"]);
-        assert!(dom.contains(&p99), "{p99}");
-    }
-    // Every chart drew data points.
-    let charts: Vec<u64> = dom
-        .match_indices("class=\"chart\" data-points=\"")
-        .map(|(i, m)| {
-            let rest = &dom[i + m.len()..];
-            rest[..rest.find('"').expect("end")].parse().expect("count")
-        })
+    assert_eq!(dom["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(dom["generators"], "1");
+    assert_eq!(dom["started"], v["meta"]["started_at"]);
+    let mut want: Vec<String> = v["by_name"]
+        .as_array()
+        .expect("by_name")
+        .iter()
+        .map(|r| r["requests"].to_string())
         .collect();
-    assert_eq!(
-        charts.len(),
-        6,
-        "req/s, latency, failures, VUs, open model, spectrum"
+    let mut got: Vec<String> = dom["name_requests"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| c.as_str().expect("cell").to_string())
+        .collect();
+    // The script sorted the table by a click: compare as sets.
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    for row in v["by_name"].as_array().expect("by_name") {
+        let p99 = row["latency_all_s"]["p99"].to_string();
+        assert!(
+            dom["name_p99"]
+                .as_array()
+                .expect("p99 cells")
+                .iter()
+                .any(|c| c.as_str() == Some(p99.as_str())),
+            "{p99}"
+        );
+    }
+    // The verdict: each threshold with its limit, actual and margin, in the threshold's units.
+    let rows = dom["thresholds"].as_array().expect("threshold rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], "p99 < 10s");
+    assert_eq!(rows[0][1], "10000.00 ms");
+    assert!(
+        rows[0][3].as_str().expect("margin").starts_with('+'),
+        "{rows:?}"
     );
-    assert!(charts.iter().all(|n| *n > 0), "{charts:?}");
-    // A screenshot to look at, kept as a test artifact.
-    let shots = support::root().join("target/test-artifacts");
-    std::fs::create_dir_all(&shots).expect("artifacts dir");
-    let png = shots.join("report-mixed.png");
-    let _ = std::fs::remove_file(&png);
-    browse(&[&format!("--screenshot={}", png.display())]);
+    assert_eq!(rows[1][0], "error_rate < 0.05");
+    assert_eq!(rows[1][1], "5.00 %");
+    assert!(
+        rows[1][2].as_str().expect("actual").ends_with(" %"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][3].as_str().expect("margin").starts_with('−'),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1][4], "crossed");
+    // Every chart drew data points: req/s, latency, failures, VUs and active requests,
+    // iterations, open model rate and start lag, spectrum.
+    let charts = dom["charts"].as_array().expect("charts");
+    assert_eq!(charts.len(), 8, "{charts:#?}");
+    for c in charts {
+        assert!(u(&c["points"]) > 0, "{c}");
+        assert_eq!(c["drawn"], c["lines"], "{c}");
+    }
     assert!(
         std::fs::metadata(&png)
             .map(|m| m.len() > 10_000)
             .unwrap_or(false),
         "screenshot"
     );
+    // With the baseline: its series dotted in the charts, its status codes and checks beside.
+    let png = shots.join("report-with-baseline.png");
+    let seen = open_in_chromium(&with_base, &png);
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen:#}");
+    assert!(b.contains("class=\"series base\""), "baseline series drawn");
+    assert!(
+        b.contains("<th>baseline</th>"),
+        "status codes beside the baseline's"
+    );
+    assert!(
+        b.contains("<th>baseline fails</th>"),
+        "checks beside the baseline's"
+    );
+}
+
+/// Opens a report with tests/browser/open-report.mjs (puppeteer-core driving /usr/bin/chromium).
+fn open_in_chromium(html: &std::path::Path, png: &std::path::Path) -> serde_json::Value {
+    let chromium = std::path::PathBuf::from("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "chromium not found: install it with `apt-get install -y chromium`"
+    );
+    let dir = support::root().join("tests/browser");
+    assert!(
+        dir.join("node_modules/puppeteer-core").exists(),
+        "puppeteer-core not installed: run `npm ci --prefix tests/browser` (Node.js >= 20)"
+    );
+    let o = std::process::Command::new("node")
+        .arg(dir.join("open-report.mjs"))
+        .arg(html)
+        .arg(png)
+        .arg(&chromium)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}): install Node.js >= 20"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 #[test]

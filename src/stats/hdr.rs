@@ -53,6 +53,19 @@ pub(crate) fn decode(s: &str) -> Result<Histogram<u64>, HdrError> {
     Ok(out)
 }
 
+/// Decodes [`encode`]'s output and adds it to `into` (one histogram less to allocate and add
+/// than [`decode`] when summing many).
+pub(crate) fn decode_into(s: &str, into: &mut Histogram<u64>) -> Result<(), HdrError> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    let bytes = STANDARD.decode(s.trim())?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| HdrError::Decode(format!("{e:?}")))?;
+    into.add(&h).map_err(|_| HdrError::Bounds)
+}
+
 /// `#[serde(with = "crate::stats::hdr::base64_serde")]` for a `Histogram<u64>` field.
 #[allow(dead_code)] // For typed histogram fields (the timeline's).
 pub(crate) mod base64_serde {

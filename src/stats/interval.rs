@@ -1,14 +1,20 @@
-//! The run's timeline, as the workers record it: the exact statistics of [`crate::stats`] kept per time interval as well
-//! (1 s by default, `[run] timeline_interval` / `--timeline-interval`).
+//! The run's timeline, as the workers record it: the exact statistics of [`crate::stats`], kept
+//! per time interval (1 s by default, `[run] timeline_interval` / `--timeline-interval`).
 //!
-//! Each worker owns a [`Timeline`] inside its `WorkerStats` (no sharing, no locks). Requests are
-//! placed in the interval in which they *finished* (an iteration or check likewise). The current
-//! interval keeps a dense HdrHistogram per request definition; when the worker moves on, it is
-//! folded into a sparse list of `(value µs, count)` pairs — exact, HdrHistogram's 3 significant
-//! digits — and the dense one is reset for reuse. Memory is bounded: at most
-//! [`MAX_INTERVALS`] intervals are kept; when a run outlives them, neighbours are merged in
-//! pairs and the interval doubles (a 1 s timeline of a 30 min run ends with 2 s intervals).
-//! At the end the workers' timelines are brought to the same interval and merged.
+//! Each worker owns a [`Timeline`] inside its `WorkerStats` (no sharing, no locks), and it is
+//! the **only** place a request is recorded: the whole-run figures (per request definition,
+//! every request and the failed ones) are the sum of the intervals, added up once when the
+//! worker ends ([`crate::stats::WorkerStats::take_timeline`]). One latency record per request,
+//! as before the timeline existed.
+//!
+//! Requests are placed in the interval in which they *finished*; an iteration likewise; a check
+//! in the interval of the request it checks. The current interval keeps a dense HdrHistogram per
+//! request definition (and one of the failed requests, made at the first failure); when the
+//! worker moves on, each is folded into a sparse list of `(value µs, count)` pairs — exact,
+//! HdrHistogram's 3 significant digits — and the dense one is reset for reuse. Memory is
+//! bounded: at most [`MAX_INTERVALS`] intervals are kept; when a run outlives them, neighbours
+//! are merged in pairs and the interval doubles (a 1 s timeline of a 30 min run ends with 2 s
+//! intervals). At the end the workers' timelines are brought to the same interval and merged.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,12 +43,24 @@ pub struct ReqSlot {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
-    /// By status code.
-    pub statuses: BTreeMap<u16, u64>,
+    /// Requests that went again on a fresh connection (not failures).
+    pub reconnects: u64,
+    /// By status code (a handful: a list beats a map on the hot path).
+    pub statuses: Vec<(u16, u64)>,
     /// By error type.
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Latency (µs) as sorted `(value, count)` pairs of HdrHistogram buckets.
+    /// Latency (µs) of every request, as sorted `(value, count)` pairs of HdrHistogram buckets.
     pub hist: Vec<(u64, u64)>,
+    /// The same for the failed requests only (empty without failures).
+    pub failed_hist: Vec<(u64, u64)>,
+}
+
+/// Adds `n` to `code`'s count.
+pub(crate) fn bump(statuses: &mut Vec<(u16, u64)>, code: u16, n: u64) {
+    match statuses.iter_mut().find(|e| e.0 == code) {
+        Some(e) => e.1 += n,
+        None => statuses.push((code, n)),
+    }
 }
 
 impl ReqSlot {
@@ -51,17 +69,24 @@ impl ReqSlot {
         self.failures += o.failures;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.reconnects += o.reconnects;
         for (k, v) in &o.statuses {
-            *self.statuses.entry(*k).or_default() += v;
+            bump(&mut self.statuses, *k, *v);
         }
         for (k, v) in &o.errors {
             *self.errors.entry(*k).or_default() += v;
         }
         self.hist = merge_sparse(&self.hist, &o.hist);
+        if !o.failed_hist.is_empty() {
+            self.failed_hist = merge_sparse(&self.failed_hist, &o.failed_hist);
+        }
     }
 }
 
 fn merge_sparse(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    if a.is_empty() {
+        return b.to_vec();
+    }
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
@@ -87,6 +112,28 @@ fn merge_sparse(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
         }
     }
     out
+}
+
+/// The sparse form of a dense histogram; resets the dense one for reuse.
+fn take_sparse(h: &mut Histogram<u64>) -> Vec<(u64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let out = h
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect();
+    h.reset();
+    out
+}
+
+/// Adds sparse `(value, count)` pairs into a dense histogram (exact: each value is its bucket's
+/// highest equivalent, so it lands in the bucket it came from).
+pub(crate) fn add_sparse(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
+    for (v, c) in pairs {
+        // Same bounds as the histogram the pairs came from: cannot fail.
+        let _ = h.record_n(*v, *c);
+    }
 }
 
 /// One scenario in one interval.
@@ -160,6 +207,18 @@ pub struct Closed {
 /// Where a timeline sends its closed intervals.
 pub(crate) type Feed = tokio::sync::mpsc::UnboundedSender<Closed>;
 
+/// A worker's finished timeline: the configured interval (µs), how often it was doubled, and
+/// the intervals.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// The configured interval, µs.
+    pub base_us: u64,
+    /// The interval is `base_us << shift`.
+    pub shift: u32,
+    /// Intervals by index.
+    pub slots: Vec<Slot>,
+}
+
 /// One worker's timeline.
 #[derive(Clone, Debug)]
 pub struct Timeline {
@@ -169,8 +228,11 @@ pub struct Timeline {
     base_us: u64,
     shift: u32,
     cur: u64,
+    /// When the current interval ends (a comparison per record instead of a division).
+    next_at: Instant,
     slot: Slot,
     hists: Vec<Histogram<u64>>,
+    failed: Vec<Option<Histogram<u64>>>,
     shape: (usize, usize, usize),
     /// Finished intervals, by index (at the current interval length).
     done: Vec<Slot>,
@@ -185,18 +247,22 @@ impl Timeline {
         scenarios: usize,
         checks: usize,
     ) -> Self {
+        let base_us = interval.max(MIN_INTERVAL).as_micros() as u64;
         let mut t = Timeline {
             feed: None,
             start,
-            base_us: interval.max(MIN_INTERVAL).as_micros() as u64,
+            base_us,
             shift: 0,
             cur: 0,
+            next_at: start,
             slot: Slot::default(),
             hists: (0..requests).map(|_| new_hist()).collect(),
+            failed: vec![None; requests],
             shape: (requests, scenarios, checks),
             done: Vec::new(),
         };
         t.slot = t.empty_slot();
+        t.next_at = t.end_of(0);
         t
     }
 
@@ -212,11 +278,19 @@ impl Timeline {
         self.base_us << self.shift
     }
 
+    /// The end of interval `idx` (far in the future when the clock cannot say).
+    fn end_of(&self, idx: u64) -> Instant {
+        let us = (idx + 1).saturating_mul(self.interval_us());
+        self.start
+            .checked_add(Duration::from_micros(us))
+            .unwrap_or_else(|| self.start + Duration::from_secs(86_400 * 365 * 30))
+    }
+
     /// Moves to the interval of `now`, folding the current one away when it changes.
+    #[inline]
     fn at(&mut self, now: Instant) -> &mut Slot {
-        let idx = now.saturating_duration_since(self.start).as_micros() as u64 / self.interval_us();
-        if idx != self.cur {
-            self.advance(idx);
+        if now >= self.next_at {
+            self.advance(now);
         }
         &mut self.slot
     }
@@ -224,14 +298,12 @@ impl Timeline {
     fn fold_current(&mut self) {
         let empty = self.empty_slot();
         let mut slot = std::mem::replace(&mut self.slot, empty);
-        for (r, h) in slot.requests.iter_mut().zip(self.hists.iter_mut()) {
-            if !h.is_empty() {
-                r.hist = h
-                    .iter_recorded()
-                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                    .collect();
-                h.reset();
+        for (i, r) in slot.requests.iter_mut().enumerate() {
+            r.hist = take_sparse(&mut self.hists[i]);
+            if let Some(f) = self.failed[i].as_mut() {
+                r.failed_hist = take_sparse(f);
             }
+            r.statuses.sort_unstable();
         }
         let p = self.cur as usize;
         if let Some(f) = &self.feed {
@@ -252,13 +324,17 @@ impl Timeline {
     }
 
     #[cold]
-    fn advance(&mut self, mut idx: u64) {
+    #[inline(never)]
+    fn advance(&mut self, now: Instant) {
+        let mut idx =
+            now.saturating_duration_since(self.start).as_micros() as u64 / self.interval_us();
         self.fold_current();
         while idx >= MAX_INTERVALS as u64 {
             self.coarsen();
             idx >>= 1;
         }
         self.cur = idx;
+        self.next_at = self.end_of(idx);
     }
 
     fn coarsen(&mut self) {
@@ -280,17 +356,20 @@ impl Timeline {
     }
 
     /// Records a request that finished at `now`.
+    #[inline]
     pub fn record_at(&mut self, s: &Sample, us: u64, now: Instant) {
         let r = &mut self.at(now).requests[s.req];
         r.requests += 1;
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
+        r.reconnects += u64::from(s.reconnected);
         if let Some(c) = s.status {
-            *r.statuses.entry(c).or_default() += 1;
+            bump(&mut r.statuses, c, 1);
         }
         if let Some(e) = s.error {
             r.failures += 1;
             *r.errors.entry(e).or_default() += 1;
+            let _ = self.failed[s.req].get_or_insert_with(new_hist).record(us);
         }
         let _ = self.hists[s.req].record(us);
     }
@@ -314,9 +393,10 @@ impl Timeline {
         self.at(Instant::now()).scenarios[scenario].dropped += n;
     }
 
-    /// Records a check result.
+    /// Records a check result, in the interval of the request it checks (the latest recorded:
+    /// no clock read).
     pub fn check(&mut self, id: usize, pass: bool) {
-        let c = &mut self.at(Instant::now()).checks[id];
+        let c = &mut self.slot.checks[id];
         if pass {
             c.0 += 1;
         } else {
@@ -344,33 +424,52 @@ impl Timeline {
         }
     }
 
-    /// Closes the current interval: returns the finished intervals and the interval length.
-    pub fn finish(mut self) -> (u64, u32, Vec<Slot>) {
+    /// Closes the current interval: the finished intervals and the interval length.
+    pub fn finish(mut self) -> Finished {
         self.fold_current();
-        (self.base_us, self.shift, self.done)
+        Finished {
+            base_us: self.base_us,
+            shift: self.shift,
+            slots: self.done,
+        }
     }
 }
 
-/// VU samples taken by the run's main thread (the most active VUs seen per interval).
+/// Load samples taken by the run's main thread a few times per interval: the most VUs and the
+/// most requests in flight seen per interval (read from counters the workers keep anyway, so
+/// the requests pay nothing for it).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VuSamples {
-    /// By base interval index.
+    /// Most active VUs, by base interval index.
     pub max_active: Vec<u64>,
+    /// Most requests in flight, by base interval index.
+    pub max_requests: Vec<u64>,
 }
 
 impl VuSamples {
-    /// Notes `active` VUs `elapsed` into the run.
-    pub(crate) fn sample(&mut self, elapsed: Duration, interval: Duration, active: u64) {
+    /// Notes `active` VUs and `requests` in flight `elapsed` into the run.
+    pub(crate) fn sample(
+        &mut self,
+        elapsed: Duration,
+        interval: Duration,
+        active: u64,
+        requests: u64,
+    ) {
         let base = interval.max(MIN_INTERVAL).as_micros() as u64;
         let idx = (elapsed.as_micros() as u64 / base) as usize;
         // Bounded like the timeline: beyond a day of 10 ms intervals, stop sampling.
         if idx > 10_000_000 {
             return;
         }
-        if self.max_active.len() <= idx {
-            self.max_active.resize(idx + 1, 0);
+        for (v, series) in [
+            (active, &mut self.max_active),
+            (requests, &mut self.max_requests),
+        ] {
+            if series.len() <= idx {
+                series.resize(idx + 1, 0);
+            }
+            series[idx] = series[idx].max(v);
         }
-        self.max_active[idx] = self.max_active[idx].max(active);
     }
 }
 
@@ -398,7 +497,9 @@ mod tests {
             let at = start + Duration::from_millis(100 * i);
             t.record_at(&sample(i + 1), (i + 1) * 1000, at);
         }
-        let (_, shift, done) = t.finish();
+        let Finished {
+            shift, slots: done, ..
+        } = t.finish();
         assert_eq!(shift, 0);
         assert_eq!(done.len(), 3);
         let counts: Vec<u64> = done.iter().map(|s| s.requests[0].requests).collect();
@@ -420,7 +521,9 @@ mod tests {
         for i in 0..n {
             t.record_at(&sample(1), 1000, start + Duration::from_millis(10 * i + 5));
         }
-        let (_, shift, done) = t.finish();
+        let Finished {
+            shift, slots: done, ..
+        } = t.finish();
         assert!(done.len() <= MAX_INTERVALS, "{}", done.len());
         assert_eq!(shift, 3, "5000 intervals → 625 after three doublings");
         let total: u64 = done.iter().map(|s| s.requests[0].requests).sum();
