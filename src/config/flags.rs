@@ -105,6 +105,13 @@ pub struct Overrides {
     #[arg(long, help_heading = REQUEST)]
     #[serde(rename = "defaults.http2", skip_serializing_if = "std::ops::Not::not")]
     pub http2: bool,
+    /// HTTP/2: concurrent streams per connection; N > 1 lets VUs share connections [default: 1].
+    #[arg(long, value_name = "N", help_heading = REQUEST)]
+    #[serde(
+        rename = "defaults.h2_max_streams",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub h2_streams: Option<u32>,
     /// Skip TLS certificate verification.
     #[arg(long, short = 'k', help_heading = REQUEST)]
     #[serde(
