@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::connect::{self, Stream, TlsTo};
-use super::h2::{self as h2c, Attached, H2Request, Pool, Unprocessed};
+use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Unprocessed};
 use super::{Ended, bounded, h1};
 use crate::outcome::{ErrorKind, Outcome};
 
@@ -346,17 +346,29 @@ impl Client {
         let keep = matches!(&self.conns[target], Some(Conn::H2(a)) if a.usable(max));
         if !keep {
             self.conns[target] = None;
-            if let Some(a) = self.pool.attach(target) {
-                self.conns[target] = Some(Conn::H2(a));
-            } else {
-                // Boxed: the connect (and TLS handshake) state machine is large and rare.
-                let opened = Box::pin(self.open_raw(target)).await?;
-                let a = match opened {
-                    Opened::H2(c) => self.pool.add(target, c),
-                    // The server did not agree to HTTP/2 (ALPN).
-                    Opened::Conn(_) => return Err(ErrorKind::Protocol),
-                };
-                self.conns[target] = Some(Conn::H2(a));
+            let pool = self.pool.clone();
+            // Each pass either attaches, waits for a connection another VU opens, or opens
+            // one; waiting passes are bounded so a VU never waits without end.
+            for _ in 0..64 {
+                if let Some(a) = pool.attach(target) {
+                    self.conns[target] = Some(Conn::H2(a));
+                    break;
+                }
+                match pool.no_room(target) {
+                    NoRoom::Wait(opening) => opening.wait().await,
+                    NoRoom::Open(guard) => {
+                        // Boxed: the connect (and TLS handshake) state machine is large and rare.
+                        let opened = Box::pin(self.open_raw(target)).await;
+                        let a = match opened? {
+                            Opened::H2(c) => pool.add(target, c),
+                            // The server did not agree to HTTP/2 (ALPN).
+                            Opened::Conn(_) => return Err(ErrorKind::Protocol),
+                        };
+                        drop(guard);
+                        self.conns[target] = Some(Conn::H2(a));
+                        break;
+                    }
+                }
             }
         }
         match &mut self.conns[target] {
@@ -412,10 +424,11 @@ impl Client {
                 .await
                 .map_err(|e| e.kind)?;
             let h2 = opts.http2 || stream.alpn_h2();
+            let settings = opts.h2_max_streams > 1;
             match stream {
-                Stream::Tcp(tcp) if h2 => h2c::handshake(tcp).await.map(Opened::H2),
+                Stream::Tcp(tcp) if h2 => h2c::handshake(tcp, settings).await.map(Opened::H2),
                 Stream::Tcp(tcp) => Ok(Opened::Conn(Conn::H1(h1::Conn::new(tcp)))),
-                Stream::Tls(tls) if h2 => h2c::handshake(*tls).await.map(Opened::H2),
+                Stream::Tls(tls) if h2 => h2c::handshake(*tls, settings).await.map(Opened::H2),
                 Stream::Tls(tls) => Ok(Opened::Conn(Conn::H1Tls(Box::new(h1::Conn::new(*tls))))),
             }
         };

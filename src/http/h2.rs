@@ -45,6 +45,15 @@ pub(crate) struct Slot {
     closed: Arc<AtomicBool>,
 }
 
+impl Opening {
+    /// Waits until the connection is open (or its opening failed).
+    pub(crate) async fn wait(&self) {
+        let notified = self.done.notified();
+        notified.await;
+        self.waiting.set(self.waiting.get().saturating_sub(1));
+    }
+}
+
 impl Slot {
     fn closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
@@ -65,6 +74,42 @@ impl Slot {
 pub(crate) struct Pool {
     max_streams: usize,
     slots: RefCell<Vec<Vec<Rc<Slot>>>>,
+    /// By target: a connection being opened that VUs wait for rather than open their own.
+    opening: RefCell<Vec<Option<Rc<Opening>>>>,
+}
+
+/// A connection being opened: VUs that find no room elsewhere wait for it (up to the most
+/// streams a connection may carry) instead of each opening one.
+pub(crate) struct Opening {
+    waiting: Cell<usize>,
+    done: tokio::sync::Notify,
+}
+
+/// Held by the VU that opens a connection; when dropped (opened, failed or cancelled) the VUs
+/// waiting for the connection try again.
+pub(crate) struct OpenGuard<'a> {
+    pool: &'a Pool,
+    target: usize,
+    opening: Rc<Opening>,
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.pool.opening.borrow_mut().get_mut(self.target)
+            && slot.as_ref().is_some_and(|o| Rc::ptr_eq(o, &self.opening))
+        {
+            *slot = None;
+        }
+        self.opening.done.notify_waiters();
+    }
+}
+
+/// What a VU without a connection does next.
+pub(crate) enum NoRoom<'a> {
+    /// Another VU is opening a connection with room: wait for it, then look again.
+    Wait(Rc<Opening>),
+    /// Open one (the guard lets others wait for it).
+    Open(OpenGuard<'a>),
 }
 
 impl std::fmt::Debug for Pool {
@@ -83,7 +128,33 @@ impl Pool {
         Pool {
             max_streams: max_streams.max(1),
             slots: RefCell::new((0..targets).map(|_| Vec::new()).collect()),
+            opening: RefCell::new((0..targets).map(|_| None).collect()),
         }
+    }
+
+    /// No connection to `target` has room: wait for one being opened, or open one.
+    pub(crate) fn no_room(&self, target: usize) -> NoRoom<'_> {
+        let mut opening = self.opening.borrow_mut();
+        if let Some(Some(o)) = opening.get(target)
+            && o.waiting.get() + 1 < self.max_streams
+        {
+            o.waiting.set(o.waiting.get() + 1);
+            return NoRoom::Wait(o.clone());
+        }
+        let o = Rc::new(Opening {
+            waiting: Cell::new(0),
+            done: tokio::sync::Notify::new(),
+        });
+        if self.max_streams > 1
+            && let Some(slot) = opening.get_mut(target)
+        {
+            *slot = Some(o.clone());
+        }
+        NoRoom::Open(OpenGuard {
+            pool: self,
+            target,
+            opening: o,
+        })
     }
 
     /// Most streams per connection.
@@ -166,12 +237,14 @@ pub(crate) struct NewConn {
 }
 
 /// The HTTP/2 handshake over a connected stream; the connection runs as a task on the current
-/// runtime until it ends (then it is marked closed).
-pub(crate) async fn handshake<T>(io: T) -> Result<NewConn, ErrorKind>
+/// runtime until it ends (then it is marked closed). With `settings`, returns only once the
+/// server's SETTINGS are in (a PING's round trip: the server sends its SETTINGS first), so a
+/// shared connection takes no more VUs than the server allows streams.
+pub(crate) async fn handshake<T>(io: T, settings: bool) -> Result<NewConn, ErrorKind>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (send, conn) = ::h2::client::Builder::new()
+    let (send, mut conn) = ::h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW)
         .enable_push(false)
@@ -180,12 +253,18 @@ where
         .map_err(|e| classify(&e))?;
     let closed = Arc::new(AtomicBool::new(false));
     let flag = closed.clone();
+    let ping = if settings { conn.ping_pong() } else { None };
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "HTTP/2 connection ended");
         }
         flag.store(true, Ordering::Relaxed);
     });
+    if let Some(mut ping) = ping {
+        ping.ping(::h2::Ping::opaque())
+            .await
+            .map_err(|e| classify(&e))?;
+    }
     Ok(NewConn { send, closed })
 }
 
