@@ -186,15 +186,6 @@ impl Pool {
         }
         Attached::new(slot)
     }
-
-    /// Open connections to `target` (tests).
-    #[cfg(test)]
-    pub(crate) fn open_connections(&self, target: usize) -> usize {
-        self.slots.borrow()[target]
-            .iter()
-            .filter(|s| !s.closed())
-            .count()
-    }
 }
 
 /// A VU's place on a pooled connection: its own handle to open streams with.
