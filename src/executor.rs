@@ -356,7 +356,7 @@ struct Vu {
     /// Reused buffer for requests rendered per VU.
     scratch: Vec<u8>,
     /// HTTP/2: the requests that never vary, built once, by request id.
-    h2_heads: Vec<Option<Rc<(Request<()>, Bytes)>>>,
+    h2_heads: Vec<Option<H2Built>>,
     vars: Vars,
     wrr: Vec<i64>,
     rng: fastrand::Rng,
@@ -711,15 +711,20 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<()>, Bytes)> {
     Some((req, body))
 }
 
+/// An HTTP/2 request head and its body, built once per VU when they never vary.
+type H2Built = Rc<(Request<()>, Bytes)>;
+
 /// A request whose URL, headers and body never vary (its HTTP/2 head is built once per VU).
 fn is_static(r: &RequestPlan) -> bool {
     matches!(r.url, UrlPlan::Static(_))
-        && r.headers.iter().all(|(_, v)| matches!(v, HeaderPlan::Static(_)))
+        && r.headers
+            .iter()
+            .all(|(_, v)| matches!(v, HeaderPlan::Static(_)))
         && !matches!(r.body, Some(BodyPlan::Dynamic(_)))
 }
 
 /// The HTTP/2 request for `r`: the VU's cached one if it never varies, else built now.
-fn h2_request(r: &RequestPlan, vu: &mut Vu) -> Option<Rc<(Request<()>, Bytes)>> {
+fn h2_request(r: &RequestPlan, vu: &mut Vu) -> Option<H2Built> {
     if let Some(Some(cached)) = vu.h2_heads.get(r.id) {
         return Some(cached.clone());
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use stampede::config::{Dur, Overrides};
 use stampede::Summary;
+use stampede::config::{Dur, Overrides};
 
 use crate::support::nginx::Nginx;
 
@@ -54,7 +54,11 @@ fn h2c_and_h2_over_tls_counts_equal_nginx_access_log_with_1_and_10_streams() {
         };
         let s = run(url, 20, 2000, streams);
         let what = format!("tls={tls} streams={streams}: {:?}", s.errors);
-        assert_eq!((s.requests, s.failures, s.reconnects), (2000, 0, 0), "{what}");
+        assert_eq!(
+            (s.requests, s.failures, s.reconnects),
+            (2000, 0, 0),
+            "{what}"
+        );
         let lines = n.log_lines();
         let mine = &lines[seen..];
         seen = lines.len();
@@ -197,13 +201,23 @@ fn refused_streams_go_again_once_and_other_resets_fail() {
     let (port, answered) = reset_server(|_| Some(h2::Reason::REFUSED_STREAM));
     let s = run(format!("http://127.0.0.1:{port}/"), 1, 10, 1);
     assert_eq!((s.requests, s.failures), (10, 10));
-    assert_eq!(s.errors.get("connection_reset"), Some(&10), "{:?}", s.errors);
+    assert_eq!(
+        s.errors.get("connection_reset"),
+        Some(&10),
+        "{:?}",
+        s.errors
+    );
     assert_eq!(answered.load(Ordering::SeqCst), 0);
 
     // Any other reset is a failure, never sent again (the server may have acted on it).
     let (port, answered) = reset_server(|i| (i % 4 == 0).then_some(h2::Reason::INTERNAL_ERROR));
     let s = run(format!("http://127.0.0.1:{port}/"), 1, 100, 1);
     assert_eq!((s.requests, s.failures, s.reconnects), (100, 25, 0));
-    assert_eq!(s.errors.get("connection_reset"), Some(&25), "{:?}", s.errors);
+    assert_eq!(
+        s.errors.get("connection_reset"),
+        Some(&25),
+        "{:?}",
+        s.errors
+    );
     assert_eq!(answered.load(Ordering::SeqCst), 75);
 }

@@ -510,13 +510,21 @@ mod tests {
         assert!(e.contains("`run.workers`") && e.contains("1024"), "{e}");
         cfg.run.workers = Some(MAX_WORKERS);
         validate(&cfg, "s.toml").expect("1024 workers");
-        for (n, ok) in [(0, false), (1, true), (MAX_H2_STREAMS, true), (MAX_H2_STREAMS + 1, false)] {
+        for (n, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_H2_STREAMS, true),
+            (MAX_H2_STREAMS + 1, false),
+        ] {
             cfg.defaults.h2_max_streams = n;
             let r = validate(&cfg, "s.toml");
             assert_eq!(r.is_ok(), ok, "{n}");
             if let Err(e) = r {
                 let e = e.to_string();
-                assert!(e.contains("`defaults.h2_max_streams`") && e.contains("--h2-streams"), "{e}");
+                assert!(
+                    e.contains("`defaults.h2_max_streams`") && e.contains("--h2-streams"),
+                    "{e}"
+                );
             }
         }
     }

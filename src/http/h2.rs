@@ -21,9 +21,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::{Bytes, BytesMut};
 use ::h2::client::SendRequest;
 use ::h2::{Reason, RecvStream};
+use bytes::{Bytes, BytesMut};
 use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -282,16 +282,16 @@ pub(crate) enum Unprocessed {
 
 impl Failure {
     fn of(e: &::h2::Error) -> Failure {
-        let unprocessed = if e.is_remote() && e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM)
-        {
-            Unprocessed::Refused
-        } else if e.is_remote() && e.is_go_away() {
-            // A stream gets the GOAWAY as its error only when its id is above the frame's last
-            // stream id (the streams at or below it go on, or end with the connection).
-            Unprocessed::GoAway
-        } else {
-            Unprocessed::No
-        };
+        let unprocessed =
+            if e.is_remote() && e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM) {
+                Unprocessed::Refused
+            } else if e.is_remote() && e.is_go_away() {
+                // A stream gets the GOAWAY as its error only when its id is above the frame's last
+                // stream id (the streams at or below it go on, or end with the connection).
+                Unprocessed::GoAway
+            } else {
+                Unprocessed::No
+            };
         Failure {
             kind: classify(e),
             unprocessed,
@@ -440,7 +440,10 @@ mod tests {
         // A bare reason (not a received frame) says nothing about processing.
         assert_eq!(Failure::of(&refused).unprocessed, Unprocessed::No);
         assert_eq!(classify(&refused), ErrorKind::Protocol);
-        assert_eq!(Failure::not_sent(&refused).unprocessed, Unprocessed::NotSent);
+        assert_eq!(
+            Failure::not_sent(&refused).unprocessed,
+            Unprocessed::NotSent
+        );
         assert_eq!(
             classify(&::h2::Error::from(Reason::PROTOCOL_ERROR)),
             ErrorKind::Protocol

@@ -18,7 +18,7 @@ use super::new_hist;
 
 /// A histogram that could not be decoded.
 #[derive(Debug, thiserror::Error)]
-pub enum HdrError {
+pub(crate) enum HdrError {
     /// Not base64.
     #[error("histogram is not base64: {0}")]
     Base64(#[from] base64::DecodeError),
@@ -83,7 +83,9 @@ mod tests {
         let mut both = new_hist();
         let mut x: u64 = 12345;
         for i in 0..20_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = 1 + (x >> 33) % 5_000_000;
             if i % 3 == 0 { &mut a } else { &mut b }.record(v).unwrap();
             both.record(v).unwrap();
@@ -92,7 +94,11 @@ mod tests {
         merged.add(decode(&encode(&b)).unwrap()).unwrap();
         assert_eq!(merged.len(), both.len());
         for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
-            assert_eq!(merged.value_at_quantile(q), both.value_at_quantile(q), "q={q}");
+            assert_eq!(
+                merged.value_at_quantile(q),
+                both.value_at_quantile(q),
+                "q={q}"
+            );
         }
         assert_eq!(merged.max(), both.max());
         assert_eq!(merged.min(), both.min());
