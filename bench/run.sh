@@ -21,6 +21,7 @@ TOOLS="wrk oha hey k6 locust stampede"
 SMOKE=0
 EXTRAS=1
 KEEP=0
+BUILD=1
 
 usage() {
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
@@ -38,6 +39,7 @@ Flags:
   --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede (unless --tools/--conns given;
                    oha/k6/locust are never installed then, only run if present), small extras;
                    exits non-zero if any run fails, nginx counted 0 requests, or no remote-write
+  --no-build       use target/release/stampede as it is (no cargo build --release first)
   --keep           keep the temp dir (nginx/prometheus logs, per-run output)
 EOF
 }
@@ -51,6 +53,7 @@ while [[ $# -gt 0 ]]; do
         --no-extras) EXTRAS=0; shift ;;
         --smoke) SMOKE=1; shift ;;
         --keep) KEEP=1; shift ;;
+        --no-build) BUILD=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown flag: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -151,7 +154,7 @@ install_tools() {
             python3 -m pip install -q --disable-pip-version-check locust
         fi
     fi
-    if want_tool stampede || want_tool h2 || want_tool https || [[ $EXTRAS == 1 ]]; then
+    if [[ $BUILD == 1 ]] && { want_tool stampede || want_tool h2 || want_tool https || [[ $EXTRAS == 1 ]]; }; then
         log "cargo build --release (stampede)"
         (cd "$ROOT" && cargo build --release --quiet --bin stampede)
     fi
