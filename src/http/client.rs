@@ -309,8 +309,9 @@ impl Client {
                             Unprocessed::NotSent | Unprocessed::GoAway => true,
                             Unprocessed::Refused => !std::mem::replace(&mut refused, true),
                         };
-                        // A GOAWAY or a closed connection: no new streams on it.
-                        if f.unprocessed != Unprocessed::Refused {
+                        // A GOAWAY or a failed connection: no new streams on it. A reset stream
+                        // leaves the connection to the others.
+                        if !f.stream_only {
                             attached.close();
                         }
                         self.conns[target] = None;

@@ -265,6 +265,8 @@ pub(crate) struct Failure {
     pub(crate) kind: ErrorKind,
     /// The server did not process the request (it may go again on another connection).
     pub(crate) unprocessed: Unprocessed,
+    /// Only this stream failed (`RST_STREAM`): the connection goes on carrying others.
+    pub(crate) stream_only: bool,
 }
 
 /// How certain it is that the server never processed a failed request.
@@ -295,6 +297,7 @@ impl Failure {
         Failure {
             kind: classify(e),
             unprocessed,
+            stream_only: e.is_reset(),
         }
     }
 
@@ -302,6 +305,7 @@ impl Failure {
         Failure {
             kind: classify(e),
             unprocessed: Unprocessed::NotSent,
+            stream_only: false,
         }
     }
 
@@ -309,6 +313,7 @@ impl Failure {
         Failure {
             kind,
             unprocessed: Unprocessed::No,
+            stream_only: false,
         }
     }
 }
