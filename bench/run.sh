@@ -10,7 +10,7 @@
 #   bench/run.sh                                  # full run: 10s x 3 rounds at 50 and 2000 conns
 #   bench/run.sh --duration 5s --rounds 1 --conns 50 --tools "wrk stampede"
 #   bench/run.sh --tools "h2 https" --conns "50 500" --no-extras   # HTTP/2 and HTTPS tables
-#   bench/run.sh --smoke                          # CI: wrk + stampede, 1s, 1 round, < 60 s
+#   bench/run.sh --smoke                          # CI: wrk, stampede, h2c; 1s, 1 round, < 90 s
 set -euo pipefail
 
 ORIG_ARGS=("$@")
@@ -36,7 +36,8 @@ Flags:
                    1 stream per connection and 10 (h2load -m 10; stampede --h2-streams 10 with 10x VUs);
                    'https' = HTTP/1.1 over TLS: wrk, oha (if installed) and stampede
   --no-extras      skip the 10k-VU and open-model scenarios
-  --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede (unless --tools/--conns given;
+  --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede + h2load/stampede over h2c
+                   (unless --tools/--conns given;
                    oha/k6/locust are never installed then, only run if present), small extras;
                    exits non-zero if any run fails, nginx counted 0 requests, or no remote-write
   --no-build       use target/release/stampede as it is (no cargo build --release first)
@@ -70,7 +71,7 @@ if [[ $SMOKE == 1 ]]; then
     DURATION=1s
     ROUNDS=1
     [[ " ${ORIG_ARGS[*]} " == *" --conns "* ]] || CONNS="50"
-    [[ " ${ORIG_ARGS[*]} " == *" --tools "* ]] || TOOLS="wrk stampede"
+    [[ " ${ORIG_ARGS[*]} " == *" --tools "* ]] || TOOLS="wrk stampede h2"
 fi
 
 # Duration in whole seconds (for tools that want a number) — accepts 10s, 1m, 1m30s, 90.
@@ -396,7 +397,8 @@ for t in $TOOLS; do
     case "$t" in
         stampede) ROWS+=(stampede stampede-rwend stampede-norw stampede-nometrics) ;;
         wrk|oha|hey|k6|locust) ROWS+=("$t") ;;
-        h2) ROWS+=(h2load-h2c stampede-h2c h2load-h2c-m10 stampede-h2c-s10 h2load-h2tls stampede-h2tls h2load-h2tls-m10 stampede-h2tls-s10) ;;
+        h2) ROWS+=(h2load-h2c stampede-h2c h2load-h2c-m10 stampede-h2c-s10)
+            [[ $SMOKE == 1 ]] || ROWS+=(h2load-h2tls stampede-h2tls h2load-h2tls-m10 stampede-h2tls-s10) ;;
         https) ROWS+=(wrk-tls stampede-tls); [[ -n $OHA ]] && ROWS+=(oha-tls) ;;
         *) die "unknown tool in --tools: $t" ;;
     esac
