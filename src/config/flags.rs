@@ -450,6 +450,7 @@ mod tests {
     fn only_given_flags_reach_the_layer_each_at_its_key() {
         let ov = Overrides {
             timeout: Some(Dur::secs(3)),
+            h2_streams: Some(10),
             headers: vec![("X-A".into(), "1".into())],
             thresholds: vec!["p99 < 1s".into()],
             vus: Some(7),
@@ -479,6 +480,8 @@ mod tests {
         .extract()
         .expect("extracts");
         assert_eq!(v.defaults.timeout, Dur::secs(3));
+        assert_eq!(v.defaults.h2_max_streams, 10);
+        assert_eq!(crate::config::Config::default().defaults.h2_max_streams, 1);
         assert_eq!(v.defaults.headers.get("X-A").map(String::as_str), Some("1"));
         assert_eq!(v.run.id.as_deref(), Some("r"));
         assert!(!v.metrics.enabled);
