@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side HTTP load-generator benchmark: stampede vs wrk, oha, hey, k6, Locust.
+# Side-by-side HTTP load-generator benchmark: stampede vs wrk, oha, hey, k6, Locust; HTTP/2 vs
+# h2load; HTTPS vs wrk and oha.
 #
 # Every tool hits the same nginx (ONE worker pinned to core 0, `return 200 "ok"`) from core 1,
 # with the same connection count and duration, alternating tools over R rounds; requests are
@@ -8,7 +9,8 @@
 #
 #   bench/run.sh                                  # full run: 10s x 3 rounds at 50 and 2000 conns
 #   bench/run.sh --duration 5s --rounds 1 --conns 50 --tools "wrk stampede"
-#   bench/run.sh --smoke                          # CI: wrk + stampede, 1s, 1 round, < 60 s
+#   bench/run.sh --tools "h2 https" --conns "50 500" --no-extras   # HTTP/2 and HTTPS tables
+#   bench/run.sh --smoke                          # CI: wrk, stampede, h2c; 1s, 1 round, < 90 s
 set -euo pipefail
 
 ORIG_ARGS=("$@")
@@ -19,6 +21,7 @@ TOOLS="wrk oha hey k6 locust stampede"
 SMOKE=0
 EXTRAS=1
 KEEP=0
+BUILD=1
 
 usage() {
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
@@ -27,13 +30,18 @@ Flags:
   --duration D     run length per tool run (default $DURATION; e.g. 10s, 1m)
   --rounds R       rounds, tools alternate inside each round; the median is reported (default $ROUNDS)
   --conns "A B"    connection counts (default "$CONNS")
-  --tools "..."    subset of: wrk oha hey k6 locust stampede (default "$TOOLS");
+  --tools "..."    subset of: wrk oha hey k6 locust stampede stampede-trace h2 https (default "$TOOLS");
                    'stampede' = four rows: remote-write 1s, remote-write at end only, no exporter, --no-metrics;
                    'stampede-trace' = three rows: remote-write 1s with --trace-sample-ratio 0, 0.01, 1
+                   'h2' = h2load vs stampede --http2 over h2c (prior knowledge) and h2 over TLS (ALPN),
+                   1 stream per connection and 10 (h2load -m 10; stampede --h2-streams 10 with 10x VUs);
+                   'https' = HTTP/1.1 over TLS: wrk, oha (if installed) and stampede
   --no-extras      skip the 10k-VU and open-model scenarios
-  --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede (unless --tools/--conns given;
+  --smoke          CI mode: 1s, 1 round, 50 conns, wrk + stampede + h2load/stampede over h2c
+                   (unless --tools/--conns given;
                    oha/k6/locust are never installed then, only run if present), small extras;
                    exits non-zero if any run fails, nginx counted 0 requests, or no remote-write
+  --no-build       use target/release/stampede as it is (no cargo build --release first)
   --keep           keep the temp dir (nginx/prometheus logs, per-run output)
 EOF
 }
@@ -47,6 +55,7 @@ while [[ $# -gt 0 ]]; do
         --no-extras) EXTRAS=0; shift ;;
         --smoke) SMOKE=1; shift ;;
         --keep) KEEP=1; shift ;;
+        --no-build) BUILD=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown flag: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -63,7 +72,7 @@ if [[ $SMOKE == 1 ]]; then
     DURATION=1s
     ROUNDS=1
     [[ " ${ORIG_ARGS[*]} " == *" --conns "* ]] || CONNS="50"
-    [[ " ${ORIG_ARGS[*]} " == *" --tools "* ]] || TOOLS="wrk stampede"
+    [[ " ${ORIG_ARGS[*]} " == *" --tools "* ]] || TOOLS="wrk stampede h2"
 fi
 
 # Duration in whole seconds (for tools that want a number) — accepts 10s, 1m, 1m30s, 90.
@@ -115,11 +124,15 @@ find_k6() {
 install_tools() {
     local debs=(nginx wrk procps)
     want_tool hey && debs+=(hey)
+    want_tool h2 && debs+=(nghttp2-client openssl)
     want_stampede && debs+=(prometheus)
     command -v /usr/bin/time >/dev/null || debs+=(time)
     command -v taskset >/dev/null || debs+=(util-linux)
     command -v curl >/dev/null || debs+=(curl)
     apt_install "${debs[@]}"
+    if want_tool https && ! want_tool oha && [[ $SMOKE == 0 ]] && ! command -v oha >/dev/null && [[ ! -x $HOME/.cargo/bin/oha ]]; then
+        log "oha not installed: the HTTPS table has no oha row (cargo install oha --locked)"
+    fi
     if want_tool oha && ! command -v oha >/dev/null && [[ ! -x $HOME/.cargo/bin/oha ]]; then
         if [[ $SMOKE == 1 ]]; then
             log "oha not installed: skipped in --smoke"; TOOLS="${TOOLS//oha/}"
@@ -144,7 +157,7 @@ install_tools() {
             python3 -m pip install -q --disable-pip-version-check locust
         fi
     fi
-    if want_stampede || [[ $EXTRAS == 1 ]]; then
+    if [[ $BUILD == 1 ]] && { want_stampede || want_tool h2 || want_tool https || [[ $EXTRAS == 1 ]]; }; then
         log "cargo build --release (stampede)"
         (cd "$ROOT" && cargo build --release --quiet --bin stampede)
     fi
@@ -191,8 +204,16 @@ wait_http() { # url, what
 
 NGINX_PORT="$(free_port)"
 URL="http://127.0.0.1:$NGINX_PORT/"
+# HTTP/2 with prior knowledge (h2c) and TLS (ALPN h2 or http/1.1) on their own ports.
+H2C_PORT="$(free_port)"
+TLS_PORT="$(free_port)"
+H2C_URL="http://127.0.0.1:$H2C_PORT/"
+TLS_URL="https://127.0.0.1:$TLS_PORT/"
 ACCESS_LOG="$WORK/nginx/access.log"
 mkdir -p "$WORK/nginx"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -keyout "$WORK/nginx/key.pem" -out "$WORK/nginx/cert.pem" -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || die "openssl could not make the test certificate"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -216,6 +237,14 @@ http {
     keepalive_timeout 300s;
     server {
         listen 127.0.0.1:$NGINX_PORT backlog=65535 reuseport;
+        location / { default_type text/plain; return 200 "ok"; }
+    }
+    server {
+        listen 127.0.0.1:$H2C_PORT http2 backlog=65535 reuseport;
+        listen 127.0.0.1:$TLS_PORT ssl http2 backlog=65535 reuseport;
+        ssl_certificate $WORK/nginx/cert.pem;
+        ssl_certificate_key $WORK/nginx/key.pem;
+        http2_max_concurrent_streams 128;
         location / { default_type text/plain; return 200 "ok"; }
     }
 }
@@ -310,6 +339,23 @@ tool_cmd() {
             printf '%s\n' "$STAMPEDE" run "$WORK/stampede-rw.toml" --url "${URL%/}" --vus "$c" \
                 --duration "$DURATION" --workers 1 --quiet --summary-json "$out.json" \
                 --trace-sample-ratio "$ratio" ;;
+        # HTTP/2: h2load (nghttp2) and stampede, h2c and TLS, 1 and 10 streams per connection.
+        h2load-h2c|h2load-h2c-m10|h2load-h2tls|h2load-h2tls-m10)
+            local m=1 u="$H2C_URL"
+            [[ $tool == *-m10 ]] && m=10
+            [[ $tool == *h2tls* ]] && u="$TLS_URL"
+            printf '%s\n' h2load -t1 -c "$c" -m "$m" -D "$DUR_S" "$u" ;;
+        stampede-h2c|stampede-h2c-s10|stampede-h2tls|stampede-h2tls-s10)
+            local m=1 u="$H2C_URL"
+            [[ $tool == *-s10 ]] && m=10
+            [[ $tool == *h2tls* ]] && u="$TLS_URL"
+            printf '%s\n' "$STAMPEDE" run --url "$u" --http2 --insecure --h2-streams "$m" --vus "$((c * m))" \
+                --duration "$DURATION" --workers 1 --quiet --summary-json "$out.json" ;;
+        # HTTPS (HTTP/1.1 over TLS).
+        wrk-tls) printf '%s\n' wrk -t1 "-c$c" "-d$DURATION" --latency "$TLS_URL" ;;
+        oha-tls) printf '%s\n' "$OHA" -c "$c" -z "$DURATION" --no-tui --worker-threads 1 --insecure "$TLS_URL" ;;
+        stampede-tls) printf '%s\n' "$STAMPEDE" run --url "$TLS_URL" --insecure --vus "$c" --duration "$DURATION" \
+                          --workers 1 --quiet --summary-json "$out.json" ;;
         *) die "unknown tool $tool" ;;
     esac
 }
@@ -361,6 +407,9 @@ for t in $TOOLS; do
         # Trace sampling 0 % (the plain 'stampede' row), 1 % and 100 %, side by side.
         stampede-trace) ROWS+=(stampede stampede-trace1 stampede-trace100) ;;
         wrk|oha|hey|k6|locust) ROWS+=("$t") ;;
+        h2) ROWS+=(h2load-h2c stampede-h2c h2load-h2c-m10 stampede-h2c-s10)
+            [[ $SMOKE == 1 ]] || ROWS+=(h2load-h2tls stampede-h2tls h2load-h2tls-m10 stampede-h2tls-s10) ;;
+        https) ROWS+=(wrk-tls stampede-tls); [[ -n $OHA ]] && ROWS+=(oha-tls) ;;
         *) die "unknown tool in --tools: $t" ;;
     esac
 done
@@ -435,7 +484,11 @@ VERSIONS="$(
                 hey) printf '; hey (Debian %s)' "$(dpkg-query -W -f '${Version}' hey 2>/dev/null)" ;;
                 k6) printf '; k6 %s' "$("$K6" version 2>/dev/null | awk '{print $2}')" ;;
                 locust) printf '; locust %s' "$(python3 -c 'import locust; print(locust.__version__)' 2>/dev/null)" ;;
-                stampede|stampede-trace) printf '; stampede %s (%s)' "$("$STAMPEDE" --version | awk '{print $2}')" \
+                h2) printf '; h2load %s' "$(h2load --version 2>/dev/null | awk '{print $2}')" ;;&
+                stampede|stampede-trace|h2|https)
+                    [[ $t != stampede ]] && want_tool stampede && continue
+                    [[ $t == https ]] && want_tool h2 && continue
+                    printf '; stampede %s (%s)' "$("$STAMPEDE" --version | awk '{print $2}')" \
                     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')" ;;
             esac
         done
@@ -446,8 +499,28 @@ BENCH_CMDLINE="$CMDLINE" python3 - "$RAW" "$EXTRA" "$WORK/runs" "$RESULTS_DIR/la
 import csv, json, os, statistics, sys
 raw, extra, runs, out_path = sys.argv[1:5]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
-order = ["wrk", "oha", "hey", "k6", "locust", "stampede", "stampede-trace1", "stampede-trace100", "stampede-rwend", "stampede-norw", "stampede-nometrics"]
+# Tables: (title, rows in order, the reference tool the ratios divide by).
+groups = [
+    ("HTTP/1.1", ["wrk", "oha", "hey", "k6", "locust", "stampede", "stampede-trace1", "stampede-trace100", "stampede-rwend", "stampede-norw", "stampede-nometrics"], "wrk"),
+    ("HTTPS (HTTP/1.1 over TLS)", ["wrk-tls", "oha-tls", "stampede-tls"], "wrk-tls"),
+    ("HTTP/2 h2c (prior knowledge), 1 stream per connection", ["h2load-h2c", "stampede-h2c"], "h2load-h2c"),
+    ("HTTP/2 h2c, 10 streams per connection", ["h2load-h2c-m10", "stampede-h2c-s10"], "h2load-h2c-m10"),
+    ("HTTP/2 over TLS (ALPN), 1 stream per connection", ["h2load-h2tls", "stampede-h2tls"], "h2load-h2tls"),
+    ("HTTP/2 over TLS, 10 streams per connection", ["h2load-h2tls-m10", "stampede-h2tls-s10"], "h2load-h2tls-m10"),
+]
+order = [t for _, ts, _ in groups for t in ts]
 label = {
+    "wrk-tls": "wrk (HTTPS)",
+    "oha-tls": "oha (HTTPS)",
+    "stampede-tls": "stampede (HTTPS, no exporter)",
+    "h2load-h2c": "h2load -t1 -m 1",
+    "stampede-h2c": "stampede --http2 (no exporter)",
+    "h2load-h2c-m10": "h2load -t1 -m 10",
+    "stampede-h2c-s10": "stampede --http2 --h2-streams 10, 10 VUs per connection",
+    "h2load-h2tls": "h2load -t1 -m 1 (TLS)",
+    "stampede-h2tls": "stampede --http2 (TLS)",
+    "h2load-h2tls-m10": "h2load -t1 -m 10 (TLS)",
+    "stampede-h2tls-s10": "stampede --http2 --h2-streams 10 (TLS)",
     "stampede": "stampede (OTel + remote-write 1s)",
     "stampede-rwend": "stampede (OTel, remote-write only at end)",
     "stampede-norw": "stampede (no remote-write: no reader, OTel inert)",
@@ -475,12 +548,14 @@ if "$RW_SERIES":
     L.append("- remote-write check: Prometheus held $RW_SERIES \`stampede_*\` series after the runs")
 L.append("")
 summary = {}
-for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
-    L.append(f"## {c} connections\n")
-    L.append("| tool | req/s (nginx) | × wrk | × wrk, paired | CPU µs/req | peak RSS MB | active s | failures | runs ok |")
+for c, (gname, gorder, gbase) in [(c, g) for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}) for g in groups]:
+    if not any(r["tool"] in gorder and int(r["conns"]) == c for r in rows):
+        continue
+    L.append(f"## {c} connections" + ("" if gbase == "wrk" else f": {gname}") + "\n")
+    L.append(f"| tool | req/s (nginx) | × {gbase} | × {gbase}, paired | CPU µs/req | peak RSS MB | active s | failures | runs ok |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     stats = {}
-    for t in order:
+    for t in gorder:
         rs = [r for r in rows if r["tool"] == t and int(r["conns"]) == c]
         if not rs:
             continue
@@ -491,7 +566,7 @@ for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
         fails = [r["failures"] for r in rs if r["failures"] not in ("-", "")]
         ok = sum(1 for r in rs if r["rc"] == "0" and int(r["requests"]) > 0)
         stats[t] = dict(rate=rate, cpu=cpu, rss=rss, act=act, fails=fails, ok=ok, n=len(rs))
-    base = stats.get("wrk", {}).get("rate")
+    base = stats.get(gbase, {}).get("rate")
     # paired: tool ÷ wrk within the same round (both ran minutes apart at most), median over rounds
     def rnd_rate(t, rd):
         for r in rows:
@@ -499,12 +574,25 @@ for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
                 return int(r["requests"]) / float(r["window_s"])
     for t, s in stats.items():
         ratio = f"{s['rate'] / base:.2f}×" if base else "n/a"
-        pr = [rnd_rate(t, r["round"]) / rnd_rate("wrk", r["round"]) for r in rows
-              if r["tool"] == t and int(r["conns"]) == c and rnd_rate(t, r["round"]) and rnd_rate("wrk", r["round"])]
+        pr = [rnd_rate(t, r["round"]) / rnd_rate(gbase, r["round"]) for r in rows
+              if r["tool"] == t and int(r["conns"]) == c and rnd_rate(t, r["round"]) and rnd_rate(gbase, r["round"])]
         pratio = f"{statistics.median(pr):.2f}×" if pr else "n/a"
         f = "/".join(s["fails"]) if s["fails"] else "-"
         L.append(f"| {label.get(t, t)} | {fnum(s['rate'])} | {ratio} | {pratio} | {fnum(s['cpu'], '{:.1f}')} | {fnum(s['rss'], '{:.1f}')} | {fnum(s['act'], '{:.1f}')} | {f} | {s['ok']}/{s['n']} |")
-    summary[c] = stats
+    summary[(c, gbase)] = stats
+    if gbase != "wrk":
+        # CPU per request against the reference, paired per round.
+        for t in gorder:
+            if t == gbase or t not in stats:
+                continue
+            by = {}
+            for r in rows:
+                if int(r["conns"]) == c and r["tool"] in (t, gbase) and int(r["requests"]) > 0:
+                    by.setdefault(r["round"], {})[r["tool"]] = float(r["cpu_s"]) / int(r["requests"])
+            xs = [d[t] / d[gbase] for d in by.values() if t in d and gbase in d and d[gbase] > 0]
+            if xs:
+                L.append("")
+                L.append(f"{label.get(t, t)}: CPU per request {statistics.median(xs):.2f}× {gbase}'s (per-round pairs, median; {min(xs):.2f}–{max(xs):.2f})")
     st = stats.get("stampede", {}).get("rate")
     if st:
         parts = []
@@ -538,7 +626,7 @@ for c in sorted({int(r["conns"]) for r in rows if r["tool"] in order}):
     L.append("<details><summary>per-round raw numbers</summary>\n")
     L.append("| tool | round | requests | active s | wall s | req/s | CPU s | RSS MB | new conns | rc | failures |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in sorted((r for r in rows if int(r["conns"]) == c and r["tool"] in order), key=lambda r: (order.index(r["tool"]), int(r["round"]))):
+    for r in sorted((r for r in rows if int(r["conns"]) == c and r["tool"] in gorder), key=lambda r: (order.index(r["tool"]), int(r["round"]))):
         w = float(r["window_s"])
         L.append(f"| {r['tool']} | {r['round']} | {r['requests']} | {w:.2f} | {r['wall_s']} | {int(r['requests']) / w if w else 0:,.0f} | {r['cpu_s']} | {int(r['rss_kb']) / 1024:.1f} | {r['new_conns']} | {r['rc']} | {r['failures']} |")
     L.append("\n</details>\n")

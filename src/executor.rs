@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Uri};
-use http_body_util::Full;
 use tokio::sync::watch;
 use tokio::task::coop::consume_budget;
 use tokio::time::Instant;
 
 use crate::config::{ExtractSource, ThinkTime};
 use crate::http::client::{Client, H1Request, KEPT_BODY_LIMIT, Shared as ClientShared};
+use crate::http::h2::{H2Request, Pool as H2Pool};
 use crate::metrics::{Instruments, Recorder};
 use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::plan::{
@@ -229,6 +229,7 @@ where
         ),
         recorder: RefCell::new(shared.instruments.as_ref().map(|i| i.recorder())),
         pulse: Pulse::new(shared.start),
+        h2_pool: Client::shared_pool(&shared.client),
         shared: shared.clone(),
         cuts: Cuts::default(),
     });
@@ -297,6 +298,8 @@ struct WorkerCtx {
     shared: Arc<RunShared>,
     /// Wakes in-flight requests when the run's hard deadline moves.
     cuts: Cuts,
+    /// HTTP/2 with more than one stream per connection: the connections this worker's VUs share.
+    h2_pool: Option<Rc<H2Pool>>,
 }
 
 /// Permission to start one iteration.
@@ -312,9 +315,10 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
     let plan = shared.plan.clone();
     let sc = &plan.scenarios[sc_idx];
     let mut vu_state = Vu {
-        client: Client::new(shared.client.clone()),
+        client: Client::new(shared.client.clone(), ctx.h2_pool.clone()),
         cut_slot: ctx.cuts.slot(),
         scratch: Vec::new(),
+        h2_heads: Vec::new(),
         vars: Vars {
             values: sc.initial_vars.clone(),
             vu,
@@ -426,6 +430,8 @@ struct Vu {
     cut_slot: usize,
     /// Reused buffer for requests rendered per VU.
     scratch: Vec<u8>,
+    /// HTTP/2: the requests that never vary, built once, by request id.
+    h2_heads: Vec<Option<H2Built>>,
     vars: Vars,
     wrr: Vec<i64>,
     rng: fastrand::Rng,
@@ -809,13 +815,14 @@ fn render_wire(r: &RequestPlan, vars: &Vars, out: &mut Vec<u8>) -> Option<u64> {
     Some(body.len() as u64)
 }
 
-fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, u64)> {
+/// The HTTP/2 request head and body (the URI is absolute: scheme and authority become
+/// pseudo-headers).
+fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<()>, Bytes)> {
     let body = match &r.body {
         Some(BodyPlan::Static(b)) => b.clone(),
         Some(BodyPlan::Dynamic(t)) => Bytes::from(t.render(vars)),
         None => Bytes::new(),
     };
-    let len = body.len() as u64;
     let uri = match &r.url {
         UrlPlan::Static(u) => u.clone(),
         UrlPlan::Dynamic {
@@ -830,7 +837,7 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, 
             }
         }
     };
-    let mut req = Request::new(Full::new(body));
+    let mut req = Request::new(());
     *req.method_mut() = r.method.clone();
     *req.uri_mut() = uri;
     let h = req.headers_mut();
@@ -838,7 +845,34 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<Full<Bytes>>, 
     for (name, v) in &r.headers {
         h.insert(name.clone(), header_value(v, vars)?);
     }
-    Some((req, len))
+    Some((req, body))
+}
+
+/// An HTTP/2 request head and its body, built once per VU when they never vary.
+type H2Built = Rc<(Request<()>, Bytes)>;
+
+/// A request whose URL, headers and body never vary (its HTTP/2 head is built once per VU).
+fn is_static(r: &RequestPlan) -> bool {
+    matches!(r.url, UrlPlan::Static(_))
+        && r.headers
+            .iter()
+            .all(|(_, v)| matches!(v, HeaderPlan::Static(_)))
+        && !matches!(r.body, Some(BodyPlan::Dynamic(_)))
+}
+
+/// The HTTP/2 request for `r`: the VU's cached one if it never varies, else built now.
+fn h2_request(r: &RequestPlan, vu: &mut Vu) -> Option<H2Built> {
+    if let Some(Some(cached)) = vu.h2_heads.get(r.id) {
+        return Some(cached.clone());
+    }
+    let built = Rc::new(build_request(r, &vu.vars)?);
+    if is_static(r) {
+        if vu.h2_heads.len() <= r.id {
+            vu.h2_heads.resize(r.id + 1, None);
+        }
+        vu.h2_heads[r.id] = Some(built.clone());
+    }
+    Some(built)
 }
 
 /// This worker's in-flight requests, to wake when the run's hard deadline moves (a stop with a
@@ -968,66 +1002,68 @@ async fn do_request(
     }
     // Sampled requests only: unsampled ones (all of them with tracing off) skip this.
     let span = vu.tracing.as_mut().and_then(VuTracing::next);
-    let mut prepared = if shared.plan.client.http2 {
-        build_request(r, &vu.vars).map(|(req, len)| (Some(req), len))
-    } else if let Some(w) = &r.wire {
-        Some((None, static_body_len(r).unwrap_or(w.len() as u64)))
-    } else {
-        render_wire(r, &vu.vars, &mut vu.scratch).map(|len| (None, len))
-    };
-    // The traceparent of a sampled request: into the HTTP/2 request's headers, or spliced
-    // into a copy of the HTTP/1.1 bytes (the pre-rendered ones stay as they are).
-    let mut spliced = false;
-    if let (Some(sc), Some(t)) = (&span, vu.tracing.as_mut()) {
-        let value = sc.traceparent();
-        match &mut prepared {
-            Some((Some(req), _)) => {
-                if let Ok(v) = HeaderValue::from_bytes(&value) {
-                    req.headers_mut().insert(TRACEPARENT, v);
-                }
-            }
-            Some((None, _)) => {
-                let wire = r.wire.as_deref().unwrap_or(&vu.scratch);
-                spliced = splice_header(wire, TRACEPARENT, &value, &mut t.buf);
-            }
-            None => {}
-        }
-    }
     let started_wall = span.map(|_| std::time::SystemTime::now());
-    let (outcome, bytes_out) = match prepared {
-        Some((Some(req), len)) => (
-            // HTTP/2 through hyper: boxed to keep the common VU future small.
-            Box::pin(vu.client.send(
-                r.target,
-                req,
-                r.keep_body,
-                r.keep_headers,
-                hard,
-                Cut::new(ctx, vu.cut_slot, hard),
-            ))
-            .await,
-            len,
-        ),
-        Some((None, len)) => {
-            let wire = match &vu.tracing {
-                Some(t) if spliced => &t.buf[..],
-                _ => r.wire.as_deref().unwrap_or(&vu.scratch),
-            };
-            let req = H1Request {
-                wire,
-                head: r.head,
-                idempotent: r.method.is_idempotent(),
-                keep_body: r.keep_body,
-                keep_headers: r.keep_headers,
-            };
-            (
-                vu.client
-                    .send_h1(r.target, req, hard, Cut::new(ctx, vu.cut_slot, hard))
-                    .await,
-                len,
-            )
+    let (outcome, bytes_out) = if shared.plan.client.http2 {
+        // A sampled request's traceparent rides as this request's one extra header.
+        let extra_header = span.as_ref().and_then(|sc| {
+            HeaderValue::from_bytes(&sc.traceparent())
+                .ok()
+                .map(|v| (http::HeaderName::from_static(TRACEPARENT), v))
+        });
+        match h2_request(r, vu) {
+            Some(built) => {
+                let (head, body) = &*built;
+                let req = H2Request {
+                    head,
+                    extra_header,
+                    body,
+                    keep_body: r.keep_body,
+                    keep_headers: r.keep_headers,
+                };
+                (
+                    vu.client
+                        .send_h2(r.target, req, hard, Cut::new(ctx, vu.cut_slot, hard))
+                        .await,
+                    body.len() as u64,
+                )
+            }
+            None => (Outcome::failed(ErrorKind::Protocol), 0),
         }
-        None => (Outcome::failed(ErrorKind::Protocol), 0),
+    } else {
+        let prepared = if let Some(w) = &r.wire {
+            Some(static_body_len(r).unwrap_or(w.len() as u64))
+        } else {
+            render_wire(r, &vu.vars, &mut vu.scratch)
+        };
+        match prepared {
+            Some(len) => {
+                // A sampled request's traceparent is spliced into a copy of the bytes (the
+                // pre-rendered ones stay as they are).
+                let mut spliced = false;
+                if let (Some(sc), Some(t)) = (&span, vu.tracing.as_mut()) {
+                    let wire = r.wire.as_deref().unwrap_or(&vu.scratch);
+                    spliced = splice_header(wire, TRACEPARENT, &sc.traceparent(), &mut t.buf);
+                }
+                let wire = match &vu.tracing {
+                    Some(t) if spliced => &t.buf[..],
+                    _ => r.wire.as_deref().unwrap_or(&vu.scratch),
+                };
+                let req = H1Request {
+                    wire,
+                    head: r.head,
+                    idempotent: r.method.is_idempotent(),
+                    keep_body: r.keep_body,
+                    keep_headers: r.keep_headers,
+                };
+                (
+                    vu.client
+                        .send_h1(r.target, req, hard, Cut::new(ctx, vu.cut_slot, hard))
+                        .await,
+                    len,
+                )
+            }
+            None => (Outcome::failed(ErrorKind::Protocol), 0),
+        }
     };
     let sample = Sample {
         req: r.id,

@@ -393,6 +393,7 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
             timeout: config.defaults.timeout.get(),
             connect_timeout: config.defaults.connect_timeout.get(),
             http2: config.defaults.http2,
+            h2_max_streams: config.defaults.h2_max_streams,
             insecure: config.defaults.insecure,
         },
         metrics,

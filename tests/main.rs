@@ -1,6 +1,8 @@
 //! One integration-test binary. Topics:
 //! - `engine`: the load engine against the embedded target and a real nginx (counts, open
 //!   model, coordinated omission, error classes, signals);
+//! - `http2`: HTTP/2 against nginx (h2c, h2 over TLS) and a resetting h2 server: counts,
+//!   shared connections, the server's stream limit, GOAWAY, RST_STREAM;
 //! - `cli`: exit codes, bad configs named precisely, every file in config/ validates;
 //! - `exporter_prom`: the remote-write exporter alone against a real Prometheus;
 //! - `remote_write`: whole runs pushed into a real Prometheus, totals read back exactly;
@@ -26,6 +28,7 @@ mod distributed;
 mod engine;
 mod exporter_prom;
 mod generator;
+mod http2;
 mod kubernetes;
 mod layers;
 mod otlp;

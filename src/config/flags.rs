@@ -107,6 +107,13 @@ pub struct Overrides {
     #[arg(long, help_heading = REQUEST)]
     #[serde(rename = "defaults.http2", skip_serializing_if = "std::ops::Not::not")]
     pub http2: bool,
+    /// HTTP/2: concurrent streams per connection; N > 1 lets VUs share connections [default: 1].
+    #[arg(long, value_name = "N", help_heading = REQUEST)]
+    #[serde(
+        rename = "defaults.h2_max_streams",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub h2_streams: Option<u32>,
     /// Skip TLS certificate verification.
     #[arg(long, short = 'k', help_heading = REQUEST)]
     #[serde(
@@ -583,6 +590,7 @@ mod tests {
     fn only_given_flags_reach_the_layer_each_at_its_key() {
         let ov = Overrides {
             timeout: Some(Dur::secs(3)),
+            h2_streams: Some(10),
             headers: vec![("X-A".into(), "1".into())],
             thresholds: vec!["p99 < 1s".into()],
             vus: Some(7),
@@ -612,6 +620,8 @@ mod tests {
         .extract()
         .expect("extracts");
         assert_eq!(v.defaults.timeout, Dur::secs(3));
+        assert_eq!(v.defaults.h2_max_streams, 10);
+        assert_eq!(crate::config::Config::default().defaults.h2_max_streams, 1);
         assert_eq!(v.defaults.headers.get("X-A").map(String::as_str), Some("1"));
         assert_eq!(v.run.id.as_deref(), Some("r"));
         assert!(!v.metrics.enabled);

@@ -152,6 +152,10 @@ pub struct Defaults {
     pub headers: BTreeMap<String, String>,
     /// Speak HTTP/2 (ALPN over TLS; prior knowledge over cleartext).
     pub http2: bool,
+    /// HTTP/2: most concurrent streams per connection. 1 (the default): each VU keeps its own
+    /// connection; N > 1: the VUs of a worker share connections, up to N streams each (fewer if
+    /// the server's `SETTINGS_MAX_CONCURRENT_STREAMS` says so).
+    pub h2_max_streams: u32,
     /// Skip TLS certificate verification.
     pub insecure: bool,
 }
@@ -164,6 +168,7 @@ impl Default for Defaults {
             connect_timeout: Dur::secs(5),
             headers: BTreeMap::new(),
             http2: false,
+            h2_max_streams: 1,
             insecure: false,
         }
     }

@@ -24,6 +24,9 @@ pub const MAX_RATE: f64 = 10_000_000.0;
 /// (`nr_open` = 1,048,576) is reached anyway.
 pub const MAX_VUS: u64 = 1_000_000;
 
+/// Most concurrent streams per HTTP/2 connection (`defaults.h2_max_streams`, `--h2-streams`).
+pub(crate) const MAX_H2_STREAMS: u32 = 10_000;
+
 /// Most worker threads (`run.workers`, `--workers`): 1024. Each has its own runtime and exact
 /// statistics (about 0.4 MB per scenario plus 0.2 MB per request definition); threads beyond the
 /// CPU count only add context switches.
@@ -144,6 +147,15 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
     }
     if cfg.defaults.connect_timeout.get().is_zero() {
         return bad("defaults.connect_timeout", "must be greater than 0".into());
+    }
+    if !(1..=MAX_H2_STREAMS).contains(&cfg.defaults.h2_max_streams) {
+        return bad(
+            "defaults.h2_max_streams",
+            format!(
+                "{}: use 1 to {MAX_H2_STREAMS} concurrent streams per HTTP/2 connection (--h2-streams)",
+                cfg.defaults.h2_max_streams
+            ),
+        );
     }
     let mut names = BTreeSet::new();
     let mut total_vus: u64 = 0;
@@ -599,6 +611,23 @@ mod tests {
         assert!(e.contains("`run.workers`") && e.contains("1024"), "{e}");
         cfg.run.workers = Some(MAX_WORKERS);
         validate(&cfg, "s.toml").expect("1024 workers");
+        for (n, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_H2_STREAMS, true),
+            (MAX_H2_STREAMS + 1, false),
+        ] {
+            cfg.defaults.h2_max_streams = n;
+            let r = validate(&cfg, "s.toml");
+            assert_eq!(r.is_ok(), ok, "{n}");
+            if let Err(e) = r {
+                let e = e.to_string();
+                assert!(
+                    e.contains("`defaults.h2_max_streams`") && e.contains("--h2-streams"),
+                    "{e}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,26 +1,23 @@
-//! The per-VU HTTP client: one keep-alive connection per server (no pool, no locks), HTTP/1.1
-//! through [`h1`] or HTTP/2 through hyper's low-level connection API (ALPN over TLS, prior
-//! knowledge over cleartext), rustls for TLS. Every failure becomes an [`ErrorKind`], a
+//! The per-VU HTTP client: HTTP/1.1 through [`h1`] on one keep-alive connection per server
+//! (no pool, no locks), or HTTP/2 through [`h2`](super::h2) (ALPN over TLS, prior knowledge over
+//! cleartext) on a connection of its own or, with `h2_max_streams` > 1, on connections it shares
+//! with the worker's other VUs; rustls for TLS. Every failure becomes an [`ErrorKind`], a
 //! low-cardinality `error.type`. [`ClientOptions`] and [`Target`] are the client's own settings;
 //! the plan fills them in.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::connect::{self, Stream, TlsTo};
-use super::{Ended, bounded, h1, hyper_error_kind};
+use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Unprocessed};
+use super::{Ended, bounded, h1};
 use crate::outcome::{ErrorKind, Outcome};
 
 /// Client settings shared by all VUs.
@@ -32,6 +29,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// HTTP/2.
     pub http2: bool,
+    /// HTTP/2: most concurrent streams per connection (1: a connection per VU).
+    pub h2_max_streams: u32,
     /// Skip certificate verification.
     pub insecure: bool,
 }
@@ -110,7 +109,13 @@ impl std::fmt::Debug for Shared {
 enum Conn {
     H1(h1::Conn<TcpStream>),
     H1Tls(Box<h1::Conn<TlsStream<TcpStream>>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+    H2(Attached),
+}
+
+/// A connection just opened.
+enum Opened {
+    Conn(Conn),
+    H2(h2c::NewConn),
 }
 
 /// One HTTP/1.1 request as the client sends it.
@@ -140,6 +145,8 @@ const FD_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub(crate) struct Client {
     shared: Arc<Shared>,
     conns: Vec<Option<Conn>>,
+    /// HTTP/2 connections: the worker's (shared, `h2_max_streams` > 1) or this VU's own.
+    pool: Rc<Pool>,
     /// Connects in a row that failed for lack of file descriptors.
     fd_failures: u32,
 }
@@ -153,14 +160,22 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client with no connections yet.
-    pub(crate) fn new(shared: Arc<Shared>) -> Client {
+    /// A client with no connections yet. HTTP/2 streams go over `pool` (the worker's, when VUs
+    /// share connections) or over connections of the VU's own.
+    pub(crate) fn new(shared: Arc<Shared>, pool: Option<Rc<Pool>>) -> Client {
         let n = shared.targets.len();
         Client {
+            pool: pool.unwrap_or_else(|| Rc::new(Pool::new(n, 1))),
             shared,
             conns: (0..n).map(|_| None).collect(),
             fd_failures: 0,
         }
+    }
+
+    /// The pool a worker's VUs share when HTTP/2 carries more than one stream per connection.
+    pub(crate) fn shared_pool(shared: &Shared) -> Option<Rc<Pool>> {
+        let n = shared.opts.h2_max_streams as usize;
+        (shared.opts.http2 && n > 1).then(|| Rc::new(Pool::new(shared.targets.len(), n)))
     }
 
     /// After a `too_many_open_files` failure: how long the VU should pause before its next
@@ -265,105 +280,121 @@ impl Client {
         Outcome::failed(kind)
     }
 
-    /// HTTP/2: sends `req` over hyper, reads the whole response, within the request timeout
-    /// (or `hard_deadline`, whichever comes first), unless `cut` completes first. A request
-    /// that hyper hands back unsent because the reused connection had closed goes once more on
-    /// a fresh connection.
-    pub(crate) async fn send(
+    /// HTTP/2: sends `req` on a new stream and reads the whole response, within the request
+    /// timeout (or `hard_deadline`, whichever comes first), unless `cut` completes first.
+    ///
+    /// A request the server certainly did not process goes again on another connection (and
+    /// the outcome says `reconnected`): one the connection would not open a stream for (it had
+    /// closed, or the server had sent GOAWAY), one above a GOAWAY's last stream id (a graceful
+    /// shutdown), and, once, one refused with `RST_STREAM(REFUSED_STREAM)`.
+    pub(crate) async fn send_h2(
         &mut self,
         target: usize,
-        req: Request<Full<Bytes>>,
-        keep_body: bool,
-        keep_headers: bool,
+        req: H2Request<'_>,
         hard_deadline: Option<Instant>,
         cut: impl Future<Output = ()>,
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
         let mut reconnected = false;
-        let r = bounded(
-            self.exchange(target, req, keep_body, keep_headers, &mut reconnected),
-            deadline,
-            cut,
-        )
-        .await;
-        let mut o = self.settle(target, r, deadline_error);
+        let fut = async {
+            let mut refused = false;
+            // Each pass that goes again is caused by the server; bound them all the same.
+            for _ in 0..8 {
+                let attached = self.attach_h2(target).await?;
+                match h2c::exchange(attached, &req, KEPT_BODY_LIMIT).await {
+                    Ok(o) => return Ok(o),
+                    Err(f) => {
+                        let again = match f.unprocessed {
+                            Unprocessed::No => false,
+                            Unprocessed::NotSent | Unprocessed::GoAway => true,
+                            Unprocessed::Refused => !std::mem::replace(&mut refused, true),
+                        };
+                        // A GOAWAY or a failed connection: no new streams on it. A reset stream
+                        // leaves the connection to the others.
+                        if !f.stream_only {
+                            attached.close();
+                        }
+                        self.conns[target] = None;
+                        if !again {
+                            return Err(f.kind);
+                        }
+                        reconnected = true;
+                    }
+                }
+            }
+            Err(ErrorKind::ConnectionClosed)
+        };
+        let r = bounded(fut, deadline, cut).await;
+        let kind = match r {
+            Ok(Ok(mut o)) => {
+                o.reconnected = reconnected;
+                return o;
+            }
+            Ok(Err(kind)) => kind,
+            Err(Ended::Deadline) => deadline_error,
+            // The stream is reset when its futures drop; the connection stays.
+            Err(Ended::Cut) => ErrorKind::Cancelled,
+        };
+        let mut o = Outcome::failed(kind);
         o.reconnected = reconnected;
         o
     }
 
-    async fn exchange(
-        &mut self,
-        target: usize,
-        req: Request<Full<Bytes>>,
-        keep_body: bool,
-        keep_headers: bool,
-        reconnected: &mut bool,
-    ) -> Result<Outcome, ErrorKind> {
-        let usable = match &mut self.conns[target] {
-            Some(Conn::H2(s)) => !s.is_closed() && s.ready().await.is_ok(),
-            _ => false,
-        };
-        if !usable {
-            // A connection we had is gone: the server closed it while idle.
-            *reconnected = self.conns[target].is_some();
-            self.open(target).await?;
-        }
-        let sent = match &mut self.conns[target] {
-            Some(Conn::H2(s)) => s.try_send_request(req).await,
-            _ => return Err(ErrorKind::Protocol),
-        };
-        let resp: Response<Incoming> = match sent {
-            Ok(r) => r,
-            Err(mut e) => {
-                let kind = hyper_error_kind(e.error());
-                match e.take_message() {
-                    // Handed back unsent: the connection closed under it.
-                    Some(req) if usable && !*reconnected => {
-                        *reconnected = true;
-                        self.open(target).await?;
-                        match &mut self.conns[target] {
-                            Some(Conn::H2(s)) => s.send_request(req).await,
-                            _ => return Err(ErrorKind::Protocol),
-                        }
-                        .map_err(|e| hyper_error_kind(&e))?
+    /// This VU's place on an HTTP/2 connection to `target`: the one it has while that is
+    /// usable, else a pooled one with room, else a new one.
+    async fn attach_h2(&mut self, target: usize) -> Result<&mut Attached, ErrorKind> {
+        let max = self.pool.max_streams();
+        let keep = matches!(&self.conns[target], Some(Conn::H2(a)) if a.usable(max));
+        if !keep {
+            self.conns[target] = None;
+            let pool = self.pool.clone();
+            // Each pass either attaches, waits for a connection another VU opens, or opens
+            // one; waiting passes are bounded so a VU never waits without end.
+            for _ in 0..64 {
+                if let Some(a) = pool.attach(target) {
+                    self.conns[target] = Some(Conn::H2(a));
+                    break;
+                }
+                match pool.no_room(target) {
+                    NoRoom::Wait(opening) => opening.wait().await,
+                    NoRoom::Open(guard) => {
+                        // Boxed: the connect (and TLS handshake) state machine is large and rare.
+                        let opened = Box::pin(self.open_raw(target)).await;
+                        let a = match opened? {
+                            Opened::H2(c) => pool.add(target, c),
+                            // The server did not agree to HTTP/2 (ALPN).
+                            Opened::Conn(_) => return Err(ErrorKind::Protocol),
+                        };
+                        drop(guard);
+                        self.conns[target] = Some(Conn::H2(a));
+                        break;
                     }
-                    _ => return Err(kind),
-                }
-            }
-        };
-        let status = resp.status().as_u16();
-        let (parts, mut body) = resp.into_parts();
-        let mut bytes_in = 0u64;
-        let mut kept = keep_body.then(BytesMut::new);
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| hyper_error_kind(&e))?;
-            if let Some(data) = frame.data_ref() {
-                bytes_in += data.len() as u64;
-                if let Some(k) = kept.as_mut() {
-                    let room = KEPT_BODY_LIMIT.saturating_sub(k.len()).min(data.len());
-                    k.extend_from_slice(&data[..room]);
                 }
             }
         }
-        Ok(Outcome {
-            status: Some(status),
-            error: (status >= 400).then_some(ErrorKind::Status(status)),
-            bytes_in,
-            body: kept.map(BytesMut::freeze),
-            headers: keep_headers.then_some(parts.headers),
-            reconnected: false,
-        })
+        match &mut self.conns[target] {
+            Some(Conn::H2(a)) => Ok(a),
+            _ => Err(ErrorKind::Protocol),
+        }
     }
 
     /// Opens a connection to `target` (replacing any), keeping count of connects that fail
     /// for lack of file descriptors.
     async fn open(&mut self, target: usize) -> Result<(), ErrorKind> {
         self.conns[target] = None;
+        match self.open_raw(target).await? {
+            Opened::Conn(c) => self.conns[target] = Some(c),
+            Opened::H2(c) => self.conns[target] = Some(Conn::H2(self.pool.add(target, c))),
+        }
+        Ok(())
+    }
+
+    /// Connects to `target`, keeping count of connects that fail for lack of file descriptors.
+    async fn open_raw(&mut self, target: usize) -> Result<Opened, ErrorKind> {
         match self.connect(target).await {
             Ok(c) => {
                 self.fd_failures = 0;
-                self.conns[target] = Some(c);
-                Ok(())
+                Ok(c)
             }
             Err(kind) => {
                 if kind == ErrorKind::TooManyOpenFiles {
@@ -374,7 +405,7 @@ impl Client {
         }
     }
 
-    async fn connect(&self, target: usize) -> Result<Conn, ErrorKind> {
+    async fn connect(&self, target: usize) -> Result<Opened, ErrorKind> {
         let t = &self.shared.targets[target];
         let addrs = &self.shared.addrs[target];
         if addrs.is_empty() {
@@ -394,11 +425,12 @@ impl Client {
                 .await
                 .map_err(|e| e.kind)?;
             let h2 = opts.http2 || stream.alpn_h2();
+            let settings = opts.h2_max_streams > 1;
             match stream {
-                Stream::Tcp(tcp) if h2 => h2_handshake(TokioIo::new(tcp)).await,
-                Stream::Tcp(tcp) => Ok(Conn::H1(h1::Conn::new(tcp))),
-                Stream::Tls(tls) if h2 => h2_handshake(TokioIo::new(*tls)).await,
-                Stream::Tls(tls) => Ok(Conn::H1Tls(Box::new(h1::Conn::new(*tls)))),
+                Stream::Tcp(tcp) if h2 => h2c::handshake(tcp, settings).await.map(Opened::H2),
+                Stream::Tcp(tcp) => Ok(Opened::Conn(Conn::H1(h1::Conn::new(tcp)))),
+                Stream::Tls(tls) if h2 => h2c::handshake(*tls, settings).await.map(Opened::H2),
+                Stream::Tls(tls) => Ok(Opened::Conn(Conn::H1Tls(Box::new(h1::Conn::new(*tls))))),
             }
         };
         match tokio::time::timeout(opts.connect_timeout, fut).await {
@@ -406,19 +438,6 @@ impl Client {
             Err(_) => Err(ErrorKind::Timeout),
         }
     }
-}
-
-async fn h2_handshake<T>(io: TokioIo<T>) -> Result<Conn, ErrorKind>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (send, conn) = http2::handshake(TokioExecutor::new(), io)
-        .await
-        .map_err(|e| hyper_error_kind(&e))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(Conn::H2(send))
 }
 
 fn tls_connector(insecure: bool, http2: bool) -> Result<tokio_rustls::TlsConnector, rustls::Error> {
@@ -461,9 +480,10 @@ mod tests {
             timeout,
             connect_timeout: Duration::from_secs(1),
             http2: false,
+            h2_max_streams: 1,
             insecure: false,
         };
-        Client::new(Arc::new(Shared::new(&[t], &opts).await))
+        Client::new(Arc::new(Shared::new(&[t], &opts).await), None)
     }
 
     /// A server that answers one request per connection and then closes it, without saying
@@ -586,10 +606,11 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 connect_timeout: Duration::from_secs(5),
                 http2: false,
+                h2_max_streams: 1,
                 insecure,
             };
             let shared = Arc::new(Shared::new(std::slice::from_ref(&t), &opts).await);
-            let mut c = Client::new(shared);
+            let mut c = Client::new(shared, None);
             let wire =
                 format!("POST /api/v1/write HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\n\r\n");
             let o = c

@@ -1,19 +1,21 @@
 //! Everything that speaks HTTP, below the executor and above only [`crate::outcome`]:
 //!
-//! - [`client`]: the per-VU client (one keep-alive connection per server, HTTP/1.1 through
-//!   [`h1`], HTTP/2 through hyper) and its option types ([`client::ClientOptions`],
+//! - [`client`]: the per-VU client (HTTP/1.1 through [`h1`] on one keep-alive connection per
+//!   server, HTTP/2 through [`h2`] on its own or shared connections) and its option types ([`client::ClientOptions`],
 //!   [`client::Target`]), which the plan fills in.
 //! - [`h1`]: the small HTTP/1.1 connection of the hot path.
+//! - [`h2`]: HTTP/2 over the `h2` crate: per-worker connection pools, one exchange per stream.
 //! - [`connect`]: the one connector (TCP, nodelay, TLS, ALPN) for the client and the
 //!   remote-write sender, and the open-file limit.
 //! - [`tls`]: the rustls client configuration shared with the remote-write exporter.
 //! - [`url`]: credentials in URLs (`http://user:pass@host/`), base64 and percent-decoding.
 //!
-//! Failures become an [`ErrorKind`] here ([`io_error_kind`], [`hyper_error_kind`]).
+//! Failures become an [`ErrorKind`] here ([`io_error_kind`], [`h2::classify`]).
 
 pub(crate) mod client;
 pub(crate) mod connect;
 pub(crate) mod h1;
+pub(crate) mod h2;
 pub(crate) mod tls;
 pub(crate) mod url;
 
@@ -44,29 +46,6 @@ pub(crate) fn io_error_kind(e: &io::Error) -> ErrorKind {
                 ErrorKind::Io
             }
         }
-    }
-}
-
-/// Classifies a hyper error by walking its causes.
-pub(crate) fn hyper_error_kind(e: &hyper::Error) -> ErrorKind {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return io_error_kind(io);
-        }
-        if s.is::<rustls::Error>() {
-            return ErrorKind::Tls;
-        }
-        src = s.source();
-    }
-    if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        ErrorKind::ConnectionClosed
-    } else if e.is_parse() || e.is_parse_status() || e.is_user() {
-        ErrorKind::Protocol
-    } else {
-        ErrorKind::Io
     }
 }
 

@@ -10,6 +10,8 @@ pub struct Nginx {
     dir: tempfile::TempDir,
     /// The port it listens on (127.0.0.1).
     pub port: u16,
+    /// HTTP/2 servers ([`Nginx::start_h2`]): the port of h2 over TLS (ALPN), self-signed.
+    pub tls_port: u16,
 }
 
 fn nginx_binary() -> PathBuf {
@@ -32,9 +34,54 @@ impl Nginx {
     /// As [`Nginx::start`], with extra directives in the `http` block (e.g.
     /// `keepalive_timeout 1s;`).
     pub fn start_with(http_directives: &str) -> Nginx {
+        Nginx::start_conf(http_directives, false)
+    }
+
+    /// nginx speaking HTTP/2 only: h2c with prior knowledge on [`Nginx::port`] and h2 over TLS
+    /// (ALPN, a self-signed certificate for 127.0.0.1: run with `--insecure`) on
+    /// [`Nginx::tls_port`]; extra directives go in the `http` block (e.g.
+    /// `http2_max_concurrent_streams 2;`). The access log has one line per request:
+    /// `$connection $connection_requests $server_protocol $scheme $msec $request_time`.
+    pub fn start_h2(http_directives: &str) -> Nginx {
+        Nginx::start_conf(http_directives, true)
+    }
+
+    fn start_conf(http_directives: &str, h2: bool) -> Nginx {
         let bin = nginx_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let port = super::free_port();
+        let tls_port = if h2 { super::free_port() } else { 0 };
+        let keepalive = if http_directives.contains("keepalive_requests") {
+            ""
+        } else {
+            "keepalive_requests 100000;"
+        };
+        let servers = if h2 {
+            self_signed(dir.path());
+            format!(
+                r#"
+    log_format h2 '$connection $connection_requests $server_protocol $scheme $msec $request_time';
+    access_log {d}/access.log h2;
+    server {{
+        listen 127.0.0.1:{port} http2;
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {d}/cert.pem;
+        ssl_certificate_key {d}/key.pem;
+        location / {{ return 200 "ok"; }}
+    }}"#,
+                d = dir.path().display()
+            )
+        } else {
+            format!(
+                r#"
+    access_log {d}/access.log;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok"; }}
+    }}"#,
+                d = dir.path().display()
+            )
+        };
         let conf = format!(
             r#"
 worker_processes 1;
@@ -51,12 +98,9 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    keepalive_requests 100000;
+    {keepalive}
     {http_directives}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ return 200 "ok"; }}
-    }}
+    {servers}
 }}
 "#,
             d = dir.path().display()
@@ -80,7 +124,26 @@ http {{
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Nginx { child, dir, port }
+        Nginx {
+            child,
+            dir,
+            port,
+            tls_port,
+        }
+    }
+
+    /// The access log's lines (see [`Nginx::start_h2`] for their format there).
+    pub fn log_lines(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Asks nginx to reload its configuration gracefully (SIGHUP): its old worker sends
+    /// GOAWAY on every connection, finishes the streams in flight and exits.
+    pub fn reload(&self) {
+        super::signal(&self.child, libc::SIGHUP);
     }
 
     /// Requests nginx logged (its access log has one line per request).
@@ -113,4 +176,37 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 (`cert.pem`, `key.pem` in `dir`).
+fn self_signed(dir: &std::path::Path) {
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "openssl makes the test certificate: apt-get install -y openssl"
+    );
 }
