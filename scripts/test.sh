@@ -121,7 +121,7 @@ log "otelcol validate"
 
 log "cargo test (unit + integration against real Prometheus, Collector, nginx)"
 ulimit -n 65536 2>/dev/null || true
-cargo test --all-targets -- --test-threads 2
+cargo test --all-targets --no-fail-fast -- --test-threads 2
 
 log "benchmark smoke run (bench/run.sh --smoke)"
 bash bench/run.sh --smoke

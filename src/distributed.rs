@@ -202,6 +202,13 @@ pub(crate) fn run(
         stop.store(true, Ordering::Relaxed);
         return match r {
             Ok(local) => {
+                // An abort_on_fail threshold stopped this segment: it stops the whole test.
+                if let Some(a) = &local.aborted {
+                    client.abort(&format!(
+                        "segment {index}: threshold {} crossed at {:.1}s (abort_on_fail)",
+                        a.threshold, a.at_s
+                    ));
+                }
                 let v = serde_json::to_value(&local).unwrap_or_default();
                 if let Err(e) = client.done(&v, Duration::from_secs(10)) {
                     tracing::warn!("{e}");
@@ -285,6 +292,13 @@ pub(crate) fn run(
             return Err(e.into());
         }
     };
+    if let Some(a) = &local.aborted {
+        // The coordinator's own abort_on_fail threshold crossed: stop every segment.
+        server.abort(&format!(
+            "segment 0: threshold {} crossed at {:.1}s (abort_on_fail)",
+            a.threshold, a.at_s
+        ));
+    }
     let others = server.collect(collect_limit);
     let mut parts = Vec::new();
     let mine = serde_json::to_value(&local).unwrap_or_default();

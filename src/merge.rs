@@ -85,6 +85,8 @@ struct Input {
     generator: Option<InGenerator>,
     #[serde(default)]
     meta: Option<crate::report::RunMeta>,
+    #[serde(default)]
+    aborted: Option<crate::slo::Abort>,
 }
 
 /// The part of a segment's `generator` object merging keeps.
@@ -470,9 +472,13 @@ pub(crate) fn merge(
         export: Vec::new(),
         metrics_folded: None,
         interrupted,
+        // The first abort_on_fail threshold that stopped a segment stopped the whole test.
+        aborted: parts
+            .iter()
+            .filter_map(|p| p.input.aborted.clone())
+            .min_by(|a, b| a.at_s.total_cmp(&b.at_s)),
         generators: (merged_idx.len() as u32).max(parts.len() as u32),
         meta,
-        aborted: None,
         capacity: None,
         generator: None,
         timeline: None,

@@ -30,14 +30,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
 use crate::stats::interval::{Closed, Slot};
 use crate::threshold::{Filter, Metric, Source, Threshold};
 
 /// The threshold that stopped a run.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Abort {
     /// The expression.
     pub threshold: String,

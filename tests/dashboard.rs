@@ -338,3 +338,79 @@ fn three_generators_through_one_collector_add_up_in_prometheus_and_the_dashboard
     let gens = three_generators(&Sink::Collector(&c), &run);
     generators_add_up(&p, &run, &gens, &|| c.logs());
 }
+
+/// Issue 12: the three segments of one distributed run (a coordinator and two more, as an
+/// Indexed Job's pods) remote-write into one Prometheus: its totals equal the coordinator's
+/// merged summary, each segment is its own `instance`, and the dashboard shows the whole run.
+#[test]
+fn three_segments_of_a_distributed_run_add_up_to_the_merged_summary_in_prometheus() {
+    let p = Prometheus::start();
+    let run = support::run_id("dash-3seg-rw");
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let coord = format!("127.0.0.1:{}", support::free_port());
+    let url = format!("http://{}/delay/10", t.addr);
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_stampede"));
+            cmd.args(["run", "-u", &url, "-c", "6", "-d", "3s", "--quiet"])
+                .args(["--run-id", &run])
+                .args(["--segment-count", "3", "--segment-index", &i.to_string()])
+                .args(["--coordinator", &coord, "--coordinator-listen", &coord])
+                .args(["--coordinator-timeout", "30s"])
+                .args(["--remote-write-url", &p.write_url()])
+                .args(["--remote-write-interval", "1s"])
+                .arg("--summary-json")
+                .arg(dir.path().join(format!("summary-{i}.json")))
+                .arg("--segment-summary-json")
+                .arg(dir.path().join(format!("segment-{i}.json")))
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+                .env_remove("JOB_COMPLETION_INDEX")
+                .env_remove("STAMPEDE_SEGMENT_INDEX")
+                .env_remove("STAMPEDE_COORDINATOR")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().expect("start the stampede binary")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("wait for stampede");
+        assert!(
+            out.status.success(),
+            "segment {i} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let gens: Vec<GeneratorRun> = (0..3)
+        .map(|i| {
+            let v = support::read_json(&dir.path().join(format!("segment-{i}.json")));
+            for e in v["export"].as_array().expect("export rows") {
+                assert_eq!(e["not_delivered"], 0, "segment {i}: {e}");
+            }
+            assert_eq!(v["segment"]["index"], i, "{v}");
+            GeneratorRun {
+                requests: v["requests"].as_u64().expect("requests"),
+                duration_s: v["duration_s"].as_f64().expect("duration_s"),
+                p99_all_s: v["latency_all_s"]["p99"].as_f64().expect("p99"),
+            }
+        })
+        .collect();
+    let merged = support::read_json(&dir.path().join("summary-0.json"));
+    assert_eq!(
+        merged["distributed"]["merged"],
+        serde_json::json!([0, 1, 2])
+    );
+    assert_eq!(
+        merged["requests"].as_u64(),
+        Some(gens.iter().map(|g| g.requests).sum::<u64>()),
+        "the merged summary is the sum of the segments"
+    );
+    assert!(
+        gens.iter().all(|g| g.requests > 0),
+        "every segment sent requests"
+    );
+    generators_add_up(&p, &run, &gens, &no_logs);
+}
