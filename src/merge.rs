@@ -8,8 +8,9 @@
 //! merged result through [`crate::threshold::Source`]. The run's duration is the longest
 //! segment's (the segments run side by side); rates are the merged counts over it.
 //!
-//! The merged summary is itself mergeable (it carries the merged histograms). The per-interval
-//! timeline is not merged here (the merged summary has none).
+//! The merged summary is itself mergeable (it carries the merged histograms). The segments'
+//! timelines are added up interval by interval ([`crate::timeline::merge_outs`]), so a merged
+//! run has its charts over time too.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +88,8 @@ struct Input {
     meta: Option<crate::report::RunMeta>,
     #[serde(default)]
     aborted: Option<crate::slo::Abort>,
+    #[serde(default)]
+    timeline: Option<crate::timeline::TimelineOut>,
 }
 
 /// The part of a segment's `generator` object merging keeps.
@@ -481,7 +484,12 @@ pub(crate) fn merge(
         meta,
         capacity: None,
         generator: None,
-        timeline: None,
+        timeline: crate::timeline::merge_outs(
+            &parts
+                .iter()
+                .filter_map(|p| p.input.timeline.clone())
+                .collect::<Vec<_>>(),
+        ),
         segment: None,
         distributed: Some(DistributedInfo {
             segments: count,

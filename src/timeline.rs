@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, Schedule};
 use crate::stats::interval::{Finished, MAX_INTERVALS, ReqSlot, Slot, VuSamples, add_sparse};
 use crate::stats::{hdr, new_hist};
 
 /// The merged timeline, as the summary JSON carries it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TimelineOut {
     /// Interval length in seconds (after any coarsening).
     pub interval_s: f64,
@@ -27,7 +28,8 @@ pub struct TimelineOut {
 }
 
 /// One interval.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IntervalOut {
     /// Start, seconds from the start of the run.
     pub t_s: f64,
@@ -44,7 +46,7 @@ pub struct IntervalOut {
 }
 
 /// A request name of the timeline.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NameOut {
     /// Scenario.
     pub scenario: String,
@@ -55,7 +57,8 @@ pub struct NameOut {
 }
 
 /// One request name in one interval.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NameSlotOut {
     /// Index into [`TimelineOut::names`].
     pub n: usize,
@@ -87,7 +90,8 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// One scenario in one interval.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ScenarioSlotOut {
     /// Scenario name.
     pub name: String,
@@ -110,7 +114,8 @@ pub struct ScenarioSlotOut {
 }
 
 /// One check in one interval.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CheckSlotOut {
     /// Check name.
     pub name: String,
@@ -272,7 +277,9 @@ fn interval_out(
                             t0 + Duration::from_secs_f64(secs * f),
                         )
                     };
-                    (at(0.0) + 4.0 * at(0.5) + at(0.999_999)) / 6.0
+                    // A segment of a distributed run: its share of the global rate, so the
+                    // segments' timelines add up to it.
+                    (at(0.0) + 4.0 * at(0.5) + at(0.999_999)) / 6.0 * plan.stripe.fraction()
                 }),
                 achieved_rate: open.map(|_| s.started as f64 / secs),
                 start_lag_mean_s: open.map(|_| {
@@ -308,5 +315,209 @@ fn interval_out(
         by_name,
         scenarios,
         checks,
+    }
+}
+
+/// Adds up the timelines of the segments of a distributed run (`stampede merge`, the
+/// coordinator): interval by interval from the common start, names matched by (scenario, name,
+/// method), counts and open-model rates summed, latency histograms added (exact), VUs and
+/// requests in flight summed (each segment's peak: an upper bound of the test's), start lag
+/// weighted by the iterations each segment started. Intervals of different lengths (a segment
+/// that coarsened more) are brought to the longest. `None` when no part has a timeline.
+pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
+    let first = parts.first()?;
+    let interval_s = parts.iter().map(|p| p.interval_s).fold(0.0, f64::max);
+    if interval_s <= 0.0 {
+        return None;
+    }
+    let mut names: Vec<NameOut> = parts.iter().flat_map(|p| p.names.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    let mut intervals: Vec<IntervalOut> = Vec::new();
+    // Per merged interval and name: the histogram being added up.
+    let mut hists: Vec<BTreeMap<usize, hdrhistogram::Histogram<u64>>> = Vec::new();
+    // Per merged interval and scenario: iterations started (weights of the start lag).
+    let mut started: Vec<BTreeMap<String, f64>> = Vec::new();
+    for p in parts {
+        let remap: Vec<usize> = p
+            .names
+            .iter()
+            .map(|n| names.binary_search(n).unwrap_or(0))
+            .collect();
+        for iv in &p.intervals {
+            let j = ((iv.t_s + 1e-9) / interval_s).floor().max(0.0) as usize;
+            while intervals.len() <= j {
+                intervals.push(IntervalOut {
+                    t_s: intervals.len() as f64 * interval_s,
+                    ..IntervalOut::default()
+                });
+                hists.push(BTreeMap::new());
+                started.push(BTreeMap::new());
+            }
+            let out = &mut intervals[j];
+            out.vus += iv.vus;
+            out.active_requests += iv.active_requests;
+            for ns in &iv.by_name {
+                let n = remap.get(ns.n).copied().unwrap_or(0);
+                let idx = match out.by_name.iter().position(|x| x.n == n) {
+                    Some(i) => i,
+                    None => {
+                        out.by_name.push(NameSlotOut {
+                            n,
+                            ..NameSlotOut::default()
+                        });
+                        out.by_name.len() - 1
+                    }
+                };
+                let o = &mut out.by_name[idx];
+                o.requests += ns.requests;
+                o.failures += ns.failures;
+                o.bytes_in += ns.bytes_in;
+                o.bytes_out += ns.bytes_out;
+                for (k, v) in &ns.errors {
+                    *o.errors.entry(k.clone()).or_default() += v;
+                }
+                for (k, v) in &ns.statuses {
+                    *o.statuses.entry(k.clone()).or_default() += v;
+                }
+                let h = hists[j].entry(n).or_insert_with(new_hist);
+                // An undecodable histogram counts as empty (the counts above still add up).
+                let _ = hdr::decode_into(&ns.histogram, h);
+            }
+            for sc in &iv.scenarios {
+                let idx = match out.scenarios.iter().position(|x| x.name == sc.name) {
+                    Some(i) => i,
+                    None => {
+                        out.scenarios.push(ScenarioSlotOut {
+                            name: sc.name.clone(),
+                            ..ScenarioSlotOut::default()
+                        });
+                        out.scenarios.len() - 1
+                    }
+                };
+                let o = &mut out.scenarios[idx];
+                o.iterations += sc.iterations;
+                o.dropped += sc.dropped;
+                let add = |a: &mut Option<f64>, b: Option<f64>| {
+                    if let Some(b) = b {
+                        *a = Some(a.unwrap_or(0.0) + b);
+                    }
+                };
+                add(&mut o.intended_rate, sc.intended_rate);
+                add(&mut o.achieved_rate, sc.achieved_rate);
+                if let (Some(mean), Some(rate)) = (sc.start_lag_mean_s, sc.achieved_rate) {
+                    add(&mut o.start_lag_mean_s, Some(mean * rate));
+                    *started[j].entry(sc.name.clone()).or_default() += rate;
+                }
+                if let Some(m) = sc.start_lag_max_s {
+                    o.start_lag_max_s = Some(o.start_lag_max_s.unwrap_or(0.0).max(m));
+                }
+            }
+            for c in &iv.checks {
+                match out
+                    .checks
+                    .iter_mut()
+                    .find(|x| x.name == c.name && x.request == c.request)
+                {
+                    Some(o) => {
+                        o.passes += c.passes;
+                        o.fails += c.fails;
+                    }
+                    None => out.checks.push(c.clone()),
+                }
+            }
+        }
+    }
+    for ((iv, h), w) in intervals.iter_mut().zip(&hists).zip(&started) {
+        for ns in iv.by_name.iter_mut() {
+            if let Some(h) = h.get(&ns.n) {
+                ns.histogram = hdr::encode(h);
+            }
+        }
+        iv.by_name.sort_by_key(|x| x.n);
+        for sc in iv.scenarios.iter_mut() {
+            // The weighted sum above over the iterations started: the mean lag.
+            let total = w.get(&sc.name).copied().unwrap_or(0.0);
+            if let Some(sum) = sc.start_lag_mean_s.as_mut() {
+                *sum = if total > 0.0 { *sum / total } else { 0.0 };
+            }
+        }
+    }
+    Some(TimelineOut {
+        interval_s,
+        configured_interval_s: first.configured_interval_s,
+        max_intervals: first.max_intervals,
+        names,
+        intervals,
+    })
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    fn part(t_s: f64, name: &str, lat_us: &[u64], iters: u64) -> TimelineOut {
+        let mut h = new_hist();
+        for v in lat_us {
+            let _ = h.record(*v);
+        }
+        TimelineOut {
+            interval_s: 1.0,
+            configured_interval_s: 1.0,
+            max_intervals: MAX_INTERVALS,
+            names: vec![NameOut {
+                scenario: "s".into(),
+                name: name.into(),
+                method: "GET".into(),
+            }],
+            intervals: vec![IntervalOut {
+                t_s,
+                vus: 2,
+                active_requests: 1,
+                by_name: vec![NameSlotOut {
+                    n: 0,
+                    requests: lat_us.len() as u64,
+                    statuses: [("200".to_string(), lat_us.len() as u64)].into(),
+                    histogram: hdr::encode(&h),
+                    ..NameSlotOut::default()
+                }],
+                scenarios: vec![ScenarioSlotOut {
+                    name: "s".into(),
+                    iterations: iters,
+                    intended_rate: Some(10.0),
+                    achieved_rate: Some(iters as f64),
+                    start_lag_mean_s: Some(iters as f64 / 1000.0),
+                    start_lag_max_s: Some(0.5),
+                    ..ScenarioSlotOut::default()
+                }],
+                checks: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn segment_timelines_add_up_exactly() {
+        let a = part(0.0, "/a", &[100, 200, 300], 4);
+        let b = part(0.0, "/a", &[400, 50_000], 6);
+        let c = part(1.0, "/b", &[700], 1);
+        let m = merge_outs(&[a, b, c]).expect("merged");
+        assert_eq!(m.names.len(), 2);
+        assert_eq!(m.intervals.len(), 2);
+        let i0 = &m.intervals[0];
+        assert_eq!((i0.vus, i0.active_requests), (4, 2));
+        assert_eq!(i0.by_name.len(), 1);
+        assert_eq!(i0.by_name[0].requests, 5);
+        assert_eq!(i0.by_name[0].statuses["200"], 5);
+        let h = hdr::decode(&i0.by_name[0].histogram).expect("histogram");
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.max(), h.highest_equivalent(50_000));
+        let s = &i0.scenarios[0];
+        assert_eq!(s.iterations, 10);
+        assert_eq!(s.intended_rate, Some(20.0));
+        // Lag weighted by iterations started: (4·0.004 + 6·0.006) / 10.
+        assert!((s.start_lag_mean_s.unwrap_or(0.0) - 0.0052).abs() < 1e-12);
+        let i1 = &m.intervals[1];
+        assert_eq!(m.names[i1.by_name[0].n].name, "/b");
+        assert!(merge_outs(&[]).is_none());
     }
 }

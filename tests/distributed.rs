@@ -130,6 +130,15 @@ fn closed_model_over_three_segments_opens_exactly_the_vus_connections() {
     let uris: std::collections::BTreeSet<String> = logged.iter().map(|l| l.1.clone()).collect();
     let want: std::collections::BTreeSet<String> = (0..30).map(|v| format!("/?vu={v}")).collect();
     assert_eq!(uris, want);
+    // The segments' timelines add up: the merged one counts every request exactly once.
+    let in_timeline: u64 = merged["timeline"]["intervals"]
+        .as_array()
+        .expect("a merged timeline")
+        .iter()
+        .flat_map(|i| i["by_name"].as_array().cloned().unwrap_or_default())
+        .map(|n| u(&n["requests"]))
+        .sum();
+    assert_eq!(in_timeline, u(&merged["requests"]));
     // The other segments' --summary-json is their local summary.
     let s1 = read_json(&dir.path().join("summary-1.json"));
     assert_eq!(s1["segment"]["segment"], "1/3:2/3");
