@@ -153,6 +153,8 @@ fn dashboard_queries_work_on_native_histograms_through_the_collector() {
 
 /// What one generator process of a multi-generator run reported.
 struct GeneratorRun {
+    /// A regular expression for its `instance` label.
+    instance: String,
     requests: u64,
     duration_s: f64,
     p99_all_s: f64,
@@ -203,7 +205,8 @@ fn three_generators(sink: &Sink<'_>, run: &str) -> Vec<GeneratorRun> {
         .collect();
     children
         .into_iter()
-        .map(|(child, json)| {
+        .enumerate()
+        .map(|(i, (child, json))| {
             let out = child.wait_with_output().expect("wait for stampede");
             assert!(
                 out.status.success(),
@@ -218,6 +221,7 @@ fn three_generators(sink: &Sink<'_>, run: &str) -> Vec<GeneratorRun> {
             }
             assert!(v["generator"]["cpu_s"].as_f64() > Some(0.0), "{v}");
             GeneratorRun {
+                instance: format!("gen-{i}"),
                 requests: v["requests"].as_u64().expect("requests"),
                 duration_s: v["duration_s"].as_f64().expect("duration_s"),
                 p99_all_s: v["latency_all_s"]["p99"].as_f64().expect("p99"),
@@ -266,7 +270,10 @@ fn generators_add_up(p: &Prometheus, run: &str, gens: &[GeneratorRun], logs: &dy
     ));
     assert_eq!(instances, Some(3.0), "one instance label per generator");
     for (i, g) in gens.iter().enumerate() {
-        let sel = format!("{{stampede_run_id=\"{run}\", instance=\"gen-{i}\"}}");
+        let sel = format!(
+            "{{stampede_run_id=\"{run}\", instance=~\"{}\"}}",
+            g.instance
+        );
         let n = p.query_scalar(&format!(
             "sum(http_client_request_duration_seconds_count{sel})"
         ));
@@ -392,6 +399,8 @@ fn three_segments_of_a_distributed_run_add_up_to_the_merged_summary_in_prometheu
             }
             assert_eq!(v["segment"]["index"], i, "{v}");
             GeneratorRun {
+                // The default id in segment mode: `<host>-<run id>-<segment>`.
+                instance: format!(".+-{run}-{i}"),
                 requests: v["requests"].as_u64().expect("requests"),
                 duration_s: v["duration_s"].as_f64().expect("duration_s"),
                 p99_all_s: v["latency_all_s"]["p99"].as_f64().expect("p99"),

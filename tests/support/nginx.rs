@@ -90,7 +90,6 @@ error_log {d}/error.log warn;
 daemon off;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {d}/access.log;
     log_format stampede_conn '$connection $request_uri';
     access_log {d}/connections.log stampede_conn;
     client_body_temp_path {d}/body;
