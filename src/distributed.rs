@@ -132,29 +132,8 @@ fn interrupt_flag() -> Arc<AtomicBool> {
             else {
                 return;
             };
-            rt.block_on(async {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let mut term = signal(SignalKind::terminate()).ok();
-                    let term = async {
-                        match term.as_mut() {
-                            Some(t) => {
-                                t.recv().await;
-                            }
-                            None => std::future::pending::<()>().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term => {}
-                    }
-                }
-                #[cfg(not(unix))]
-                {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            });
+            // Created inside the runtime: the SIGTERM listener needs its reactor.
+            rt.block_on(async { crate::run::Signals::new().next().await });
             f.store(true, Ordering::Relaxed);
         });
     flag

@@ -363,13 +363,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                     progress: true,
                 },
             ) {
-                Ok(s) => {
-                    let code = capacity::exit_code(&s);
-                    match write_ci_outputs(&s, code, &ov.output) {
-                        Ok(()) => code,
-                        Err(e) => report_error(&e),
-                    }
-                }
+                Ok(s) => finish_run(&s, &ov.output),
                 Err(e) => report_error(&e),
             }
         }
@@ -395,13 +389,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
                     progress: false,
                 },
             ) {
-                Ok(s) => {
-                    let code = capacity::exit_code(&s);
-                    match write_ci_outputs(&s, code, &ov.output) {
-                        Ok(()) => code,
-                        Err(e) => report_error(&e),
-                    }
-                }
+                Ok(s) => finish_run(&s, &ov.output),
                 Err(e) => report_error(&e),
             }
         }
@@ -448,6 +436,15 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
             Err(e) => report_error(&e),
         },
+    }
+}
+
+/// The exit code of a finished run or search, after its CI outputs are written.
+fn finish_run(s: &Summary, output: &config::OutputFlags) -> u8 {
+    let code = capacity::exit_code(s);
+    match write_ci_outputs(s, code, output) {
+        Ok(()) => code,
+        Err(e) => report_error(&e),
     }
 }
 

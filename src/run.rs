@@ -493,20 +493,22 @@ fn schedule_text(s: &crate::plan::Schedule) -> String {
 }
 
 /// SIGINT and SIGTERM as one stream.
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn new() -> Self {
+    /// Listens from now on.
+    pub(crate) fn new() -> Self {
         Signals {
             #[cfg(unix)]
             term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
 
-    async fn next(&mut self) {
+    /// The next Ctrl-C or SIGTERM.
+    pub(crate) async fn next(&mut self) {
         #[cfg(unix)]
         {
             let term = async {

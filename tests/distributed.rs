@@ -432,3 +432,47 @@ fn ctrl_c_on_the_coordinator_stops_every_segment_gracefully() {
         "every request sent is in the merge"
     );
 }
+
+/// An `abort_on_fail` threshold that crosses in one segment stops the whole test: segment 0
+/// (whose own requests are fast and never cross) is stopped through the coordinator long before
+/// the planned 30 s, and the merged summary names the threshold (exit 3).
+#[test]
+fn an_abort_on_fail_in_one_segment_stops_every_segment() {
+    let t = crate::support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    // Global VU numbers 0, 1, 2, one per segment: VU 0 waits 0 ms, VUs 1 and 2 1 s and 2 s.
+    let url = format!("http://{}/delay/${{vu}}000", t.addr);
+    let began = Instant::now();
+    let outs = run_segments(
+        dir.path(),
+        3,
+        &[
+            "-u",
+            &url,
+            "-c",
+            "3",
+            "-d",
+            "30s",
+            "--graceful-stop",
+            "3s",
+            "--threshold",
+            "p99[1s] < 500ms",
+            "--abort-on-fail",
+        ],
+    );
+    let took = began.elapsed();
+    assert_eq!(outs[0].status.code(), Some(3), "{}", text(&outs[0]));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let merged = read_json(&dir.path().join("summary-0.json"));
+    assert_summary_conforms(&merged);
+    assert_eq!(
+        merged["aborted"]["threshold"], "p99[1s] < 500ms",
+        "{merged}"
+    );
+    let local0 = read_json(&dir.path().join("segment-0.json"));
+    assert!(
+        local0.get("aborted").is_none(),
+        "segment 0 never crossed: {local0}"
+    );
+    assert_eq!(u(&local0["failures"]), 0, "{local0}");
+}
