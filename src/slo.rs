@@ -432,16 +432,17 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
     let _ = writeln!(o, "  capacity search (SLO: {}):", c.slo.join(", "));
     let _ = writeln!(
         o,
-        "    {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}  verdict",
-        "phase", "intended/s", "achieved/s", "p50", "p95", "p99", "errors", "dropped"
+        "    {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}  verdict",
+        "phase", "intended", "achieved", "p50", "p95", "p99", "errors", "dropped"
     );
+    // The columns fit 80; a failing step's reason follows its verdict.
     for s in &c.steps {
         let _ = writeln!(
             o,
-            "    {:>6} {:>10.1} {:>10.1} {:>9} {:>9} {:>9} {:>6.2}% {:>8}  {}{}",
+            "    {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6.2}% {:>7}  {}{}",
             s.phase,
-            s.intended_rate,
-            s.achieved_rate,
+            format!("{:.1}/s", s.intended_rate),
+            format!("{:.1}/s", s.achieved_rate),
             ms(s.p50_s),
             ms(s.p95_s),
             ms(s.p99_s),
