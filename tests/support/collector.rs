@@ -17,7 +17,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -115,12 +115,9 @@ pub fn validate_config() -> Output {
         .expect("failed to run `otelcol-stampede validate`")
 }
 
-/// Picks a free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
+/// A free TCP port on 127.0.0.1, outside the ephemeral range (see [`super::free_port`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("could not bind a free port on 127.0.0.1")
+    super::free_port()
 }
 
 /// A running `otelcol-stampede` with the project's `otel-collector/config.yaml`,
@@ -182,7 +179,37 @@ impl Collector {
         collector
     }
 
+    /// Starts the process and waits for its health check. When it exits at once because one
+    /// of its ports is taken (after a restart, a port can be held for a moment by a connection
+    /// another test opened), it tries again a few times on the same ports.
     fn spawn(&mut self, binary: &Path) {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let log_start = self.logs().len();
+            self.spawn_once(binary);
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(msg) => {
+                    let this_run = self.logs().get(log_start..).unwrap_or_default().to_owned();
+                    if attempt < ATTEMPTS && this_run.contains("address already in use") {
+                        eprintln!(
+                            "the Collector could not bind its ports (attempt {attempt} of \
+                             {ATTEMPTS}); trying again in 1 s"
+                        );
+                        thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                    panic!(
+                        "{msg}.\n--- otelcol-stampede output of this start ({}) ---\n{this_run}\n\
+                         --- end of Collector output ---",
+                        self.log_path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    fn spawn_once(&mut self, binary: &Path) {
         assert!(self.child.is_none(), "Collector is already running");
         let log = OpenOptions::new()
             .create(true)
@@ -221,10 +248,10 @@ impl Collector {
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for the health check to answer 200; the error carries the Collector's output.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.health_port));
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -232,26 +259,21 @@ impl Collector {
                 match child.try_wait() {
                     Ok(Some(status)) => {
                         self.child = None;
-                        panic!(
-                            "the Collector exited during startup ({status}).\n{}",
-                            self.logs_for_panic()
-                        );
+                        return Err(format!("the Collector exited during startup ({status})"));
                     }
                     Ok(None) => {}
                     Err(e) => panic!("could not poll the Collector process: {e}"),
                 }
             }
             if health_ok(addr) {
-                return;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 self.kill();
-                panic!(
-                    "the Collector's health check at {} did not answer 200 within {:?}.\n{}",
-                    self.health_endpoint,
-                    READY_TIMEOUT,
-                    self.logs_for_panic()
-                );
+                return Err(format!(
+                    "the Collector's health check at {} did not answer 200 within {:?}",
+                    self.health_endpoint, READY_TIMEOUT,
+                ));
             }
             thread::sleep(Duration::from_millis(100));
         }
@@ -330,14 +352,6 @@ impl Collector {
             let _ = f.read_to_string(&mut s);
         }
         s
-    }
-
-    fn logs_for_panic(&self) -> String {
-        format!(
-            "--- otelcol-stampede output ({}) ---\n{}\n--- end of Collector output ---",
-            self.log_path.display(),
-            self.logs()
-        )
     }
 }
 

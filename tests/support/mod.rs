@@ -103,8 +103,32 @@ pub fn stampede_summary(args: &[&str]) -> (Output, serde_json::Value) {
     (o, v)
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released), taken below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768–60999 by default) when there is room there: a port
+/// from that range can be taken by any outgoing connection on the machine the moment it is
+/// released, which makes a server that is stopped and started again on the same port (the
+/// Collector restart tests) fail to bind. Each call hands out a different port, starting at a
+/// point derived from the process id so parallel test processes do not walk in step.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u32, ephemeral_start.min(65_536));
+    if hi > lo + 1_000 {
+        let span = hi - lo;
+        let seed = std::process::id().wrapping_mul(7_919);
+        for _ in 0..span {
+            let port = lo + seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+            if let Ok(port) = u16::try_from(port)
+                && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

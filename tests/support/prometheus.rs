@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,7 +34,7 @@ impl Prometheus {
         let bin = find_on_path("prometheus").unwrap_or_else(|| {
             panic!("`prometheus` binary not found on PATH; install it: apt-get install prometheus")
         });
-        let port = free_port();
+        let port = super::free_port();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -303,13 +303,6 @@ fn url_encode(s: &str) -> String {
         }
     }
     out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port")
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
