@@ -18,8 +18,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::{CapacityConfig, CapacityFlags, Config, ConfigError, Dur, ExecutorKind};
+use crate::config::{
+    CapacityConfig, CapacityFlags, Config, ConfigError, DistFlags, Dur, ExecutorKind,
+};
+use crate::distributed::{DistError, Followed, Steps};
 use crate::report::Summary;
+use crate::segment::Stripe;
 use crate::slo::{Capacity, Step};
 use crate::{Error, Presentation};
 
@@ -77,11 +81,11 @@ enum Verdict {
     Generator,
 }
 
-/// Runs the search described by `cfg` (its first scenario, its thresholds, its `[capacity]`)
-/// and returns the summary of the step at the maximum (or of the last step), with `capacity`.
-pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Result<Summary, Error> {
-    crate::config::validate(&cfg, origin)?;
-    crate::config::validate_capacity(&cfg, origin)?;
+/// Checks a search's configuration (as a run would be checked: the first step's plan) and
+/// returns its settings.
+fn checked(cfg: &Config, origin: &str, run_id: &str) -> Result<Search, Error> {
+    crate::config::validate(cfg, origin)?;
+    crate::config::validate_capacity(cfg, origin)?;
     if cfg.thresholds.is_empty() {
         return Err(ConfigError::invalid(
             origin,
@@ -91,15 +95,39 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
         .into());
     }
     let search = Search::of(&cfg.capacity, origin)?;
-    let run_id = cfg.run.id.clone().unwrap_or_else(crate::generate_run_id);
-    let summary_path = cfg.run.summary_json.clone();
-    let print = presentation.print;
-    // Checked once, as a run would be: the first step's plan.
     crate::prepare(
-        step_config(&cfg, search.start_rate, &search),
-        run_id.clone(),
+        step_config(cfg, search.start_rate, &search),
+        run_id.to_string(),
         origin,
     )?;
+    Ok(search)
+}
+
+/// Runs the search described by `cfg` (its first scenario, its thresholds, its `[capacity]`)
+/// and returns the summary of the step at the maximum (or of the last step), with `capacity`.
+pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Result<Summary, Error> {
+    let run_id = cfg.run.id.clone().unwrap_or_else(crate::generate_run_id);
+    let search = checked(&cfg, origin, &run_id)?;
+    let mut step = |rate: f64| -> Result<Summary, Error> {
+        let plan = crate::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
+        crate::run::execute(plan, crate::run::Display::default()).map_err(|e| match e {
+            crate::run::RunError::Export(e) => Error::Export(e),
+            e => Error::Other(anyhow::Error::new(e)),
+        })
+    };
+    let (capacity, summaries) = drive(&cfg, &search, &run_id, presentation.print, &mut step)?;
+    conclude(&cfg, &search, capacity, summaries, presentation)
+}
+
+/// Steps up and bisects, running each step with `step(rate)` (one generator's run, or every
+/// segment's merged); returns the verdict and every step's summary by rate.
+fn drive(
+    cfg: &Config,
+    search: &Search,
+    run_id: &str,
+    print: bool,
+    step: &mut dyn FnMut(f64) -> Result<Summary, Error>,
+) -> Result<(Capacity, Vec<(f64, Summary)>), Error> {
     let began = Instant::now();
     let mut steps: Vec<Step> = Vec::new();
     let mut summaries: Vec<(f64, Summary)> = Vec::new();
@@ -122,29 +150,32 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
             stopped_by = "max_duration";
             break;
         }
-        let (mut verdict, mut s, mut step) = one_step(&cfg, rate, phase, &search, &run_id, origin)?;
+        let mut s = step(rate)?;
+        let (mut verdict, mut judged) = judge(&s, rate, phase, search);
         if verdict == Verdict::Generator && !s.interrupted {
             // Once more: a shared machine's passing stall is not a saturated generator.
             if print {
                 eprintln!("  {rate:.1}/s: the generator fell short; trying the step once more");
             }
-            steps.push(step);
-            (verdict, s, step) = one_step(&cfg, rate, phase, &search, &run_id, origin)?;
+            steps.push(judged);
+            s = step(rate)?;
+            (verdict, judged) = judge(&s, rate, phase, search);
         }
         if print {
             eprintln!(
                 "  {phase} {rate:.1}/s: {} (achieved {:.1}/s, p99 {:.1}ms, errors {:.2}%){}",
-                step.verdict,
-                step.achieved_rate,
-                step.p99_s * 1e3,
-                step.error_rate * 100.0,
-                step.reason
+                judged.verdict,
+                judged.achieved_rate,
+                judged.p99_s * 1e3,
+                judged.error_rate * 100.0,
+                judged
+                    .reason
                     .as_deref()
                     .map(|r| format!(" — {r}"))
                     .unwrap_or_default()
             );
         }
-        steps.push(step);
+        steps.push(judged);
         let interrupted = s.interrupted;
         summaries.push((rate, s));
         if interrupted {
@@ -196,10 +227,21 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
             .collect(),
         steps,
     };
-    // The evidence: the step at the maximum; else the last one.
+    Ok((capacity, summaries))
+}
+
+/// The search's summary: the step at the maximum (else the last step) with the verdict,
+/// printed and written to `--summary-json`.
+fn conclude(
+    cfg: &Config,
+    search: &Search,
+    capacity: Capacity,
+    mut summaries: Vec<(f64, Summary)>,
+    presentation: Presentation,
+) -> Result<Summary, Error> {
     let pick = summaries
         .iter()
-        .rposition(|(r, _)| Some(*r) == max_rate)
+        .rposition(|(r, _)| Some(*r) == capacity.max_rate)
         .unwrap_or(summaries.len().saturating_sub(1));
     let mut summary = if summaries.is_empty() {
         return Err(Error::Other(anyhow::anyhow!(
@@ -210,19 +252,94 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
         summaries.swap_remove(pick).1
     };
     summary.capacity = Some(capacity);
-    if print {
+    if presentation.print {
         print!(
             "{}",
             crate::report::render_text(&summary, &crate::report::TextStyle::for_stdout())
         );
     }
-    if let Some(p) = summary_path {
+    if let Some(p) = &cfg.run.summary_json {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
-        std::fs::write(&p, json + "\n")
+        std::fs::write(p, json + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", p.display()))?;
     }
     Ok(summary)
+}
+
+/// Why a distributed search could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SegmentedError {
+    /// Bad configuration, or a failed run (as for one generator).
+    #[error(transparent)]
+    Search(#[from] Error),
+    /// The coordination failed (a mismatch: exit 2; otherwise 1).
+    #[error(transparent)]
+    Dist(#[from] DistError),
+}
+
+/// How this generator's part in a distributed search ended.
+#[derive(Debug)]
+pub(crate) enum Segmented {
+    /// The coordinator (segment 0): the search's summary (every step merged), and its own
+    /// summary of the last step it ran.
+    Coordinator(Box<Summary>, Option<Box<Summary>>),
+    /// Another segment: its last step, and how the search ended.
+    Segment(Box<Followed>),
+}
+
+/// The capacity search over execution segments: the rate is global, each segment runs its
+/// share of every step at a common start, and the coordinator judges each step on the merge of
+/// every segment's summary (so the SLO, the achieved rate and the dropped iterations are the
+/// whole test's), then publishes the next rate. `hash` is [`crate::distributed::scenario_hash`].
+pub(crate) fn run_segmented(
+    mut cfg: Config,
+    origin: &str,
+    presentation: Presentation,
+    stripe: Stripe,
+    hash: String,
+    flags: &DistFlags,
+) -> Result<Segmented, SegmentedError> {
+    cfg.metrics.segment = Some(stripe.index as u32);
+    let run_id = cfg.run.id.clone().unwrap_or_else(crate::generate_run_id);
+    let search = checked(&cfg, origin, &run_id)?;
+    let display = crate::run::Display::default();
+    if stripe.index != 0 {
+        let followed = crate::distributed::follow(&stripe, hash, flags, |rate, coord, id| {
+            let mut plan = crate::prepare(step_config(&cfg, rate, &search), id.to_string(), origin)
+                .map_err(|e| crate::run::RunError::Io(std::io::Error::other(e.to_string())))?;
+            plan.apply_segment(stripe.clone());
+            crate::run::execute_coordinated(plan, display, coord)
+        })?;
+        return Ok(Segmented::Segment(Box::new(followed)));
+    }
+    let steps = Steps::open(
+        stripe.count as u32,
+        run_id.clone(),
+        hash,
+        flags,
+        crate::run::Display {
+            banner: presentation.print,
+            ..display
+        },
+    )?;
+    let run_id = steps.run_id().to_string();
+    let mut step = |rate: f64| -> Result<Summary, Error> {
+        let mut plan = crate::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
+        plan.apply_segment(stripe.clone());
+        steps
+            .step(plan, rate)
+            .map_err(|e| Error::Other(anyhow::Error::new(e)))
+    };
+    let driven = drive(&cfg, &search, &run_id, presentation.print, &mut step);
+    let reason = match &driven {
+        Ok((c, _)) => format!("the search is over ({})", c.stopped_by),
+        Err(e) => format!("the coordinator failed: {e}"),
+    };
+    let last_local = steps.close(&reason).map(Box::new);
+    let (capacity, summaries) = driven?;
+    let summary = conclude(&cfg, &search, capacity, summaries, presentation)?;
+    Ok(Segmented::Coordinator(Box::new(summary), last_local))
 }
 
 /// The exit code of a search: 0 with a maximum, 3 when no rate met the SLO, 1 when the generator
@@ -263,21 +380,8 @@ fn step_config(cfg: &Config, rate: f64, search: &Search) -> Config {
     c
 }
 
-/// Runs one step and judges it.
-fn one_step(
-    cfg: &Config,
-    rate: f64,
-    phase: &str,
-    search: &Search,
-    run_id: &str,
-    origin: &str,
-) -> Result<(Verdict, Summary, Step), Error> {
-    let c = step_config(cfg, rate, search);
-    let plan = crate::prepare(c, run_id.to_string(), origin)?;
-    let s = crate::run::execute(plan, crate::run::Display::default()).map_err(|e| match e {
-        crate::run::RunError::Export(e) => Error::Export(e),
-        e => Error::Other(anyhow::Error::new(e)),
-    })?;
+/// Judges one step's summary (for a distributed search, the merged one) at `rate`.
+fn judge(s: &Summary, rate: f64, phase: &str, search: &Search) -> (Verdict, Step) {
     let secs = search.step.as_secs_f64();
     let achieved = s.iterations as f64 / secs;
     let crossed: Vec<&str> = s
@@ -324,7 +428,7 @@ fn one_step(
         reason,
         phase: phase.to_string(),
     };
-    Ok((verdict, s, step))
+    (verdict, step)
 }
 
 /// `stampede find-max`: loads the file and flags, applies the search flags, runs the search.
@@ -334,6 +438,17 @@ pub(crate) fn find_max(
     flags: &CapacityFlags,
     presentation: Presentation,
 ) -> Result<Summary, Error> {
+    let (cfg, origin) = load(file, ov, flags)?;
+    run(cfg, &origin, presentation)
+}
+
+/// The configuration of `stampede find-max`: the file and flag layers with the search flags
+/// applied; and the origin to name in errors.
+pub(crate) fn load(
+    file: Option<&Path>,
+    ov: &crate::config::Overrides,
+    flags: &CapacityFlags,
+) -> Result<(Config, String), Error> {
     let mut ov = ov.clone();
     // Without a file, the ad-hoc scenario is an open-model one.
     if file.is_none() && ov.rate.is_none() {
@@ -372,7 +487,7 @@ pub(crate) fn find_max(
         )
         .into());
     }
-    run(cfg, &origin, presentation)
+    Ok((cfg, origin))
 }
 
 #[cfg(test)]

@@ -144,18 +144,21 @@ pub(crate) struct FindMaxArgs {
     /// The flag layer of the configuration (as for `run`).
     #[command(flatten)]
     pub flags: Overrides,
+    /// Execution segments: the search over several generators (the rate is global).
+    #[command(flatten)]
+    pub dist: DistFlags,
 }
 
 impl FindMaxArgs {
-    /// The scenario file (if any), the flag layer and the search flags.
-    pub(crate) fn into_parts(self) -> (Option<PathBuf>, Overrides, CapacityFlags) {
+    /// The scenario file (if any), the flag layer, the search flags and the segment flags.
+    pub(crate) fn into_parts(self) -> (Option<PathBuf>, Overrides, CapacityFlags, DistFlags) {
         let (file, flags) = RunArgs {
             file: self.file,
             flags: self.flags,
             dist: DistFlags::default(),
         }
         .into_parts();
-        (file, flags, self.search)
+        (file, flags, self.search, self.dist)
     }
 }
 

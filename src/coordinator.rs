@@ -8,7 +8,8 @@
 //! | `POST /ready` | [`Hello`]: index, segment count, version, scenario hash | held until every segment is ready: `200` [`Go`] (run id, wall-clock start), or `409` [`Refusal`] (a mismatch, a timeout, an abort) |
 //! | `GET /status?index=I` | – | `200 {"abort": null}` or `{"abort": "reason"}`; also the segment's heartbeat |
 //! | `POST /abort` | `{"index": I, "reason": "…"}` | `200`; every segment stops gracefully |
-//! | `POST /done` | `{"index": I, "summary": {…}}`: the segment's local summary JSON | `200` |
+//! | `POST /done` | `{"index": I, "summary": {…}, "round": R}`: the segment's local summary JSON (of step R of a multi-step run; `round` absent: 0) | `200` |
+//! | `POST /step` | `{"index": I, "round": R}` | held until the coordinator publishes step R: `200` [`Round`] (the step's global rate and wall-clock start, or `stop`), or `409` [`Refusal`] (an abort) |
 //!
 //! **Ready barrier.** The coordinator compares each [`Hello`] with its own: the same segment
 //! count, stampede version and scenario hash, an index in `1..count` not seen before. The first
@@ -20,6 +21,11 @@
 //! coordinator's Ctrl-C/SIGTERM, a fatal error in any segment) and tells the coordinator the
 //! segment is alive. **Done**: each segment posts its local summary; the coordinator waits for
 //! every segment that is still alive (polled within [`LIVENESS`]) and merges what it has.
+//!
+//! **Steps** (a distributed capacity search, `stampede find-max` with segments): after the
+//! barrier, every segment asks for step 0, 1, 2, … in turn (`/step`); the coordinator publishes
+//! each step once it has merged and judged the one before (its global rate and a common start,
+//! or the end of the search), and collects the step's summaries by round.
 //!
 //! This module moves JSON only; merging is `crate::merge`'s. It imports no other stampede
 //! module.
@@ -69,6 +75,28 @@ pub(crate) struct Go {
 }
 
 impl Go {
+    /// The start as a [`SystemTime`].
+    pub(crate) fn start(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.start_unix_ns)
+    }
+}
+
+/// One step of a multi-step run (a distributed capacity search): what every segment runs next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Round {
+    /// The step's number, from 0.
+    pub round: u32,
+    /// The global arrival rate of the step (each segment runs its share of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// The step's common wall-clock start, nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Set when there is no step `round`: the search is over, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+}
+
+impl Round {
     /// The start as a [`SystemTime`].
     pub(crate) fn start(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.start_unix_ns)
@@ -125,7 +153,10 @@ struct State {
     ready: BTreeMap<u32, Instant>,
     last_seen: BTreeMap<u32, Instant>,
     abort: Option<String>,
-    done: BTreeMap<u32, serde_json::Value>,
+    /// By index: the round and the summary it posted last.
+    done: BTreeMap<u32, (u32, serde_json::Value)>,
+    /// The step published last (multi-step runs).
+    step: Option<Round>,
 }
 
 struct Inner {
@@ -185,6 +216,7 @@ impl Server {
                 last_seen: BTreeMap::new(),
                 abort: None,
                 done: BTreeMap::new(),
+                step: None,
             }),
             changed: watch::channel(0).0,
         });
@@ -294,23 +326,57 @@ impl Server {
     /// Waits for the summaries of the other segments: until each has posted one or has been
     /// silent for [`LIVENESS`], at most `limit`. Returns them by index.
     pub(crate) fn collect(&self, limit: Duration) -> BTreeMap<u32, serde_json::Value> {
+        self.collect_round(limit, 0)
+    }
+
+    /// [`Server::collect`] for step `round` of a multi-step run: only summaries of that round.
+    pub(crate) fn collect_round(
+        &self,
+        limit: Duration,
+        round: u32,
+    ) -> BTreeMap<u32, serde_json::Value> {
         let deadline = Instant::now() + limit;
         loop {
             {
                 let s = self.inner.lock();
                 let now = Instant::now();
+                let posted = |i: &u32| s.done.get(i).is_some_and(|(r, _)| *r == round);
                 let waiting = (1..s.me.count).any(|i| {
-                    !s.done.contains_key(&i)
+                    !posted(&i)
                         && s.last_seen
                             .get(&i)
                             .is_some_and(|t| now.duration_since(*t) < LIVENESS)
                 });
                 if !waiting || now >= deadline {
-                    return s.done.clone();
+                    return s
+                        .done
+                        .iter()
+                        .filter(|(_, (r, _))| *r == round)
+                        .map(|(i, (_, v))| (*i, v.clone()))
+                        .collect();
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Publishes the next step of a multi-step run: its global `rate`, starting
+    /// [`START_MARGIN`] from now; or, with `stop`, the end (segments asking for it exit).
+    pub(crate) fn publish(&self, rate: Option<f64>, stop: Option<String>) -> Round {
+        let r = {
+            let mut s = self.inner.lock();
+            let round = s.step.as_ref().map_or(0, |r| r.round + 1);
+            let r = Round {
+                round,
+                rate,
+                start_unix_ns: now_ns() + START_MARGIN.as_nanos() as u64,
+                stop,
+            };
+            s.step = Some(r.clone());
+            r
+        };
+        self.inner.bump();
+        r
     }
 
     /// Keeps answering (refusals, aborts) for `linger` so late segments learn the outcome,
@@ -417,13 +483,15 @@ async fn handle(
             struct Done {
                 index: u32,
                 summary: serde_json::Value,
+                #[serde(default)]
+                round: u32,
             }
             match serde_json::from_slice::<Done>(&body) {
                 Ok(d) => {
                     {
                         let mut s = inner.lock();
                         s.last_seen.insert(d.index, Instant::now());
-                        s.done.insert(d.index, d.summary);
+                        s.done.insert(d.index, (d.round, d.summary));
                     }
                     inner.bump();
                     json_reply(StatusCode::OK, &serde_json::json!({}))
@@ -431,10 +499,21 @@ async fn handle(
                 Err(e) => bad(&format!("not a summary: {e}")),
             }
         }
+        (Method::POST, "/step") => {
+            #[derive(Deserialize)]
+            struct Ask {
+                index: u32,
+                round: u32,
+            }
+            match serde_json::from_slice::<Ask>(&body) {
+                Ok(a) => step(&inner, a.index, a.round).await,
+                Err(e) => bad(&format!("not a step request: {e}")),
+            }
+        }
         _ => json_reply(
             StatusCode::NOT_FOUND,
             &Refusal::failed(
-                "unknown request: the coordinator serves /ready, /status, /abort, /done",
+                "unknown request: the coordinator serves /ready, /status, /abort, /done, /step",
             ),
         ),
     })
@@ -510,6 +589,30 @@ async fn ready(inner: &Arc<Inner>, h: Hello) -> Reply {
             }
         }
         if rx.changed().await.is_err() {
+            return json_reply(
+                StatusCode::CONFLICT,
+                &Refusal::failed("the coordinator stopped"),
+            );
+        }
+    }
+}
+
+/// Holds a `/step` request until step `round` is published (or the run is aborted).
+async fn step(inner: &Arc<Inner>, index: u32, round: u32) -> Reply {
+    let mut rx = inner.changed.subscribe();
+    loop {
+        {
+            let mut s = inner.lock();
+            s.last_seen.insert(index, Instant::now());
+            if let Some(reason) = &s.abort {
+                return json_reply(StatusCode::CONFLICT, &Refusal::failed(reason.clone()));
+            }
+            if let Some(r) = s.step.as_ref().filter(|r| r.round >= round) {
+                return json_reply(StatusCode::OK, r);
+            }
+        }
+        // Wake at least every second: the wait is the segment's heartbeat.
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await {
             return json_reply(
                 StatusCode::CONFLICT,
                 &Refusal::failed("the coordinator stopped"),
@@ -631,6 +734,58 @@ impl Client {
 
     /// Polls `/status` on a background thread until `stop` is set; the returned channel gets
     /// the abort reason (also when the coordinator is unreachable for [`LIVENESS`]).
+    /// Waits for step `round` of a multi-step run (the coordinator publishes it once the step
+    /// before is merged and judged); gives up after `timeout` without a word from it.
+    pub(crate) fn next_round(&self, round: u32, timeout: Duration) -> Result<Round, ClientError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "index": self.index, "round": round }))
+            .unwrap_or_default();
+        let addr = self.coordinator.clone();
+        block_on(async move {
+            let mut heard = tokio::time::Instant::now();
+            let mut last = String::new();
+            loop {
+                if heard.elapsed() >= timeout {
+                    return Err(ClientError::Unreachable(format!(
+                        "no step {round} from the coordinator at {addr} within {}: {last}",
+                        humantime::format_duration(timeout)
+                    )));
+                }
+                // The coordinator holds the request until the step exists; ask again now and
+                // then so a lost connection is noticed.
+                match tokio::time::timeout(
+                    Duration::from_secs(30),
+                    exchange(&addr, Method::POST, "/step", body.clone()),
+                )
+                .await
+                {
+                    Ok(Ok((StatusCode::OK, b))) => {
+                        return serde_json::from_slice::<Round>(&b).map_err(|e| {
+                            ClientError::Unreachable(format!(
+                                "the coordinator's step is not valid: {e}"
+                            ))
+                        });
+                    }
+                    Ok(Ok((_, b))) => {
+                        return Err(match serde_json::from_slice::<Refusal>(&b) {
+                            Ok(r) => ClientError::Refused(r),
+                            Err(_) => ClientError::Unreachable(format!(
+                                "the coordinator at {addr} answered: {}",
+                                String::from_utf8_lossy(&b)
+                            )),
+                        });
+                    }
+                    Ok(Err(e)) => {
+                        last = e;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    // Held for 30 s: the coordinator is there, still judging.
+                    Err(_) => heard = tokio::time::Instant::now(),
+                }
+            }
+        })
+        .map_err(ClientError::Unreachable)?
+    }
+
     pub(crate) fn watch(
         &self,
         stop: Arc<std::sync::atomic::AtomicBool>,
@@ -691,9 +846,20 @@ impl Client {
 
     /// Sends this segment's local summary (retrying for up to `limit`).
     pub(crate) fn done(&self, summary: &serde_json::Value, limit: Duration) -> Result<(), String> {
-        let body =
-            serde_json::to_vec(&serde_json::json!({ "index": self.index, "summary": summary }))
-                .map_err(|e| e.to_string())?;
+        self.done_round(summary, 0, limit)
+    }
+
+    /// [`Client::done`] for step `round` of a multi-step run.
+    pub(crate) fn done_round(
+        &self,
+        summary: &serde_json::Value,
+        round: u32,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let body = serde_json::to_vec(
+            &serde_json::json!({ "index": self.index, "summary": summary, "round": round }),
+        )
+        .map_err(|e| e.to_string())?;
         let addr = self.coordinator.clone();
         block_on(async move {
             let deadline = tokio::time::Instant::now() + limit;
@@ -765,6 +931,62 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[&2]["requests"], 2);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[test]
+    fn steps_are_published_in_turn_and_collected_by_round() {
+        let s = Server::start(([127, 0, 0, 1], 0).into(), hello(0, "h"), "rid".into()).unwrap();
+        let (c1, c2) = (client(&s, 1), client(&s, 2));
+        let t1 = std::thread::spawn(move || c1.ready(&hello(1, "h"), Duration::from_secs(5)));
+        let t2 = std::thread::spawn(move || c2.ready(&hello(2, "h"), Duration::from_secs(5)));
+        s.wait_ready(Duration::from_secs(5), || None).unwrap();
+        t1.join().unwrap().unwrap();
+        t2.join().unwrap().unwrap();
+        // A segment asking for step 0 waits until it is published.
+        let c1 = client(&s, 1);
+        let asked = std::thread::spawn(move || c1.next_round(0, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!asked.is_finished(), "step 0 is not published yet");
+        let r0 = s.publish(Some(100.0), None);
+        assert_eq!((r0.round, r0.rate), (0, Some(100.0)));
+        assert_eq!(asked.join().unwrap().unwrap(), r0);
+        for (i, n) in [(1, 10), (2, 20)] {
+            client(&s, i)
+                .done_round(
+                    &serde_json::json!({ "requests": n }),
+                    0,
+                    Duration::from_secs(2),
+                )
+                .unwrap();
+        }
+        assert_eq!(s.collect_round(Duration::from_secs(5), 0).len(), 2);
+        // Step 1: segment 2's summary of step 0 does not count for it.
+        let r1 = s.publish(Some(150.0), None);
+        assert_eq!(
+            client(&s, 2).next_round(1, Duration::from_secs(5)).unwrap(),
+            r1
+        );
+        client(&s, 1)
+            .done_round(
+                &serde_json::json!({ "requests": 15 }),
+                1,
+                Duration::from_secs(2),
+            )
+            .unwrap();
+        let got = s.collect_round(Duration::from_millis(300), 1);
+        assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(got[&1]["requests"], 15);
+        // The end.
+        let end = s.publish(None, Some("the search is over (precision)".into()));
+        let r2 = client(&s, 1).next_round(2, Duration::from_secs(5)).unwrap();
+        assert_eq!(r2, end);
+        assert_eq!(r2.stop.as_deref(), Some("the search is over (precision)"));
+        // An abort refuses whoever waits for a step.
+        s.abort("stop");
+        let e = client(&s, 2)
+            .next_round(3, Duration::from_secs(5))
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Refused(_)), "{e}");
     }
 
     #[test]

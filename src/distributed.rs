@@ -105,11 +105,18 @@ pub(crate) fn resolve(
     Stripe::new(&seq, i).map_err(|e| format!("--segment {seg}: {e}"))
 }
 
-/// A hash of what every segment must agree on: scenarios, request defaults and thresholds
-/// (FNV-1a 64 of their JSON; values are hashed, never printed).
-pub(crate) fn scenario_hash(cfg: &Config) -> String {
-    let text = serde_json::to_string(&(&cfg.scenarios, &cfg.defaults, &cfg.thresholds))
-        .unwrap_or_default();
+/// A hash of what every segment must agree on: scenarios, request defaults, thresholds, the
+/// capacity search's settings and whether this is a search (`search`: `find-max`, or a
+/// `capacity-search` executor) (FNV-1a 64 of their JSON; values are hashed, never printed).
+pub(crate) fn scenario_hash(cfg: &Config, search: bool) -> String {
+    let text = serde_json::to_string(&(
+        &cfg.scenarios,
+        &cfg.defaults,
+        &cfg.thresholds,
+        &cfg.capacity,
+        search,
+    ))
+    .unwrap_or_default();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -203,66 +210,12 @@ pub(crate) fn run(
             }
         };
     }
-    let listen = match flags.coordinator_listen {
-        Some(a) => a,
-        None => DEFAULT_LISTEN
-            .parse::<SocketAddr>()
-            .map_err(|e| DistError::Usage(e.to_string()))?,
-    };
-    let server = Server::start(listen, hello, plan.run_id.clone()).map_err(|e| {
-        DistError::Failed(format!(
-            "the coordinator cannot listen on {listen} (--coordinator-listen): {e}"
-        ))
-    })?;
-    if display.banner {
-        eprintln!(
-            "stampede coordinator listening on {} for {} segments",
-            server.addr, count
-        );
-    }
-    let interrupted = interrupt_flag();
-    let go = match server.wait_ready(timeout, || {
-        interrupted
-            .load(Ordering::Relaxed)
-            .then(|| "the coordinator was interrupted before the start".to_string())
-    }) {
-        Ok(g) => g,
-        Err(r) => {
-            // Late segments still learn the outcome for a moment.
-            server.shutdown(Duration::from_secs(2));
-            return Err(match r.kind {
-                RefusalKind::Mismatch => DistError::Usage(r.message),
-                RefusalKind::Failed => DistError::Failed(r.message),
-            });
-        }
-    };
+    let (server, go) = open_barrier(hello, plan.run_id.clone(), flags, timeout, display)?;
     plan.run_id = go.run_id.clone();
     let server = Arc::new(server);
-    let (tx, rx) = tokio::sync::watch::channel(None);
-    let stop = Arc::new(AtomicBool::new(false));
-    let relay = {
-        let (server, stop) = (server.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(r) = server.aborted() {
-                    tx.send_replace(Some(r));
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
-    let s2 = server.clone();
-    let coord = Coordination {
-        start_at: Some(go.start()),
-        abort: Some(rx),
-        on_interrupt: Some(Box::new(move || {
-            s2.abort("the coordinator was interrupted")
-        })),
-    };
+    let (coord, relay) = coordination(&server, go.start());
     let r = execute_coordinated(plan, display, coord);
-    stop.store(true, Ordering::Relaxed);
-    let _ = relay.join();
+    relay.stop();
     let local = match r {
         Ok(s) => s,
         Err(e) => {
@@ -278,18 +231,7 @@ pub(crate) fn run(
             a.threshold, a.at_s
         ));
     }
-    let others = server.collect(collect_limit);
-    let mut parts = Vec::new();
-    let mine = serde_json::to_value(&local).unwrap_or_default();
-    if let Ok(p) = Part::from_value("segment 0", mine) {
-        parts.push(p);
-    }
-    for (i, v) in others {
-        match Part::from_value(&format!("segment {i}"), v) {
-            Ok(p) => parts.push(p),
-            Err(e) => tracing::warn!("{e}"),
-        }
-    }
+    let parts = parts_of(&local, server.collect(collect_limit));
     let merged =
         merge(&parts, &thresholds, Some(count)).map_err(|e| DistError::Failed(e.to_string()))?;
     if let Ok(s) = Arc::try_unwrap(server) {
@@ -299,6 +241,304 @@ pub(crate) fn run(
         local,
         merged: Some(merged),
     })
+}
+
+/// Segment 0: listens for the other segments and waits for all of them at the ready barrier.
+fn open_barrier(
+    hello: Hello,
+    run_id: String,
+    flags: &DistFlags,
+    timeout: Duration,
+    display: Display,
+) -> Result<(Server, crate::coordinator::Go), DistError> {
+    let count = hello.count;
+    let listen = match flags.coordinator_listen {
+        Some(a) => a,
+        None => DEFAULT_LISTEN
+            .parse::<SocketAddr>()
+            .map_err(|e| DistError::Usage(e.to_string()))?,
+    };
+    let server = Server::start(listen, hello, run_id).map_err(|e| {
+        DistError::Failed(format!(
+            "the coordinator cannot listen on {listen} (--coordinator-listen): {e}"
+        ))
+    })?;
+    if display.banner {
+        eprintln!(
+            "stampede coordinator listening on {} for {} segments",
+            server.addr, count
+        );
+    }
+    let interrupted = interrupt_flag();
+    match server.wait_ready(timeout, || {
+        interrupted
+            .load(Ordering::Relaxed)
+            .then(|| "the coordinator was interrupted before the start".to_string())
+    }) {
+        Ok(g) => Ok((server, g)),
+        Err(r) => {
+            // Late segments still learn the outcome for a moment.
+            server.shutdown(Duration::from_secs(2));
+            Err(match r.kind {
+                RefusalKind::Mismatch => DistError::Usage(r.message),
+                RefusalKind::Failed => DistError::Failed(r.message),
+            })
+        }
+    }
+}
+
+/// Relays the coordinator's abort (any segment's, or its own) to the coordinator's run.
+struct Relay {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Relay {
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// The coordination of the coordinator's own run (or step) starting at `start`: an abort from
+/// any segment stops it, and its Ctrl-C stops everyone.
+fn coordination(server: &Arc<Server>, start: std::time::SystemTime) -> (Coordination, Relay) {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (server, stop) = (server.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(r) = server.aborted() {
+                    tx.send_replace(Some(r));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let s2 = server.clone();
+    let coord = Coordination {
+        start_at: Some(start),
+        abort: Some(rx),
+        on_interrupt: Some(Box::new(move || {
+            s2.abort("the coordinator was interrupted")
+        })),
+    };
+    (coord, Relay { stop, thread })
+}
+
+/// The parts of one round's summaries (the coordinator's own first), each named.
+fn parts_of(
+    local: &Summary,
+    others: std::collections::BTreeMap<u32, serde_json::Value>,
+) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mine = serde_json::to_value(local).unwrap_or_default();
+    if let Ok(p) = Part::from_value("segment 0", mine) {
+        parts.push(p);
+    }
+    for (i, v) in others {
+        match Part::from_value(&format!("segment {i}"), v) {
+            Ok(p) => parts.push(p),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    parts
+}
+
+/// A multi-step distributed run (a capacity search) from the coordinator's side: the barrier
+/// once, then each step run by every segment at once and merged here.
+pub(crate) struct Steps {
+    server: Arc<Server>,
+    count: u32,
+    run_id: String,
+    display: Display,
+    /// The coordinator's own summary of the last step it ran.
+    last_local: std::cell::RefCell<Option<Summary>>,
+}
+
+impl Steps {
+    /// Segment 0 of `count`: listens and waits for every segment to be ready.
+    pub(crate) fn open(
+        count: u32,
+        run_id: String,
+        hash: String,
+        flags: &DistFlags,
+        display: Display,
+    ) -> Result<Steps, DistError> {
+        let hello = Hello {
+            index: 0,
+            count,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario_hash: hash,
+        };
+        let timeout = flags
+            .coordinator_timeout
+            .map_or(DEFAULT_TIMEOUT, |d| d.get());
+        let (server, go) = open_barrier(hello, run_id, flags, timeout, display)?;
+        Ok(Steps {
+            server: Arc::new(server),
+            count,
+            run_id: go.run_id,
+            display,
+            last_local: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// The run id every segment shares.
+    pub(crate) fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Runs one step at the global `rate`: publishes it, runs this generator's share (`plan`,
+    /// already segmented) at the common start, and merges every segment's summary of the step
+    /// (thresholds judged on the merge). A segment missing from the merge fails the step.
+    pub(crate) fn step(&self, mut plan: Plan, rate: f64) -> Result<Summary, DistError> {
+        plan.run_id = self.run_id.clone();
+        let thresholds = plan.thresholds.clone();
+        let collect_limit = plan.graceful_stop + Duration::from_secs(30);
+        let round = self.server.publish(Some(rate), None);
+        let (coord, relay) = coordination(&self.server, round.start());
+        let r = execute_coordinated(plan, self.display, coord);
+        relay.stop();
+        let local = match r {
+            Ok(s) => s,
+            Err(e) => {
+                self.server.abort(&format!("the coordinator failed: {e}"));
+                std::thread::sleep(crate::coordinator::POLL * 3);
+                return Err(e.into());
+            }
+        };
+        let others = self.server.collect_round(collect_limit, round.round);
+        let parts = parts_of(&local, others);
+        *self.last_local.borrow_mut() = Some(local);
+        let merged = merge(&parts, &thresholds, Some(self.count))
+            .map_err(|e| DistError::Failed(e.to_string()))?;
+        if let Some(d) = merged
+            .distributed
+            .as_ref()
+            .filter(|d| !d.missing.is_empty())
+        {
+            let missing: Vec<String> = d.missing.iter().map(u32::to_string).collect();
+            let reason = format!(
+                "segment {} sent no summary of step {} ({rate}/s): the search cannot judge the step",
+                missing.join(", "),
+                round.round
+            );
+            self.server.abort(&reason);
+            return Err(DistError::Failed(reason));
+        }
+        Ok(merged)
+    }
+
+    /// Ends the search: segments waiting for the next step learn it is over, and exit.
+    /// Returns the coordinator's own summary of the last step it ran.
+    pub(crate) fn close(self, reason: &str) -> Option<Summary> {
+        self.server.publish(None, Some(reason.to_string()));
+        // Everyone asks for the next step within a moment of posting their summary.
+        std::thread::sleep(crate::coordinator::POLL * 5);
+        if let Ok(s) = Arc::try_unwrap(self.server) {
+            s.shutdown(Duration::ZERO);
+        }
+        self.last_local.into_inner()
+    }
+}
+
+/// How a segment's part in a multi-step run ended.
+#[derive(Debug)]
+pub(crate) struct Followed {
+    /// Its summary of the last step it ran.
+    pub last: Option<Summary>,
+    /// Why the coordinator ended the search (`None`: the coordinator stopped the run, e.g.
+    /// Ctrl-C or a failure elsewhere).
+    pub stopped: Option<String>,
+    /// This segment was interrupted (Ctrl-C/SIGTERM).
+    pub interrupted: bool,
+}
+
+/// A segment (index ≥ 1) of a multi-step run: the barrier, then every step the coordinator
+/// publishes, until it says the search is over. `run_step(rate, coordination, run id)` runs
+/// this segment's share of one step at the global `rate`.
+pub(crate) fn follow(
+    stripe: &Stripe,
+    hash: String,
+    flags: &DistFlags,
+    mut run_step: impl FnMut(f64, Coordination, &str) -> Result<Summary, RunError>,
+) -> Result<Followed, DistError> {
+    let (index, count) = (stripe.index as u32, stripe.count as u32);
+    let addr = flags.coordinator.clone().ok_or_else(|| {
+        DistError::Usage(format!(
+            "segment {index} needs --coordinator HOST:PORT (or STAMPEDE_COORDINATOR): the address of segment 0"
+        ))
+    })?;
+    let client = Client {
+        coordinator: addr,
+        index,
+    };
+    let timeout = flags
+        .coordinator_timeout
+        .map_or(DEFAULT_TIMEOUT, |d| d.get());
+    let hello = Hello {
+        index,
+        count,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_hash: hash,
+    };
+    let go = client.ready(&hello, timeout)?;
+    let mut last: Option<Summary> = None;
+    let mut round = 0;
+    loop {
+        let r = match client.next_round(round, timeout) {
+            Ok(r) => r,
+            // Stopped by the coordinator after a step: this segment's part is over.
+            Err(ClientError::Refused(_)) if last.is_some() => {
+                return Ok(Followed {
+                    last,
+                    stopped: None,
+                    interrupted: false,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(rate) = r.rate.filter(|_| r.stop.is_none()) else {
+            return Ok(Followed {
+                last,
+                stopped: r.stop,
+                interrupted: false,
+            });
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let coord = Coordination {
+            start_at: Some(r.start()),
+            abort: Some(client.watch(stop.clone())),
+            on_interrupt: None,
+        };
+        let res = run_step(rate, coord, &go.run_id);
+        stop.store(true, Ordering::Relaxed);
+        let local = match res {
+            Ok(s) => s,
+            Err(e) => {
+                client.abort(&e.to_string());
+                return Err(e.into());
+            }
+        };
+        let v = serde_json::to_value(&local).unwrap_or_default();
+        if let Err(e) = client.done_round(&v, r.round, Duration::from_secs(10)) {
+            tracing::warn!("{e}");
+        }
+        let interrupted = local.interrupted;
+        last = Some(local);
+        if interrupted {
+            client.abort("interrupted");
+            return Ok(Followed {
+                last,
+                stopped: None,
+                interrupted: true,
+            });
+        }
+        round = r.round + 1;
+    }
 }
 
 #[cfg(test)]

@@ -378,8 +378,22 @@ fn dispatch(cli: cli::Cli) -> u8 {
             max_regression,
             markdown,
         } => compare_files(&baseline, &current, max_regression, markdown),
+        cli::Command::FindMax(args) if args.dist.active() => {
+            let (file, ov, search, dist) = args.into_parts();
+            let stripe = match distributed::resolve(&dist, &|k| std::env::var(k).ok()) {
+                Ok(s) => s,
+                Err(m) => {
+                    eprintln!("error: {m}");
+                    return EXIT_USAGE;
+                }
+            };
+            match capacity::load(file.as_deref(), &ov, &search) {
+                Ok((cfg, origin)) => search_distributed(cfg, &origin, stripe, &dist, &ov.output),
+                Err(e) => report_error(&e),
+            }
+        }
         cli::Command::FindMax(args) => {
-            let (file, ov, search) = args.into_parts();
+            let (file, ov, search, _) = args.into_parts();
             match capacity::find_max(
                 file.as_deref(),
                 &ov,
@@ -630,9 +644,12 @@ fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::D
         Ok(c) => c,
         Err(e) => return report_error(&Error::from(e)),
     };
-    let hash = distributed::scenario_hash(&cfg);
-    cfg.metrics.segment = Some(stripe.index as u32);
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
+    if capacity::wanted(&cfg) {
+        return search_distributed(cfg, &origin, stripe, dist, &ov.output);
+    }
+    let hash = distributed::scenario_hash(&cfg, false);
+    cfg.metrics.segment = Some(stripe.index as u32);
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let display = run::Display {
         progress: !cfg.run.quiet,
@@ -676,6 +693,75 @@ fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::D
     match result.and_then(|()| write_ci_outputs(main, code, &ov.output)) {
         Ok(()) => code,
         Err(e) => report_error(&e),
+    }
+}
+
+/// A capacity search over execution segments (`find-max --segment-count N`, or a
+/// `capacity-search` executor run with segments): the coordinator prints and writes the search's
+/// summary and exits as `find-max` does; the other segments write their last step's summary
+/// (`--segment-summary-json`) and exit 0 when the coordinator ended the search.
+fn search_distributed(
+    cfg: config::Config,
+    origin: &str,
+    stripe: segment::Stripe,
+    dist: &config::DistFlags,
+    output: &config::OutputFlags,
+) -> u8 {
+    let (index, count) = (stripe.index, stripe.count);
+    let hash = distributed::scenario_hash(&cfg, true);
+    let presentation = Presentation {
+        print: true,
+        progress: false,
+    };
+    match capacity::run_segmented(cfg, origin, presentation, stripe, hash, dist) {
+        Ok(capacity::Segmented::Coordinator(s, local)) => {
+            let mut result = Ok(());
+            if let (Some(p), Some(local)) = (&dist.segment_summary_json, &local) {
+                result = write_summary(local, p);
+            }
+            match result {
+                Ok(()) => finish_run(&s, output),
+                Err(e) => report_error(&e),
+            }
+        }
+        Ok(capacity::Segmented::Segment(f)) => {
+            if let (Some(p), Some(s)) = (&dist.segment_summary_json, &f.last) {
+                if let Err(e) = write_summary(s, p) {
+                    return report_error(&e);
+                }
+            }
+            match (&f.stopped, f.interrupted) {
+                (_, true) => {
+                    eprintln!("segment {index} of {count}: interrupted");
+                    EXIT_INTERRUPTED
+                }
+                (Some(why), false) => {
+                    println!(
+                        "segment {index} of {count}: {why}; the coordinator (segment 0) has the result"
+                    );
+                    EXIT_OK
+                }
+                (None, false) => {
+                    eprintln!(
+                        "error: segment {index} of {count}: the coordinator stopped the search"
+                    );
+                    if f.last.as_ref().is_some_and(|s| s.interrupted) {
+                        EXIT_INTERRUPTED
+                    } else {
+                        EXIT_FAILURE
+                    }
+                }
+            }
+        }
+        Err(capacity::SegmentedError::Search(e)) => report_error(&e),
+        Err(capacity::SegmentedError::Dist(distributed::DistError::Usage(m))) => {
+            eprintln!("error: {m}");
+            EXIT_USAGE
+        }
+        Err(capacity::SegmentedError::Dist(e)) => {
+            eprintln!("error: {e}");
+            EXIT_FAILURE
+        }
     }
 }
 

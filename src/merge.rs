@@ -5,7 +5,9 @@
 //! HdrHistogram V2, [`crate::stats::hdr`]) per request name (successful and all requests) and
 //! per scenario, and the merged percentiles come from the added histograms, exactly as one
 //! machine recording every request would have computed them. Thresholds are evaluated on the
-//! merged result through [`crate::threshold::Source`]. The run's duration is the longest
+//! merged result through [`crate::threshold::Source`]; windowed ones (`p99[30s]`) window by
+//! window over the merged timeline ([`crate::slo::judge_intervals`]), as one generator judges
+//! them live. The run's duration is the longest
 //! segment's (the segments run side by side); rates are the merged counts over it.
 //!
 //! The merged summary is itself mergeable (it carries the merged histograms). The segments'
@@ -390,22 +392,37 @@ pub(crate) fn merge(
             fails: *f,
         })
         .collect();
+    let timeline = crate::timeline::merge_outs(
+        &parts
+            .iter()
+            .filter_map(|p| p.input.timeline.clone())
+            .collect::<Vec<_>>(),
+    );
+    // Windowed thresholds are judged window by window on the merged timeline, as one
+    // generator judges them live; without a timeline, on the whole merged run.
+    let windowed = timeline
+        .as_ref()
+        .map(|tl| judge_timeline(thresholds, tl, secs))
+        .unwrap_or_default();
     let threshold_rows = thresholds
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             let o = t.evaluate(&m);
+            let (actual, ok, failed_at_s) = match windowed.iter().find(|v| v.index == i) {
+                Some(v) => (v.actual, v.ok, v.failed_at_s),
+                None => (o.actual, o.ok, None),
+            };
             ThresholdRow {
-                reason: o.actual.is_none().then(|| m.missing(t.metric, &t.filter)),
+                reason: actual.is_none().then(|| m.missing(t.metric, &t.filter)),
                 threshold: o.threshold,
-                actual: o.actual,
-                ok: o.ok,
+                actual,
+                ok,
                 unit: unit_of(t.metric),
-                // Merged summaries carry no merged timeline yet: a windowed threshold is
-                // judged on the whole merged run (README, "Distributed runs").
                 limit: t.value,
-                margin: crate::report::margin_of(t.op, t.value, o.actual),
+                margin: crate::report::margin_of(t.op, t.value, actual),
                 window_s: t.window.map(|w| w.as_secs_f64()),
-                failed_at_s: None,
+                failed_at_s,
                 abort_on_fail: t.abort_on_fail,
             }
         })
@@ -484,12 +501,7 @@ pub(crate) fn merge(
         meta,
         capacity: None,
         generator: None,
-        timeline: crate::timeline::merge_outs(
-            &parts
-                .iter()
-                .filter_map(|p| p.input.timeline.clone())
-                .collect::<Vec<_>>(),
-        ),
+        timeline,
         segment: None,
         distributed: Some(DistributedInfo {
             segments: count,
@@ -502,6 +514,116 @@ pub(crate) fn merge(
             },
         }),
     })
+}
+
+/// Judges the windowed thresholds over a merged timeline (see [`crate::slo::judge_intervals`]):
+/// the timeline's names become the request ids, its intervals the closed slots.
+fn judge_timeline(
+    thresholds: &[Threshold],
+    tl: &crate::timeline::TimelineOut,
+    duration_s: f64,
+) -> Vec<crate::slo::Verdict> {
+    use crate::stats::interval::{Closed, Slot};
+    let interval_us = (tl.interval_s * 1e6).round() as u64;
+    if interval_us == 0 || tl.intervals.is_empty() {
+        return Vec::new();
+    }
+    let mut meta = crate::slo::Meta::default();
+    let scenario_of =
+        |name: &str, scenarios: &mut Vec<String>| match scenarios.iter().position(|s| s == name) {
+            Some(i) => i,
+            None => {
+                scenarios.push(name.to_string());
+                scenarios.len() - 1
+            }
+        };
+    for n in &tl.names {
+        let sc = scenario_of(&n.scenario, &mut meta.scenarios);
+        meta.requests.push((n.name.clone(), n.method.clone(), sc));
+    }
+    for iv in &tl.intervals {
+        for sc in &iv.scenarios {
+            scenario_of(&sc.name, &mut meta.scenarios);
+        }
+    }
+    // Checks by (name, request name), each tied to the first request of that name.
+    let mut check_keys: Vec<(String, String)> = Vec::new();
+    for c in tl.intervals.iter().flat_map(|iv| &iv.checks) {
+        let key = (c.name.clone(), c.request.clone());
+        if !check_keys.contains(&key) {
+            check_keys.push(key);
+        }
+    }
+    meta.checks = check_keys
+        .iter()
+        .map(|(_, req)| {
+            meta.requests
+                .iter()
+                .position(|r| &r.0 == req)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    let mut h = new_hist();
+    let intervals: Vec<Closed> = tl
+        .intervals
+        .iter()
+        .map(|iv| {
+            let mut slot = Slot::default();
+            slot.requests
+                .resize_with(meta.requests.len(), Default::default);
+            for ns in &iv.by_name {
+                let Some(r) = slot.requests.get_mut(ns.n) else {
+                    continue;
+                };
+                r.requests += ns.requests;
+                r.failures += ns.failures;
+                h.reset();
+                // An undecodable histogram counts as empty (its counts still do).
+                if hdr::decode_into(&ns.histogram, &mut h).is_ok() {
+                    r.hist = h
+                        .iter_recorded()
+                        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                        .collect();
+                }
+            }
+            slot.scenarios
+                .resize_with(meta.scenarios.len(), Default::default);
+            for sc in &iv.scenarios {
+                if let Some(i) = meta.scenarios.iter().position(|n| n == &sc.name) {
+                    slot.scenarios[i].iterations += sc.iterations;
+                    slot.scenarios[i].dropped += sc.dropped;
+                }
+            }
+            slot.checks.resize(check_keys.len(), (0, 0));
+            for c in &iv.checks {
+                if let Some(i) = check_keys
+                    .iter()
+                    .position(|(n, r)| n == &c.name && r == &c.request)
+                {
+                    slot.checks[i].0 += c.passes;
+                    slot.checks[i].1 += c.fails;
+                }
+            }
+            Closed {
+                start_us: (iv.t_s * 1e6).round() as u64,
+                len_us: interval_us,
+                slot,
+            }
+        })
+        .collect();
+    let last_end = tl.intervals.len() as f64 * tl.interval_s;
+    let secs = if duration_s > 0.0 {
+        duration_s
+    } else {
+        last_end
+    };
+    crate::slo::judge_intervals(
+        thresholds,
+        std::time::Duration::from_micros(interval_us),
+        meta,
+        intervals,
+        std::time::Duration::from_secs_f64(secs.min(last_end).max(1e-6)),
+    )
 }
 
 #[cfg(test)]
@@ -577,5 +699,78 @@ mod tests {
                 .to_string()
                 .contains("segment 1 is in another input too")
         );
+    }
+
+    /// A segment's timeline: 20 intervals of 1 s, 100 requests each at 10 ms, except that in
+    /// interval `slow_at` `slow` of them took 100 ms.
+    fn segment_timeline(slow_at: usize, slow: u64) -> crate::timeline::TimelineOut {
+        use crate::timeline::{IntervalOut, NameOut, NameSlotOut, ScenarioSlotOut, TimelineOut};
+        let intervals = (0..20)
+            .map(|i| {
+                let mut h = crate::stats::new_hist();
+                let s = if i == slow_at { slow } else { 0 };
+                h.record_n(10_000, 100 - s).unwrap();
+                if s > 0 {
+                    h.record_n(100_000, s).unwrap();
+                }
+                IntervalOut {
+                    t_s: i as f64,
+                    by_name: vec![NameSlotOut {
+                        n: 0,
+                        requests: 100,
+                        histogram: crate::stats::hdr::encode(&h),
+                        ..Default::default()
+                    }],
+                    scenarios: vec![ScenarioSlotOut {
+                        name: "default".into(),
+                        iterations: 100,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }
+            })
+            .collect();
+        TimelineOut {
+            interval_s: 1.0,
+            configured_interval_s: 1.0,
+            max_intervals: 1000,
+            names: vec![NameOut {
+                scenario: "default".into(),
+                name: "GET /".into(),
+                method: "GET".into(),
+            }],
+            intervals,
+        }
+    }
+
+    #[test]
+    fn a_merged_timeline_is_judged_window_by_window() {
+        let th: Vec<Threshold> = ["p99[2s] < 50ms", "p99 < 50ms", "iterations[5s] >= 1000"]
+            .iter()
+            .map(|t| Threshold::parse(t).unwrap())
+            .collect();
+        // Two segments; the second one is slow for 30 requests in 10-11 s: 30 of the
+        // 400 requests of the windows that hold that interval (7.5 %), 0.75 % of the run.
+        let tl = crate::timeline::merge_outs(&[segment_timeline(99, 0), segment_timeline(10, 30)])
+            .unwrap();
+        let v = judge_timeline(&th, &tl, 20.0);
+        assert_eq!(
+            v.len(),
+            2,
+            "the whole-run threshold is not judged here: {v:?}"
+        );
+        assert_eq!(v[0].index, 0);
+        assert!(!v[0].ok);
+        assert_eq!(v[0].failed_at_s, Some(11.0));
+        assert!((v[0].actual.unwrap() - 0.1).abs() < 1e-3, "{v:?}");
+        assert_eq!(v[0].windows, 19, "windows ending at 2, 3, …, 20 s");
+        // 200 iterations per second over both segments: every 5 s window holds 1,000.
+        assert_eq!(v[1].index, 2);
+        assert!(v[1].ok, "{v:?}");
+        assert_eq!(v[1].actual, Some(1000.0));
+        // One segment alone is 500 per window: the merge, not a segment, is judged.
+        let alone = judge_timeline(&th, &segment_timeline(99, 0), 20.0);
+        assert!(!alone[1].ok);
+        assert_eq!(alone[1].actual, Some(500.0));
     }
 }

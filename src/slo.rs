@@ -86,14 +86,15 @@ pub(crate) struct Evaluator {
     abort: Option<Abort>,
 }
 
-/// What the filters need of the plan.
-#[derive(Clone, Debug)]
-struct Meta {
+/// What the filters need of the plan: the names behind the ids of an interval's slots.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Meta {
     /// By request id: (name, method, scenario index).
-    requests: Vec<(String, String, usize)>,
-    scenarios: Vec<String>,
+    pub requests: Vec<(String, String, usize)>,
+    /// By scenario index: its name.
+    pub scenarios: Vec<String>,
     /// By check id: request id.
-    checks: Vec<usize>,
+    pub checks: Vec<usize>,
 }
 
 impl Meta {
@@ -131,11 +132,26 @@ impl Evaluator {
             .timeline_interval
             .max(crate::stats::interval::MIN_INTERVAL)
             .as_micros() as u64;
-        let tracked: Vec<Tracked> = plan
-            .thresholds
+        Evaluator::with(
+            &plan.thresholds,
+            |t| t.window.is_some() || t.abort_on_fail,
+            interval_us,
+            Meta::of(plan),
+        )
+    }
+
+    /// An evaluator for the `thresholds` that `track` picks, over intervals of `interval_us`.
+    fn with(
+        thresholds: &[Threshold],
+        track: impl Fn(&Threshold) -> bool,
+        interval_us: u64,
+        meta: Meta,
+    ) -> Option<Evaluator> {
+        let interval_us = interval_us.max(1);
+        let tracked: Vec<Tracked> = thresholds
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.window.is_some() || t.abort_on_fail)
+            .filter(|(_, t)| track(t))
             .map(|(index, t)| Tracked {
                 index,
                 span: t
@@ -153,7 +169,7 @@ impl Evaluator {
             so_far: Slot::default(),
             judged_us: 0,
             tracked,
-            meta: Meta::of(plan),
+            meta,
             abort: None,
         })
     }
@@ -356,6 +372,28 @@ impl Source for SlotSource<'_> {
             }
         }
     }
+}
+
+/// Judges the windowed thresholds among `thresholds` over a finished run's intervals (a merged
+/// distributed run's: the segments' intervals added up), window by window as the live
+/// [`Evaluator`] does on one generator: worst window, first crossing, delay. `meta` names the
+/// intervals' request, scenario and check ids; the run lasted `elapsed` (its last interval may
+/// be partial). Returns one verdict per windowed threshold (`index` into `thresholds`).
+pub(crate) fn judge_intervals(
+    thresholds: &[Threshold],
+    interval: Duration,
+    meta: Meta,
+    intervals: impl IntoIterator<Item = Closed>,
+    elapsed: Duration,
+) -> Vec<Verdict> {
+    let interval_us = interval.as_micros() as u64;
+    let Some(mut e) = Evaluator::with(thresholds, |t| t.window.is_some(), interval_us, meta) else {
+        return Vec::new();
+    };
+    for c in intervals {
+        e.add(c);
+    }
+    e.finish(elapsed)
 }
 
 /// The value at quantile `q` (0–100) of `(value, count)` buckets holding `total` values:

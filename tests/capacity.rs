@@ -443,3 +443,157 @@ fn bad_search_settings_exit_2_naming_the_key() {
         "nothing was sent"
     );
 }
+
+/// Starts segment `index` of `count` of `stampede find-max` with `args`; the coordinator listens
+/// on `port` (loopback). Summaries go to `dir/summary-I.json` (the search's, on the
+/// coordinator) and `dir/segment-I.json` (each segment's last step).
+fn find_max_segment(
+    dir: &std::path::Path,
+    port: u16,
+    index: u32,
+    count: u32,
+    args: &[&str],
+) -> std::process::Child {
+    let coord = format!("127.0.0.1:{port}");
+    std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("STAMPEDE_SEGMENT_INDEX")
+        .env_remove("STAMPEDE_COORDINATOR")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .arg("find-max")
+        .args(args)
+        .args(["--segment-count", &count.to_string()])
+        .args(["--segment-index", &index.to_string()])
+        .args(["--coordinator", &coord, "--coordinator-listen", &coord])
+        .args(["--coordinator-timeout", "30s"])
+        .arg("--summary-json")
+        .arg(dir.join(format!("summary-{index}.json")))
+        .arg("--segment-summary-json")
+        .arg(dir.join(format!("segment-{index}.json")))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start stampede find-max")
+}
+
+/// The search over three execution segments: the rate is global (each segment runs a third
+/// of every step, at a common start), each step is judged on the merge of the three summaries
+/// (one segment alone would achieve a third of the rate: a "generator" verdict), and the
+/// search finds K within the precision. Every request the target served is in one step's
+/// merged count; the other segments end when the coordinator says the search is over.
+#[test]
+fn find_max_over_three_segments_finds_the_global_capacity() {
+    let k = 300.0;
+    let t = target_with(Options {
+        capacity: Some(k),
+        queue: Duration::from_millis(500),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("http://{}/", t.addr);
+    let args = [
+        url.as_str(),
+        "--threshold",
+        "p99[1s] < 100ms",
+        "--start-rate",
+        "120",
+        "--max-rate",
+        "1200",
+        "--step-duration",
+        "2s",
+        "--precision",
+        "10%",
+        "--no-metrics",
+    ];
+    let port = support::free_port();
+    let began = Instant::now();
+    let children: Vec<_> = (0..3)
+        .map(|i| find_max_segment(dir.path(), port, i, 3, &args))
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let text = |o: &std::process::Output| {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let v = read_json(&dir.path().join("summary-0.json"));
+    let steps = steps_text(&v);
+    assert_eq!(
+        outs[0].status.code(),
+        Some(0),
+        "{}\n{steps}",
+        text(&outs[0])
+    );
+    for o in &outs[1..] {
+        assert_eq!(o.status.code(), Some(0), "{}", text(o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("the search is over (precision)"),
+            "{}",
+            text(o)
+        );
+    }
+    let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
+    let precision = v["capacity"]["precision"].as_f64().expect("precision");
+    assert!(
+        (max - k).abs() <= precision.max(0.1 * k),
+        "max {max} vs K {k} (precision {precision}):\n{steps}"
+    );
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    assert!(all.iter().any(|s| s["phase"] == "search"), "{steps}");
+    let mut merged_requests = 0.0;
+    for s in all {
+        assert_ne!(s["verdict"], "generator", "{steps}");
+        let (i, a) = (
+            s["intended_rate"].as_f64().unwrap_or_default(),
+            s["achieved_rate"].as_f64().unwrap_or_default(),
+        );
+        if s["verdict"] == "pass" {
+            assert!(
+                a >= 0.98 * i,
+                "the global rate, not a third of it:\n{steps}"
+            );
+        }
+        merged_requests +=
+            s["rps"].as_f64().unwrap_or_default() * s["duration_s"].as_f64().unwrap_or_default();
+    }
+    let served = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        merged_requests.round() as u64,
+        served,
+        "every request the target served is in one step's merged count:\n{steps}"
+    );
+    // The search's summary is the merge of the three segments' step at the maximum.
+    assert_eq!(v["distributed"]["segments"], 3, "{v}");
+    assert_eq!(v["distributed"]["merged"], serde_json::json!([0, 1, 2]));
+    assert_eq!(v["thresholds"][0]["window_s"], 1.0);
+    support::schema::assert_summary_conforms(&v);
+    // Each segment ran its third of the last step.
+    let last: f64 = all
+        .last()
+        .and_then(|s| s["intended_rate"].as_f64())
+        .unwrap_or_default();
+    let mut iterations = 0;
+    for i in 0..3 {
+        let seg = read_json(&dir.path().join(format!("segment-{i}.json")));
+        assert_eq!(seg["segment"]["index"], i, "{seg}");
+        iterations += seg["iterations"].as_u64().unwrap_or_default();
+    }
+    assert!(
+        (iterations as f64 - last * 2.0).abs() <= 0.05 * last * 2.0,
+        "the last step ({last}/s for 2 s) ran {iterations} iterations over the three segments"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        began.elapsed()
+    );
+}

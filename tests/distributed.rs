@@ -476,3 +476,63 @@ fn an_abort_on_fail_in_one_segment_stops_every_segment() {
     );
     assert_eq!(u(&local0["failures"]), 0, "{local0}");
 }
+
+/// The target slows down for 60 ms, 5 s after it starts: over two segments, the merged
+/// summary judges `p99[5s]` window by window on the segments' timelines added up (the windows
+/// that hold the slow requests cross, with the time of the first), while the whole run's p99
+/// passes — as one generator judges it live.
+#[test]
+fn merged_windowed_thresholds_are_judged_window_by_window() {
+    use stampede::target::{Options, spawn_background_with};
+    let t = spawn_background_with(
+        ([127, 0, 0, 1], 0).into(),
+        Options {
+            degrade_after: Some(Duration::from_secs(5)),
+            degrade_for: Some(Duration::from_millis(60)),
+            degrade_latency: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .expect("target");
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("http://{}/", t.addr);
+    let outs = run_segments(
+        dir.path(),
+        2,
+        &[
+            "-u",
+            &url,
+            "--rate",
+            "100",
+            "-d",
+            "10s",
+            "-c",
+            "50",
+            "--no-metrics",
+            "--threshold",
+            "p99 < 100ms",
+            "--threshold",
+            "p99[5s] < 100ms",
+        ],
+    );
+    assert_eq!(outs[0].status.code(), Some(3), "{}", text(&outs[0]));
+    let merged = read_json(&dir.path().join("summary-0.json"));
+    assert_summary_conforms(&merged);
+    let rows = &merged["thresholds"];
+    assert_eq!(rows[0]["ok"], true, "whole run passes: {rows}");
+    assert_eq!(rows[1]["ok"], false, "a window crosses: {rows}");
+    assert_eq!(rows[1]["window_s"], 5.0);
+    let at = rows[1]["failed_at_s"].as_f64().expect("failed_at_s");
+    assert!((4.0..=8.0).contains(&at), "{rows}");
+    assert!(
+        rows[1]["actual"].as_f64().is_some_and(|a| a >= 0.3),
+        "{rows}"
+    );
+    // Every request the target served is in the merge, once.
+    assert_eq!(
+        u(&merged["requests"]),
+        t.counters
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
