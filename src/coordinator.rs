@@ -676,6 +676,27 @@ async fn exchange(
     Ok((status, body))
 }
 
+/// A held request's answer: `200` and a `T`, or a [`Refusal`].
+fn reply<T: serde::de::DeserializeOwned>(
+    status: StatusCode,
+    body: &[u8],
+    what: &str,
+    addr: &str,
+) -> Result<T, ClientError> {
+    if status == StatusCode::OK {
+        return serde_json::from_slice::<T>(body).map_err(|e| {
+            ClientError::Unreachable(format!("the coordinator's {what} is not valid: {e}"))
+        });
+    }
+    Err(match serde_json::from_slice::<Refusal>(body) {
+        Ok(r) => ClientError::Refused(r),
+        Err(_) => ClientError::Unreachable(format!(
+            "the coordinator at {addr} answered: {}",
+            String::from_utf8_lossy(body)
+        )),
+    })
+}
+
 fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -707,22 +728,7 @@ impl Client {
                 )
                 .await
                 {
-                    Ok(Ok((StatusCode::OK, b))) => {
-                        return serde_json::from_slice::<Go>(&b).map_err(|e| {
-                            ClientError::Unreachable(format!(
-                                "the coordinator's go is not valid: {e}"
-                            ))
-                        });
-                    }
-                    Ok(Ok((_, b))) => {
-                        return Err(match serde_json::from_slice::<Refusal>(&b) {
-                            Ok(r) => ClientError::Refused(r),
-                            Err(_) => ClientError::Unreachable(format!(
-                                "the coordinator at {addr} answered: {}",
-                                String::from_utf8_lossy(&b)
-                            )),
-                        });
-                    }
+                    Ok(Ok((status, b))) => return reply::<Go>(status, &b, "go", &addr),
                     Ok(Err(e)) => last = e,
                     Err(_) => last = "timed out".into(),
                 }
@@ -732,8 +738,6 @@ impl Client {
         .map_err(ClientError::Unreachable)?
     }
 
-    /// Polls `/status` on a background thread until `stop` is set; the returned channel gets
-    /// the abort reason (also when the coordinator is unreachable for [`LIVENESS`]).
     /// Waits for step `round` of a multi-step run (the coordinator publishes it once the step
     /// before is merged and judged); gives up after `timeout` without a word from it.
     pub(crate) fn next_round(&self, round: u32, timeout: Duration) -> Result<Round, ClientError> {
@@ -758,22 +762,7 @@ impl Client {
                 )
                 .await
                 {
-                    Ok(Ok((StatusCode::OK, b))) => {
-                        return serde_json::from_slice::<Round>(&b).map_err(|e| {
-                            ClientError::Unreachable(format!(
-                                "the coordinator's step is not valid: {e}"
-                            ))
-                        });
-                    }
-                    Ok(Ok((_, b))) => {
-                        return Err(match serde_json::from_slice::<Refusal>(&b) {
-                            Ok(r) => ClientError::Refused(r),
-                            Err(_) => ClientError::Unreachable(format!(
-                                "the coordinator at {addr} answered: {}",
-                                String::from_utf8_lossy(&b)
-                            )),
-                        });
-                    }
+                    Ok(Ok((status, b))) => return reply::<Round>(status, &b, "step", &addr),
                     Ok(Err(e)) => {
                         last = e;
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -786,6 +775,8 @@ impl Client {
         .map_err(ClientError::Unreachable)?
     }
 
+    /// Polls `/status` on a background thread until `stop` is set; the returned channel gets
+    /// the abort reason (also when the coordinator is unreachable for [`LIVENESS`]).
     pub(crate) fn watch(
         &self,
         stop: Arc<std::sync::atomic::AtomicBool>,

@@ -153,29 +153,13 @@ pub(crate) fn run(
     flags: &DistFlags,
     display: Display,
 ) -> Result<Outcome, DistError> {
-    let index = plan.stripe.index as u32;
-    let count = plan.stripe.count as u32;
-    let hello = Hello {
-        index,
-        count,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        scenario_hash: hash,
-    };
-    let timeout = flags
-        .coordinator_timeout
-        .map_or(DEFAULT_TIMEOUT, |d| d.get());
+    let hello = hello_of(plan.stripe.index as u32, plan.stripe.count as u32, hash);
+    let (index, count) = (hello.index, hello.count);
+    let timeout = timeout_of(flags);
     let thresholds = plan.thresholds.clone();
     let collect_limit = plan.graceful_stop + Duration::from_secs(30);
     if index != 0 {
-        let addr = flags.coordinator.clone().ok_or_else(|| {
-            DistError::Usage(format!(
-                "segment {index} needs --coordinator HOST:PORT (or STAMPEDE_COORDINATOR): the address of segment 0"
-            ))
-        })?;
-        let client = Client {
-            coordinator: addr,
-            index,
-        };
+        let client = client_of(flags, index)?;
         let go = client.ready(&hello, timeout)?;
         plan.run_id = go.run_id.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -241,6 +225,33 @@ pub(crate) fn run(
         local,
         merged: Some(merged),
     })
+}
+
+/// What segment `index` of `count` tells the coordinator.
+fn hello_of(index: u32, count: u32, hash: String) -> Hello {
+    Hello {
+        index,
+        count,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_hash: hash,
+    }
+}
+
+/// How long to wait for the barrier (and, on a segment, for the coordinator).
+fn timeout_of(flags: &DistFlags) -> Duration {
+    flags
+        .coordinator_timeout
+        .map_or(DEFAULT_TIMEOUT, |d| d.get())
+}
+
+/// Segment `index` (≥ 1): its client of the coordinator given by `--coordinator`.
+fn client_of(flags: &DistFlags, index: u32) -> Result<Client, DistError> {
+    let coordinator = flags.coordinator.clone().ok_or_else(|| {
+        DistError::Usage(format!(
+            "segment {index} needs --coordinator HOST:PORT (or STAMPEDE_COORDINATOR): the address of segment 0"
+        ))
+    })?;
+    Ok(Client { coordinator, index })
 }
 
 /// Segment 0: listens for the other segments and waits for all of them at the ready barrier.
@@ -367,16 +378,8 @@ impl Steps {
         flags: &DistFlags,
         display: Display,
     ) -> Result<Steps, DistError> {
-        let hello = Hello {
-            index: 0,
-            count,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            scenario_hash: hash,
-        };
-        let timeout = flags
-            .coordinator_timeout
-            .map_or(DEFAULT_TIMEOUT, |d| d.get());
-        let (server, go) = open_barrier(hello, run_id, flags, timeout, display)?;
+        let hello = hello_of(0, count, hash);
+        let (server, go) = open_barrier(hello, run_id, flags, timeout_of(flags), display)?;
         Ok(Steps {
             server: Arc::new(server),
             count,
@@ -466,26 +469,10 @@ pub(crate) fn follow(
     flags: &DistFlags,
     mut run_step: impl FnMut(f64, Coordination, &str) -> Result<Summary, RunError>,
 ) -> Result<Followed, DistError> {
-    let (index, count) = (stripe.index as u32, stripe.count as u32);
-    let addr = flags.coordinator.clone().ok_or_else(|| {
-        DistError::Usage(format!(
-            "segment {index} needs --coordinator HOST:PORT (or STAMPEDE_COORDINATOR): the address of segment 0"
-        ))
-    })?;
-    let client = Client {
-        coordinator: addr,
-        index,
-    };
-    let timeout = flags
-        .coordinator_timeout
-        .map_or(DEFAULT_TIMEOUT, |d| d.get());
-    let hello = Hello {
-        index,
-        count,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        scenario_hash: hash,
-    };
-    let go = client.ready(&hello, timeout)?;
+    let hello = hello_of(stripe.index as u32, stripe.count as u32, hash);
+    let client = client_of(flags, hello.index)?;
+    let go = client.ready(&hello, timeout_of(flags))?;
+    let timeout = timeout_of(flags);
     let mut last: Option<Summary> = None;
     let mut round = 0;
     loop {
