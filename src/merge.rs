@@ -20,8 +20,8 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use crate::report::{
-    CheckRow, DistributedInfo, NameRow, ScenarioRow, SegmentInfo, Summary, TargetError,
-    ThresholdRow, unit_of,
+    CheckRow, DistributedInfo, NameRow, Rows, ScenarioRow, SegmentInfo, Summary, TargetError,
+    ThresholdRow,
 };
 use crate::stats::{hdr, latency_of, new_hist};
 use crate::threshold::{Filter, Metric, Source, Threshold};
@@ -408,27 +408,17 @@ pub(crate) fn merge(
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let o = t.evaluate(&m);
-            let (actual, ok, failed_at_s) = match windowed.iter().find(|v| v.index == i) {
-                Some(v) => (v.actual, v.ok, v.failed_at_s),
-                None => (o.actual, o.ok, None),
+            let mut o = t.evaluate(&m);
+            let failed_at_s = match windowed.iter().find(|v| v.index == i) {
+                Some(v) => {
+                    (o.actual, o.ok) = (v.actual, v.ok);
+                    v.failed_at_s
+                }
+                None => None,
             };
-            ThresholdRow {
-                reason: actual.is_none().then(|| m.missing(t.metric, &t.filter)),
-                threshold: o.threshold,
-                actual,
-                ok,
-                unit: unit_of(t.metric),
-                limit: t.value,
-                margin: crate::report::margin_of(t.op, t.value, actual),
-                window_s: t.window.map(|w| w.as_secs_f64()),
-                failed_at_s,
-                abort_on_fail: t.abort_on_fail,
-            }
+            ThresholdRow::of(t, o, failed_at_s, || m.missing(t.metric, &t.filter))
         })
         .collect();
-    let requests: u64 = by_name.iter().map(|r| r.requests).sum();
-    let failures: u64 = by_name.iter().map(|r| r.failures).sum();
     merged_idx.sort_unstable();
     merged_idx.dedup();
     let count = count.unwrap_or(parts.len() as u32);
@@ -459,39 +449,6 @@ pub(crate) fn merge(
         _ => 0.0,
     };
     Ok(Summary {
-        run_id: first.input.run_id.clone(),
-        requests,
-        failures,
-        error_rate: if requests == 0 {
-            0.0
-        } else {
-            failures as f64 / requests as f64
-        },
-        rps: requests as f64 / secs,
-        duration_s: secs,
-        latency_s: latency_of(&ok),
-        latency_all_s: latency_of(&all),
-        by_name,
-        errors,
-        errors_by_target: by_target
-            .into_iter()
-            .map(|((error, target), count)| TargetError {
-                error,
-                target,
-                count,
-            })
-            .collect(),
-        reconnects,
-        iterations: scenarios.iter().map(|s| s.iterations).sum(),
-        dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
-        dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
-        dropped_generator: scenarios.iter().map(|s| s.dropped_generator).sum(),
-        scenarios,
-        checks,
-        thresholds: threshold_rows,
-        export: Vec::new(),
-        metrics_folded: None,
-        interrupted,
         // The first abort_on_fail threshold that stopped a segment stopped the whole test.
         aborted: parts
             .iter()
@@ -499,10 +456,7 @@ pub(crate) fn merge(
             .min_by(|a, b| a.at_s.total_cmp(&b.at_s)),
         generators: (merged_idx.len() as u32).max(parts.len() as u32),
         meta,
-        capacity: None,
-        generator: None,
         timeline,
-        segment: None,
         distributed: Some(DistributedInfo {
             segments: count,
             merged: merged_idx,
@@ -513,6 +467,27 @@ pub(crate) fn merge(
                 cpu_bound
             },
         }),
+        ..Summary::of_rows(Rows {
+            run_id: first.input.run_id.clone(),
+            secs,
+            ok,
+            all,
+            by_name,
+            errors,
+            errors_by_target: by_target
+                .into_iter()
+                .map(|((error, target), count)| TargetError {
+                    error,
+                    target,
+                    count,
+                })
+                .collect(),
+            reconnects,
+            scenarios,
+            checks,
+            thresholds: threshold_rows,
+            interrupted,
+        })
     })
 }
 

@@ -266,6 +266,96 @@ pub struct ThresholdRow {
     pub margin: Option<f64>,
 }
 
+impl ThresholdRow {
+    /// The row of threshold `t`, judged `o` (its actual, verdict and, for a windowed threshold
+    /// judged window by window, the first crossing); `missing()` says why nothing was measured.
+    pub(crate) fn of(
+        t: &crate::threshold::Threshold,
+        o: crate::threshold::Outcome,
+        failed_at_s: Option<f64>,
+        missing: impl FnOnce() -> String,
+    ) -> ThresholdRow {
+        ThresholdRow {
+            limit: t.value,
+            margin: margin_of(t.op, t.value, o.actual),
+            reason: o.actual.is_none().then(missing),
+            threshold: o.threshold,
+            actual: o.actual,
+            ok: o.ok,
+            unit: unit_of(t.metric),
+            window_s: t.window.map(|w| w.as_secs_f64()),
+            failed_at_s,
+            abort_on_fail: t.abort_on_fail,
+        }
+    }
+}
+
+/// What every summary computes from its rows the same way (one generator's, or a merge's);
+/// [`Summary::of_rows`] derives the totals and leaves the rest empty.
+pub(crate) struct Rows {
+    pub run_id: String,
+    /// The run's length, seconds.
+    pub secs: f64,
+    /// Latency of the successful requests, and of all.
+    pub ok: Histogram<u64>,
+    pub all: Histogram<u64>,
+    pub by_name: Vec<NameRow>,
+    pub errors: BTreeMap<String, u64>,
+    pub errors_by_target: Vec<TargetError>,
+    pub reconnects: u64,
+    pub scenarios: Vec<ScenarioRow>,
+    pub checks: Vec<CheckRow>,
+    pub thresholds: Vec<ThresholdRow>,
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// A summary from its rows: request, failure and iteration totals, rates and latencies
+    /// derived from them; no timeline, export rows, segment or capacity data (the caller adds
+    /// what it has).
+    pub(crate) fn of_rows(r: Rows) -> Summary {
+        let requests: u64 = r.by_name.iter().map(|n| n.requests).sum();
+        let failures: u64 = r.by_name.iter().map(|n| n.failures).sum();
+        let scenarios = r.scenarios;
+        Summary {
+            run_id: r.run_id,
+            requests,
+            failures,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                failures as f64 / requests as f64
+            },
+            rps: requests as f64 / r.secs,
+            duration_s: r.secs,
+            latency_s: latency_of(&r.ok),
+            latency_all_s: latency_of(&r.all),
+            by_name: r.by_name,
+            errors: r.errors,
+            errors_by_target: r.errors_by_target,
+            reconnects: r.reconnects,
+            iterations: scenarios.iter().map(|s| s.iterations).sum(),
+            dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
+            dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
+            dropped_generator: scenarios.iter().map(|s| s.dropped_generator).sum(),
+            scenarios,
+            checks: r.checks,
+            thresholds: r.thresholds,
+            export: Vec::new(),
+            metrics_folded: None,
+            interrupted: r.interrupted,
+            generator: None,
+            timeline: None,
+            segment: None,
+            distributed: None,
+            aborted: None,
+            capacity: None,
+            generators: 1,
+            meta: None,
+        }
+    }
+}
+
 /// How far `actual` is from crossing `limit` under `op` (positive: room left).
 pub(crate) fn margin_of(op: crate::threshold::Op, limit: f64, actual: Option<f64>) -> Option<f64> {
     use crate::threshold::Op::*;
@@ -616,8 +706,6 @@ impl Aggregate<'_> {
         let plan = self.plan;
         let s = &self.stats;
         let secs = self.secs();
-        let requests: u64 = s.requests.iter().map(|r| r.requests).sum();
-        let failures: u64 = s.requests.iter().map(|r| r.failures).sum();
         let all = merged_latency(s.requests.iter().map(|r| &r.latency));
         let ok = ok_latency(s.requests.iter());
         // Group rows by (scenario, name, method): several definitions may share a name.
@@ -712,59 +800,27 @@ impl Aggregate<'_> {
             .thresholds
             .iter()
             .map(|t| {
-                let o = t.evaluate(self);
-                ThresholdRow {
-                    limit: t.value,
-                    margin: margin_of(t.op, t.value, o.actual),
-                    reason: o
-                        .actual
-                        .is_none()
-                        .then(|| self.missing(t.metric, &t.filter)),
-                    threshold: o.threshold,
-                    actual: o.actual,
-                    ok: o.ok,
-                    unit: unit_of(t.metric),
-                    window_s: t.window.map(|w| w.as_secs_f64()),
-                    failed_at_s: None,
-                    abort_on_fail: t.abort_on_fail,
-                }
+                ThresholdRow::of(t, t.evaluate(self), None, || {
+                    self.missing(t.metric, &t.filter)
+                })
             })
             .collect();
         Summary {
-            run_id: plan.run_id.clone(),
-            requests,
-            failures,
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                failures as f64 / requests as f64
-            },
-            rps: requests as f64 / secs,
-            duration_s: secs,
-            latency_s: latency_of(&ok),
-            latency_all_s: latency_of(&all),
-            by_name,
-            errors,
-            errors_by_target,
-            reconnects: s.requests.iter().map(|r| r.reconnects).sum(),
-            iterations: scenarios.iter().map(|s| s.iterations).sum(),
-            dropped_iterations: scenarios.iter().map(|s| s.dropped_iterations).sum(),
-            dropped_no_vu: scenarios.iter().map(|s| s.dropped_no_vu).sum(),
-            dropped_generator: scenarios.iter().map(|s| s.dropped_generator).sum(),
-            scenarios,
-            checks,
-            thresholds,
             export: export.iter().map(ExportRow::from).collect(),
-            metrics_folded: None,
-            interrupted,
-            generator: None,
-            timeline: None,
-            segment: None,
-            distributed: None,
-            aborted: None,
-            capacity: None,
-            generators: 1,
-            meta: None,
+            ..Summary::of_rows(Rows {
+                run_id: plan.run_id.clone(),
+                secs,
+                ok,
+                all,
+                by_name,
+                errors,
+                errors_by_target,
+                reconnects: s.requests.iter().map(|r| r.reconnects).sum(),
+                scenarios,
+                checks,
+                thresholds,
+                interrupted,
+            })
         }
     }
 }
