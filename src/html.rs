@@ -56,7 +56,7 @@ fn chart(
     log_x: bool,
     base: &[Series],
 ) -> String {
-    let (w, h, l, r, t, b) = (760.0, 240.0, 64.0, 56.0, 28.0, 30.0);
+    let (w, h, l, r, t, b) = (760.0, 240.0, 76.0, 56.0, 28.0, 30.0);
     let all: Vec<(f64, f64)> = series
         .iter()
         .chain(base)
@@ -75,18 +75,29 @@ fn chart(
         return o;
     }
     let tx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
-    let xmin = all.iter().map(|p| tx(p.0)).fold(f64::INFINITY, f64::min);
-    let xmax = all
-        .iter()
-        .map(|p| tx(p.0))
-        .fold(f64::NEG_INFINITY, f64::max)
-        .max(xmin + 1e-9);
-    let ymax = all.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12) * 1.08;
+    // The right-axis series shares the x axis: its points count for its range.
+    let xs = || {
+        all.iter()
+            .map(|p| p.0)
+            .chain(right.iter().flat_map(|(_, s)| s.points.iter().map(|p| p.0)))
+            .map(tx)
+    };
+    let xmin = xs().fold(f64::INFINITY, f64::min);
+    let xmax = xs().fold(f64::NEG_INFINITY, f64::max).max(xmin + 1e-9);
+    // The y axis in the unit shown, cut at round values (1, 2, 2.5 or 5 × 10^k).
+    let shown = match unit {
+        "ms" => 1000.0,
+        "%" => 100.0,
+        _ => 1.0,
+    };
+    let top = all.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12) * shown * 1.02;
+    let (step, parts) = nice_axis(top);
+    let ymax = step * parts as f64 / shown;
     let px = |x: f64| l + (tx(x) - xmin) / (xmax - xmin) * (w - l - r);
     let py = |y: f64, m: f64| h - b - y / m * (h - t - b);
     // Axes and grid.
-    for i in 0..=4 {
-        let y = ymax * i as f64 / 4.0;
+    for i in 0..=parts {
+        let y = ymax * i as f64 / parts as f64;
         let _ = write!(
             o,
             "<line class=\"grid\" x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\"/><text class=\"ax\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
@@ -95,16 +106,29 @@ fn chart(
             py(y, ymax),
             l - 4.0,
             py(y, ymax) + 4.0,
-            esc(&axis_label(y, unit))
+            esc(&tick_label(step * i as f64, step, unit))
         );
     }
-    for i in 0..=4 {
-        let xv = xmin + (xmax - xmin) * i as f64 / 4.0;
-        let label = if log_x {
-            format!("p{}", fmt_pct(100.0 - 100.0 / 10f64.powf(xv)))
-        } else {
-            format!("{xv:.1} s")
-        };
+    // Time ticks at round seconds; percentile ticks evenly over the log scale.
+    let xticks: Vec<(f64, String)> = if log_x {
+        (0..=4)
+            .map(|i| {
+                let xv = xmin + (xmax - xmin) * i as f64 / 4.0;
+                (xv, format!("p{}", fmt_pct(100.0 - 100.0 / 10f64.powf(xv))))
+            })
+            .collect()
+    } else {
+        let (step, _) = nice_axis(xmax - xmin);
+        let first = (xmin / step - 1e-9).ceil() as i64;
+        let last = (xmax / step + 1e-9).floor() as i64;
+        (first..=last)
+            .map(|k| {
+                let xv = k as f64 * step;
+                (xv, tick_label(xv, step, "s"))
+            })
+            .collect()
+    };
+    for (xv, label) in xticks {
         let xp = l + (xv - xmin) / (xmax - xmin) * (w - l - r);
         let _ = write!(
             o,
@@ -195,12 +219,33 @@ fn fmt_pct(p: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn axis_label(y: f64, unit: &str) -> String {
-    match unit {
-        "ms" => format!("{:.1} ms", y * 1000.0),
-        "%" => format!("{:.1} %", y * 100.0),
-        u => format!("{y:.1} {u}"),
-    }
+/// A grid step of 1, 2, 2.5 or 5 × 10^k that cuts `0..max` into at most five parts, and how
+/// many parts reach `max`.
+fn nice_axis(max: f64) -> (f64, usize) {
+    let raw = (max / 5.0).max(1e-12);
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag);
+    let parts = ((max / step) * (1.0 - 1e-9)).ceil().max(1.0) as usize;
+    (step, parts)
+}
+
+/// A tick's label `v` (already in the unit shown) with as many decimals as `step` needs.
+fn tick_label(v: f64, step: f64, unit: &str) -> String {
+    let decimals = (0..6)
+        .find(|d| {
+            let x = step * 10f64.powi(*d);
+            (x - x.round()).abs() < 1e-6 * x.max(1.0)
+        })
+        .unwrap_or(6) as usize;
+    let u = match unit {
+        "%" => " %".to_string(),
+        u => format!(" {u}"),
+    };
+    format!("{v:.decimals$}{u}")
 }
 
 fn bytes_text(b: f64) -> String {
@@ -950,3 +995,21 @@ var tb=th.closest('table').tBodies[0],rows=Array.from(tb.rows),d=th.dataset.d=th
 rows.sort(function(a,b){var x=a.cells[i],y=b.cells[i],u=parseFloat(x.dataset.v||x.textContent),v=parseFloat(y.dataset.v||y.textContent);
 var c=isNaN(u)||isNaN(v)?x.textContent.localeCompare(y.textContent):u-v;return d==='a'?c:-c});rows.forEach(function(r){tb.appendChild(r)})})});
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_y_axis_is_cut_at_round_values() {
+        assert_eq!(nice_axis(750.6), (200.0, 4));
+        assert_eq!(nice_axis(5.7), (2.0, 3));
+        assert_eq!(nice_axis(100.0), (20.0, 5));
+        assert_eq!(nice_axis(31.3), (10.0, 4));
+        assert_eq!(nice_axis(0.012), (0.0025, 5));
+        assert_eq!(tick_label(600.0, 200.0, "req/s"), "600 req/s");
+        assert_eq!(tick_label(7.5, 2.5, "ms"), "7.5 ms");
+        assert_eq!(tick_label(0.005, 0.0025, "/s"), "0.0050 /s");
+        assert_eq!(tick_label(40.0, 20.0, "%"), "40 %");
+    }
+}
