@@ -186,7 +186,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 kind,
                 stage: Stage::Answered,
             };
-            let mut kept = keep_body.then(BytesMut::new);
+            // A known length is kept in one allocation (no doubling garbage for big bodies).
+            let mut kept = keep_body.then(|| match head.kind {
+                BodyKind::Length(n) => BytesMut::with_capacity((n as usize).min(KEPT_BODY_LIMIT)),
+                _ => BytesMut::new(),
+            });
             let body_len = match head.kind {
                 BodyKind::None => 0,
                 BodyKind::Length(n) => self.read_length(n, &mut kept).await.map_err(answered)?,
