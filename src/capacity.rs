@@ -18,6 +18,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::command::{Error, Presentation};
 use crate::config::{
     CapacityConfig, CapacityFlags, Config, ConfigError, DistFlags, Dur, ExecutorKind,
 };
@@ -25,7 +26,6 @@ use crate::distributed::{DistError, Followed, Steps};
 use crate::report::Summary;
 use crate::segment::Stripe;
 use crate::slo::{Capacity, Step};
-use crate::{Error, Presentation};
 
 /// The least share of the intended rate a passing step must achieve.
 pub(crate) const ACHIEVED_MIN: f64 = 0.98;
@@ -95,7 +95,7 @@ fn checked(cfg: &Config, origin: &str, run_id: &str) -> Result<Search, Error> {
         .into());
     }
     let search = Search::of(&cfg.capacity, origin)?;
-    crate::prepare(
+    crate::command::prepare(
         step_config(cfg, search.start_rate, &search),
         run_id.to_string(),
         origin,
@@ -106,10 +106,15 @@ fn checked(cfg: &Config, origin: &str, run_id: &str) -> Result<Search, Error> {
 /// Runs the search described by `cfg` (its first scenario, its thresholds, its `[capacity]`)
 /// and returns the summary of the step at the maximum (or of the last step), with `capacity`.
 pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Result<Summary, Error> {
-    let run_id = cfg.run.id.clone().unwrap_or_else(crate::generate_run_id);
+    let run_id = cfg
+        .run
+        .id
+        .clone()
+        .unwrap_or_else(crate::command::generate_run_id);
     let search = checked(&cfg, origin, &run_id)?;
     let mut step = |rate: f64| -> Result<Summary, Error> {
-        let plan = crate::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
+        let plan =
+            crate::command::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
         crate::run::execute(plan, crate::run::Display::default()).map_err(|e| match e {
             crate::run::RunError::Export(e) => Error::Export(e),
             e => Error::Other(anyhow::Error::new(e)),
@@ -301,13 +306,18 @@ pub(crate) fn run_segmented(
     flags: &DistFlags,
 ) -> Result<Segmented, SegmentedError> {
     cfg.metrics.segment = Some(stripe.index as u32);
-    let run_id = cfg.run.id.clone().unwrap_or_else(crate::generate_run_id);
+    let run_id = cfg
+        .run
+        .id
+        .clone()
+        .unwrap_or_else(crate::command::generate_run_id);
     let search = checked(&cfg, origin, &run_id)?;
     let display = crate::run::Display::default();
     if stripe.index != 0 {
         let followed = crate::distributed::follow(&stripe, hash, flags, |rate, coord, id| {
-            let mut plan = crate::prepare(step_config(&cfg, rate, &search), id.to_string(), origin)
-                .map_err(|e| crate::run::RunError::Io(std::io::Error::other(e.to_string())))?;
+            let mut plan =
+                crate::command::prepare(step_config(&cfg, rate, &search), id.to_string(), origin)
+                    .map_err(|e| crate::run::RunError::Io(std::io::Error::other(e.to_string())))?;
             plan.apply_segment(stripe.clone());
             crate::run::execute_coordinated(plan, display, coord)
         })?;
@@ -325,7 +335,8 @@ pub(crate) fn run_segmented(
     )?;
     let run_id = steps.run_id().to_string();
     let mut step = |rate: f64| -> Result<Summary, Error> {
-        let mut plan = crate::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
+        let mut plan =
+            crate::command::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
         plan.apply_segment(stripe.clone());
         steps
             .step(plan, rate)
@@ -346,11 +357,11 @@ pub(crate) fn run_segmented(
 /// set the limit (no maximum can be claimed), 130 when interrupted.
 pub(crate) fn exit_code(s: &Summary) -> u8 {
     match s.capacity.as_ref() {
-        Some(c) if c.stopped_by == "generator" => crate::EXIT_FAILURE,
-        Some(c) if c.stopped_by == "interrupted" => crate::EXIT_INTERRUPTED,
-        Some(c) if c.max_rate.is_none() => crate::EXIT_THRESHOLDS,
-        Some(_) => crate::EXIT_OK,
-        None => crate::summary_exit_code(s),
+        Some(c) if c.stopped_by == "generator" => crate::command::EXIT_FAILURE,
+        Some(c) if c.stopped_by == "interrupted" => crate::command::EXIT_INTERRUPTED,
+        Some(c) if c.max_rate.is_none() => crate::command::EXIT_THRESHOLDS,
+        Some(_) => crate::command::EXIT_OK,
+        None => crate::command::summary_exit_code(s),
     }
 }
 

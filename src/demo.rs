@@ -2,11 +2,10 @@
 //! like the Locust test stampede was born from (login on start, two weighted tasks), plus a
 //! trickle of failures so the summary has something to show.
 
-use std::path::Path;
-
 use crate::cli::DemoArgs;
+use crate::command::{Error, Presentation};
 use crate::config::{Overrides, load_str};
-use crate::{Error, Presentation, Summary};
+use crate::report::Summary;
 
 /// The built-in demo scenario; `{base}` is replaced by the target's URL.
 pub(crate) const DEMO_TOML: &str = r#"
@@ -62,9 +61,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<Summary, Error> {
         ..Default::default()
     };
     let cfg = load_str(DEMO_NAME, &text, &ov)?;
-    crate::run_config(
+    crate::command::run_one(
         cfg,
-        Some(Path::new(DEMO_NAME)),
+        DEMO_NAME,
         Presentation {
             print: true,
             progress: true,

@@ -5,6 +5,7 @@
 //! turns a validated `Config` into executable scenarios.
 
 mod duration;
+mod error;
 mod export;
 mod flags;
 mod load;
@@ -16,13 +17,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{Dur, MAX_DURATION, parse_duration};
+pub use error::ConfigError;
 pub use export::{
     BasicAuth, InvalidRemoteWrite, RemoteWriteConfig, RemoteWriteUrl, Secret, TlsConfig, redact_url,
 };
 pub use flags::{
     CapacityFlags, DistFlags, ExportFlags, OutputFlags, Overrides, RemoteWriteFlags, check_url,
 };
-pub use load::{AD_HOC_DURATION, AD_HOC_VUS, ConfigError, load, load_str};
+pub use load::{AD_HOC_DURATION, AD_HOC_VUS, load, load_str};
 pub use validate::{
     MAX_RATE, MAX_VUS, MAX_WORKERS, executor_keys, parse_precision, validate, validate_capacity,
 };

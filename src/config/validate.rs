@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::load::ConfigError;
+use super::error::ConfigError;
 use super::{Config, ExecutorKind, RequestConfig, ScenarioConfig, ThinkTime};
 
 /// Highest arrival rate of one scenario (`rate`, and `start`/stage targets of
