@@ -458,6 +458,8 @@ pub(crate) struct Followed {
     pub stopped: Option<String>,
     /// This segment was interrupted (Ctrl-C/SIGTERM).
     pub interrupted: bool,
+    /// Why the coordinator stopped the run, when it did (an abort).
+    pub aborted: Option<String>,
 }
 
 /// A segment (index ≥ 1) of a multi-step run: the barrier, then every step the coordinator
@@ -479,11 +481,12 @@ pub(crate) fn follow(
         let r = match client.next_round(round, timeout) {
             Ok(r) => r,
             // Stopped by the coordinator after a step: this segment's part is over.
-            Err(ClientError::Refused(_)) if last.is_some() => {
+            Err(ClientError::Refused(r)) if last.is_some() => {
                 return Ok(Followed {
                     last,
                     stopped: None,
                     interrupted: false,
+                    aborted: Some(r.message),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -493,6 +496,7 @@ pub(crate) fn follow(
                 last,
                 stopped: r.stop,
                 interrupted: false,
+                aborted: None,
             });
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -522,6 +526,7 @@ pub(crate) fn follow(
                 last,
                 stopped: None,
                 interrupted: true,
+                aborted: None,
             });
         }
         round = r.round + 1;

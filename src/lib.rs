@@ -548,7 +548,8 @@ fn search_distributed(
                 }
                 (None, false) => {
                     eprintln!(
-                        "error: segment {index} of {count}: the coordinator stopped the search"
+                        "error: segment {index} of {count}: the coordinator stopped the search: {}",
+                        f.aborted.as_deref().unwrap_or("no reason given")
                     );
                     if f.last.as_ref().is_some_and(|s| s.interrupted) {
                         EXIT_INTERRUPTED

@@ -597,3 +597,49 @@ fn find_max_over_three_segments_finds_the_global_capacity() {
         began.elapsed()
     );
 }
+
+/// A segment that dies during a step of a distributed search: the step cannot be judged (it
+/// would be two thirds of the load), so the coordinator stops the search, names the segment
+/// and exits 1; the surviving segment is told and exits non-zero too, within seconds.
+#[test]
+fn a_segment_lost_mid_search_stops_the_search_and_is_named() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("http://{}/", t.addr);
+    let args = [
+        url.as_str(),
+        "--threshold",
+        "p99[1s] < 100ms",
+        "--start-rate",
+        "60",
+        "--step-duration",
+        "4s",
+        "--no-metrics",
+    ];
+    let port = support::free_port();
+    let began = Instant::now();
+    let mut children: Vec<_> = (0..3)
+        .map(|i| find_max_segment(dir.path(), port, i, 3, &args))
+        .collect();
+    // Into the first step (the barrier and the start take about a second).
+    std::thread::sleep(Duration::from_millis(2500));
+    children[2].kill().expect("kill segment 2");
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let took = began.elapsed();
+    let err0 = String::from_utf8_lossy(&outs[0].stderr);
+    assert_eq!(outs[0].status.code(), Some(1), "{err0}");
+    assert!(
+        err0.contains("segment 2 sent no summary of step 0"),
+        "{err0}"
+    );
+    let err1 = String::from_utf8_lossy(&outs[1].stderr);
+    assert_eq!(outs[1].status.code(), Some(1), "{err1}");
+    assert!(
+        err1.contains("the coordinator stopped the search: segment 2 sent no summary"),
+        "{err1}"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
