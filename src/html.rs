@@ -41,9 +41,12 @@ const COLOURS: [&str; 8] = [
     "#2f6fde", "#e0662b", "#2a9d4b", "#b8339a", "#8a6d00", "#0a8f9e", "#c43b3b", "#6b5bd6",
 ];
 
+#[derive(Default)]
 struct Series {
     name: String,
     points: Vec<(f64, f64)>,
+    /// Drawn dashed: a series that often lies on another one (active requests on VUs).
+    dashed: bool,
 }
 
 /// A line chart; `right` is drawn dashed against its own axis on the right; `base` (the
@@ -175,8 +178,13 @@ fn chart(
         }
         let _ = write!(
             o,
-            "<polyline class=\"series\" data-n=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>",
+            "<polyline class=\"series\" data-n=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.8\"{} points=\"{}\"><title>{}</title></polyline>",
             s.points.len(),
+            if s.dashed {
+                " stroke-dasharray=\"6 4\""
+            } else {
+                ""
+            },
             pts.join(" "),
             esc(&s.name)
         );
@@ -500,6 +508,7 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
     let load = Series {
         name: "VUs".into(),
         points: cur.vus.clone(),
+        ..Series::default()
     };
     o.push_str(&chart(
         "Latency p50 / p95 / p99 (every request) with VUs",
@@ -789,6 +798,7 @@ fn named(m: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
         .map(|(name, points)| Series {
             name: name.clone(),
             points: points.clone(),
+            ..Series::default()
         })
         .collect()
 }
@@ -799,6 +809,7 @@ fn series(parts: &[(&str, &Vec<(f64, f64)>)]) -> Vec<Series> {
         .map(|(n, p)| Series {
             name: n.to_string(),
             points: (*p).clone(),
+            ..Series::default()
         })
         .collect()
 }
@@ -832,18 +843,49 @@ impl TimeSeries {
             .map(|n| format!("{} {}", st(n, "method"), st(n, "name")))
             .collect();
         let mut h = new_hist();
+        let mut prev_h = new_hist();
         let duration = num(s, "duration_s");
-        for i in iv {
-            let x = num(i, "t_s") + step / 2.0;
+        // A last interval shorter than half a step holds only the run's tail (requests in flight
+        // at the end, finishing during the graceful stop): alone, its rates would spike or dip,
+        // so it is folded into the interval before it.
+        let fold_last = iv.len() >= 2 && {
+            let t_last = num(&iv[iv.len() - 1], "t_s");
+            duration > t_last && duration - t_last < step / 2.0
+        };
+        let (mut x, mut width) = (0.0, step);
+        for (k, i) in iv.iter().enumerate() {
+            let fold = fold_last && k + 1 == iv.len();
             // Rates over the part of the interval the run lasted (the last one is partial; at
             // least a tenth of an interval, so a sliver cannot spike).
-            let width = if duration > num(i, "t_s") {
+            let w = if duration > num(i, "t_s") {
                 (duration - num(i, "t_s")).clamp(step / 10.0, step)
             } else {
                 step
             };
-            t.vus.push((x, num(i, "vus")));
-            t.active.push((x, num(i, "active_requests")));
+            let before = width;
+            if fold {
+                width += w;
+            } else {
+                x = num(i, "t_s") + step / 2.0;
+                width = w;
+            }
+            // A count over this interval as a rate; folded: added to the point before.
+            let rate = |v: &mut Vec<(f64, f64)>, count: f64| match v.last_mut() {
+                Some(p) if fold && p.0 == x => p.1 = (p.1 * before + count) / width,
+                _ => v.push((x, count / width)),
+            };
+            // A figure that is the most at once (VUs, active requests, largest lag).
+            let most = |v: &mut Vec<(f64, f64)>, value: f64| match v.last_mut() {
+                Some(p) if fold && p.0 == x => p.1 = p.1.max(value),
+                _ => v.push((x, value)),
+            };
+            // A figure that is a mean over time (the open model's rates), weighted by width.
+            let mean = |v: &mut Vec<(f64, f64)>, value: f64| match v.last_mut() {
+                Some(p) if fold && p.0 == x => p.1 = (p.1 * before + value * w) / width,
+                _ => v.push((x, value)),
+            };
+            most(&mut t.vus, num(i, "vus"));
+            most(&mut t.active, num(i, "active_requests"));
             h.reset();
             for n in arr(i, "by_name") {
                 let key = n["n"]
@@ -851,47 +893,60 @@ impl TimeSeries {
                     .and_then(|k| names.get(k as usize))
                     .cloned()
                     .unwrap_or_default();
-                t.rps
-                    .entry(key)
-                    .or_default()
-                    .push((x, num(n, "requests") / width));
+                rate(t.rps.entry(key).or_default(), num(n, "requests"));
                 if let Some(e) = n["errors"].as_object() {
                     for (k, c) in e {
-                        t.errors
-                            .entry(k.clone())
-                            .or_default()
-                            .push((x, c.as_f64().unwrap_or(0.0) / width));
+                        rate(
+                            t.errors.entry(k.clone()).or_default(),
+                            c.as_f64().unwrap_or(0.0),
+                        );
                     }
                 }
                 // An undecodable histogram counts as empty.
                 let _ = hdr::decode_into(st(n, "histogram"), &mut h);
             }
             if !h.is_empty() {
+                let _ = t.all.add(&h);
+                if fold {
+                    // The tail's latencies join the interval before's percentiles.
+                    let _ = h.add(&prev_h);
+                    for p in &mut t.pct {
+                        if p.last().is_some_and(|p| p.0 == x) {
+                            p.pop();
+                        }
+                    }
+                }
                 for (k, q) in [0.50, 0.95, 0.99].iter().enumerate() {
                     t.pct[k].push((x, h.value_at_quantile(*q) as f64 / 1e6));
                 }
-                let _ = t.all.add(&h);
             }
+            std::mem::swap(&mut h, &mut prev_h);
             let sc = arr(i, "scenarios");
-            t.iterations.push((
-                x,
-                sc.iter().map(|v| num(v, "iterations")).sum::<f64>() / width,
-            ));
-            t.dropped
-                .push((x, sc.iter().map(|v| num(v, "dropped")).sum::<f64>() / width));
+            rate(
+                &mut t.iterations,
+                sc.iter().map(|v| num(v, "iterations")).sum::<f64>(),
+            );
+            rate(
+                &mut t.dropped,
+                sc.iter().map(|v| num(v, "dropped")).sum::<f64>(),
+            );
             let open: Vec<&Value> = sc
                 .iter()
                 .filter(|v| v.get("intended_rate").is_some())
                 .collect();
             if !open.is_empty() {
                 t.open = true;
-                t.intended
-                    .push((x, open.iter().map(|v| num(v, "intended_rate")).sum()));
-                t.achieved
-                    .push((x, open.iter().map(|v| num(v, "achieved_rate")).sum()));
+                mean(
+                    &mut t.intended,
+                    open.iter().map(|v| num(v, "intended_rate")).sum(),
+                );
+                mean(
+                    &mut t.achieved,
+                    open.iter().map(|v| num(v, "achieved_rate")).sum(),
+                );
                 // Weighted by the iterations each scenario started.
                 let started: f64 = open.iter().map(|v| num(v, "achieved_rate")).sum();
-                let mean = if started > 0.0 {
+                let lag = if started > 0.0 {
                     open.iter()
                         .map(|v| num(v, "start_lag_mean_s") * num(v, "achieved_rate"))
                         .sum::<f64>()
@@ -899,13 +954,13 @@ impl TimeSeries {
                 } else {
                     0.0
                 };
-                t.lag_mean.push((x, mean));
-                t.lag_max.push((
-                    x,
+                mean(&mut t.lag_mean, lag);
+                most(
+                    &mut t.lag_max,
                     open.iter()
                         .map(|v| num(v, "start_lag_max_s"))
                         .fold(0.0, f64::max),
-                ));
+                );
             }
         }
         t
@@ -928,7 +983,11 @@ impl TimeSeries {
     }
 
     fn load(&self) -> Vec<Series> {
-        series(&[("VUs", &self.vus), ("active requests", &self.active)])
+        // Against a slow target every VU has its request in flight: the lines coincide, so
+        // the second one is dashed over the first.
+        let mut s = series(&[("VUs", &self.vus), ("active requests", &self.active)]);
+        s[1].dashed = true;
+        s
     }
 
     fn iterations(&self) -> Vec<Series> {
@@ -962,6 +1021,7 @@ impl TimeSeries {
         vec![Series {
             name: "latency".into(),
             points,
+            ..Series::default()
         }]
     }
 }
@@ -999,6 +1059,52 @@ var c=isNaN(u)||isNaN(v)?x.textContent.localeCompare(y.textContent):u-v;return d
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timeline of 1 s intervals with `counts` requests each (10 ms each), in a run of
+    /// `duration` seconds.
+    fn timeline_summary(counts: &[u64], duration: f64) -> Value {
+        let intervals: Vec<Value> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut h = new_hist();
+                h.record_n(10_000, *n).unwrap();
+                serde_json::json!({
+                    "t_s": i as f64, "vus": 5, "active_requests": if i == 3 { 9 } else { 5 },
+                    "by_name": [{ "n": 0, "requests": n, "histogram": hdr::encode(&h) }],
+                    "scenarios": [{ "name": "s", "iterations": n, "dropped": 0 }],
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "duration_s": duration,
+            "timeline": { "interval_s": 1.0, "names": [{ "scenario": "s", "name": "/", "method": "GET" }],
+                          "intervals": intervals },
+        })
+    }
+
+    #[test]
+    fn a_short_last_interval_is_folded_into_the_one_before() {
+        // 3.2 s: the last 0.2 s holds the tail of the requests in flight at 3 s.
+        let t = TimeSeries::of(&timeline_summary(&[20, 25, 25, 5], 3.2));
+        let rps = &t.rps["GET /"];
+        assert_eq!(rps.len(), 3, "{rps:?}");
+        assert_eq!(rps[1], (1.5, 25.0));
+        // (25 + 5) requests over 1.2 s.
+        assert_eq!(rps[2].0, 2.5);
+        assert!((rps[2].1 - 25.0).abs() < 1e-9, "{rps:?}");
+        assert_eq!(t.iterations.len(), 3);
+        // The most at once keeps the tail's peak.
+        assert_eq!(t.active.last(), Some(&(2.5, 9.0)));
+        assert_eq!(t.pct[0].len(), 3);
+        // All 75 requests are in the spectrum.
+        assert_eq!(t.all.len(), 75);
+        // A last interval of half a step or more stands on its own.
+        let t = TimeSeries::of(&timeline_summary(&[20, 25, 25, 14], 3.6));
+        let rps = &t.rps["GET /"];
+        assert_eq!(rps.len(), 4, "{rps:?}");
+        assert!((rps[3].1 - 14.0 / 0.6).abs() < 1e-9, "{rps:?}");
+    }
 
     #[test]
     fn the_y_axis_is_cut_at_round_values() {
