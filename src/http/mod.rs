@@ -16,6 +16,7 @@ pub(crate) mod client;
 pub(crate) mod connect;
 pub(crate) mod h1;
 pub(crate) mod h2;
+pub(crate) mod hpack;
 pub(crate) mod tls;
 pub(crate) mod url;
 
