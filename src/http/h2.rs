@@ -1,14 +1,22 @@
-//! HTTP/2 on the hot path, over the `h2` crate directly (no hyper dispatch layer): the
+//! HTTP/2 on the hot path: a focused client written for load generation (RFC 9113), the
 //! connections a worker's VUs send their streams on, and one exchange on one stream.
 //!
 //! - [`Pool`]: connections by target. With `h2_max_streams = 1` every VU has a pool of its own
 //!   (one connection, as over HTTP/1.1); with N > 1 the worker's VUs share one pool and a
 //!   connection carries at most `min(N, SETTINGS_MAX_CONCURRENT_STREAMS)` VUs, each with at
 //!   most one stream in flight. A pool lives on one worker thread: `Rc`/`Cell`, no lock.
-//! - [`handshake`]: the HTTP/2 preface and settings over a connected stream; the connection's
-//!   I/O runs as a task on the worker's runtime.
+//! - [`handshake`]: the preface and our SETTINGS over a connected stream (TLS with ALPN `h2`, or
+//!   cleartext with prior knowledge).
 //! - [`exchange`]: one request and its whole response, the body sent within the peer's flow
 //!   control windows and the response's window released as it is read.
+//!
+//! There is no connection task. The VUs sharing a connection share its state through
+//! `Rc<RefCell<..>>` (a worker is a single-threaded runtime): whichever VU polls writes what is
+//! queued, reads, and hands each frame to its stream's slot, waking that stream's VU. The socket
+//! remembers only the last waker that polled it, so a stream that leaves while it was that
+//! waker wakes another waiting stream to take over the reading. Request heads arrive HPACK-
+//! encoded (once, at plan time, for requests that never vary: see [`super::hpack`]); response
+//! header blocks are decoded only as far as the HPACK dynamic table and `:status` require.
 //!
 //! Failures come back as a [`Failure`]: an [`ErrorKind`] plus whether the server certainly did
 //! not process the request (`REFUSED_STREAM`, a stream above a `GOAWAY`'s last stream id, or a
@@ -17,46 +25,47 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 
-use ::h2::client::SendRequest;
-use ::h2::{Reason, RecvStream};
 use bytes::{Bytes, BytesMut};
-use http::Request;
-use tokio::io::{AsyncRead, AsyncWrite};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::connect::Stream;
+use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
+use super::hpack::Decoder;
 use super::io_error_kind;
 use crate::outcome::{ErrorKind, Outcome};
 
-/// Receive window of each stream: large enough that a response body is never held up by
-/// window updates on a fast link (h2load's default is 1 GiB − 1).
-const STREAM_WINDOW: u32 = 8 << 20;
+/// Receive window of each stream, as h2load's default (2^30 − 1): a response body is never held
+/// up by window updates on a fast link.
+const STREAM_WINDOW: u32 = (1 << 30) - 1;
 /// Receive window of the connection (shared by its streams).
-const CONN_WINDOW: u32 = 64 << 20;
+const CONN_WINDOW: u32 = (1 << 30) - 1;
+/// Read buffer: room for two frames of the largest size we accept.
+const READ_BUF: usize = 2 * (frame::DEFAULT_MAX_FRAME + HEAD_LEN);
+/// Request body bytes queued for writing at most (the rest waits until they are written).
+const WRITE_HIGH: usize = 64 << 10;
+/// Largest stream id (client streams are odd).
+const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+/// Largest header block (HEADERS + CONTINUATION) we assemble.
+const MAX_HEADER_BLOCK: usize = 1 << 20;
 
 /// One HTTP/2 connection in a [`Pool`].
 pub(crate) struct Slot {
-    send: SendRequest<Bytes>,
+    conn: Rc<RefCell<Conn>>,
     /// VUs attached to this connection.
     users: Cell<usize>,
-    /// The connection task ended, or the server sent GOAWAY: no new streams.
-    closed: Arc<AtomicBool>,
-}
-
-impl Opening {
-    /// Waits until the connection is open (or its opening failed).
-    pub(crate) async fn wait(&self) {
-        let notified = self.done.notified();
-        notified.await;
-        self.waiting.set(self.waiting.get().saturating_sub(1));
-    }
+    /// A stream failed in a way that ends the connection: no new streams.
+    closed: Cell<bool>,
 }
 
 impl Slot {
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.closed.get() || self.conn.try_borrow().is_ok_and(|c| c.st.closed())
     }
 
     /// Streams this connection may carry at once: the configured most, fewer if the server's
@@ -65,7 +74,11 @@ impl Slot {
         if max_streams == 1 {
             return 1;
         }
-        max_streams.min(self.send.current_max_send_streams()).max(1)
+        let peer = self
+            .conn
+            .try_borrow()
+            .map_or(usize::MAX, |c| c.st.peer_max_streams);
+        max_streams.min(peer).max(1)
     }
 }
 
@@ -83,6 +96,15 @@ pub(crate) struct Pool {
 pub(crate) struct Opening {
     waiting: Cell<usize>,
     done: tokio::sync::Notify,
+}
+
+impl Opening {
+    /// Waits until the connection is open (or its opening failed).
+    pub(crate) async fn wait(&self) {
+        let notified = self.done.notified();
+        notified.await;
+        self.waiting.set(self.waiting.get().saturating_sub(1));
+    }
 }
 
 /// Held by the VU that opens a connection; when dropped (opened, failed or cancelled) the VUs
@@ -177,9 +199,9 @@ impl Pool {
     /// Adds a new connection to `target` and attaches to it.
     pub(crate) fn add(&self, target: usize, conn: NewConn) -> Attached {
         let slot = Rc::new(Slot {
-            send: conn.send,
+            conn: Rc::new(RefCell::new(*conn.conn)),
             users: Cell::new(0),
-            closed: conn.closed,
+            closed: Cell::new(false),
         });
         if let Some(list) = self.slots.borrow_mut().get_mut(target) {
             list.push(slot.clone());
@@ -188,19 +210,15 @@ impl Pool {
     }
 }
 
-/// A VU's place on a pooled connection: its own handle to open streams with.
+/// A VU's place on a pooled connection.
 pub(crate) struct Attached {
     slot: Rc<Slot>,
-    send: SendRequest<Bytes>,
 }
 
 impl Attached {
     fn new(slot: Rc<Slot>) -> Attached {
         slot.users.set(slot.users.get() + 1);
-        Attached {
-            send: slot.send.clone(),
-            slot,
-        }
+        Attached { slot }
     }
 
     /// The connection can take this VU's next stream: open, and not carrying more VUs than
@@ -211,7 +229,7 @@ impl Attached {
 
     /// No new streams on this connection (the server sent GOAWAY, or it failed).
     pub(crate) fn close(&self) {
-        self.slot.closed.store(true, Ordering::Relaxed);
+        self.slot.closed.set(true);
     }
 }
 
@@ -223,40 +241,30 @@ impl Drop for Attached {
 
 /// A connection just opened, not yet in a pool.
 pub(crate) struct NewConn {
-    send: SendRequest<Bytes>,
-    closed: Arc<AtomicBool>,
+    /// Boxed: the connection's state is large, and the enum it travels in stays small.
+    conn: Box<Conn>,
 }
 
-/// The HTTP/2 handshake over a connected stream; the connection runs as a task on the current
-/// runtime until it ends (then it is marked closed). With `settings`, returns only once the
-/// server's SETTINGS are in (a PING's round trip: the server sends its SETTINGS first), so a
-/// shared connection takes no more VUs than the server allows streams.
-pub(crate) async fn handshake<T>(io: T, settings: bool) -> Result<NewConn, ErrorKind>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (send, mut conn) = ::h2::client::Builder::new()
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONN_WINDOW)
-        .enable_push(false)
-        .handshake::<T, Bytes>(io)
-        .await
-        .map_err(|e| classify(&e))?;
-    let closed = Arc::new(AtomicBool::new(false));
-    let flag = closed.clone();
-    let ping = if settings { conn.ping_pong() } else { None };
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "HTTP/2 connection ended");
-        }
-        flag.store(true, Ordering::Relaxed);
-    });
-    if let Some(mut ping) = ping {
-        ping.ping(::h2::Ping::opaque())
-            .await
-            .map_err(|e| classify(&e))?;
+/// Starts HTTP/2 over a connected stream: queues the preface, our SETTINGS and the connection
+/// window's increase (written with the first request). With `settings`, returns only once the
+/// server's SETTINGS are in (the first frame a server sends), so a shared connection takes no
+/// more VUs than the server allows streams.
+pub(crate) async fn handshake(io: Stream, settings: bool) -> Result<NewConn, ErrorKind> {
+    handshake_with(io, settings, STREAM_WINDOW, CONN_WINDOW).await
+}
+
+/// [`handshake`] with the receive windows to advertise.
+async fn handshake_with(
+    io: Stream,
+    settings: bool,
+    stream_window: u32,
+    conn_window: u32,
+) -> Result<NewConn, ErrorKind> {
+    let mut conn = Box::new(Conn::new(io, stream_window, conn_window));
+    if settings {
+        poll_fn(|cx| conn.poll_settings(cx)).await?;
     }
-    Ok(NewConn { send, closed })
+    Ok(NewConn { conn })
 }
 
 /// Why an exchange failed.
@@ -274,7 +282,9 @@ pub(crate) struct Failure {
 pub(crate) enum Unprocessed {
     /// It may have been processed: a failure.
     No,
-    /// The connection would not open the stream (it had closed or was going away).
+    /// The connection would not open the stream (it had closed or was going away), or it
+    /// closed without a word before the server answered a request on a reused connection that
+    /// may be sent again.
     NotSent,
     /// Above the last stream id of the server's `GOAWAY`.
     GoAway,
@@ -283,175 +293,874 @@ pub(crate) enum Unprocessed {
 }
 
 impl Failure {
-    fn of(e: &::h2::Error) -> Failure {
-        let unprocessed =
-            if e.is_remote() && e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM) {
+    /// The server reset the stream with `code`.
+    fn reset(code: u32) -> Failure {
+        Failure {
+            kind: frame::classify(code, true),
+            unprocessed: if code == code::REFUSED_STREAM {
                 Unprocessed::Refused
-            } else if e.is_remote() && e.is_go_away() {
-                // A stream gets the GOAWAY as its error only when its id is above the frame's last
-                // stream id (the streams at or below it go on, or end with the connection).
-                Unprocessed::GoAway
             } else {
                 Unprocessed::No
-            };
-        Failure {
-            kind: classify(e),
-            unprocessed,
-            stream_only: e.is_reset(),
+            },
+            stream_only: true,
         }
     }
 
-    fn not_sent(e: &::h2::Error) -> Failure {
+    /// The server broke the protocol on this stream only.
+    fn stream_protocol() -> Failure {
         Failure {
-            kind: classify(e),
-            unprocessed: Unprocessed::NotSent,
-            stream_only: false,
+            kind: ErrorKind::Protocol,
+            unprocessed: Unprocessed::No,
+            stream_only: true,
         }
     }
 
-    fn plain(kind: ErrorKind) -> Failure {
+    fn not_sent(kind: ErrorKind, stream_only: bool) -> Failure {
         Failure {
             kind,
-            unprocessed: Unprocessed::No,
-            stream_only: false,
+            unprocessed: Unprocessed::NotSent,
+            stream_only,
         }
-    }
-}
-
-/// Classifies an `h2` error as an `error.type`.
-pub(crate) fn classify(e: &::h2::Error) -> ErrorKind {
-    if let Some(io) = e.get_io() {
-        return io_error_kind(io);
-    }
-    match e.reason() {
-        Some(
-            Reason::PROTOCOL_ERROR
-            | Reason::COMPRESSION_ERROR
-            | Reason::FRAME_SIZE_ERROR
-            | Reason::FLOW_CONTROL_ERROR
-            | Reason::SETTINGS_TIMEOUT
-            | Reason::STREAM_CLOSED
-            | Reason::HTTP_1_1_REQUIRED,
-        ) => ErrorKind::Protocol,
-        // The server closed the connection (GOAWAY) before answering.
-        _ if e.is_go_away() => ErrorKind::ConnectionClosed,
-        // RST_STREAM: the stream (HTTP/2's unit of a connection) was reset.
-        Some(_) if e.is_reset() => ErrorKind::ConnectionReset,
-        _ => ErrorKind::Protocol,
     }
 }
 
 /// A request as the HTTP/2 client sends it.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct H2Request<'a> {
-    /// Method, absolute URI (scheme and authority become pseudo-headers) and headers.
-    pub(crate) head: &'a Request<()>,
-    /// One more header for this request only (e.g. a sampled request's `traceparent`).
-    pub(crate) extra_header: Option<(http::HeaderName, http::HeaderValue)>,
+    /// The header block: HPACK, static table only (see [`super::hpack::encode_request`]).
+    pub(crate) head: &'a [u8],
+    /// More fields for this request only (e.g. a sampled request's `traceparent`), encoded the
+    /// same way; usually empty.
+    pub(crate) extra: &'a [u8],
     /// The body (empty: none).
-    pub(crate) body: &'a Bytes,
-    /// Keep the body for checks and extraction (its first [`super::client::KEPT_BODY_LIMIT`]
-    /// bytes).
+    pub(crate) body: &'a [u8],
+    /// The method is idempotent: it may go again when a reused connection closes before the
+    /// server answers.
+    pub(crate) idempotent: bool,
+    /// Keep the body for checks and extraction (its first `kept_limit` bytes).
     pub(crate) keep_body: bool,
     /// Keep the response headers.
     pub(crate) keep_headers: bool,
 }
 
+/// Encodes a request head (absolute `uri`: scheme and authority become pseudo-headers) as a
+/// header block valid on any connection; appends to `out`.
+pub(crate) fn encode_head<'h>(
+    out: &mut Vec<u8>,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: impl IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    super::hpack::encode_request(
+        out,
+        method.as_str().as_bytes(),
+        scheme.as_bytes(),
+        authority.as_bytes(),
+        path.as_bytes(),
+        headers
+            .into_iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    );
+}
+
 /// One exchange on a new stream of `conn`: the request, its body within the flow-control
-/// windows, the whole response.
+/// windows, the whole response. Dropped before it ends, the stream is reset (`CANCEL`).
 pub(crate) async fn exchange(
     conn: &mut Attached,
     req: &H2Request<'_>,
     kept_limit: usize,
 ) -> Result<Outcome, Failure> {
-    let send = &mut conn.send;
-    if let Err(e) = poll_fn(|cx| send.poll_ready(cx)).await {
-        conn.close();
-        return Err(Failure::not_sent(&e));
-    }
-    let mut head = req.head.clone();
-    if let Some((name, value)) = &req.extra_header {
-        head.headers_mut().insert(name.clone(), value.clone());
-    }
-    let (response, mut stream) = match conn.send.send_request(head, req.body.is_empty()) {
-        Ok(r) => r,
-        Err(e) => {
-            conn.close();
-            return Err(Failure::not_sent(&e));
-        }
+    let c = &conn.slot.conn;
+    let id = c.borrow_mut().st.open(req, kept_limit)?;
+    let mut guard = Cancel {
+        conn: c,
+        id,
+        armed: true,
     };
-    if !req.body.is_empty() {
-        let mut rest = req.body.clone();
-        while !rest.is_empty() {
-            stream.reserve_capacity(rest.len());
-            let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
-                Some(Ok(n)) => n,
-                Some(Err(e)) => return Err(Failure::of(&e)),
-                None => return Err(Failure::plain(ErrorKind::ConnectionClosed)),
-            };
-            if granted == 0 {
-                continue;
+    let mut sent = 0;
+    let r = poll_fn(|cx| c.borrow_mut().poll_stream(cx, id, req.body, &mut sent)).await;
+    guard.armed = false;
+    r
+}
+
+/// Resets a stream whose exchange was dropped before it ended.
+struct Cancel<'a> {
+    conn: &'a RefCell<Conn>,
+    id: u32,
+    armed: bool,
+}
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(mut c) = self.conn.try_borrow_mut()
+        {
+            c.st.cancel(self.id);
+        }
+    }
+}
+
+/// One connection: the socket, its buffers and the state every stream shares.
+struct Conn {
+    io: Stream,
+    rbuf: Box<[u8]>,
+    rend: usize,
+    st: State,
+}
+
+/// A connection's protocol state.
+struct State {
+    /// Frames to write, from `wpos`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// The streams in flight (a handful: linear search).
+    streams: Vec<Active>,
+    next_id: u32,
+    decoder: Decoder,
+    /// The server's SETTINGS_MAX_FRAME_SIZE.
+    max_frame: usize,
+    /// The server's SETTINGS_INITIAL_WINDOW_SIZE.
+    initial_window: i64,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says).
+    peer_max_streams: usize,
+    /// What the server lets us send on the connection.
+    send_window: i64,
+    /// Our receive windows (advertised), and what was received and not yet given back on the
+    /// connection.
+    stream_window: u32,
+    conn_window: u32,
+    recv_unacked: u32,
+    /// The server's GOAWAY: last stream id and error code.
+    goaway: Option<(u32, u32)>,
+    /// The connection failed: every stream ends with this.
+    dead: Option<ErrorKind>,
+    settings_seen: bool,
+    /// A header block in progress (HEADERS without END_HEADERS): stream, END_STREAM.
+    continuation: Option<(u32, bool)>,
+    hblock: Vec<u8>,
+    /// The stream whose waker the socket holds (the last one that polled it).
+    io_waiter: Option<u32>,
+    /// The stream being polled now (never woken by its own poll).
+    polling: Option<u32>,
+    /// Streams finished on this connection.
+    finished: u64,
+}
+
+/// One stream in flight.
+struct Active {
+    id: u32,
+    waker: Option<Waker>,
+    status: Option<u16>,
+    keep_headers: bool,
+    headers: Option<HeaderMap>,
+    keep_limit: Option<usize>,
+    body: Option<BytesMut>,
+    bytes_in: u64,
+    /// What the server lets us send on this stream.
+    send_window: i64,
+    /// Received and not yet given back.
+    recv_unacked: u32,
+    /// END_STREAM received: the response is complete.
+    done: bool,
+    error: Option<Failure>,
+    /// Any frame arrived for it.
+    heard: bool,
+    /// Opened on a connection that had finished streams before.
+    reused: bool,
+    idempotent: bool,
+    /// The request body is not all sent (END_STREAM not yet written).
+    sending: bool,
+}
+
+impl Conn {
+    fn new(io: Stream, stream_window: u32, conn_window: u32) -> Conn {
+        let mut wbuf = Vec::with_capacity(4096);
+        wbuf.extend_from_slice(frame::PREFACE);
+        frame::put_settings(
+            &mut wbuf,
+            &[
+                (setting::ENABLE_PUSH, 0),
+                (setting::INITIAL_WINDOW_SIZE, stream_window),
+            ],
+        );
+        let default = frame::DEFAULT_WINDOW as u32;
+        if conn_window > default {
+            frame::put_window_update(&mut wbuf, 0, conn_window - default);
+        }
+        Conn {
+            io,
+            rbuf: vec![0; READ_BUF].into_boxed_slice(),
+            rend: 0,
+            st: State {
+                wbuf,
+                wpos: 0,
+                streams: Vec::new(),
+                next_id: 1,
+                decoder: Decoder::default(),
+                max_frame: frame::DEFAULT_MAX_FRAME,
+                initial_window: frame::DEFAULT_WINDOW,
+                peer_max_streams: usize::MAX,
+                send_window: frame::DEFAULT_WINDOW,
+                stream_window,
+                conn_window: conn_window.max(default),
+                recv_unacked: 0,
+                goaway: None,
+                dead: None,
+                settings_seen: false,
+                continuation: None,
+                hblock: Vec::new(),
+                io_waiter: None,
+                polling: None,
+                finished: 0,
+            },
+        }
+    }
+
+    /// Writes what is queued.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let st = &mut self.st;
+        if st.wpos == st.wbuf.len() {
+            return Poll::Ready(Ok(()));
+        }
+        while st.wpos < st.wbuf.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &st.wbuf[st.wpos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            let chunk = rest.split_to(granted.min(rest.len()));
-            stream
-                .send_data(chunk, rest.is_empty())
-                .map_err(|e| Failure::of(&e))?;
+            st.wpos += n;
+        }
+        st.wbuf.clear();
+        st.wpos = 0;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Reads more into the read buffer: the number of bytes (0: end of stream).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(&mut self.rbuf[self.rend..]);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        self.rend += n;
+        Poll::Ready(Ok(n))
+    }
+
+    /// Handles every complete frame in the read buffer and keeps the partial one.
+    fn process(&mut self) {
+        let mut pos = 0;
+        while let Some(h) = Head::parse(&self.rbuf[pos..self.rend]) {
+            if h.len > frame::DEFAULT_MAX_FRAME {
+                self.st.conn_error(code::FRAME_SIZE_ERROR);
+                return;
+            }
+            let end = pos + HEAD_LEN + h.len;
+            if end > self.rend {
+                break;
+            }
+            let payload = &self.rbuf[pos + HEAD_LEN..end];
+            pos = end;
+            if let Err(c) = self.st.on_frame(h, payload) {
+                self.st.conn_error(c);
+                return;
+            }
+        }
+        if pos == self.rend {
+            self.rend = 0;
+        } else if pos > 0 {
+            self.rbuf.copy_within(pos..self.rend, 0);
+            self.rend -= pos;
         }
     }
-    let response = response.await.map_err(|e| Failure::of(&e))?;
-    let status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    let (bytes_in, kept) = read_body(body, req.keep_body.then_some(kept_limit)).await?;
-    Ok(Outcome {
-        status: Some(status),
-        error: (status >= 400).then_some(ErrorKind::Status(status)),
-        bytes_in,
-        body: kept,
-        headers: req.keep_headers.then_some(parts.headers),
-        reconnected: false,
-    })
-}
 
-/// Reads a response body to its end, releasing its flow-control window as it goes; keeps up to
-/// `keep` bytes.
-async fn read_body(
-    mut body: RecvStream,
-    keep: Option<usize>,
-) -> Result<(u64, Option<Bytes>), Failure> {
-    let mut bytes_in = 0u64;
-    let mut kept = keep.map(|_| BytesMut::new());
-    let limit = keep.unwrap_or(0);
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| Failure::of(&e))?;
-        let n = chunk.len();
-        bytes_in += n as u64;
-        if let Some(k) = kept.as_mut() {
-            let room = limit.saturating_sub(k.len()).min(n);
-            k.extend_from_slice(&chunk[..room]);
+    /// One step of I/O on behalf of whoever polls: write what is queued, read and dispatch.
+    /// Ready when something happened (the caller looks at its state again), Pending when the
+    /// socket has nothing (the caller's waker is registered with it).
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
+            self.st.fail(io_error_kind(&e));
+            return Poll::Ready(());
         }
-        // Errors here mean the stream is already gone; the next read says how.
-        let _ = body.flow_control().release_capacity(n);
+        match self.poll_fill(cx) {
+            Poll::Ready(Ok(0)) => {
+                let kind = match self.st.goaway {
+                    Some((_, c)) => frame::classify(c, false),
+                    None => ErrorKind::ConnectionClosed,
+                };
+                self.st.fail(kind);
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(_)) => {
+                self.process();
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(e)) => {
+                self.st.fail(io_error_kind(&e));
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
-    Ok((bytes_in, kept.map(BytesMut::freeze)))
+
+    /// Until the server's SETTINGS are in (or the connection fails).
+    fn poll_settings(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ErrorKind>> {
+        loop {
+            if let Some(k) = self.st.dead {
+                return Poll::Ready(Err(k));
+            }
+            if self.st.settings_seen {
+                // Our SETTINGS ACK goes now if it can, else with the first request.
+                let _ = self.poll_flush(cx);
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_io(cx));
+        }
+    }
+
+    /// Drives stream `id`: sends what the windows allow of `body` (from `*sent`), writes,
+    /// reads, until its response is complete or it fails.
+    fn poll_stream(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: u32,
+        body: &[u8],
+        sent: &mut usize,
+    ) -> Poll<Result<Outcome, Failure>> {
+        self.st.polling = Some(id);
+        let r = self.poll_stream_inner(cx, id, body, sent);
+        self.st.polling = None;
+        r
+    }
+
+    fn poll_stream_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: u32,
+        body: &[u8],
+        sent: &mut usize,
+    ) -> Poll<Result<Outcome, Failure>> {
+        loop {
+            let Some(i) = self.st.find(id) else {
+                return Poll::Ready(Err(Failure::stream_protocol()));
+            };
+            let a = &self.st.streams[i];
+            if a.done || a.error.is_some() || self.st.dead.is_some() {
+                return Poll::Ready(self.st.finish(i));
+            }
+            if *sent < body.len() {
+                self.st.send_body(i, body, sent);
+            }
+            match self.poll_flush(cx) {
+                Poll::Ready(Err(e)) => {
+                    self.st.fail(io_error_kind(&e));
+                    continue;
+                }
+                Poll::Ready(Ok(())) if *sent < body.len() && self.st.can_send(i) => continue,
+                _ => {}
+            }
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => {
+                    let kind = match self.st.goaway {
+                        Some((_, c)) => frame::classify(c, false),
+                        None => ErrorKind::ConnectionClosed,
+                    };
+                    self.st.fail(kind);
+                }
+                Poll::Ready(Ok(_)) => self.process(),
+                Poll::Ready(Err(e)) => self.st.fail(io_error_kind(&e)),
+                Poll::Pending => {
+                    let a = &mut self.st.streams[i];
+                    match &a.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => a.waker = Some(cx.waker().clone()),
+                    }
+                    self.st.io_waiter = Some(id);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl State {
+    /// No new streams: the server is going away, or the connection failed.
+    fn closed(&self) -> bool {
+        self.dead.is_some() || self.goaway.is_some() || self.next_id > MAX_STREAM_ID
+    }
 
-    #[test]
-    fn refused_streams_and_go_aways_are_unprocessed_other_errors_are_failures() {
-        let refused = ::h2::Error::from(Reason::REFUSED_STREAM);
-        // A bare reason (not a received frame) says nothing about processing.
-        assert_eq!(Failure::of(&refused).unprocessed, Unprocessed::No);
-        assert_eq!(classify(&refused), ErrorKind::Protocol);
-        assert_eq!(
-            Failure::not_sent(&refused).unprocessed,
+    fn find(&self, id: u32) -> Option<usize> {
+        self.streams.iter().position(|a| a.id == id)
+    }
+
+    fn wake(polling: Option<u32>, a: &Active) {
+        if polling != Some(a.id)
+            && let Some(w) = &a.waker
+        {
+            w.wake_by_ref();
+        }
+    }
+
+    fn wake_all(&self) {
+        for a in &self.streams {
+            State::wake(self.polling, a);
+        }
+    }
+
+    /// Opens a stream for `req`: its HEADERS (and CONTINUATION) frames are queued.
+    fn open(&mut self, req: &H2Request<'_>, kept_limit: usize) -> Result<u32, Failure> {
+        if let Some(k) = self.dead {
+            return Err(Failure::not_sent(k, false));
+        }
+        if self.closed() {
+            return Err(Failure::not_sent(ErrorKind::ConnectionClosed, false));
+        }
+        if self.streams.len() >= self.peer_max_streams {
+            // The server lowered its limit after this VU attached: another connection.
+            return Err(Failure::not_sent(ErrorKind::ConnectionClosed, true));
+        }
+        let id = self.next_id;
+        self.next_id += 2;
+        let end_stream = req.body.is_empty();
+        frame::put_headers(
+            &mut self.wbuf,
+            id,
+            [req.head, req.extra],
+            end_stream,
+            self.max_frame,
+        );
+        self.streams.push(Active {
+            id,
+            waker: None,
+            status: None,
+            keep_headers: req.keep_headers,
+            headers: None,
+            keep_limit: req.keep_body.then_some(kept_limit),
+            body: None,
+            bytes_in: 0,
+            send_window: self.initial_window,
+            recv_unacked: 0,
+            done: false,
+            error: None,
+            heard: false,
+            reused: self.finished > 0,
+            idempotent: req.idempotent,
+            sending: !end_stream,
+        });
+        Ok(id)
+    }
+
+    /// Whether stream `i` may send body bytes now.
+    fn can_send(&self, i: usize) -> bool {
+        self.send_window > 0
+            && self.streams[i].send_window > 0
+            && self.wbuf.len() - self.wpos < WRITE_HIGH
+    }
+
+    /// Queues as much of `body` as the windows and the write buffer allow.
+    fn send_body(&mut self, i: usize, body: &[u8], sent: &mut usize) {
+        while *sent < body.len() && self.can_send(i) {
+            let a = &mut self.streams[i];
+            let n = (body.len() - *sent)
+                .min(self.max_frame)
+                .min(self.send_window as usize)
+                .min(a.send_window as usize);
+            let end = *sent + n == body.len();
+            frame::put_data(&mut self.wbuf, a.id, &body[*sent..*sent + n], end);
+            *sent += n;
+            self.send_window -= n as i64;
+            a.send_window -= n as i64;
+            if end {
+                a.sending = false;
+            }
+        }
+    }
+
+    /// Takes stream `i` out: its outcome.
+    fn finish(&mut self, i: usize) -> Result<Outcome, Failure> {
+        let a = self.streams.swap_remove(i);
+        self.finished += 1;
+        self.hand_off(a.id);
+        if let Some(f) = a.error {
+            return Err(f);
+        }
+        if a.done
+            && let Some(status) = a.status
+        {
+            if a.sending && self.dead.is_none() {
+                // The server answered before the whole body went: stop sending it.
+                frame::put_rst(&mut self.wbuf, a.id, code::NO_ERROR);
+            }
+            return Ok(Outcome {
+                status: Some(status),
+                error: (status >= 400).then_some(ErrorKind::Status(status)),
+                bytes_in: a.bytes_in,
+                body: a
+                    .body
+                    .map(BytesMut::freeze)
+                    .or_else(|| a.keep_limit.map(|_| Bytes::new())),
+                headers: a.headers,
+                reconnected: false,
+            });
+        }
+        let kind = self.dead.unwrap_or(ErrorKind::ConnectionClosed);
+        let unprocessed = if self.goaway.is_some_and(|(last, _)| a.id > last) {
+            Unprocessed::GoAway
+        } else if !a.heard && a.reused && a.idempotent {
             Unprocessed::NotSent
-        );
-        assert_eq!(
-            classify(&::h2::Error::from(Reason::PROTOCOL_ERROR)),
-            ErrorKind::Protocol
-        );
+        } else {
+            Unprocessed::No
+        };
+        Err(Failure {
+            kind,
+            unprocessed,
+            stream_only: false,
+        })
     }
+
+    /// Stream `id`'s exchange was dropped before it ended: reset it.
+    fn cancel(&mut self, id: u32) {
+        if let Some(i) = self.find(id) {
+            let a = self.streams.swap_remove(i);
+            if !a.done && a.error.is_none() && self.dead.is_none() {
+                frame::put_rst(&mut self.wbuf, id, code::CANCEL);
+            }
+            self.hand_off(id);
+        }
+    }
+
+    /// Stream `id` leaves: if the socket held its waker, another waiting stream takes over.
+    fn hand_off(&mut self, id: u32) {
+        if self.io_waiter == Some(id) {
+            self.io_waiter = None;
+            if let Some(w) = self
+                .streams
+                .iter()
+                .filter(|a| !a.done && a.error.is_none())
+                .find_map(|a| a.waker.as_ref())
+            {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// An I/O failure (or the end of the stream): every stream ends.
+    fn fail(&mut self, kind: ErrorKind) {
+        if self.dead.is_none() {
+            self.dead = Some(kind);
+        }
+        self.wake_all();
+    }
+
+    /// The server broke the protocol: GOAWAY with `code`, every stream ends.
+    fn conn_error(&mut self, code: u32) {
+        if self.dead.is_none() {
+            tracing::debug!(code, "HTTP/2 connection error");
+            frame::put_goaway(&mut self.wbuf, 0, code);
+        }
+        self.fail(frame::classify(code, false));
+    }
+
+    fn on_frame(&mut self, h: Head, payload: &[u8]) -> Result<(), u32> {
+        if let Some((sid, _)) = self.continuation
+            && (h.kind != kind::CONTINUATION || h.stream != sid)
+        {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        match h.kind {
+            kind::DATA => self.on_data(&h, payload),
+            kind::HEADERS => {
+                if h.stream == 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let frag = frame::unpad(&h, payload).ok_or(code::PROTOCOL_ERROR)?;
+                let end_stream = h.flags & flag::END_STREAM != 0;
+                if h.flags & flag::END_HEADERS != 0 {
+                    self.on_block(h.stream, frag, end_stream)
+                } else {
+                    self.hblock.clear();
+                    self.hblock.extend_from_slice(frag);
+                    self.continuation = Some((h.stream, end_stream));
+                    Ok(())
+                }
+            }
+            kind::CONTINUATION => {
+                let Some((sid, end_stream)) = self.continuation else {
+                    return Err(code::PROTOCOL_ERROR);
+                };
+                if self.hblock.len() + payload.len() > MAX_HEADER_BLOCK {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                self.hblock.extend_from_slice(payload);
+                if h.flags & flag::END_HEADERS == 0 {
+                    return Ok(());
+                }
+                self.continuation = None;
+                let block = std::mem::take(&mut self.hblock);
+                let r = self.on_block(sid, &block, end_stream);
+                self.hblock = block;
+                r
+            }
+            kind::RST_STREAM => {
+                if h.stream == 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let c = u32_at(payload).filter(|_| payload.len() == 4);
+                let c = c.ok_or(code::FRAME_SIZE_ERROR)?;
+                let polling = self.polling;
+                if let Some(a) = self.streams.iter_mut().find(|a| a.id == h.stream)
+                    && !a.done
+                {
+                    a.heard = true;
+                    a.error = Some(Failure::reset(c));
+                    State::wake(polling, a);
+                }
+                Ok(())
+            }
+            kind::SETTINGS => self.on_settings(&h, payload),
+            // We said SETTINGS_ENABLE_PUSH = 0.
+            kind::PUSH_PROMISE => Err(code::PROTOCOL_ERROR),
+            kind::PING => {
+                if h.stream != 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let data: [u8; 8] = payload.try_into().map_err(|_| code::FRAME_SIZE_ERROR)?;
+                if h.flags & flag::ACK == 0 {
+                    frame::put_ping(&mut self.wbuf, true, data);
+                }
+                Ok(())
+            }
+            kind::GOAWAY => {
+                if h.stream != 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let last = u32_at(payload).ok_or(code::FRAME_SIZE_ERROR)? & 0x7fff_ffff;
+                let c = payload
+                    .get(4..)
+                    .and_then(u32_at)
+                    .ok_or(code::FRAME_SIZE_ERROR)?;
+                self.on_goaway(last, c);
+                Ok(())
+            }
+            kind::WINDOW_UPDATE => {
+                let inc = u32_at(payload).filter(|_| payload.len() == 4);
+                let inc = i64::from(inc.ok_or(code::FRAME_SIZE_ERROR)? & 0x7fff_ffff);
+                if h.stream == 0 {
+                    if inc == 0 {
+                        return Err(code::PROTOCOL_ERROR);
+                    }
+                    self.send_window += inc;
+                    if self.send_window > frame::MAX_WINDOW {
+                        return Err(code::FLOW_CONTROL_ERROR);
+                    }
+                    let polling = self.polling;
+                    for a in self.streams.iter().filter(|a| a.sending) {
+                        State::wake(polling, a);
+                    }
+                    return Ok(());
+                }
+                let polling = self.polling;
+                if let Some(a) = self.streams.iter_mut().find(|a| a.id == h.stream) {
+                    a.send_window += inc;
+                    if inc == 0 || a.send_window > frame::MAX_WINDOW {
+                        let c = if inc == 0 {
+                            code::PROTOCOL_ERROR
+                        } else {
+                            code::FLOW_CONTROL_ERROR
+                        };
+                        frame::put_rst(&mut self.wbuf, a.id, c);
+                        a.error = Some(Failure::stream_protocol());
+                    }
+                    State::wake(polling, a);
+                }
+                Ok(())
+            }
+            // Priority signals and unknown frame types are ignored.
+            kind::PRIORITY => Ok(()),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_data(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        if h.stream == 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        // The whole payload, padding included, counts against the windows.
+        let n = payload.len() as u32;
+        self.recv_unacked += n;
+        if self.recv_unacked >= self.conn_window / 2 {
+            frame::put_window_update(&mut self.wbuf, 0, self.recv_unacked);
+            self.recv_unacked = 0;
+        }
+        let data = frame::unpad(h, payload).ok_or(code::PROTOCOL_ERROR)?;
+        let polling = self.polling;
+        // A stream we reset or finished: nothing more to do.
+        let Some(a) = self.streams.iter_mut().find(|a| a.id == h.stream) else {
+            return Ok(());
+        };
+        if a.done || a.error.is_some() {
+            return Ok(());
+        }
+        a.heard = true;
+        if a.status.is_none() {
+            // DATA before the response's HEADERS.
+            frame::put_rst(&mut self.wbuf, a.id, code::PROTOCOL_ERROR);
+            a.error = Some(Failure::stream_protocol());
+            State::wake(polling, a);
+            return Ok(());
+        }
+        a.bytes_in += data.len() as u64;
+        if let Some(limit) = a.keep_limit {
+            let kept = a.body.get_or_insert_with(BytesMut::new);
+            let room = limit.saturating_sub(kept.len()).min(data.len());
+            kept.extend_from_slice(&data[..room]);
+        }
+        if h.flags & flag::END_STREAM != 0 {
+            a.done = true;
+            State::wake(polling, a);
+        } else {
+            a.recv_unacked += n;
+            if a.recv_unacked >= self.stream_window / 2 {
+                frame::put_window_update(&mut self.wbuf, a.id, a.recv_unacked);
+                a.recv_unacked = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// A complete header block for `stream`: always decoded (the HPACK table is the
+    /// connection's), materialized only as far as the stream needs.
+    fn on_block(&mut self, stream: u32, block: &[u8], end_stream: bool) -> Result<(), u32> {
+        let State {
+            decoder,
+            streams,
+            wbuf,
+            polling,
+            ..
+        } = self;
+        let a = streams.iter_mut().find(|a| a.id == stream);
+        let want = a
+            .as_ref()
+            .is_some_and(|a| a.keep_headers && a.status.is_none());
+        let mut map = HeaderMap::new();
+        let status = if want {
+            let mut sink = |n: &[u8], v: &[u8]| {
+                if !n.starts_with(b":")
+                    && let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(v))
+                {
+                    map.append(n, v);
+                }
+            };
+            decoder.decode(block, Some(&mut sink))
+        } else {
+            decoder.decode(block, None)
+        };
+        let status = status.map_err(|e| {
+            tracing::debug!(error = %e, "HPACK");
+            code::COMPRESSION_ERROR
+        })?;
+        let Some(a) = a else {
+            return Ok(());
+        };
+        if a.done || a.error.is_some() {
+            return Ok(());
+        }
+        a.heard = true;
+        if a.status.is_none() {
+            match status {
+                // Informational (1xx): the final response follows.
+                Some(s) if s < 200 && !end_stream => return Ok(()),
+                Some(s) if s >= 200 => {
+                    a.status = Some(s);
+                    if want {
+                        a.headers = Some(map);
+                    }
+                }
+                _ => {
+                    frame::put_rst(wbuf, a.id, code::PROTOCOL_ERROR);
+                    a.error = Some(Failure::stream_protocol());
+                    State::wake(*polling, a);
+                    return Ok(());
+                }
+            }
+        }
+        // Otherwise trailers: decoded for the table's sake, not kept.
+        if end_stream {
+            a.done = true;
+            State::wake(*polling, a);
+        }
+        Ok(())
+    }
+
+    fn on_settings(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        if h.stream != 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        if h.flags & flag::ACK != 0 {
+            return if payload.is_empty() {
+                Ok(())
+            } else {
+                Err(code::FRAME_SIZE_ERROR)
+            };
+        }
+        if payload.len() % 6 != 0 {
+            return Err(code::FRAME_SIZE_ERROR);
+        }
+        for p in payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([p[0], p[1]]);
+            let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
+            match id {
+                setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = v as usize,
+                setting::INITIAL_WINDOW_SIZE => {
+                    let v = i64::from(v);
+                    if v > frame::MAX_WINDOW {
+                        return Err(code::FLOW_CONTROL_ERROR);
+                    }
+                    let delta = v - self.initial_window;
+                    self.initial_window = v;
+                    for a in &mut self.streams {
+                        a.send_window += delta;
+                        if a.send_window > frame::MAX_WINDOW {
+                            return Err(code::FLOW_CONTROL_ERROR);
+                        }
+                    }
+                }
+                setting::MAX_FRAME_SIZE => {
+                    if !(frame::DEFAULT_MAX_FRAME as u32..=0xff_ffff).contains(&v) {
+                        return Err(code::PROTOCOL_ERROR);
+                    }
+                    self.max_frame = v as usize;
+                }
+                setting::ENABLE_PUSH if v > 1 => return Err(code::PROTOCOL_ERROR),
+                // It bounds the table our encoder may use: it uses none.
+                setting::HEADER_TABLE_SIZE => {}
+                _ => {}
+            }
+        }
+        frame::put_settings_ack(&mut self.wbuf);
+        self.settings_seen = true;
+        self.wake_all();
+        Ok(())
+    }
+
+    /// The server goes away: streams above `last` were not processed (they go again
+    /// elsewhere); the others finish, or fail when the connection closes.
+    fn on_goaway(&mut self, last: u32, c: u32) {
+        let last = self.goaway.map_or(last, |(l, _)| l.min(last));
+        self.goaway = Some((last, c));
+        let polling = self.polling;
+        for a in &mut self.streams {
+            if a.id > last && !a.done && a.error.is_none() {
+                a.error = Some(Failure {
+                    kind: frame::classify(c, false),
+                    unprocessed: Unprocessed::GoAway,
+                    stream_only: false,
+                });
+                State::wake(polling, a);
+            }
+        }
+    }
+}
+
+fn u32_at(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
 }

@@ -14,6 +14,7 @@
 
 pub(crate) mod client;
 pub(crate) mod connect;
+pub(crate) mod frame;
 pub(crate) mod h1;
 pub(crate) mod h2;
 pub(crate) mod hpack;
