@@ -248,10 +248,16 @@ enum Name<'a> {
     Lit(Lit<'a>),
 }
 
-/// One dynamic table entry, decoded.
+/// One dynamic table entry, decoded; with the value's Huffman octets as they arrived, so a
+/// later literal with the same octets is not decoded again (servers such as nginx index the
+/// same `server`, `date` and `content-type` values response after response).
+#[derive(Default)]
 struct Entry {
-    name: Box<[u8]>,
-    value: Box<[u8]>,
+    name: Vec<u8>,
+    value: Vec<u8>,
+    /// The value arrived Huffman-coded as `raw`.
+    huffman: bool,
+    raw: Vec<u8>,
 }
 
 impl Entry {
@@ -270,7 +276,14 @@ pub(crate) struct Decoder {
     size: usize,
     max: usize,
     limit: usize,
+    /// Evicted entries whose buffers the next insertions reuse.
+    spare: Vec<Entry>,
 }
+
+/// Most spare entries kept.
+const SPARE: usize = 8;
+/// How many of the newest entries a Huffman-coded literal is compared with.
+const RECENT: usize = 16;
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,6 +312,7 @@ impl Decoder {
             size: 0,
             max: limit,
             limit,
+            spare: Vec::new(),
         }
     }
 
@@ -326,27 +340,61 @@ impl Decoder {
     fn evict_to(&mut self, max: usize) {
         while self.size > max {
             match self.table.pop_back() {
-                Some(e) => self.size -= e.size(),
+                Some(e) => {
+                    self.size -= e.size();
+                    self.recycle(e);
+                }
                 None => break,
             }
         }
     }
 
-    fn insert(&mut self, name: Vec<u8>, value: Vec<u8>) {
-        let e = Entry {
-            name: name.into_boxed_slice(),
-            value: value.into_boxed_slice(),
-        };
+    fn recycle(&mut self, e: Entry) {
+        if self.spare.len() < SPARE {
+            self.spare.push(e);
+        }
+    }
+
+    fn insert(&mut self, e: Entry) {
         let size = e.size();
         if size > self.max {
             // RFC 7541 §4.4: an entry larger than the table empties it and is not added.
-            self.table.clear();
-            self.size = 0;
+            self.evict_to(0);
+            self.recycle(e);
             return;
         }
         self.evict_to(self.max - size);
         self.size += size;
         self.table.push_front(e);
+    }
+
+    /// A literal field, decoded into a (recycled) entry.
+    fn materialize(&mut self, name: &Name<'_>, value: Lit<'_>) -> Result<Entry, HpackError> {
+        let mut e = self.spare.pop().unwrap_or_default();
+        e.name.clear();
+        e.value.clear();
+        e.raw.clear();
+        match name {
+            Name::Index(i) => e.name.extend_from_slice(self.get(*i)?.0),
+            Name::Lit(l) if l.huffman => huffman_decode(l.raw, &mut e.name)?,
+            Name::Lit(l) => e.name.extend_from_slice(l.raw),
+        }
+        e.huffman = value.huffman;
+        if value.huffman {
+            e.raw.extend_from_slice(value.raw);
+            match self
+                .table
+                .iter()
+                .take(RECENT)
+                .find(|t| t.huffman && t.raw == value.raw)
+            {
+                Some(t) => e.value.extend_from_slice(&t.value),
+                None => huffman_decode(value.raw, &mut e.value)?,
+            }
+        } else {
+            e.value.extend_from_slice(value.raw);
+        }
+        Ok(e)
     }
 
     /// Decodes one complete header block. Returns the `:status` (None if absent or not three
@@ -402,19 +450,17 @@ impl Decoder {
             if !(index || is_status || all.is_some()) {
                 continue;
             }
-            let n = match &name {
-                Name::Index(i) => self.get(*i)?.0.to_vec(),
-                Name::Lit(l) => l.decoded()?,
-            };
-            let v = value.decoded()?;
+            let e = self.materialize(&name, value)?;
             if is_status {
-                status = parse_status(&v);
+                status = parse_status(&e.value);
             }
             if let Some(f) = all.as_mut() {
-                f(&n, &v);
+                f(&e.name, &e.value);
             }
             if index {
-                self.insert(n, v);
+                self.insert(e);
+            } else {
+                self.recycle(e);
             }
         }
         Ok(status)
