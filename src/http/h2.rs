@@ -473,6 +473,8 @@ struct Active {
     idempotent: bool,
     /// The request body is not all sent (END_STREAM not yet written).
     sending: bool,
+    /// Woken, and not polled since.
+    woken: bool,
 }
 
 impl Conn {
@@ -643,14 +645,30 @@ impl Conn {
             let Some(i) = self.st.find(id) else {
                 return Poll::Ready(Err(Failure::stream_protocol()));
             };
-            let a = &self.st.streams[i];
+            let a = &mut self.st.streams[i];
+            a.woken = false;
             if a.done || a.error.is_some() || self.st.dead.is_some() {
-                return Poll::Ready(self.st.finish(i));
+                let r = self.st.finish(i);
+                // The last of a round of woken streams writes what the round queued.
+                if self.st.wpos < self.st.wbuf.len()
+                    && self.st.dead.is_none()
+                    && !self.st.defer_flush()
+                    && self.poll_flush(cx).is_pending()
+                {
+                    // The socket now holds this leaving task's waker: another takes over.
+                    self.st.wake_waiting();
+                }
+                return Poll::Ready(r);
             }
             if *sent < body.len() {
                 self.st.send_body(i, body, sent);
             }
-            match self.poll_flush(cx) {
+            let flush = if self.st.defer_flush() {
+                Poll::Pending
+            } else {
+                self.poll_flush(cx)
+            };
+            match flush {
                 Poll::Ready(Err(e)) => {
                     self.st.fail(io_error_kind(&e));
                     continue;
@@ -692,17 +710,38 @@ impl State {
         self.streams.iter().position(|a| a.id == id)
     }
 
-    fn wake(polling: Option<u32>, a: &Active) {
+    /// Wakes stream `a`'s VU (unless it is the one polling): it will look at its state, and
+    /// writes wait until every woken stream has had its turn (see [`State::defer_flush`]).
+    fn wake(polling: Option<u32>, a: &mut Active) {
         if polling != Some(a.id)
             && let Some(w) = &a.waker
         {
+            a.woken = true;
             w.wake_by_ref();
         }
     }
 
-    fn wake_all(&self) {
-        for a in &self.streams {
+    fn wake_all(&mut self) {
+        for a in &mut self.streams {
             State::wake(self.polling, a);
+        }
+    }
+
+    /// Streams were woken and have not run yet: what they queue (typically their VU's next
+    /// request) goes out in the same write as what is queued now, when the last of them has run.
+    fn defer_flush(&self) -> bool {
+        self.streams.iter().any(|a| a.woken)
+    }
+
+    /// Wakes a stream that waits (not one whose result is in), so it takes over the socket.
+    fn wake_waiting(&mut self) {
+        let polling = self.polling;
+        if let Some(a) = self
+            .streams
+            .iter_mut()
+            .find(|a| !a.done && a.error.is_none() && a.waker.is_some())
+        {
+            State::wake(polling, a);
         }
     }
 
@@ -745,6 +784,7 @@ impl State {
             reused: self.finished > 0,
             idempotent: req.idempotent,
             sending: !end_stream,
+            woken: false,
         });
         Ok(id)
     }
@@ -825,6 +865,10 @@ impl State {
                 frame::put_rst(&mut self.wbuf, id, code::CANCEL);
             }
             self.hand_off(id);
+            // Writes it deferred must not wait for it.
+            if self.wpos < self.wbuf.len() && !self.defer_flush() {
+                self.wake_waiting();
+            }
         }
     }
 
@@ -832,14 +876,7 @@ impl State {
     fn hand_off(&mut self, id: u32) {
         if self.io_waiter == Some(id) {
             self.io_waiter = None;
-            if let Some(w) = self
-                .streams
-                .iter()
-                .filter(|a| !a.done && a.error.is_none())
-                .find_map(|a| a.waker.as_ref())
-            {
-                w.wake_by_ref();
-            }
+            self.wake_waiting();
         }
     }
 
@@ -953,7 +990,7 @@ impl State {
                         return Err(code::FLOW_CONTROL_ERROR);
                     }
                     let polling = self.polling;
-                    for a in self.streams.iter().filter(|a| a.sending) {
+                    for a in self.streams.iter_mut().filter(|a| a.sending) {
                         State::wake(polling, a);
                     }
                     return Ok(());
