@@ -649,9 +649,9 @@ impl Conn {
             a.woken = false;
             if a.done || a.error.is_some() || self.st.dead.is_some() {
                 let r = self.st.finish(i);
-                // The last of a round of woken streams writes what the round queued.
+                // The last of a round of woken streams writes what the round queued (after a
+                // protocol error, the GOAWAY that says so, if the socket still takes it).
                 if self.st.wpos < self.st.wbuf.len()
-                    && self.st.dead.is_none()
                     && !self.st.defer_flush()
                     && self.poll_flush(cx).is_pending()
                 {
@@ -1200,4 +1200,334 @@ impl State {
 
 fn u32_at(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::hpack::put_field;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// The server end of a loopback connection, scripted frame by frame.
+    struct Peer {
+        tcp: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Peer {
+        /// Accepts, reads the client's preface, sends `settings`.
+        async fn accept(l: &TcpListener, settings: &[(u16, u32)]) -> Peer {
+            let (tcp, _) = l.accept().await.expect("accept");
+            let mut p = Peer {
+                tcp,
+                buf: Vec::new(),
+            };
+            let mut preface = [0u8; 24];
+            p.tcp.read_exact(&mut preface).await.expect("preface");
+            assert_eq!(&preface[..], frame::PREFACE);
+            let mut out = Vec::new();
+            frame::put_settings(&mut out, settings);
+            p.send(&out).await;
+            p
+        }
+
+        async fn send(&mut self, b: &[u8]) {
+            self.tcp.write_all(b).await.expect("write");
+        }
+
+        /// The next frame from the client (None: it closed).
+        async fn frame(&mut self) -> Option<(Head, Vec<u8>)> {
+            loop {
+                if let Some(h) = Head::parse(&self.buf)
+                    && self.buf.len() >= HEAD_LEN + h.len
+                {
+                    let payload = self.buf[HEAD_LEN..HEAD_LEN + h.len].to_vec();
+                    self.buf.drain(..HEAD_LEN + h.len);
+                    return Some((h, payload));
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.tcp.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+
+        /// The next frame of type `k`, skipping the others.
+        async fn next(&mut self, k: u8) -> (Head, Vec<u8>) {
+            loop {
+                let (h, p) = self.frame().await.expect("a frame");
+                if h.kind == k {
+                    return (h, p);
+                }
+            }
+        }
+    }
+
+    fn status_block(status: &[u8], extra: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_field(&mut b, b":status", status);
+        for (n, v) in extra {
+            put_field(&mut b, n, v);
+        }
+        b
+    }
+
+    async fn client(
+        l: &TcpListener,
+        settings: bool,
+        windows: (u32, u32),
+        max: usize,
+    ) -> (Pool, Attached) {
+        let tcp = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let c = handshake_with(Stream::Tcp(tcp), settings, windows.0, windows.1)
+            .await
+            .expect("handshake");
+        let pool = Pool::new(1, max);
+        let a = pool.add(0, c);
+        (pool, a)
+    }
+
+    fn head_block() -> Vec<u8> {
+        let mut b = Vec::new();
+        let uri: http::Uri = "http://127.0.0.1/x".parse().expect("uri");
+        encode_head(&mut b, &http::Method::GET, &uri, []);
+        b
+    }
+
+    fn get(head: &[u8]) -> H2Request<'_> {
+        H2Request {
+            head,
+            extra: &[],
+            body: &[],
+            idempotent: true,
+            keep_body: false,
+            keep_headers: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn continuation_ping_and_a_response_larger_than_the_receive_window() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            assert_eq!(h.flags, flag::END_HEADERS | flag::END_STREAM);
+            let mut out = Vec::new();
+            frame::put_ping(&mut out, false, *b"pingpong");
+            // The response head in three pieces: HEADERS and two CONTINUATION frames.
+            let block = status_block(b"200", &[(b"x-a", b"b"), (b"server", b"loop")]);
+            let (a, rest) = block.split_at(3);
+            let (b, c) = rest.split_at(4);
+            frame::put_head(&mut out, a.len(), kind::HEADERS, 0, 1);
+            out.extend_from_slice(a);
+            frame::put_head(&mut out, b.len(), kind::CONTINUATION, 0, 1);
+            out.extend_from_slice(b);
+            frame::put_head(&mut out, c.len(), kind::CONTINUATION, flag::END_HEADERS, 1);
+            out.extend_from_slice(c);
+            p.send(&out).await;
+            // 3,000 bytes against a 1,000-byte stream window: more only after WINDOW_UPDATE.
+            let (mut window, mut left) = (1000i64, 3000usize);
+            let mut ping_acked = false;
+            while left > 0 {
+                while window >= 500 && left > 0 {
+                    left -= 500;
+                    window -= 500;
+                    let mut out = Vec::new();
+                    frame::put_data(&mut out, 1, &[b'x'; 500], left == 0);
+                    p.send(&out).await;
+                }
+                while left > 0 && window < 500 {
+                    let (h, payload) = p.frame().await.expect("frame");
+                    match h.kind {
+                        kind::WINDOW_UPDATE if h.stream == 1 => {
+                            window += i64::from(u32_at(&payload).expect("increment"));
+                        }
+                        kind::PING => {
+                            assert_eq!(h.flags, flag::ACK);
+                            assert_eq!(payload, b"pingpong");
+                            ping_acked = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            assert!(ping_acked, "the PING was answered");
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (1000, 65_535), 1).await;
+            let head = head_block();
+            let mut req = get(&head);
+            req.keep_headers = true;
+            req.keep_body = true;
+            exchange(&mut a, &req, 10).await
+        };
+        let ((), r) = tokio::join!(server, run);
+        let o = r.expect("a response");
+        assert_eq!((o.status, o.bytes_in), (Some(200), 3000));
+        assert_eq!(o.body.as_deref(), Some(&b"xxxxxxxxxx"[..]));
+        let h = o.headers.expect("headers kept");
+        assert_eq!(h.get("x-a").map(|v| v.as_bytes()), Some(&b"b"[..]));
+        assert_eq!(h.get("server").map(|v| v.as_bytes()), Some(&b"loop"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_body_larger_than_the_initial_window_waits_for_window_updates() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let body = vec![b'b'; 1000];
+        let server = async {
+            let mut p = Peer::accept(&l, &[(setting::INITIAL_WINDOW_SIZE, 100)]).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            assert_eq!(h.flags & flag::END_STREAM, 0);
+            let (mut granted, mut got) = (100usize, 0usize);
+            loop {
+                let (h, payload) = p.next(kind::DATA).await;
+                got += payload.len();
+                assert!(got <= granted, "{got} bytes sent with {granted} granted");
+                if h.flags & flag::END_STREAM != 0 {
+                    break;
+                }
+                if got == granted {
+                    let mut out = Vec::new();
+                    frame::put_window_update(&mut out, 1, 300);
+                    p.send(&out).await;
+                    granted += 300;
+                }
+            }
+            assert_eq!(got, 1000);
+            let mut out = Vec::new();
+            let block = status_block(b"201", &[]);
+            frame::put_headers(&mut out, 1, [&block, &[]], true, 16_384);
+            p.send(&out).await;
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, true, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            let mut req = get(&head);
+            req.body = &body;
+            exchange(&mut a, &req, 0).await
+        };
+        let ((), r) = tokio::join!(server, run);
+        let o = r.expect("a response");
+        assert_eq!((o.status, o.bytes_in), (Some(201), 0));
+    }
+
+    #[tokio::test]
+    async fn rst_stream_and_goaway_with_a_last_stream_id() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[(setting::MAX_CONCURRENT_STREAMS, 3)]).await;
+            let mut ids = Vec::new();
+            while ids.len() < 3 {
+                ids.push(p.next(kind::HEADERS).await.0.stream);
+            }
+            ids.sort_unstable();
+            assert_eq!(ids, [1, 3, 5]);
+            let mut out = Vec::new();
+            frame::put_rst(&mut out, 1, code::CANCEL);
+            // Stream 3 is the last the server takes: 5 was not processed.
+            frame::put_goaway(&mut out, 3, code::NO_ERROR);
+            let block = status_block(b"200", &[]);
+            frame::put_headers(&mut out, 3, [&block, &[]], false, 16_384);
+            frame::put_data(&mut out, 3, b"ok", true);
+            p.send(&out).await;
+            p
+        };
+        let run = async {
+            let (pool, mut a) = client(&l, true, (STREAM_WINDOW, CONN_WINDOW), 3).await;
+            let mut b = pool.attach(0).expect("room for a second stream");
+            let mut c = pool.attach(0).expect("room for a third stream");
+            assert!(pool.attach(0).is_none(), "the server allows 3 streams");
+            let head = head_block();
+            let req = get(&head);
+            let (ra, rb, rc) = futures_util::future::join3(
+                exchange(&mut a, &req, 0),
+                exchange(&mut b, &req, 0),
+                exchange(&mut c, &req, 0),
+            )
+            .await;
+            let again = exchange(&mut a, &req, 0).await;
+            (ra, rb, rc, again, a.usable(3))
+        };
+        let (_peer, (ra, rb, rc, again, usable)) = tokio::join!(server, run);
+        let ra = ra.expect_err("reset");
+        assert_eq!(ra.kind, ErrorKind::ConnectionReset);
+        assert_eq!((ra.unprocessed, ra.stream_only), (Unprocessed::No, true));
+        let rb = rb.expect("stream 3 is answered");
+        assert_eq!((rb.status, rb.bytes_in), (Some(200), 2));
+        assert_eq!(rc.expect_err("above last").unprocessed, Unprocessed::GoAway);
+        assert_eq!(
+            again.expect_err("no new streams").unprocessed,
+            Unprocessed::NotSent
+        );
+        assert!(!usable, "a connection going away takes no more streams");
+    }
+
+    #[tokio::test]
+    async fn a_protocol_violation_ends_the_connection_with_goaway() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            p.next(kind::HEADERS).await;
+            // HEADERS on stream 0.
+            let mut out = Vec::new();
+            frame::put_headers(&mut out, 0, [&[0x88], &[]], true, 16_384);
+            p.send(&out).await;
+            let (_, payload) = p.next(kind::GOAWAY).await;
+            u32_at(&payload[4..])
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            exchange(&mut a, &get(&head), 0).await
+        };
+        let (code, r) = tokio::join!(server, run);
+        assert_eq!(code, Some(code::PROTOCOL_ERROR));
+        let f = r.expect_err("a connection error");
+        assert_eq!(
+            (f.kind, f.unprocessed),
+            (ErrorKind::Protocol, Unprocessed::No)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_exchange_resets_its_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            let (r, payload) = p.next(kind::RST_STREAM).await;
+            (h.stream, r.stream, u32_at(&payload))
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            let req = get(&head);
+            let cut = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            assert!(cut.await.is_err(), "no answer comes");
+            // The reset goes out with the next stream's HEADERS.
+            let next = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            let _ = next.await;
+        };
+        let ((opened, reset, code), ()) = tokio::join!(server, run);
+        assert_eq!((opened, reset, code), (1, 1, Some(code::CANCEL)));
+    }
+
+    #[test]
+    fn refused_streams_are_unprocessed_other_resets_are_failures() {
+        let refused = Failure::reset(code::REFUSED_STREAM);
+        assert_eq!(refused.unprocessed, Unprocessed::Refused);
+        assert_eq!(refused.kind, ErrorKind::ConnectionReset);
+        assert!(refused.stream_only);
+        let other = Failure::reset(code::PROTOCOL_ERROR);
+        assert_eq!(
+            (other.kind, other.unprocessed),
+            (ErrorKind::Protocol, Unprocessed::No)
+        );
+    }
 }
