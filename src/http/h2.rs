@@ -374,6 +374,16 @@ pub(crate) async fn exchange(
     kept_limit: usize,
 ) -> Result<Outcome, Failure> {
     let c = &conn.slot.conn;
+    if c.borrow().idle() {
+        // The server may have closed the connection, or sent GOAWAY, while nothing was in
+        // flight: find out before opening a stream (no system call when the reactor saw
+        // nothing).
+        poll_fn(|cx| {
+            c.borrow_mut().idle_check(cx);
+            Poll::Ready(())
+        })
+        .await;
+    }
     let id = c.borrow_mut().st.open(req, kept_limit)?;
     let mut guard = Cancel {
         conn: c,
@@ -406,6 +416,8 @@ impl Drop for Cancel<'_> {
 /// One connection: the socket, its buffers and the state every stream shares.
 struct Conn {
     io: Stream,
+    /// Written to `io` and not yet flushed (TLS may hold a record back).
+    unflushed: bool,
     rbuf: Box<[u8]>,
     rend: usize,
     st: State,
@@ -494,6 +506,7 @@ impl Conn {
         }
         Conn {
             io,
+            unflushed: false,
             rbuf: vec![0; READ_BUF].into_boxed_slice(),
             rend: 0,
             st: State {
@@ -521,10 +534,21 @@ impl Conn {
         }
     }
 
+    /// No stream in flight on a connection that has carried some.
+    fn idle(&self) -> bool {
+        self.st.streams.is_empty() && self.st.finished > 0 && !self.st.closed()
+    }
+
+    /// Reads whatever an idle connection has received (GOAWAY, PING, SETTINGS, the end of the
+    /// stream) without waiting.
+    fn idle_check(&mut self, cx: &mut Context<'_>) {
+        while self.st.dead.is_none() && self.poll_io(cx).is_ready() {}
+    }
+
     /// Writes what is queued.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let st = &mut self.st;
-        if st.wpos == st.wbuf.len() {
+        if st.wpos == st.wbuf.len() && !self.unflushed {
             return Poll::Ready(Ok(()));
         }
         while st.wpos < st.wbuf.len() {
@@ -533,10 +557,14 @@ impl Conn {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             st.wpos += n;
+            self.unflushed = true;
         }
         st.wbuf.clear();
         st.wpos = 0;
-        Pin::new(&mut self.io).poll_flush(cx)
+        // TLS may hold the last record back until flushed; plain TCP returns at once.
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     /// Reads more into the read buffer: the number of bytes (0: end of stream).
@@ -1516,6 +1544,49 @@ mod tests {
         };
         let ((opened, reset, code), ()) = tokio::join!(server, run);
         assert_eq!((opened, reset, code), (1, 1, Some(code::CANCEL)));
+    }
+
+    #[tokio::test]
+    async fn a_goaway_that_came_while_idle_is_seen_before_the_next_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            p.next(kind::HEADERS).await;
+            let mut out = Vec::new();
+            let block = status_block(b"204", &[]);
+            frame::put_headers(&mut out, 1, [&block, &[]], true, 16_384);
+            p.send(&out).await;
+            // GOAWAY, then the end of the stream, while the client has nothing in flight.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut out = Vec::new();
+            frame::put_goaway(&mut out, 1, code::NO_ERROR);
+            p.send(&out).await;
+            let _ = rx.await;
+            // Nothing but the SETTINGS ACK came after the first stream.
+            let mut kinds = Vec::new();
+            drop(p.tcp.shutdown().await);
+            while let Some((h, _)) = p.frame().await {
+                kinds.push(h.kind);
+            }
+            kinds
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            let first = exchange(&mut a, &get(&head), 0).await;
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            let second = exchange(&mut a, &get(&head), 0).await;
+            drop(a);
+            drop(_pool);
+            let _ = tx.send(());
+            (first, second)
+        };
+        let (kinds, (first, second)) = tokio::join!(server, run);
+        assert_eq!(first.expect("answered").status, Some(204));
+        let f = second.expect_err("not sent");
+        assert_eq!(f.unprocessed, Unprocessed::NotSent);
+        assert!(!kinds.contains(&kind::HEADERS), "{kinds:?}");
     }
 
     #[test]
