@@ -677,14 +677,16 @@ impl Conn {
             a.woken = false;
             if a.done || a.error.is_some() || self.st.dead.is_some() {
                 let r = self.st.finish(i);
-                // The last of a round of woken streams writes what the round queued (after a
-                // protocol error, the GOAWAY that says so, if the socket still takes it).
+                // The last of a round of woken streams leaves what the round queued to a
+                // stream that waits: woken now, it runs after this VU has queued its next
+                // request too, and writes them all at once. With no stream waiting, the
+                // queue goes now (after a protocol error: the GOAWAY that says so, if the
+                // socket still takes it).
                 if self.st.wpos < self.st.wbuf.len()
                     && !self.st.defer_flush()
-                    && self.poll_flush(cx).is_pending()
+                    && !self.st.wake_waiting()
                 {
-                    // The socket now holds this leaving task's waker: another takes over.
-                    self.st.wake_waiting();
+                    let _ = self.poll_flush(cx);
                 }
                 return Poll::Ready(r);
             }
@@ -762,14 +764,19 @@ impl State {
     }
 
     /// Wakes a stream that waits (not one whose result is in), so it takes over the socket.
-    fn wake_waiting(&mut self) {
+    /// False if there is none.
+    fn wake_waiting(&mut self) -> bool {
         let polling = self.polling;
-        if let Some(a) = self
+        match self
             .streams
             .iter_mut()
-            .find(|a| !a.done && a.error.is_none() && a.waker.is_some())
+            .find(|a| !a.done && a.error.is_none() && a.waker.is_some() && polling != Some(a.id))
         {
-            State::wake(polling, a);
+            Some(a) => {
+                State::wake(polling, a);
+                true
+            }
+            None => false,
         }
     }
 
