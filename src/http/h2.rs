@@ -24,7 +24,7 @@
 //! connection.
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -261,6 +261,7 @@ async fn handshake_with(
     conn_window: u32,
 ) -> Result<NewConn, ErrorKind> {
     let mut conn = Box::new(Conn::new(io, stream_window, conn_window));
+    conn.st.shared = settings;
     if settings {
         poll_fn(|cx| conn.poll_settings(cx)).await?;
     }
@@ -459,6 +460,10 @@ struct State {
     polling: Option<u32>,
     /// Streams finished on this connection.
     finished: u64,
+    /// VUs share this connection (`h2_max_streams` > 1).
+    shared: bool,
+    /// A write was put off until the scheduler's next pass.
+    deferred: bool,
 }
 
 /// One stream in flight.
@@ -530,6 +535,8 @@ impl Conn {
                 io_waiter: None,
                 polling: None,
                 finished: 0,
+                shared: false,
+                deferred: false,
             },
         }
     }
@@ -695,7 +702,24 @@ impl Conn {
             }
             let flush = if self.st.defer_flush() {
                 Poll::Pending
+            } else if self.st.shared && !self.st.deferred && self.st.wpos < self.st.wbuf.len() {
+                // A shared connection's first write of a round waits for one more pass of the
+                // scheduler (after the reactor has run), so the streams that start or are
+                // released in the same pass go out in the same write, and the server answers
+                // them together: rounds stay whole, one write each.
+                self.st.deferred = true;
+                let a = &mut self.st.streams[i];
+                match &a.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => a.waker = Some(cx.waker().clone()),
+                }
+                let mut later = std::pin::pin!(tokio::task::yield_now());
+                if later.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.poll_flush(cx)
             } else {
+                self.st.deferred = false;
                 self.poll_flush(cx)
             };
             match flush {
