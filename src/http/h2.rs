@@ -14,7 +14,10 @@
 //! `Rc<RefCell<..>>` (a worker is a single-threaded runtime): whichever VU polls writes what is
 //! queued, reads, and hands each frame to its stream's slot, waking that stream's VU. The socket
 //! remembers only the last waker that polled it, so a stream that leaves while it was that
-//! waker wakes another waiting stream to take over the reading. Request heads arrive HPACK-
+//! waker wakes another waiting stream to take over the reading. On a shared connection writes
+//! go out per round: the first write of a round waits for the scheduler's next pass, and a
+//! write waits while streams woken by the last read have not queued their next request yet, so
+//! the requests a round of responses releases leave in one write. Request heads arrive HPACK-
 //! encoded (once, at plan time, for requests that never vary: see [`super::hpack`]); response
 //! header blocks are decoded only as far as the HPACK dynamic table and `:status` require.
 //!
