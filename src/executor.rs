@@ -27,7 +27,8 @@ use tokio::time::Instant;
 
 use crate::config::{ExtractSource, ThinkTime};
 use crate::http::client::{Client, H1Request, KEPT_BODY_LIMIT, Shared as ClientShared};
-use crate::http::h2::{H2Request, Pool as H2Pool};
+use crate::http::h2::{H2Request, Pool as H2Pool, encode_head};
+use crate::http::hpack::put_field;
 use crate::metrics::{Instruments, Recorder};
 use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::plan::{
@@ -318,7 +319,8 @@ async fn vu_loop(ctx: Rc<WorkerCtx>, sc_idx: usize, vu: u64) {
         client: Client::new(shared.client.clone(), ctx.h2_pool.clone()),
         cut_slot: ctx.cuts.slot(),
         scratch: Vec::new(),
-        h2_heads: Vec::new(),
+        h2_head: Vec::new(),
+        h2_extra: Vec::new(),
         vars: Vars {
             values: sc.initial_vars.clone(),
             vu,
@@ -430,8 +432,10 @@ struct Vu {
     cut_slot: usize,
     /// Reused buffer for requests rendered per VU.
     scratch: Vec<u8>,
-    /// HTTP/2: the requests that never vary, built once, by request id.
-    h2_heads: Vec<Option<H2Built>>,
+    /// HTTP/2: the head of a request that varies, encoded per request.
+    h2_head: Vec<u8>,
+    /// HTTP/2: this request's extra fields (a sampled request's `traceparent`), encoded.
+    h2_extra: Vec<u8>,
     vars: Vars,
     wrr: Vec<i64>,
     rng: fastrand::Rng,
@@ -848,33 +852,6 @@ fn build_request(r: &RequestPlan, vars: &Vars) -> Option<(Request<()>, Bytes)> {
     Some((req, body))
 }
 
-/// An HTTP/2 request head and its body, built once per VU when they never vary.
-type H2Built = Rc<(Request<()>, Bytes)>;
-
-/// A request whose URL, headers and body never vary (its HTTP/2 head is built once per VU).
-fn is_static(r: &RequestPlan) -> bool {
-    matches!(r.url, UrlPlan::Static(_))
-        && r.headers
-            .iter()
-            .all(|(_, v)| matches!(v, HeaderPlan::Static(_)))
-        && !matches!(r.body, Some(BodyPlan::Dynamic(_)))
-}
-
-/// The HTTP/2 request for `r`: the VU's cached one if it never varies, else built now.
-fn h2_request(r: &RequestPlan, vu: &mut Vu) -> Option<H2Built> {
-    if let Some(Some(cached)) = vu.h2_heads.get(r.id) {
-        return Some(cached.clone());
-    }
-    let built = Rc::new(build_request(r, &vu.vars)?);
-    if is_static(r) {
-        if vu.h2_heads.len() <= r.id {
-            vu.h2_heads.resize(r.id + 1, None);
-        }
-        vu.h2_heads[r.id] = Some(built.clone());
-    }
-    Some(built)
-}
-
 /// This worker's in-flight requests, to wake when the run's hard deadline moves (a stop with a
 /// grace period, a second Ctrl-C): a request's deadline is fixed when it starts, and this is how
 /// it learns of an earlier one and ends as `cancelled` then. One task per worker
@@ -1004,19 +981,28 @@ async fn do_request(
     let span = vu.tracing.as_mut().and_then(VuTracing::next);
     let started_wall = span.map(|_| std::time::SystemTime::now());
     let (outcome, bytes_out) = if shared.plan.client.http2 {
-        // A sampled request's traceparent rides as this request's one extra header.
-        let extra_header = span.as_ref().and_then(|sc| {
-            HeaderValue::from_bytes(&sc.traceparent())
-                .ok()
-                .map(|v| (http::HeaderName::from_static(TRACEPARENT), v))
-        });
-        match h2_request(r, vu) {
-            Some(built) => {
-                let (head, body) = &*built;
+        // A sampled request's traceparent rides as this request's one extra field.
+        vu.h2_extra.clear();
+        if let Some(sc) = &span {
+            put_field(&mut vu.h2_extra, TRACEPARENT.as_bytes(), &sc.traceparent());
+        }
+        // A request that never varies was encoded at plan time; others are encoded now.
+        let built = match (&r.h2_head, &r.body) {
+            (Some(head), Some(BodyPlan::Static(b))) => Some((&head[..], b.clone())),
+            (Some(head), _) => Some((&head[..], Bytes::new())),
+            (None, _) => build_request(r, &vu.vars).map(|(req, body)| {
+                vu.h2_head.clear();
+                encode_head(&mut vu.h2_head, req.method(), req.uri(), req.headers());
+                (&vu.h2_head[..], body)
+            }),
+        };
+        match built {
+            Some((head, body)) => {
                 let req = H2Request {
                     head,
-                    extra_header,
-                    body,
+                    extra: &vu.h2_extra,
+                    body: &body,
+                    idempotent: r.method.is_idempotent(),
                     keep_body: r.keep_body,
                     keep_headers: r.keep_headers,
                 };

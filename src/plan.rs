@@ -295,6 +295,9 @@ pub struct RequestPlan {
     pub think_time: Option<ThinkTime>,
     /// HTTP/1.1 only: the complete wire bytes, when nothing in the request varies per VU.
     pub wire: Option<Bytes>,
+    /// HTTP/2 only: the request head as an HPACK header block (static table only, valid on
+    /// any connection), when nothing in the request varies per VU.
+    pub h2_head: Option<Bytes>,
     /// Whether the response to this request has no body (HEAD).
     pub head: bool,
     /// Whether an extraction needs the response headers.
@@ -326,6 +329,32 @@ fn static_wire(
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = Vec::new();
     crate::http::h1::write_request(&mut out, method, pq, &hs, body);
+    Some(Bytes::from(out))
+}
+
+/// Encodes a fully static HTTP/2 request head once, at plan time (the body, static too, goes
+/// as it is).
+fn static_h2_head(
+    method: &Method,
+    url: &UrlPlan,
+    headers: &[(HeaderName, HeaderPlan)],
+    body: Option<&BodyPlan>,
+) -> Option<Bytes> {
+    let UrlPlan::Static(uri) = url else {
+        return None;
+    };
+    if matches!(body, Some(BodyPlan::Dynamic(_))) {
+        return None;
+    }
+    let mut hs = Vec::with_capacity(headers.len());
+    for (n, h) in headers {
+        match h {
+            HeaderPlan::Static(v) => hs.push((n, v)),
+            HeaderPlan::Dynamic(_) => return None,
+        }
+    }
+    let mut out = Vec::new();
+    crate::http::h2::encode_head(&mut out, method, uri, hs);
     Some(Bytes::from(out))
 }
 
@@ -796,16 +825,23 @@ impl Builder<'_> {
         let keep_headers = extract
             .iter()
             .any(|e| matches!(e.source, ExtractSource::Header(_)));
-        let wire = if self.http2 {
-            None
+        let (wire, h2_head) = if self.http2 {
+            (
+                None,
+                static_h2_head(&method, &resolved.url, &headers, body.as_ref()),
+            )
         } else {
-            static_wire(&method, &resolved.url, &headers, body.as_ref())
+            (
+                static_wire(&method, &resolved.url, &headers, body.as_ref()),
+                None,
+            )
         };
         Ok(RequestPlan {
             id,
             head: method == Method::HEAD,
             keep_headers,
             wire,
+            h2_head,
             method,
             target: resolved.target,
             url: resolved.url,

@@ -424,12 +424,12 @@ impl Client {
             let stream = connect::connect(addrs, tls, opts.connect_timeout)
                 .await
                 .map_err(|e| e.kind)?;
-            let h2 = opts.http2 || stream.alpn_h2();
-            let settings = opts.h2_max_streams > 1;
+            if opts.http2 || stream.alpn_h2() {
+                let settings = opts.h2_max_streams > 1;
+                return h2c::handshake(stream, settings).await.map(Opened::H2);
+            }
             match stream {
-                Stream::Tcp(tcp) if h2 => h2c::handshake(tcp, settings).await.map(Opened::H2),
                 Stream::Tcp(tcp) => Ok(Opened::Conn(Conn::H1(h1::Conn::new(tcp)))),
-                Stream::Tls(tls) if h2 => h2c::handshake(*tls, settings).await.map(Opened::H2),
                 Stream::Tls(tls) => Ok(Opened::Conn(Conn::H1Tls(Box::new(h1::Conn::new(*tls))))),
             }
         };

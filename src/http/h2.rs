@@ -1,14 +1,25 @@
-//! HTTP/2 on the hot path, over the `h2` crate directly (no hyper dispatch layer): the
+//! HTTP/2 on the hot path: a focused client written for load generation (RFC 9113), the
 //! connections a worker's VUs send their streams on, and one exchange on one stream.
 //!
 //! - [`Pool`]: connections by target. With `h2_max_streams = 1` every VU has a pool of its own
 //!   (one connection, as over HTTP/1.1); with N > 1 the worker's VUs share one pool and a
 //!   connection carries at most `min(N, SETTINGS_MAX_CONCURRENT_STREAMS)` VUs, each with at
 //!   most one stream in flight. A pool lives on one worker thread: `Rc`/`Cell`, no lock.
-//! - [`handshake`]: the HTTP/2 preface and settings over a connected stream; the connection's
-//!   I/O runs as a task on the worker's runtime.
+//! - [`handshake`]: the preface and our SETTINGS over a connected stream (TLS with ALPN `h2`, or
+//!   cleartext with prior knowledge).
 //! - [`exchange`]: one request and its whole response, the body sent within the peer's flow
 //!   control windows and the response's window released as it is read.
+//!
+//! There is no connection task. The VUs sharing a connection share its state through
+//! `Rc<RefCell<..>>` (a worker is a single-threaded runtime): whichever VU polls writes what is
+//! queued, reads, and hands each frame to its stream's slot, waking that stream's VU. The socket
+//! remembers only the last waker that polled it, so a stream that leaves while it was that
+//! waker wakes another waiting stream to take over the reading. On a shared connection writes
+//! go out per round: the first write of a round waits for the scheduler's next pass, and a
+//! write waits while streams woken by the last read have not queued their next request yet, so
+//! the requests a round of responses releases leave in one write. Request heads arrive HPACK-
+//! encoded (once, at plan time, for requests that never vary: see [`super::hpack`]); response
+//! header blocks are decoded only as far as the HPACK dynamic table and `:status` require.
 //!
 //! Failures come back as a [`Failure`]: an [`ErrorKind`] plus whether the server certainly did
 //! not process the request (`REFUSED_STREAM`, a stream above a `GOAWAY`'s last stream id, or a
@@ -16,47 +27,48 @@
 //! connection.
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 
-use ::h2::client::SendRequest;
-use ::h2::{Reason, RecvStream};
 use bytes::{Bytes, BytesMut};
-use http::Request;
-use tokio::io::{AsyncRead, AsyncWrite};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::connect::Stream;
+use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
+use super::hpack::Decoder;
 use super::io_error_kind;
 use crate::outcome::{ErrorKind, Outcome};
 
-/// Receive window of each stream: large enough that a response body is never held up by
-/// window updates on a fast link (h2load's default is 1 GiB − 1).
-const STREAM_WINDOW: u32 = 8 << 20;
+/// Receive window of each stream, as h2load's default (2^30 − 1): a response body is never held
+/// up by window updates on a fast link.
+const STREAM_WINDOW: u32 = (1 << 30) - 1;
 /// Receive window of the connection (shared by its streams).
-const CONN_WINDOW: u32 = 64 << 20;
+const CONN_WINDOW: u32 = (1 << 30) - 1;
+/// Read buffer: room for two frames of the largest size we accept.
+const READ_BUF: usize = 2 * (frame::DEFAULT_MAX_FRAME + HEAD_LEN);
+/// Request body bytes queued for writing at most (the rest waits until they are written).
+const WRITE_HIGH: usize = 64 << 10;
+/// Largest stream id (client streams are odd).
+const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+/// Largest header block (HEADERS + CONTINUATION) we assemble.
+const MAX_HEADER_BLOCK: usize = 1 << 20;
 
 /// One HTTP/2 connection in a [`Pool`].
 pub(crate) struct Slot {
-    send: SendRequest<Bytes>,
+    conn: Rc<RefCell<Conn>>,
     /// VUs attached to this connection.
     users: Cell<usize>,
-    /// The connection task ended, or the server sent GOAWAY: no new streams.
-    closed: Arc<AtomicBool>,
-}
-
-impl Opening {
-    /// Waits until the connection is open (or its opening failed).
-    pub(crate) async fn wait(&self) {
-        let notified = self.done.notified();
-        notified.await;
-        self.waiting.set(self.waiting.get().saturating_sub(1));
-    }
+    /// A stream failed in a way that ends the connection: no new streams.
+    closed: Cell<bool>,
 }
 
 impl Slot {
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.closed.get() || self.conn.try_borrow().is_ok_and(|c| c.st.closed())
     }
 
     /// Streams this connection may carry at once: the configured most, fewer if the server's
@@ -65,7 +77,11 @@ impl Slot {
         if max_streams == 1 {
             return 1;
         }
-        max_streams.min(self.send.current_max_send_streams()).max(1)
+        let peer = self
+            .conn
+            .try_borrow()
+            .map_or(usize::MAX, |c| c.st.peer_max_streams);
+        max_streams.min(peer).max(1)
     }
 }
 
@@ -83,6 +99,15 @@ pub(crate) struct Pool {
 pub(crate) struct Opening {
     waiting: Cell<usize>,
     done: tokio::sync::Notify,
+}
+
+impl Opening {
+    /// Waits until the connection is open (or its opening failed).
+    pub(crate) async fn wait(&self) {
+        let notified = self.done.notified();
+        notified.await;
+        self.waiting.set(self.waiting.get().saturating_sub(1));
+    }
 }
 
 /// Held by the VU that opens a connection; when dropped (opened, failed or cancelled) the VUs
@@ -177,9 +202,9 @@ impl Pool {
     /// Adds a new connection to `target` and attaches to it.
     pub(crate) fn add(&self, target: usize, conn: NewConn) -> Attached {
         let slot = Rc::new(Slot {
-            send: conn.send,
+            conn: Rc::new(RefCell::new(*conn.conn)),
             users: Cell::new(0),
-            closed: conn.closed,
+            closed: Cell::new(false),
         });
         if let Some(list) = self.slots.borrow_mut().get_mut(target) {
             list.push(slot.clone());
@@ -188,19 +213,15 @@ impl Pool {
     }
 }
 
-/// A VU's place on a pooled connection: its own handle to open streams with.
+/// A VU's place on a pooled connection.
 pub(crate) struct Attached {
     slot: Rc<Slot>,
-    send: SendRequest<Bytes>,
 }
 
 impl Attached {
     fn new(slot: Rc<Slot>) -> Attached {
         slot.users.set(slot.users.get() + 1);
-        Attached {
-            send: slot.send.clone(),
-            slot,
-        }
+        Attached { slot }
     }
 
     /// The connection can take this VU's next stream: open, and not carrying more VUs than
@@ -211,7 +232,7 @@ impl Attached {
 
     /// No new streams on this connection (the server sent GOAWAY, or it failed).
     pub(crate) fn close(&self) {
-        self.slot.closed.store(true, Ordering::Relaxed);
+        self.slot.closed.set(true);
     }
 }
 
@@ -223,40 +244,31 @@ impl Drop for Attached {
 
 /// A connection just opened, not yet in a pool.
 pub(crate) struct NewConn {
-    send: SendRequest<Bytes>,
-    closed: Arc<AtomicBool>,
+    /// Boxed: the connection's state is large, and the enum it travels in stays small.
+    conn: Box<Conn>,
 }
 
-/// The HTTP/2 handshake over a connected stream; the connection runs as a task on the current
-/// runtime until it ends (then it is marked closed). With `settings`, returns only once the
-/// server's SETTINGS are in (a PING's round trip: the server sends its SETTINGS first), so a
-/// shared connection takes no more VUs than the server allows streams.
-pub(crate) async fn handshake<T>(io: T, settings: bool) -> Result<NewConn, ErrorKind>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (send, mut conn) = ::h2::client::Builder::new()
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONN_WINDOW)
-        .enable_push(false)
-        .handshake::<T, Bytes>(io)
-        .await
-        .map_err(|e| classify(&e))?;
-    let closed = Arc::new(AtomicBool::new(false));
-    let flag = closed.clone();
-    let ping = if settings { conn.ping_pong() } else { None };
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "HTTP/2 connection ended");
-        }
-        flag.store(true, Ordering::Relaxed);
-    });
-    if let Some(mut ping) = ping {
-        ping.ping(::h2::Ping::opaque())
-            .await
-            .map_err(|e| classify(&e))?;
+/// Starts HTTP/2 over a connected stream: queues the preface, our SETTINGS and the connection
+/// window's increase (written with the first request). With `settings`, returns only once the
+/// server's SETTINGS are in (the first frame a server sends), so a shared connection takes no
+/// more VUs than the server allows streams.
+pub(crate) async fn handshake(io: Stream, settings: bool) -> Result<NewConn, ErrorKind> {
+    handshake_with(io, settings, STREAM_WINDOW, CONN_WINDOW).await
+}
+
+/// [`handshake`] with the receive windows to advertise.
+async fn handshake_with(
+    io: Stream,
+    settings: bool,
+    stream_window: u32,
+    conn_window: u32,
+) -> Result<NewConn, ErrorKind> {
+    let mut conn = Box::new(Conn::new(io, stream_window, conn_window));
+    conn.st.shared = settings;
+    if settings {
+        poll_fn(|cx| conn.poll_settings(cx)).await?;
     }
-    Ok(NewConn { send, closed })
+    Ok(NewConn { conn })
 }
 
 /// Why an exchange failed.
@@ -274,7 +286,9 @@ pub(crate) struct Failure {
 pub(crate) enum Unprocessed {
     /// It may have been processed: a failure.
     No,
-    /// The connection would not open the stream (it had closed or was going away).
+    /// The connection would not open the stream (it had closed or was going away), or it
+    /// closed without a word before the server answered a request on a reused connection that
+    /// may be sent again.
     NotSent,
     /// Above the last stream id of the server's `GOAWAY`.
     GoAway,
@@ -283,175 +297,1342 @@ pub(crate) enum Unprocessed {
 }
 
 impl Failure {
-    fn of(e: &::h2::Error) -> Failure {
-        let unprocessed =
-            if e.is_remote() && e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM) {
+    /// The server reset the stream with `code`.
+    fn reset(code: u32) -> Failure {
+        Failure {
+            kind: frame::classify(code, true),
+            unprocessed: if code == code::REFUSED_STREAM {
                 Unprocessed::Refused
-            } else if e.is_remote() && e.is_go_away() {
-                // A stream gets the GOAWAY as its error only when its id is above the frame's last
-                // stream id (the streams at or below it go on, or end with the connection).
-                Unprocessed::GoAway
             } else {
                 Unprocessed::No
-            };
-        Failure {
-            kind: classify(e),
-            unprocessed,
-            stream_only: e.is_reset(),
+            },
+            stream_only: true,
         }
     }
 
-    fn not_sent(e: &::h2::Error) -> Failure {
+    /// The server broke the protocol on this stream only.
+    fn stream_protocol() -> Failure {
         Failure {
-            kind: classify(e),
-            unprocessed: Unprocessed::NotSent,
-            stream_only: false,
+            kind: ErrorKind::Protocol,
+            unprocessed: Unprocessed::No,
+            stream_only: true,
         }
     }
 
-    fn plain(kind: ErrorKind) -> Failure {
+    fn not_sent(kind: ErrorKind, stream_only: bool) -> Failure {
         Failure {
             kind,
-            unprocessed: Unprocessed::No,
-            stream_only: false,
+            unprocessed: Unprocessed::NotSent,
+            stream_only,
         }
-    }
-}
-
-/// Classifies an `h2` error as an `error.type`.
-pub(crate) fn classify(e: &::h2::Error) -> ErrorKind {
-    if let Some(io) = e.get_io() {
-        return io_error_kind(io);
-    }
-    match e.reason() {
-        Some(
-            Reason::PROTOCOL_ERROR
-            | Reason::COMPRESSION_ERROR
-            | Reason::FRAME_SIZE_ERROR
-            | Reason::FLOW_CONTROL_ERROR
-            | Reason::SETTINGS_TIMEOUT
-            | Reason::STREAM_CLOSED
-            | Reason::HTTP_1_1_REQUIRED,
-        ) => ErrorKind::Protocol,
-        // The server closed the connection (GOAWAY) before answering.
-        _ if e.is_go_away() => ErrorKind::ConnectionClosed,
-        // RST_STREAM: the stream (HTTP/2's unit of a connection) was reset.
-        Some(_) if e.is_reset() => ErrorKind::ConnectionReset,
-        _ => ErrorKind::Protocol,
     }
 }
 
 /// A request as the HTTP/2 client sends it.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct H2Request<'a> {
-    /// Method, absolute URI (scheme and authority become pseudo-headers) and headers.
-    pub(crate) head: &'a Request<()>,
-    /// One more header for this request only (e.g. a sampled request's `traceparent`).
-    pub(crate) extra_header: Option<(http::HeaderName, http::HeaderValue)>,
+    /// The header block: HPACK, static table only (see [`super::hpack::encode_request`]).
+    pub(crate) head: &'a [u8],
+    /// More fields for this request only (e.g. a sampled request's `traceparent`), encoded the
+    /// same way; usually empty.
+    pub(crate) extra: &'a [u8],
     /// The body (empty: none).
-    pub(crate) body: &'a Bytes,
-    /// Keep the body for checks and extraction (its first [`super::client::KEPT_BODY_LIMIT`]
-    /// bytes).
+    pub(crate) body: &'a [u8],
+    /// The method is idempotent: it may go again when a reused connection closes before the
+    /// server answers.
+    pub(crate) idempotent: bool,
+    /// Keep the body for checks and extraction (its first `kept_limit` bytes).
     pub(crate) keep_body: bool,
     /// Keep the response headers.
     pub(crate) keep_headers: bool,
 }
 
+/// Encodes a request head (absolute `uri`: scheme and authority become pseudo-headers) as a
+/// header block valid on any connection; appends to `out`.
+pub(crate) fn encode_head<'h>(
+    out: &mut Vec<u8>,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: impl IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    super::hpack::encode_request(
+        out,
+        method.as_str().as_bytes(),
+        scheme.as_bytes(),
+        authority.as_bytes(),
+        path.as_bytes(),
+        headers
+            .into_iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    );
+}
+
 /// One exchange on a new stream of `conn`: the request, its body within the flow-control
-/// windows, the whole response.
+/// windows, the whole response. Dropped before it ends, the stream is reset (`CANCEL`).
 pub(crate) async fn exchange(
     conn: &mut Attached,
     req: &H2Request<'_>,
     kept_limit: usize,
 ) -> Result<Outcome, Failure> {
-    let send = &mut conn.send;
-    if let Err(e) = poll_fn(|cx| send.poll_ready(cx)).await {
-        conn.close();
-        return Err(Failure::not_sent(&e));
+    let c = &conn.slot.conn;
+    if c.borrow().idle() {
+        // The server may have closed the connection, or sent GOAWAY, while nothing was in
+        // flight: find out before opening a stream (no system call when the reactor saw
+        // nothing).
+        poll_fn(|cx| {
+            c.borrow_mut().idle_check(cx);
+            Poll::Ready(())
+        })
+        .await;
     }
-    let mut head = req.head.clone();
-    if let Some((name, value)) = &req.extra_header {
-        head.headers_mut().insert(name.clone(), value.clone());
-    }
-    let (response, mut stream) = match conn.send.send_request(head, req.body.is_empty()) {
-        Ok(r) => r,
-        Err(e) => {
-            conn.close();
-            return Err(Failure::not_sent(&e));
-        }
+    let id = c.borrow_mut().st.open(req, kept_limit)?;
+    let mut guard = Cancel {
+        conn: c,
+        id,
+        armed: true,
     };
-    if !req.body.is_empty() {
-        let mut rest = req.body.clone();
-        while !rest.is_empty() {
-            stream.reserve_capacity(rest.len());
-            let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
-                Some(Ok(n)) => n,
-                Some(Err(e)) => return Err(Failure::of(&e)),
-                None => return Err(Failure::plain(ErrorKind::ConnectionClosed)),
-            };
-            if granted == 0 {
-                continue;
-            }
-            let chunk = rest.split_to(granted.min(rest.len()));
-            stream
-                .send_data(chunk, rest.is_empty())
-                .map_err(|e| Failure::of(&e))?;
-        }
-    }
-    let response = response.await.map_err(|e| Failure::of(&e))?;
-    let status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    let (bytes_in, kept) = read_body(body, req.keep_body.then_some(kept_limit)).await?;
-    Ok(Outcome {
-        status: Some(status),
-        error: (status >= 400).then_some(ErrorKind::Status(status)),
-        bytes_in,
-        body: kept,
-        headers: req.keep_headers.then_some(parts.headers),
-        reconnected: false,
-    })
+    let mut sent = 0;
+    let r = poll_fn(|cx| c.borrow_mut().poll_stream(cx, id, req.body, &mut sent)).await;
+    guard.armed = false;
+    r
 }
 
-/// Reads a response body to its end, releasing its flow-control window as it goes; keeps up to
-/// `keep` bytes.
-async fn read_body(
-    mut body: RecvStream,
-    keep: Option<usize>,
-) -> Result<(u64, Option<Bytes>), Failure> {
-    let mut bytes_in = 0u64;
-    let mut kept = keep.map(|_| BytesMut::new());
-    let limit = keep.unwrap_or(0);
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| Failure::of(&e))?;
-        let n = chunk.len();
-        bytes_in += n as u64;
-        if let Some(k) = kept.as_mut() {
-            let room = limit.saturating_sub(k.len()).min(n);
-            k.extend_from_slice(&chunk[..room]);
+/// Resets a stream whose exchange was dropped before it ended.
+struct Cancel<'a> {
+    conn: &'a RefCell<Conn>,
+    id: u32,
+    armed: bool,
+}
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(mut c) = self.conn.try_borrow_mut()
+        {
+            c.st.cancel(self.id);
         }
-        // Errors here mean the stream is already gone; the next read says how.
-        let _ = body.flow_control().release_capacity(n);
     }
-    Ok((bytes_in, kept.map(BytesMut::freeze)))
+}
+
+/// One connection: the socket, its buffers and the state every stream shares.
+struct Conn {
+    io: Stream,
+    /// Written to `io` and not yet flushed (TLS may hold a record back).
+    unflushed: bool,
+    rbuf: Box<[u8]>,
+    rend: usize,
+    st: State,
+}
+
+/// A connection's protocol state.
+struct State {
+    /// Frames to write, from `wpos`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// The streams in flight (a handful: linear search).
+    streams: Vec<Active>,
+    next_id: u32,
+    decoder: Decoder,
+    /// The server's SETTINGS_MAX_FRAME_SIZE.
+    max_frame: usize,
+    /// The server's SETTINGS_INITIAL_WINDOW_SIZE.
+    initial_window: i64,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says).
+    peer_max_streams: usize,
+    /// What the server lets us send on the connection.
+    send_window: i64,
+    /// Our receive windows (advertised), and what was received and not yet given back on the
+    /// connection.
+    stream_window: u32,
+    conn_window: u32,
+    recv_unacked: u32,
+    /// The server's GOAWAY: last stream id and error code.
+    goaway: Option<(u32, u32)>,
+    /// The connection failed: every stream ends with this.
+    dead: Option<ErrorKind>,
+    settings_seen: bool,
+    /// A header block in progress (HEADERS without END_HEADERS): stream, END_STREAM.
+    continuation: Option<(u32, bool)>,
+    hblock: Vec<u8>,
+    /// The stream whose waker the socket holds (the last one that polled it).
+    io_waiter: Option<u32>,
+    /// The stream being polled now (never woken by its own poll).
+    polling: Option<u32>,
+    /// Streams finished on this connection.
+    finished: u64,
+    /// VUs share this connection (`h2_max_streams` > 1).
+    shared: bool,
+    /// A write was put off until the scheduler's next pass.
+    deferred: bool,
+}
+
+/// One stream in flight.
+struct Active {
+    id: u32,
+    waker: Option<Waker>,
+    status: Option<u16>,
+    keep_headers: bool,
+    headers: Option<HeaderMap>,
+    keep_limit: Option<usize>,
+    body: Option<BytesMut>,
+    bytes_in: u64,
+    /// What the server lets us send on this stream.
+    send_window: i64,
+    /// Received and not yet given back.
+    recv_unacked: u32,
+    /// END_STREAM received: the response is complete.
+    done: bool,
+    error: Option<Failure>,
+    /// Any frame arrived for it.
+    heard: bool,
+    /// Opened on a connection that had finished streams before.
+    reused: bool,
+    idempotent: bool,
+    /// The request body is not all sent (END_STREAM not yet written).
+    sending: bool,
+    /// Woken, and not polled since.
+    woken: bool,
+}
+
+impl Conn {
+    fn new(io: Stream, stream_window: u32, conn_window: u32) -> Conn {
+        let mut wbuf = Vec::with_capacity(4096);
+        wbuf.extend_from_slice(frame::PREFACE);
+        frame::put_settings(
+            &mut wbuf,
+            &[
+                (setting::ENABLE_PUSH, 0),
+                (setting::INITIAL_WINDOW_SIZE, stream_window),
+            ],
+        );
+        let default = frame::DEFAULT_WINDOW as u32;
+        if conn_window > default {
+            frame::put_window_update(&mut wbuf, 0, conn_window - default);
+        }
+        Conn {
+            io,
+            unflushed: false,
+            rbuf: vec![0; READ_BUF].into_boxed_slice(),
+            rend: 0,
+            st: State {
+                wbuf,
+                wpos: 0,
+                streams: Vec::new(),
+                next_id: 1,
+                decoder: Decoder::default(),
+                max_frame: frame::DEFAULT_MAX_FRAME,
+                initial_window: frame::DEFAULT_WINDOW,
+                peer_max_streams: usize::MAX,
+                send_window: frame::DEFAULT_WINDOW,
+                stream_window,
+                conn_window: conn_window.max(default),
+                recv_unacked: 0,
+                goaway: None,
+                dead: None,
+                settings_seen: false,
+                continuation: None,
+                hblock: Vec::new(),
+                io_waiter: None,
+                polling: None,
+                finished: 0,
+                shared: false,
+                deferred: false,
+            },
+        }
+    }
+
+    /// No stream in flight on a connection that has carried some.
+    fn idle(&self) -> bool {
+        self.st.streams.is_empty() && self.st.finished > 0 && !self.st.closed()
+    }
+
+    /// Reads whatever an idle connection has received (GOAWAY, PING, SETTINGS, the end of the
+    /// stream) without waiting.
+    fn idle_check(&mut self, cx: &mut Context<'_>) {
+        while self.st.dead.is_none() && self.poll_io(cx).is_ready() {}
+    }
+
+    /// Writes what is queued.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let st = &mut self.st;
+        if st.wpos == st.wbuf.len() && !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        while st.wpos < st.wbuf.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &st.wbuf[st.wpos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            st.wpos += n;
+            self.unflushed = true;
+        }
+        st.wbuf.clear();
+        st.wpos = 0;
+        // TLS may hold the last record back until flushed; plain TCP returns at once.
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.unflushed = false;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads more into the read buffer: the number of bytes (0: end of stream).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(&mut self.rbuf[self.rend..]);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        self.rend += n;
+        Poll::Ready(Ok(n))
+    }
+
+    /// Handles every complete frame in the read buffer and keeps the partial one.
+    fn process(&mut self) {
+        let mut pos = 0;
+        while let Some(h) = Head::parse(&self.rbuf[pos..self.rend]) {
+            if h.len > frame::DEFAULT_MAX_FRAME {
+                self.st.conn_error(code::FRAME_SIZE_ERROR);
+                return;
+            }
+            let end = pos + HEAD_LEN + h.len;
+            if end > self.rend {
+                break;
+            }
+            let payload = &self.rbuf[pos + HEAD_LEN..end];
+            pos = end;
+            if let Err(c) = self.st.on_frame(h, payload) {
+                self.st.conn_error(c);
+                return;
+            }
+        }
+        if pos == self.rend {
+            self.rend = 0;
+        } else if pos > 0 {
+            self.rbuf.copy_within(pos..self.rend, 0);
+            self.rend -= pos;
+        }
+    }
+
+    /// One step of I/O on behalf of whoever polls: write what is queued, read and dispatch.
+    /// Ready when something happened (the caller looks at its state again), Pending when the
+    /// socket has nothing (the caller's waker is registered with it).
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
+            self.st.fail(io_error_kind(&e));
+            return Poll::Ready(());
+        }
+        match self.poll_fill(cx) {
+            Poll::Ready(Ok(0)) => {
+                let kind = match self.st.goaway {
+                    Some((_, c)) => frame::classify(c, false),
+                    None => ErrorKind::ConnectionClosed,
+                };
+                self.st.fail(kind);
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(_)) => {
+                self.process();
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(e)) => {
+                self.st.fail(io_error_kind(&e));
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Until the server's SETTINGS are in (or the connection fails).
+    fn poll_settings(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ErrorKind>> {
+        loop {
+            if let Some(k) = self.st.dead {
+                return Poll::Ready(Err(k));
+            }
+            if self.st.settings_seen {
+                // Our SETTINGS ACK goes now if it can, else with the first request.
+                let _ = self.poll_flush(cx);
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_io(cx));
+        }
+    }
+
+    /// Drives stream `id`: sends what the windows allow of `body` (from `*sent`), writes,
+    /// reads, until its response is complete or it fails.
+    fn poll_stream(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: u32,
+        body: &[u8],
+        sent: &mut usize,
+    ) -> Poll<Result<Outcome, Failure>> {
+        self.st.polling = Some(id);
+        let r = self.poll_stream_inner(cx, id, body, sent);
+        self.st.polling = None;
+        r
+    }
+
+    fn poll_stream_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: u32,
+        body: &[u8],
+        sent: &mut usize,
+    ) -> Poll<Result<Outcome, Failure>> {
+        loop {
+            let Some(i) = self.st.find(id) else {
+                return Poll::Ready(Err(Failure::stream_protocol()));
+            };
+            let a = &mut self.st.streams[i];
+            a.woken = false;
+            if a.done || a.error.is_some() || self.st.dead.is_some() {
+                let r = self.st.finish(i);
+                // The last of a round of woken streams leaves what the round queued to a
+                // stream that waits: woken now, it runs after this VU has queued its next
+                // request too, and writes them all at once. With no stream waiting, the
+                // queue goes now (after a protocol error: the GOAWAY that says so, if the
+                // socket still takes it).
+                if self.st.wpos < self.st.wbuf.len()
+                    && !self.st.defer_flush()
+                    && !self.st.wake_waiting()
+                {
+                    let _ = self.poll_flush(cx);
+                }
+                return Poll::Ready(r);
+            }
+            if *sent < body.len() {
+                self.st.send_body(i, body, sent);
+            }
+            let flush = if self.st.defer_flush() {
+                Poll::Pending
+            } else if self.st.shared && !self.st.deferred && self.st.wpos < self.st.wbuf.len() {
+                // A shared connection's first write of a round waits for one more pass of the
+                // scheduler (after the reactor has run), so the streams that start or are
+                // released in the same pass go out in the same write, and the server answers
+                // them together: rounds stay whole, one write each.
+                self.st.deferred = true;
+                let a = &mut self.st.streams[i];
+                match &a.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => a.waker = Some(cx.waker().clone()),
+                }
+                let mut later = std::pin::pin!(tokio::task::yield_now());
+                if later.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.poll_flush(cx)
+            } else {
+                self.st.deferred = false;
+                self.poll_flush(cx)
+            };
+            match flush {
+                Poll::Ready(Err(e)) => {
+                    self.st.fail(io_error_kind(&e));
+                    continue;
+                }
+                Poll::Ready(Ok(())) if *sent < body.len() && self.st.can_send(i) => continue,
+                _ => {}
+            }
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => {
+                    let kind = match self.st.goaway {
+                        Some((_, c)) => frame::classify(c, false),
+                        None => ErrorKind::ConnectionClosed,
+                    };
+                    self.st.fail(kind);
+                }
+                Poll::Ready(Ok(_)) => self.process(),
+                Poll::Ready(Err(e)) => self.st.fail(io_error_kind(&e)),
+                Poll::Pending => {
+                    let a = &mut self.st.streams[i];
+                    match &a.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => a.waker = Some(cx.waker().clone()),
+                    }
+                    self.st.io_waiter = Some(id);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    /// No new streams: the server is going away, or the connection failed.
+    fn closed(&self) -> bool {
+        self.dead.is_some() || self.goaway.is_some() || self.next_id > MAX_STREAM_ID
+    }
+
+    fn find(&self, id: u32) -> Option<usize> {
+        self.streams.iter().position(|a| a.id == id)
+    }
+
+    /// Wakes stream `a`'s VU (unless it is the one polling): it will look at its state, and
+    /// writes wait until every woken stream has had its turn (see [`State::defer_flush`]).
+    fn wake(polling: Option<u32>, a: &mut Active) {
+        if polling != Some(a.id)
+            && let Some(w) = &a.waker
+        {
+            a.woken = true;
+            w.wake_by_ref();
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for a in &mut self.streams {
+            State::wake(self.polling, a);
+        }
+    }
+
+    /// Streams were woken and have not run yet: what they queue (typically their VU's next
+    /// request) goes out in the same write as what is queued now, when the last of them has run.
+    fn defer_flush(&self) -> bool {
+        self.streams.iter().any(|a| a.woken)
+    }
+
+    /// Wakes a stream that waits (not one whose result is in), so it takes over the socket.
+    /// False if there is none.
+    fn wake_waiting(&mut self) -> bool {
+        let polling = self.polling;
+        match self
+            .streams
+            .iter_mut()
+            .find(|a| !a.done && a.error.is_none() && a.waker.is_some() && polling != Some(a.id))
+        {
+            Some(a) => {
+                State::wake(polling, a);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Opens a stream for `req`: its HEADERS (and CONTINUATION) frames are queued.
+    fn open(&mut self, req: &H2Request<'_>, kept_limit: usize) -> Result<u32, Failure> {
+        if let Some(k) = self.dead {
+            return Err(Failure::not_sent(k, false));
+        }
+        if self.closed() {
+            return Err(Failure::not_sent(ErrorKind::ConnectionClosed, false));
+        }
+        if self.streams.len() >= self.peer_max_streams {
+            // The server lowered its limit after this VU attached: another connection.
+            return Err(Failure::not_sent(ErrorKind::ConnectionClosed, true));
+        }
+        let id = self.next_id;
+        self.next_id += 2;
+        let end_stream = req.body.is_empty();
+        frame::put_headers(
+            &mut self.wbuf,
+            id,
+            [req.head, req.extra],
+            end_stream,
+            self.max_frame,
+        );
+        self.streams.push(Active {
+            id,
+            waker: None,
+            status: None,
+            keep_headers: req.keep_headers,
+            headers: None,
+            keep_limit: req.keep_body.then_some(kept_limit),
+            body: None,
+            bytes_in: 0,
+            send_window: self.initial_window,
+            recv_unacked: 0,
+            done: false,
+            error: None,
+            heard: false,
+            reused: self.finished > 0,
+            idempotent: req.idempotent,
+            sending: !end_stream,
+            woken: false,
+        });
+        Ok(id)
+    }
+
+    /// Whether stream `i` may send body bytes now.
+    fn can_send(&self, i: usize) -> bool {
+        self.send_window > 0
+            && self.streams[i].send_window > 0
+            && self.wbuf.len() - self.wpos < WRITE_HIGH
+    }
+
+    /// Queues as much of `body` as the windows and the write buffer allow.
+    fn send_body(&mut self, i: usize, body: &[u8], sent: &mut usize) {
+        while *sent < body.len() && self.can_send(i) {
+            let a = &mut self.streams[i];
+            let n = (body.len() - *sent)
+                .min(self.max_frame)
+                .min(self.send_window as usize)
+                .min(a.send_window as usize);
+            let end = *sent + n == body.len();
+            frame::put_data(&mut self.wbuf, a.id, &body[*sent..*sent + n], end);
+            *sent += n;
+            self.send_window -= n as i64;
+            a.send_window -= n as i64;
+            if end {
+                a.sending = false;
+            }
+        }
+    }
+
+    /// Takes stream `i` out: its outcome.
+    fn finish(&mut self, i: usize) -> Result<Outcome, Failure> {
+        let a = self.streams.swap_remove(i);
+        self.finished += 1;
+        self.hand_off(a.id);
+        if let Some(f) = a.error {
+            return Err(f);
+        }
+        if a.done
+            && let Some(status) = a.status
+        {
+            if a.sending && self.dead.is_none() {
+                // The server answered before the whole body went: stop sending it.
+                frame::put_rst(&mut self.wbuf, a.id, code::NO_ERROR);
+            }
+            return Ok(Outcome {
+                status: Some(status),
+                error: (status >= 400).then_some(ErrorKind::Status(status)),
+                bytes_in: a.bytes_in,
+                body: a
+                    .body
+                    .map(BytesMut::freeze)
+                    .or_else(|| a.keep_limit.map(|_| Bytes::new())),
+                headers: a.headers,
+                reconnected: false,
+            });
+        }
+        let kind = self.dead.unwrap_or(ErrorKind::ConnectionClosed);
+        let unprocessed = if self.goaway.is_some_and(|(last, _)| a.id > last) {
+            Unprocessed::GoAway
+        } else if !a.heard && a.reused && a.idempotent {
+            Unprocessed::NotSent
+        } else {
+            Unprocessed::No
+        };
+        Err(Failure {
+            kind,
+            unprocessed,
+            stream_only: false,
+        })
+    }
+
+    /// Stream `id`'s exchange was dropped before it ended: reset it.
+    fn cancel(&mut self, id: u32) {
+        if let Some(i) = self.find(id) {
+            let a = self.streams.swap_remove(i);
+            if !a.done && a.error.is_none() && self.dead.is_none() {
+                frame::put_rst(&mut self.wbuf, id, code::CANCEL);
+            }
+            self.hand_off(id);
+            // Writes it deferred must not wait for it.
+            if self.wpos < self.wbuf.len() && !self.defer_flush() {
+                self.wake_waiting();
+            }
+        }
+    }
+
+    /// Stream `id` leaves: if the socket held its waker, another waiting stream takes over.
+    fn hand_off(&mut self, id: u32) {
+        if self.io_waiter == Some(id) {
+            self.io_waiter = None;
+            self.wake_waiting();
+        }
+    }
+
+    /// An I/O failure (or the end of the stream): every stream ends.
+    fn fail(&mut self, kind: ErrorKind) {
+        if self.dead.is_none() {
+            self.dead = Some(kind);
+        }
+        self.wake_all();
+    }
+
+    /// The server broke the protocol: GOAWAY with `code`, every stream ends.
+    fn conn_error(&mut self, code: u32) {
+        if self.dead.is_none() {
+            tracing::debug!(code, "HTTP/2 connection error");
+            frame::put_goaway(&mut self.wbuf, 0, code);
+        }
+        self.fail(frame::classify(code, false));
+    }
+
+    fn on_frame(&mut self, h: Head, payload: &[u8]) -> Result<(), u32> {
+        if let Some((sid, _)) = self.continuation
+            && (h.kind != kind::CONTINUATION || h.stream != sid)
+        {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        match h.kind {
+            kind::DATA => self.on_data(&h, payload),
+            kind::HEADERS => {
+                if h.stream == 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let frag = frame::unpad(&h, payload).ok_or(code::PROTOCOL_ERROR)?;
+                let end_stream = h.flags & flag::END_STREAM != 0;
+                if h.flags & flag::END_HEADERS != 0 {
+                    self.on_block(h.stream, frag, end_stream)
+                } else {
+                    self.hblock.clear();
+                    self.hblock.extend_from_slice(frag);
+                    self.continuation = Some((h.stream, end_stream));
+                    Ok(())
+                }
+            }
+            kind::CONTINUATION => {
+                let Some((sid, end_stream)) = self.continuation else {
+                    return Err(code::PROTOCOL_ERROR);
+                };
+                if self.hblock.len() + payload.len() > MAX_HEADER_BLOCK {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                self.hblock.extend_from_slice(payload);
+                if h.flags & flag::END_HEADERS == 0 {
+                    return Ok(());
+                }
+                self.continuation = None;
+                let block = std::mem::take(&mut self.hblock);
+                let r = self.on_block(sid, &block, end_stream);
+                self.hblock = block;
+                r
+            }
+            kind::RST_STREAM => {
+                if h.stream == 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let c = u32_at(payload).filter(|_| payload.len() == 4);
+                let c = c.ok_or(code::FRAME_SIZE_ERROR)?;
+                let polling = self.polling;
+                if let Some(a) = self.streams.iter_mut().find(|a| a.id == h.stream)
+                    && !a.done
+                {
+                    a.heard = true;
+                    a.error = Some(Failure::reset(c));
+                    State::wake(polling, a);
+                }
+                Ok(())
+            }
+            kind::SETTINGS => self.on_settings(&h, payload),
+            // We said SETTINGS_ENABLE_PUSH = 0.
+            kind::PUSH_PROMISE => Err(code::PROTOCOL_ERROR),
+            kind::PING => {
+                if h.stream != 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let data: [u8; 8] = payload.try_into().map_err(|_| code::FRAME_SIZE_ERROR)?;
+                if h.flags & flag::ACK == 0 {
+                    frame::put_ping(&mut self.wbuf, true, data);
+                }
+                Ok(())
+            }
+            kind::GOAWAY => {
+                if h.stream != 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                let last = u32_at(payload).ok_or(code::FRAME_SIZE_ERROR)? & 0x7fff_ffff;
+                let c = payload
+                    .get(4..)
+                    .and_then(u32_at)
+                    .ok_or(code::FRAME_SIZE_ERROR)?;
+                self.on_goaway(last, c);
+                Ok(())
+            }
+            kind::WINDOW_UPDATE => {
+                let inc = u32_at(payload).filter(|_| payload.len() == 4);
+                let inc = i64::from(inc.ok_or(code::FRAME_SIZE_ERROR)? & 0x7fff_ffff);
+                if h.stream == 0 {
+                    if inc == 0 {
+                        return Err(code::PROTOCOL_ERROR);
+                    }
+                    self.send_window += inc;
+                    if self.send_window > frame::MAX_WINDOW {
+                        return Err(code::FLOW_CONTROL_ERROR);
+                    }
+                    let polling = self.polling;
+                    for a in self.streams.iter_mut().filter(|a| a.sending) {
+                        State::wake(polling, a);
+                    }
+                    return Ok(());
+                }
+                let polling = self.polling;
+                if let Some(a) = self.streams.iter_mut().find(|a| a.id == h.stream) {
+                    a.send_window += inc;
+                    if inc == 0 || a.send_window > frame::MAX_WINDOW {
+                        let c = if inc == 0 {
+                            code::PROTOCOL_ERROR
+                        } else {
+                            code::FLOW_CONTROL_ERROR
+                        };
+                        frame::put_rst(&mut self.wbuf, a.id, c);
+                        a.error = Some(Failure::stream_protocol());
+                    }
+                    State::wake(polling, a);
+                }
+                Ok(())
+            }
+            // Priority signals and unknown frame types are ignored.
+            kind::PRIORITY => Ok(()),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_data(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        if h.stream == 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        // The whole payload, padding included, counts against the windows.
+        let n = payload.len() as u32;
+        self.recv_unacked += n;
+        if self.recv_unacked >= self.conn_window / 2 {
+            frame::put_window_update(&mut self.wbuf, 0, self.recv_unacked);
+            self.recv_unacked = 0;
+        }
+        let data = frame::unpad(h, payload).ok_or(code::PROTOCOL_ERROR)?;
+        let polling = self.polling;
+        // A stream we reset or finished: nothing more to do.
+        let Some(a) = self.streams.iter_mut().find(|a| a.id == h.stream) else {
+            return Ok(());
+        };
+        if a.done || a.error.is_some() {
+            return Ok(());
+        }
+        a.heard = true;
+        if a.status.is_none() {
+            // DATA before the response's HEADERS.
+            frame::put_rst(&mut self.wbuf, a.id, code::PROTOCOL_ERROR);
+            a.error = Some(Failure::stream_protocol());
+            State::wake(polling, a);
+            return Ok(());
+        }
+        a.bytes_in += data.len() as u64;
+        if let Some(limit) = a.keep_limit {
+            let kept = a.body.get_or_insert_with(BytesMut::new);
+            let room = limit.saturating_sub(kept.len()).min(data.len());
+            kept.extend_from_slice(&data[..room]);
+        }
+        if h.flags & flag::END_STREAM != 0 {
+            a.done = true;
+            State::wake(polling, a);
+        } else {
+            a.recv_unacked += n;
+            if a.recv_unacked >= self.stream_window / 2 {
+                frame::put_window_update(&mut self.wbuf, a.id, a.recv_unacked);
+                a.recv_unacked = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// A complete header block for `stream`: always decoded (the HPACK table is the
+    /// connection's), materialized only as far as the stream needs.
+    fn on_block(&mut self, stream: u32, block: &[u8], end_stream: bool) -> Result<(), u32> {
+        let State {
+            decoder,
+            streams,
+            wbuf,
+            polling,
+            ..
+        } = self;
+        let a = streams.iter_mut().find(|a| a.id == stream);
+        let want = a
+            .as_ref()
+            .is_some_and(|a| a.keep_headers && a.status.is_none());
+        let mut map = HeaderMap::new();
+        let status = if want {
+            let mut sink = |n: &[u8], v: &[u8]| {
+                if !n.starts_with(b":")
+                    && let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(v))
+                {
+                    map.append(n, v);
+                }
+            };
+            decoder.decode(block, Some(&mut sink))
+        } else {
+            decoder.decode(block, None)
+        };
+        let status = status.map_err(|e| {
+            tracing::debug!(error = %e, "HPACK");
+            code::COMPRESSION_ERROR
+        })?;
+        let Some(a) = a else {
+            return Ok(());
+        };
+        if a.done || a.error.is_some() {
+            return Ok(());
+        }
+        a.heard = true;
+        if a.status.is_none() {
+            match status {
+                // Informational (1xx): the final response follows.
+                Some(s) if s < 200 && !end_stream => return Ok(()),
+                Some(s) if s >= 200 => {
+                    a.status = Some(s);
+                    if want {
+                        a.headers = Some(map);
+                    }
+                }
+                _ => {
+                    frame::put_rst(wbuf, a.id, code::PROTOCOL_ERROR);
+                    a.error = Some(Failure::stream_protocol());
+                    State::wake(*polling, a);
+                    return Ok(());
+                }
+            }
+        }
+        // Otherwise trailers: decoded for the table's sake, not kept.
+        if end_stream {
+            a.done = true;
+            State::wake(*polling, a);
+        }
+        Ok(())
+    }
+
+    fn on_settings(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        if h.stream != 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        if h.flags & flag::ACK != 0 {
+            return if payload.is_empty() {
+                Ok(())
+            } else {
+                Err(code::FRAME_SIZE_ERROR)
+            };
+        }
+        if payload.len() % 6 != 0 {
+            return Err(code::FRAME_SIZE_ERROR);
+        }
+        for p in payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([p[0], p[1]]);
+            let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
+            match id {
+                setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = v as usize,
+                setting::INITIAL_WINDOW_SIZE => {
+                    let v = i64::from(v);
+                    if v > frame::MAX_WINDOW {
+                        return Err(code::FLOW_CONTROL_ERROR);
+                    }
+                    let delta = v - self.initial_window;
+                    self.initial_window = v;
+                    for a in &mut self.streams {
+                        a.send_window += delta;
+                        if a.send_window > frame::MAX_WINDOW {
+                            return Err(code::FLOW_CONTROL_ERROR);
+                        }
+                    }
+                }
+                setting::MAX_FRAME_SIZE => {
+                    if !(frame::DEFAULT_MAX_FRAME as u32..=0xff_ffff).contains(&v) {
+                        return Err(code::PROTOCOL_ERROR);
+                    }
+                    self.max_frame = v as usize;
+                }
+                setting::ENABLE_PUSH if v > 1 => return Err(code::PROTOCOL_ERROR),
+                // It bounds the table our encoder may use: it uses none.
+                setting::HEADER_TABLE_SIZE => {}
+                _ => {}
+            }
+        }
+        frame::put_settings_ack(&mut self.wbuf);
+        self.settings_seen = true;
+        self.wake_all();
+        Ok(())
+    }
+
+    /// The server goes away: streams above `last` were not processed (they go again
+    /// elsewhere); the others finish, or fail when the connection closes.
+    fn on_goaway(&mut self, last: u32, c: u32) {
+        let last = self.goaway.map_or(last, |(l, _)| l.min(last));
+        self.goaway = Some((last, c));
+        let polling = self.polling;
+        for a in &mut self.streams {
+            if a.id > last && !a.done && a.error.is_none() {
+                a.error = Some(Failure {
+                    kind: frame::classify(c, false),
+                    unprocessed: Unprocessed::GoAway,
+                    stream_only: false,
+                });
+                State::wake(polling, a);
+            }
+        }
+    }
+}
+
+fn u32_at(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::hpack::put_field;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
 
-    #[test]
-    fn refused_streams_and_go_aways_are_unprocessed_other_errors_are_failures() {
-        let refused = ::h2::Error::from(Reason::REFUSED_STREAM);
-        // A bare reason (not a received frame) says nothing about processing.
-        assert_eq!(Failure::of(&refused).unprocessed, Unprocessed::No);
-        assert_eq!(classify(&refused), ErrorKind::Protocol);
+    /// The server end of a loopback connection, scripted frame by frame.
+    struct Peer {
+        tcp: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Peer {
+        /// Accepts, reads the client's preface, sends `settings`.
+        async fn accept(l: &TcpListener, settings: &[(u16, u32)]) -> Peer {
+            let (tcp, _) = l.accept().await.expect("accept");
+            let mut p = Peer {
+                tcp,
+                buf: Vec::new(),
+            };
+            let mut preface = [0u8; 24];
+            p.tcp.read_exact(&mut preface).await.expect("preface");
+            assert_eq!(&preface[..], frame::PREFACE);
+            let mut out = Vec::new();
+            frame::put_settings(&mut out, settings);
+            p.send(&out).await;
+            p
+        }
+
+        async fn send(&mut self, b: &[u8]) {
+            self.tcp.write_all(b).await.expect("write");
+        }
+
+        /// The next frame from the client (None: it closed).
+        async fn frame(&mut self) -> Option<(Head, Vec<u8>)> {
+            loop {
+                if let Some(h) = Head::parse(&self.buf)
+                    && self.buf.len() >= HEAD_LEN + h.len
+                {
+                    let payload = self.buf[HEAD_LEN..HEAD_LEN + h.len].to_vec();
+                    self.buf.drain(..HEAD_LEN + h.len);
+                    return Some((h, payload));
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.tcp.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+
+        /// The next frame of type `k`, skipping the others.
+        async fn next(&mut self, k: u8) -> (Head, Vec<u8>) {
+            loop {
+                let (h, p) = self.frame().await.expect("a frame");
+                if h.kind == k {
+                    return (h, p);
+                }
+            }
+        }
+    }
+
+    fn status_block(status: &[u8], extra: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_field(&mut b, b":status", status);
+        for (n, v) in extra {
+            put_field(&mut b, n, v);
+        }
+        b
+    }
+
+    async fn client(
+        l: &TcpListener,
+        settings: bool,
+        windows: (u32, u32),
+        max: usize,
+    ) -> (Pool, Attached) {
+        let tcp = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let c = handshake_with(Stream::Tcp(tcp), settings, windows.0, windows.1)
+            .await
+            .expect("handshake");
+        let pool = Pool::new(1, max);
+        let a = pool.add(0, c);
+        (pool, a)
+    }
+
+    fn head_block() -> Vec<u8> {
+        let mut b = Vec::new();
+        let uri: http::Uri = "http://127.0.0.1/x".parse().expect("uri");
+        encode_head(&mut b, &http::Method::GET, &uri, []);
+        b
+    }
+
+    fn get(head: &[u8]) -> H2Request<'_> {
+        H2Request {
+            head,
+            extra: &[],
+            body: &[],
+            idempotent: true,
+            keep_body: false,
+            keep_headers: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn continuation_ping_and_a_response_larger_than_the_receive_window() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            assert_eq!(h.flags, flag::END_HEADERS | flag::END_STREAM);
+            let mut out = Vec::new();
+            frame::put_ping(&mut out, false, *b"pingpong");
+            // The response head in three pieces: HEADERS and two CONTINUATION frames.
+            let block = status_block(b"200", &[(b"x-a", b"b"), (b"server", b"loop")]);
+            let (a, rest) = block.split_at(3);
+            let (b, c) = rest.split_at(4);
+            frame::put_head(&mut out, a.len(), kind::HEADERS, 0, 1);
+            out.extend_from_slice(a);
+            frame::put_head(&mut out, b.len(), kind::CONTINUATION, 0, 1);
+            out.extend_from_slice(b);
+            frame::put_head(&mut out, c.len(), kind::CONTINUATION, flag::END_HEADERS, 1);
+            out.extend_from_slice(c);
+            p.send(&out).await;
+            // 3,000 bytes against a 1,000-byte stream window: more only after WINDOW_UPDATE.
+            let (mut window, mut left) = (1000i64, 3000usize);
+            let mut ping_acked = false;
+            while left > 0 {
+                while window >= 500 && left > 0 {
+                    left -= 500;
+                    window -= 500;
+                    let mut out = Vec::new();
+                    frame::put_data(&mut out, 1, &[b'x'; 500], left == 0);
+                    p.send(&out).await;
+                }
+                while left > 0 && window < 500 {
+                    let (h, payload) = p.frame().await.expect("frame");
+                    match h.kind {
+                        kind::WINDOW_UPDATE if h.stream == 1 => {
+                            window += i64::from(u32_at(&payload).expect("increment"));
+                        }
+                        kind::PING => {
+                            assert_eq!(h.flags, flag::ACK);
+                            assert_eq!(payload, b"pingpong");
+                            ping_acked = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            assert!(ping_acked, "the PING was answered");
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (1000, 65_535), 1).await;
+            let head = head_block();
+            let mut req = get(&head);
+            req.keep_headers = true;
+            req.keep_body = true;
+            exchange(&mut a, &req, 10).await
+        };
+        let ((), r) = tokio::join!(server, run);
+        let o = r.expect("a response");
+        assert_eq!((o.status, o.bytes_in), (Some(200), 3000));
+        assert_eq!(o.body.as_deref(), Some(&b"xxxxxxxxxx"[..]));
+        let h = o.headers.expect("headers kept");
+        assert_eq!(h.get("x-a").map(|v| v.as_bytes()), Some(&b"b"[..]));
+        assert_eq!(h.get("server").map(|v| v.as_bytes()), Some(&b"loop"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_body_larger_than_the_initial_window_waits_for_window_updates() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let body = vec![b'b'; 1000];
+        let server = async {
+            let mut p = Peer::accept(&l, &[(setting::INITIAL_WINDOW_SIZE, 100)]).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            assert_eq!(h.flags & flag::END_STREAM, 0);
+            let (mut granted, mut got) = (100usize, 0usize);
+            loop {
+                let (h, payload) = p.next(kind::DATA).await;
+                got += payload.len();
+                assert!(got <= granted, "{got} bytes sent with {granted} granted");
+                if h.flags & flag::END_STREAM != 0 {
+                    break;
+                }
+                if got == granted {
+                    let mut out = Vec::new();
+                    frame::put_window_update(&mut out, 1, 300);
+                    p.send(&out).await;
+                    granted += 300;
+                }
+            }
+            assert_eq!(got, 1000);
+            let mut out = Vec::new();
+            let block = status_block(b"201", &[]);
+            frame::put_headers(&mut out, 1, [&block, &[]], true, 16_384);
+            p.send(&out).await;
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, true, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            let mut req = get(&head);
+            req.body = &body;
+            exchange(&mut a, &req, 0).await
+        };
+        let ((), r) = tokio::join!(server, run);
+        let o = r.expect("a response");
+        assert_eq!((o.status, o.bytes_in), (Some(201), 0));
+    }
+
+    #[tokio::test]
+    async fn rst_stream_and_goaway_with_a_last_stream_id() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[(setting::MAX_CONCURRENT_STREAMS, 3)]).await;
+            let mut ids = Vec::new();
+            while ids.len() < 3 {
+                ids.push(p.next(kind::HEADERS).await.0.stream);
+            }
+            ids.sort_unstable();
+            assert_eq!(ids, [1, 3, 5]);
+            let mut out = Vec::new();
+            frame::put_rst(&mut out, 1, code::CANCEL);
+            // Stream 3 is the last the server takes: 5 was not processed.
+            frame::put_goaway(&mut out, 3, code::NO_ERROR);
+            let block = status_block(b"200", &[]);
+            frame::put_headers(&mut out, 3, [&block, &[]], false, 16_384);
+            frame::put_data(&mut out, 3, b"ok", true);
+            p.send(&out).await;
+            p
+        };
+        let run = async {
+            let (pool, mut a) = client(&l, true, (STREAM_WINDOW, CONN_WINDOW), 3).await;
+            let mut b = pool.attach(0).expect("room for a second stream");
+            let mut c = pool.attach(0).expect("room for a third stream");
+            assert!(pool.attach(0).is_none(), "the server allows 3 streams");
+            let head = head_block();
+            let req = get(&head);
+            let (ra, rb, rc) = futures_util::future::join3(
+                exchange(&mut a, &req, 0),
+                exchange(&mut b, &req, 0),
+                exchange(&mut c, &req, 0),
+            )
+            .await;
+            let again = exchange(&mut a, &req, 0).await;
+            (ra, rb, rc, again, a.usable(3))
+        };
+        let (_peer, (ra, rb, rc, again, usable)) = tokio::join!(server, run);
+        let ra = ra.expect_err("reset");
+        assert_eq!(ra.kind, ErrorKind::ConnectionReset);
+        assert_eq!((ra.unprocessed, ra.stream_only), (Unprocessed::No, true));
+        let rb = rb.expect("stream 3 is answered");
+        assert_eq!((rb.status, rb.bytes_in), (Some(200), 2));
+        assert_eq!(rc.expect_err("above last").unprocessed, Unprocessed::GoAway);
         assert_eq!(
-            Failure::not_sent(&refused).unprocessed,
+            again.expect_err("no new streams").unprocessed,
             Unprocessed::NotSent
         );
+        assert!(!usable, "a connection going away takes no more streams");
+    }
+
+    #[tokio::test]
+    async fn a_protocol_violation_ends_the_connection_with_goaway() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            p.next(kind::HEADERS).await;
+            // HEADERS on stream 0.
+            let mut out = Vec::new();
+            frame::put_headers(&mut out, 0, [&[0x88], &[]], true, 16_384);
+            p.send(&out).await;
+            let (_, payload) = p.next(kind::GOAWAY).await;
+            u32_at(&payload[4..])
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            exchange(&mut a, &get(&head), 0).await
+        };
+        let (code, r) = tokio::join!(server, run);
+        assert_eq!(code, Some(code::PROTOCOL_ERROR));
+        let f = r.expect_err("a connection error");
         assert_eq!(
-            classify(&::h2::Error::from(Reason::PROTOCOL_ERROR)),
-            ErrorKind::Protocol
+            (f.kind, f.unprocessed),
+            (ErrorKind::Protocol, Unprocessed::No)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_exchange_resets_its_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            let (r, payload) = p.next(kind::RST_STREAM).await;
+            (h.stream, r.stream, u32_at(&payload))
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            let req = get(&head);
+            let cut = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            assert!(cut.await.is_err(), "no answer comes");
+            // The reset goes out with the next stream's HEADERS.
+            let next = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            let _ = next.await;
+        };
+        let ((opened, reset, code), ()) = tokio::join!(server, run);
+        assert_eq!((opened, reset, code), (1, 1, Some(code::CANCEL)));
+    }
+
+    #[tokio::test]
+    async fn a_goaway_that_came_while_idle_is_seen_before_the_next_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            p.next(kind::HEADERS).await;
+            let mut out = Vec::new();
+            let block = status_block(b"204", &[]);
+            frame::put_headers(&mut out, 1, [&block, &[]], true, 16_384);
+            p.send(&out).await;
+            // GOAWAY, then the end of the stream, while the client has nothing in flight.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut out = Vec::new();
+            frame::put_goaway(&mut out, 1, code::NO_ERROR);
+            p.send(&out).await;
+            let _ = rx.await;
+            // Nothing but the SETTINGS ACK came after the first stream.
+            let mut kinds = Vec::new();
+            drop(p.tcp.shutdown().await);
+            while let Some((h, _)) = p.frame().await {
+                kinds.push(h.kind);
+            }
+            kinds
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            let first = exchange(&mut a, &get(&head), 0).await;
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            let second = exchange(&mut a, &get(&head), 0).await;
+            drop(a);
+            drop(_pool);
+            let _ = tx.send(());
+            (first, second)
+        };
+        let (kinds, (first, second)) = tokio::join!(server, run);
+        assert_eq!(first.expect("answered").status, Some(204));
+        let f = second.expect_err("not sent");
+        assert_eq!(f.unprocessed, Unprocessed::NotSent);
+        assert!(!kinds.contains(&kind::HEADERS), "{kinds:?}");
+    }
+
+    #[test]
+    fn refused_streams_are_unprocessed_other_resets_are_failures() {
+        let refused = Failure::reset(code::REFUSED_STREAM);
+        assert_eq!(refused.unprocessed, Unprocessed::Refused);
+        assert_eq!(refused.kind, ErrorKind::ConnectionReset);
+        assert!(refused.stream_only);
+        let other = Failure::reset(code::PROTOCOL_ERROR);
+        assert_eq!(
+            (other.kind, other.unprocessed),
+            (ErrorKind::Protocol, Unprocessed::No)
         );
     }
 }
