@@ -1,5 +1,6 @@
 //! A real nginx (Debian's package) on a free loopback port, counting requests in its access log.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -113,6 +114,8 @@ http {{
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Master and workers in a process group of their own, so that drop stops them all.
+            .process_group(0)
             .spawn()
             .expect("start nginx");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -171,8 +174,18 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// Fast shutdown (SIGTERM: the master stops its workers), then SIGKILL to the whole process
+    /// group for whatever is left: killing only the master would leave its workers running.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let pgid = self.child.id() as i32;
+        // SAFETY: kill(2) with a process group we created; no memory is involved.
+        unsafe { libc::kill(pgid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; -pgid names the group (master and workers).
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
