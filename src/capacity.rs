@@ -81,6 +81,14 @@ enum Verdict {
     Generator,
 }
 
+/// The search's run id: `--run-id`, or a new one.
+fn run_id_of(cfg: &Config) -> String {
+    cfg.run
+        .id
+        .clone()
+        .unwrap_or_else(crate::command::generate_run_id)
+}
+
 /// Checks a search's configuration (as a run would be checked: the first step's plan) and
 /// returns its settings.
 fn checked(cfg: &Config, origin: &str, run_id: &str) -> Result<Search, Error> {
@@ -106,11 +114,7 @@ fn checked(cfg: &Config, origin: &str, run_id: &str) -> Result<Search, Error> {
 /// Runs the search described by `cfg` (its first scenario, its thresholds, its `[capacity]`)
 /// and returns the summary of the step at the maximum (or of the last step), with `capacity`.
 pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Result<Summary, Error> {
-    let run_id = cfg
-        .run
-        .id
-        .clone()
-        .unwrap_or_else(crate::command::generate_run_id);
+    let run_id = run_id_of(&cfg);
     let search = checked(&cfg, origin, &run_id)?;
     let mut step = |rate: f64| -> Result<Summary, Error> {
         let plan =
@@ -306,11 +310,7 @@ pub(crate) fn run_segmented(
     flags: &DistFlags,
 ) -> Result<Segmented, SegmentedError> {
     cfg.metrics.segment = Some(stripe.index as u32);
-    let run_id = cfg
-        .run
-        .id
-        .clone()
-        .unwrap_or_else(crate::command::generate_run_id);
+    let run_id = run_id_of(&cfg);
     let search = checked(&cfg, origin, &run_id)?;
     let display = crate::run::Display::default();
     if stripe.index != 0 {

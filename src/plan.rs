@@ -304,6 +304,21 @@ pub struct RequestPlan {
     pub keep_headers: bool,
 }
 
+/// The headers, when every one of them is static (else `None`: the request varies).
+fn static_headers(
+    headers: &[(HeaderName, HeaderPlan)],
+) -> Option<impl Iterator<Item = (&HeaderName, &HeaderValue)>> {
+    headers
+        .iter()
+        .all(|(_, h)| matches!(h, HeaderPlan::Static(_)))
+        .then(|| {
+            headers.iter().filter_map(|(n, h)| match h {
+                HeaderPlan::Static(v) => Some((n, v)),
+                HeaderPlan::Dynamic(_) => None,
+            })
+        })
+}
+
 /// Serializes a fully static HTTP/1.1 request once, at plan time.
 fn static_wire(
     method: &Method,
@@ -314,13 +329,9 @@ fn static_wire(
     let UrlPlan::Static(uri) = url else {
         return None;
     };
-    let mut hs = Vec::with_capacity(headers.len());
-    for (n, h) in headers {
-        match h {
-            HeaderPlan::Static(v) => hs.push((n.clone(), v.clone())),
-            HeaderPlan::Dynamic(_) => return None,
-        }
-    }
+    let hs: Vec<(HeaderName, HeaderValue)> = static_headers(headers)?
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
     let body: &[u8] = match body {
         Some(BodyPlan::Static(b)) => b,
         Some(BodyPlan::Dynamic(_)) => return None,
@@ -346,13 +357,7 @@ fn static_h2_head(
     if matches!(body, Some(BodyPlan::Dynamic(_))) {
         return None;
     }
-    let mut hs = Vec::with_capacity(headers.len());
-    for (n, h) in headers {
-        match h {
-            HeaderPlan::Static(v) => hs.push((n, v)),
-            HeaderPlan::Dynamic(_) => return None,
-        }
-    }
+    let hs: Vec<(&HeaderName, &HeaderValue)> = static_headers(headers)?.collect();
     let mut out = Vec::new();
     crate::http::h2::encode_head(&mut out, method, uri, hs);
     Some(Bytes::from(out))

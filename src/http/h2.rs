@@ -623,11 +623,7 @@ impl Conn {
         }
         match self.poll_fill(cx) {
             Poll::Ready(Ok(0)) => {
-                let kind = match self.st.goaway {
-                    Some((_, c)) => frame::classify(c, false),
-                    None => ErrorKind::ConnectionClosed,
-                };
-                self.st.fail(kind);
+                self.st.end_of_stream();
                 Poll::Ready(())
             }
             Poll::Ready(Ok(_)) => {
@@ -734,13 +730,7 @@ impl Conn {
                 _ => {}
             }
             match self.poll_fill(cx) {
-                Poll::Ready(Ok(0)) => {
-                    let kind = match self.st.goaway {
-                        Some((_, c)) => frame::classify(c, false),
-                        None => ErrorKind::ConnectionClosed,
-                    };
-                    self.st.fail(kind);
-                }
+                Poll::Ready(Ok(0)) => self.st.end_of_stream(),
                 Poll::Ready(Ok(_)) => self.process(),
                 Poll::Ready(Err(e)) => self.st.fail(io_error_kind(&e)),
                 Poll::Pending => {
@@ -940,6 +930,16 @@ impl State {
             self.io_waiter = None;
             self.wake_waiting();
         }
+    }
+
+    /// The server closed the connection: every stream ends, classified by the GOAWAY that
+    /// came before, if one did.
+    fn end_of_stream(&mut self) {
+        let kind = match self.goaway {
+            Some((_, c)) => frame::classify(c, false),
+            None => ErrorKind::ConnectionClosed,
+        };
+        self.fail(kind);
     }
 
     /// An I/O failure (or the end of the stream): every stream ends.
