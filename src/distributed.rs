@@ -473,8 +473,8 @@ pub(crate) fn follow(
 ) -> Result<Followed, DistError> {
     let hello = hello_of(stripe.index as u32, stripe.count as u32, hash);
     let client = client_of(flags, hello.index)?;
-    let go = client.ready(&hello, timeout_of(flags))?;
     let timeout = timeout_of(flags);
+    let go = client.ready(&hello, timeout)?;
     let mut last: Option<Summary> = None;
     let mut round = 0;
     loop {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use stampede::config::Overrides;
 use stampede::target::{Options, Target, spawn_background_with};
 
-use crate::support::{self, prometheus::Prometheus};
+use crate::support::{self, prometheus::Prometheus, text};
 
 fn target_with(opts: Options) -> Target {
     spawn_background_with(([127, 0, 0, 1], 0).into(), opts).expect("start the embedded target")
@@ -514,14 +514,6 @@ fn find_max_over_three_segments_finds_the_global_capacity() {
         .into_iter()
         .map(|c| c.wait_with_output().expect("wait"))
         .collect();
-    let text = |o: &std::process::Output| {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
     let v = read_json(&dir.path().join("summary-0.json"));
     let steps = steps_text(&v);
     assert_eq!(

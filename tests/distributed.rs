@@ -12,7 +12,7 @@ use hdrhistogram::serialization::Deserializer;
 
 use crate::support::nginx::Nginx;
 use crate::support::schema::assert_summary_conforms;
-use crate::support::{free_port, read_json, write_config};
+use crate::support::{free_port, read_json, text, write_config};
 
 /// Starts segment `index` of `count` with `args` (a fresh coordinator port each test); its
 /// merged (coordinator) or local summary goes to `dir/summary-I.json`, its local one to
@@ -61,15 +61,6 @@ fn run_segments(dir: &Path, count: u32, args: &[&str]) -> Vec<Output> {
         .into_iter()
         .map(|c| c.wait_with_output().expect("wait"))
         .collect()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn decode(b64: &str) -> Histogram<u64> {

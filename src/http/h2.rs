@@ -497,6 +497,16 @@ struct Active {
     woken: bool,
 }
 
+impl Active {
+    /// Waits with `waker` (kept as it is when it would wake the same task).
+    fn park(&mut self, waker: &Waker) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.waker = Some(waker.clone()),
+        }
+    }
+}
+
 impl Conn {
     fn new(io: Stream, stream_window: u32, conn_window: u32) -> Conn {
         let mut wbuf = Vec::with_capacity(4096);
@@ -707,11 +717,7 @@ impl Conn {
                 // released in the same pass go out in the same write, and the server answers
                 // them together: rounds stay whole, one write each.
                 self.st.deferred = true;
-                let a = &mut self.st.streams[i];
-                match &a.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => a.waker = Some(cx.waker().clone()),
-                }
+                self.st.streams[i].park(cx.waker());
                 let mut later = std::pin::pin!(tokio::task::yield_now());
                 if later.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
@@ -734,11 +740,7 @@ impl Conn {
                 Poll::Ready(Ok(_)) => self.process(),
                 Poll::Ready(Err(e)) => self.st.fail(io_error_kind(&e)),
                 Poll::Pending => {
-                    let a = &mut self.st.streams[i];
-                    match &a.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => a.waker = Some(cx.waker().clone()),
-                    }
+                    self.st.streams[i].park(cx.waker());
                     self.st.io_waiter = Some(id);
                     return Poll::Pending;
                 }

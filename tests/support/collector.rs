@@ -115,11 +115,6 @@ pub fn validate_config() -> Output {
         .expect("failed to run `otelcol-stampede validate`")
 }
 
-/// A free TCP port on 127.0.0.1, outside the ephemeral range (see [`super::free_port`]).
-pub fn free_port() -> u16 {
-    super::free_port()
-}
-
 /// A running `otelcol-stampede` with the project's `otel-collector/config.yaml`,
 /// listening on loopback only. Killed on drop.
 pub struct Collector {
@@ -363,14 +358,14 @@ impl Drop for Collector {
 
 /// Three different free ports (the OS could hand out the same one twice after release).
 fn distinct_free_ports() -> (u16, u16, u16) {
-    let a = free_port();
-    let mut b = free_port();
+    let a = super::free_port();
+    let mut b = super::free_port();
     while b == a {
-        b = free_port();
+        b = super::free_port();
     }
-    let mut c = free_port();
+    let mut c = super::free_port();
     while c == a || c == b {
-        c = free_port();
+        c = super::free_port();
     }
     (a, b, c)
 }

@@ -135,6 +135,16 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// A finished process as text for an assertion message: exit code, stdout and stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// A unique run id for a test.
 pub fn run_id(test: &str) -> String {
     format!("{test}-{}", stampede::generate_run_id())
