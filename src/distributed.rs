@@ -197,17 +197,7 @@ pub(crate) fn run(
     let (server, go) = open_barrier(hello, plan.run_id.clone(), flags, timeout, display)?;
     plan.run_id = go.run_id.clone();
     let server = Arc::new(server);
-    let (coord, relay) = coordination(&server, go.start());
-    let r = execute_coordinated(plan, display, coord);
-    relay.stop();
-    let local = match r {
-        Ok(s) => s,
-        Err(e) => {
-            server.abort(&format!("the coordinator failed: {e}"));
-            std::thread::sleep(crate::coordinator::POLL * 3);
-            return Err(e.into());
-        }
-    };
+    let local = run_own(&server, plan, display, go.start())?;
     if let Some(a) = &local.aborted {
         // The coordinator's own abort_on_fail threshold crossed: stop every segment.
         server.abort(&format!(
@@ -311,6 +301,25 @@ impl Relay {
     }
 }
 
+/// The coordinator's own run (or step), starting at `start` with the others: an abort from
+/// any segment stops it, its Ctrl-C stops everyone, and its failure stops everyone too.
+fn run_own(
+    server: &Arc<Server>,
+    plan: Plan,
+    display: Display,
+    start: std::time::SystemTime,
+) -> Result<Summary, DistError> {
+    let (coord, relay) = coordination(server, start);
+    let r = execute_coordinated(plan, display, coord);
+    relay.stop();
+    r.map_err(|e| {
+        server.abort(&format!("the coordinator failed: {e}"));
+        // Long enough for every segment's next poll to hear it.
+        std::thread::sleep(crate::coordinator::POLL * 3);
+        e.into()
+    })
+}
+
 /// The coordination of the coordinator's own run (or step) starting at `start`: an abort from
 /// any segment stops it, and its Ctrl-C stops everyone.
 fn coordination(server: &Arc<Server>, start: std::time::SystemTime) -> (Coordination, Relay) {
@@ -364,7 +373,6 @@ pub(crate) struct Steps {
     server: Arc<Server>,
     count: u32,
     run_id: String,
-    display: Display,
     /// The coordinator's own summary of the last step it ran.
     last_local: std::cell::RefCell<Option<Summary>>,
 }
@@ -384,7 +392,6 @@ impl Steps {
             server: Arc::new(server),
             count,
             run_id: go.run_id,
-            display,
             last_local: std::cell::RefCell::new(None),
         })
     }
@@ -402,17 +409,8 @@ impl Steps {
         let thresholds = plan.thresholds.clone();
         let collect_limit = plan.graceful_stop + Duration::from_secs(30);
         let round = self.server.publish(Some(rate), None);
-        let (coord, relay) = coordination(&self.server, round.start());
-        let r = execute_coordinated(plan, self.display, coord);
-        relay.stop();
-        let local = match r {
-            Ok(s) => s,
-            Err(e) => {
-                self.server.abort(&format!("the coordinator failed: {e}"));
-                std::thread::sleep(crate::coordinator::POLL * 3);
-                return Err(e.into());
-            }
-        };
+        // Steps print nothing of their own (as on one generator): the search reports them.
+        let local = run_own(&self.server, plan, Display::default(), round.start())?;
         let others = self.server.collect_round(collect_limit, round.round);
         let parts = parts_of(&local, others);
         *self.last_local.borrow_mut() = Some(local);
