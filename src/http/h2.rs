@@ -465,8 +465,54 @@ struct State {
     finished: u64,
     /// VUs share this connection (`h2_max_streams` > 1).
     shared: bool,
-    /// A write was put off until the scheduler's next pass.
-    deferred: bool,
+    /// How long the queued write of a shared connection has been held.
+    hold: Holding,
+}
+
+/// A shared connection's write waits for the scheduler's next pass (after the reactor has run),
+/// so the streams that start or are released in the same pass go out in the same write. Back
+/// from a pass, it first takes in what the reactor found meanwhile: responses it completes
+/// release their VUs' next requests into the same write. The write goes after
+/// [`QUIET_PASSES`] passes in a row that brought nothing, or after [`MAX_HOLD_PASSES`] in all.
+/// A server that answers request by request (nginx writes every response on its own) would
+/// otherwise split the rounds down to a request or two per write, and every write costs a
+/// system call and a TCP segment here, a TLS record and a read there.
+#[derive(Debug, Default)]
+struct Holding {
+    /// Passes waited in all.
+    passes: u8,
+    /// Passes in a row that brought nothing.
+    quiet: u8,
+    /// Back from a pass, the socket not looked at yet.
+    back: bool,
+}
+
+/// What the held write does next.
+enum Hold {
+    /// Wait for the scheduler's next pass.
+    Pass,
+    /// Read what came during the pass.
+    Look,
+    /// Write now.
+    Write,
+}
+
+/// See [`Holding`].
+const QUIET_PASSES: u8 = 2;
+const MAX_HOLD_PASSES: u8 = 8;
+
+impl Holding {
+    fn next(&mut self) -> Hold {
+        if std::mem::take(&mut self.back) {
+            Hold::Look
+        } else if self.quiet >= QUIET_PASSES || self.passes >= MAX_HOLD_PASSES {
+            Hold::Write
+        } else {
+            self.passes += 1;
+            self.back = true;
+            Hold::Pass
+        }
+    }
 }
 
 /// One stream in flight.
@@ -549,7 +595,7 @@ impl Conn {
                 polling: None,
                 finished: 0,
                 shared: false,
-                deferred: false,
+                hold: Holding::default(),
             },
         }
     }
@@ -581,6 +627,7 @@ impl Conn {
         }
         st.wbuf.clear();
         st.wpos = 0;
+        st.hold = Holding::default();
         // TLS may hold the last record back until flushed; plain TCP returns at once.
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         self.unflushed = false;
@@ -711,20 +758,43 @@ impl Conn {
             }
             let flush = if self.st.defer_flush() {
                 Poll::Pending
-            } else if self.st.shared && !self.st.deferred && self.st.wpos < self.st.wbuf.len() {
-                // A shared connection's first write of a round waits for one more pass of the
-                // scheduler (after the reactor has run), so the streams that start or are
-                // released in the same pass go out in the same write, and the server answers
-                // them together: rounds stay whole, one write each.
-                self.st.deferred = true;
-                self.st.streams[i].park(cx.waker());
-                let mut later = std::pin::pin!(tokio::task::yield_now());
-                if later.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+            } else if self.st.shared && self.st.wpos < self.st.wbuf.len() {
+                match self.st.hold.next() {
+                    Hold::Pass => {
+                        // Wait for the scheduler's next pass (after the reactor has run).
+                        self.st.streams[i].park(cx.waker());
+                        let mut later = std::pin::pin!(tokio::task::yield_now());
+                        if later.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                    Hold::Look => match self.poll_fill(cx) {
+                        // Back from a pass: take in what the reactor found meanwhile.
+                        Poll::Ready(Ok(0)) => {
+                            self.st.end_of_stream();
+                            continue;
+                        }
+                        Poll::Ready(Ok(_)) => {
+                            self.st.hold.quiet = 0;
+                            self.process();
+                            continue;
+                        }
+                        Poll::Ready(Err(e)) => {
+                            self.st.fail(io_error_kind(&e));
+                            continue;
+                        }
+                        Poll::Pending => {
+                            // The socket holds this stream's waker now.
+                            self.st.streams[i].park(cx.waker());
+                            self.st.io_waiter = Some(id);
+                            self.st.hold.quiet += 1;
+                            continue;
+                        }
+                    },
+                    Hold::Write => self.poll_flush(cx),
                 }
-                self.poll_flush(cx)
             } else {
-                self.st.deferred = false;
                 self.poll_flush(cx)
             };
             match flush {
@@ -1373,6 +1443,37 @@ mod tests {
             keep_body: false,
             keep_headers: false,
         }
+    }
+
+    #[test]
+    fn a_held_write_goes_after_two_quiet_passes_or_eight_in_all() {
+        let mut h = Holding::default();
+        let mut seq = String::new();
+        // Responses come back after the first two passes, then nothing.
+        for news in [true, true, false, false] {
+            match (h.next(), h.next()) {
+                (Hold::Pass, Hold::Look) => seq.push_str("PL"),
+                _ => seq.push('?'),
+            }
+            if news {
+                h.quiet = 0;
+            } else {
+                h.quiet += 1;
+            }
+        }
+        assert!(matches!(h.next(), Hold::Write), "{seq}");
+        assert_eq!(seq, "PLPLPLPL");
+        // A server that keeps answering holds the write eight passes at most.
+        let mut h = Holding::default();
+        let mut passes = 0;
+        loop {
+            match h.next() {
+                Hold::Pass => passes += 1,
+                Hold::Look => h.quiet = 0,
+                Hold::Write => break,
+            }
+        }
+        assert_eq!(passes, MAX_HOLD_PASSES);
     }
 
     #[tokio::test]
