@@ -988,18 +988,19 @@ async fn do_request(
         }
         // A request that never varies was encoded at plan time; others are encoded now.
         let built = match (&r.h2_head, &r.body) {
-            (Some(head), Some(BodyPlan::Static(b))) => Some((&head[..], b.clone())),
-            (Some(head), _) => Some((&head[..], Bytes::new())),
+            (Some(head), Some(BodyPlan::Static(b))) => Some((&head[..], Some(r.id), b.clone())),
+            (Some(head), _) => Some((&head[..], Some(r.id), Bytes::new())),
             (None, _) => build_request(r, &vu.vars).map(|(req, body)| {
                 vu.h2_head.clear();
                 encode_head(&mut vu.h2_head, req.method(), req.uri(), req.headers());
-                (&vu.h2_head[..], body)
+                (&vu.h2_head[..], None, body)
             }),
         };
         match built {
-            Some((head, body)) => {
+            Some((head, fixed, body)) => {
                 let req = H2Request {
                     head,
+                    fixed,
                     extra: &vu.h2_extra,
                     body: &body,
                     idempotent: r.method.is_idempotent(),

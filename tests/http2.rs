@@ -76,6 +76,92 @@ fn h2c_and_h2_over_tls_counts_equal_nginx_access_log_with_1_and_10_streams() {
 }
 
 #[test]
+fn indexed_request_heads_reach_nginx_intact_through_its_dynamic_table() {
+    // Each connection indexes request fields in nginx's HPACK table: fixed heads become a few
+    // octets of indexes, a templated head adds only `:authority` and `user-agent`, a
+    // credential never enters, and two 2,500-octet headers cannot both fit in 4,096 octets, so
+    // they evict each other request after request. nginx echoes the headers it decoded: one
+    // wrong index and a check fails (or nginx ends the connection with COMPRESSION_ERROR).
+    let n = Nginx::start_h2("");
+    let pad_a = "a".repeat(2500);
+    let pad_b = "b".repeat(2500);
+    let mut seen = 0;
+    for tls in [false, true] {
+        let base = if tls {
+            format!("https://127.0.0.1:{}", n.tls_port)
+        } else {
+            format!("http://127.0.0.1:{}", n.port)
+        };
+        let toml = format!(
+            r#"
+            [defaults]
+            base_url = "{base}"
+            http2 = true
+            h2_max_streams = 10
+            insecure = true
+
+            [[scenarios]]
+            executor = "shared-iterations"
+            vus = 20
+            iterations = 300
+
+            [[scenarios.requests]]
+            url = "/echo/fixed"
+            headers = {{ x-fixed = "one" }}
+            checks = {{ status = 200, body_contains = "GET /echo/fixed ua=stampede/" }}
+
+            [[scenarios.requests]]
+            method = "POST"
+            url = "/echo/login"
+            headers = {{ authorization = "Bearer s3cret", x-fixed = "two" }}
+            json = {{ user = "admin" }}
+            checks = {{ status = 200, body_contains = "POST /echo/login ua=stampede/" }}
+
+            [[scenarios.requests]]
+            name = "/echo/items/{{vu}}"
+            url = "/echo/items/${{vu}}"
+            headers = {{ x-fixed = "three" }}
+            checks = {{ status = 200, body_contains = "fixed=three pad= auth=" }}
+
+            [[scenarios.requests]]
+            url = "/echo/pad"
+            headers = {{ x-pad = "{pad_a}" }}
+            checks = {{ status = 200, body_contains = "pad={pad_a} " }}
+
+            [[scenarios.requests]]
+            url = "/echo/pad"
+            headers = {{ x-pad = "{pad_b}" }}
+            checks = {{ status = 200, body_contains = "pad={pad_b} " }}
+            "#
+        );
+        let s = crate::support::run_toml(&toml, &Overrides::default());
+        let what = format!("tls={tls}: {:?}", s.errors);
+        assert_eq!(
+            (s.requests, s.failures, s.reconnects),
+            (1500, 0, 0),
+            "{what}"
+        );
+        // A status and a body check per request.
+        assert_eq!(s.checks.len(), 10, "{what}");
+        for c in &s.checks {
+            assert_eq!((c.passes, c.fails), (300, 0), "{what}: {c:?}");
+        }
+        let lines = n.logged_connections();
+        let mine = &lines[seen..];
+        seen = lines.len();
+        assert_eq!(mine.len(), 1500, "{what}");
+        let items = mine
+            .iter()
+            .filter(|(_, u)| u.starts_with("/echo/items/"))
+            .count();
+        assert_eq!(items, 300, "{what}");
+        // 20 VUs over connections of 10 streams.
+        let conns: std::collections::BTreeSet<u64> = mine.iter().map(|(c, _)| *c).collect();
+        assert_eq!(conns.len(), 2, "{what}");
+    }
+}
+
+#[test]
 fn a_server_stream_limit_below_h2_streams_is_honoured() {
     // nginx allows 2 streams per connection; stampede is asked for 10: 20 VUs need 10
     // connections, and nginx never has to refuse a stream (a refused one would be retried and

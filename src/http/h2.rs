@@ -39,7 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connect::Stream;
 use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
-use super::hpack::Decoder;
+use super::hpack::{Decoder, Encoder};
 use super::io_error_kind;
 use crate::outcome::{ErrorKind, Outcome};
 
@@ -331,8 +331,12 @@ impl Failure {
 /// A request as the HTTP/2 client sends it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct H2Request<'a> {
-    /// The header block: HPACK, static table only (see [`super::hpack::encode_request`]).
+    /// The header block: HPACK, static table only (see [`super::hpack::encode_request`]); each
+    /// connection re-encodes it against its dynamic table ([`Encoder`]).
     pub(crate) head: &'a [u8],
+    /// The request's id when `head` is its fixed head (encoded at plan time): the
+    /// connection keeps its indexed form.
+    pub(crate) fixed: Option<usize>,
     /// More fields for this request only (e.g. a sampled request's `traceparent`), encoded the
     /// same way; usually empty.
     pub(crate) extra: &'a [u8],
@@ -436,6 +440,7 @@ struct State {
     streams: Vec<Active>,
     next_id: u32,
     decoder: Decoder,
+    encoder: Encoder,
     /// The server's SETTINGS_MAX_FRAME_SIZE.
     max_frame: usize,
     /// The server's SETTINGS_INITIAL_WINDOW_SIZE.
@@ -579,6 +584,7 @@ impl Conn {
                 streams: Vec::new(),
                 next_id: 1,
                 decoder: Decoder::default(),
+                encoder: Encoder::default(),
                 max_frame: frame::DEFAULT_MAX_FRAME,
                 initial_window: frame::DEFAULT_WINDOW,
                 peer_max_streams: usize::MAX,
@@ -884,10 +890,11 @@ impl State {
         let id = self.next_id;
         self.next_id += 2;
         let end_stream = req.body.is_empty();
+        let head = self.encoder.encode(req.head, req.fixed);
         frame::put_headers(
             &mut self.wbuf,
             id,
-            [req.head, req.extra],
+            [head, req.extra],
             end_stream,
             self.max_frame,
         );
@@ -1303,7 +1310,7 @@ impl State {
                 }
                 setting::ENABLE_PUSH if v > 1 => return Err(code::PROTOCOL_ERROR),
                 // It bounds the table our encoder may use: it uses none.
-                setting::HEADER_TABLE_SIZE => {}
+                setting::HEADER_TABLE_SIZE => self.encoder.set_limit(v as usize),
                 _ => {}
             }
         }
@@ -1437,6 +1444,7 @@ mod tests {
     fn get(head: &[u8]) -> H2Request<'_> {
         H2Request {
             head,
+            fixed: None,
             extra: &[],
             body: &[],
             idempotent: true,

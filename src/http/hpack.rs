@@ -1,6 +1,8 @@
 //! HPACK (RFC 7541) as the HTTP/2 client needs it: an encoder for request heads that uses only
 //! the static table (indexed names, literal values without indexing, no Huffman), so a head
-//! encoded once is valid on any connection; and a lazy decoder for response header blocks.
+//! encoded once at plan time is valid on any connection; a per-connection [`Encoder`] that
+//! turns such a block into indexes of the connection's dynamic table; and a lazy decoder for
+//! response header blocks.
 //!
 //! The decoder keeps the dynamic table exactly (size updates, incremental indexing, eviction),
 //! but materializes only what is asked for: `:status` always, every other field only when the
@@ -509,14 +511,30 @@ fn static_name(name: &[u8]) -> Option<usize> {
 /// Appends one field as a literal without indexing (its name indexed when the static table
 /// has it): valid on any connection, and it leaves the server's dynamic table alone.
 pub(crate) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    // Credentials are marked never to be indexed, by us or by any proxy on the way.
+    let flags = if sensitive(name) { NEVER_INDEXED } else { 0 };
+    put_name(out, flags, 4, name);
+    put_str(out, value);
+}
+
+/// Literal field representations (RFC 7541 §6.2): the first octet's pattern.
+const NEVER_INDEXED: u8 = 0x10;
+const INCREMENTAL: u8 = 0x40;
+
+/// A field's name: its static table index in an `n`-bit prefix, or index 0 and the literal.
+fn put_name(out: &mut Vec<u8>, flags: u8, n: u8, name: &[u8]) {
     match static_name(name) {
-        Some(i) => put_int(out, 0, 4, i),
+        Some(i) => put_int(out, flags, n, i),
         None => {
-            out.push(0);
+            out.push(flags);
             put_str(out, name);
         }
     }
-    put_str(out, value);
+}
+
+/// Fields that carry credentials: never entered in a dynamic table.
+fn sensitive(name: &[u8]) -> bool {
+    matches!(name, b"authorization" | b"proxy-authorization" | b"cookie")
 }
 
 /// Headers HTTP/2 forbids in requests (RFC 9113 §8.2.2); `te` is allowed only as `trailers`.
@@ -557,6 +575,209 @@ pub(crate) fn encode_request<'h>(
         if !connection_specific(n, v) {
             put_field(out, n, v);
         }
+    }
+}
+
+/// The request side of a connection's HPACK state: a dynamic table that the server's decoder
+/// mirrors, so that fields repeated request after request go as an index of an octet or two.
+///
+/// Request heads arrive as blocks [`encode_request`] made (static table only, literals
+/// without indexing, no Huffman). Each field is looked up in the table: found, it goes as its
+/// index; not found, it goes as a literal with incremental indexing and enters the table (a
+/// fixed head's fields, and a templated head's `:authority` and `user-agent`: the other fields
+/// of a templated head may change from request to request, and entering them would only evict
+/// the fixed ones). Credentials stay never-indexed literals. The encoded form of a fixed head is
+/// kept, valid until the table changes: in a steady run nothing enters the table any more, and
+/// a fixed head costs one copy.
+#[derive(Debug)]
+pub(crate) struct Encoder {
+    /// Newest first: dynamic index 62 is `table[0]`.
+    table: VecDeque<Pair>,
+    size: usize,
+    max: usize,
+    /// A dynamic table size update to send at the start of the next block.
+    update: bool,
+    /// Bumped whenever the table changes.
+    generation: u64,
+    /// Encoded fixed heads by request id, with the generation they are valid for.
+    kept: Vec<Option<(u64, Vec<u8>)>>,
+    scratch: Vec<u8>,
+}
+
+impl Default for Encoder {
+    fn default() -> Encoder {
+        Encoder {
+            table: VecDeque::new(),
+            size: 0,
+            max: TABLE_SIZE,
+            update: false,
+            generation: 0,
+            kept: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// A dynamic table entry of ours: name and value.
+type Pair = (Box<[u8]>, Box<[u8]>);
+
+/// One field of a block [`encode_request`] made.
+enum Field<'a> {
+    /// A static table entry, name and value: its index.
+    Static(usize),
+    /// A literal: the name (static index or octets), the value, never-indexed.
+    Literal {
+        index: usize,
+        name: &'a [u8],
+        value: &'a [u8],
+        never: bool,
+    },
+}
+
+impl Encoder {
+    /// The server's SETTINGS_HEADER_TABLE_SIZE: the table shrinks to it (we use at most
+    /// [`TABLE_SIZE`]), and the next block says so.
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.max = limit.min(TABLE_SIZE);
+        self.evict_to(self.max);
+        self.update = true;
+        self.generation += 1;
+    }
+
+    fn evict_to(&mut self, max: usize) {
+        while self.size > max {
+            match self.table.pop_back() {
+                Some((n, v)) => self.size -= n.len() + v.len() + 32,
+                None => self.size = 0,
+            }
+        }
+    }
+
+    /// `block` (from [`encode_request`]) for this connection. `fixed`: the id of a request
+    /// whose head never changes (its encoded form is kept).
+    pub(crate) fn encode(&mut self, block: &[u8], fixed: Option<usize>) -> &[u8] {
+        if let Some(id) = fixed
+            && let Some(Some((generation, _))) = self.kept.get(id)
+            && *generation == self.generation
+        {
+            return self.kept[id].as_ref().map_or(&[], |k| &k.1);
+        }
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let before = self.generation;
+        if !self.index(block, fixed.is_some(), &mut out) {
+            // Not a block of ours: as it is (it refers to no dynamic entry).
+            out.clear();
+            out.extend_from_slice(block);
+        }
+        match fixed {
+            // Nothing entered the table: the same bytes serve until it changes.
+            Some(id) if self.generation == before => {
+                if self.kept.len() <= id {
+                    self.kept.resize_with(id + 1, || None);
+                }
+                self.kept[id] = Some((self.generation, out));
+                self.kept[id].as_ref().map_or(&[], |k| &k.1)
+            }
+            _ => {
+                self.scratch = out;
+                &self.scratch
+            }
+        }
+    }
+
+    /// Encodes `block`'s fields into `out` against the table; false (nothing changed) if
+    /// `block` is not one [`encode_request`] made.
+    fn index(&mut self, block: &[u8], fixed: bool, out: &mut Vec<u8>) -> bool {
+        let mut pos = 0;
+        while pos < block.len() {
+            if Encoder::field(block, &mut pos).is_err() {
+                return false;
+            }
+        }
+        if std::mem::take(&mut self.update) {
+            put_int(out, 0x20, 5, self.max);
+        }
+        let mut pos = 0;
+        while let Ok(f) = Encoder::field(block, &mut pos) {
+            match f {
+                Field::Static(i) => put_int(out, 0x80, 7, i),
+                Field::Literal {
+                    index,
+                    name,
+                    value,
+                    never,
+                } => {
+                    let name = if index > 0 {
+                        STATIC[index - 1].0.as_bytes()
+                    } else {
+                        name
+                    };
+                    if never {
+                        put_name(out, NEVER_INDEXED, 4, name);
+                        put_str(out, value);
+                    } else if let Some(i) = self
+                        .table
+                        .iter()
+                        .position(|(n, v)| &n[..] == name && &v[..] == value)
+                    {
+                        put_int(out, 0x80, 7, STATIC.len() + 1 + i);
+                    } else if (fixed || matches!(name, b":authority" | b"user-agent"))
+                        && name.len() + value.len() + 32 <= self.max
+                    {
+                        put_name(out, INCREMENTAL, 6, name);
+                        put_str(out, value);
+                        self.evict_to(self.max - (name.len() + value.len() + 32));
+                        self.size += name.len() + value.len() + 32;
+                        self.table.push_front((name.into(), value.into()));
+                        self.generation += 1;
+                    } else {
+                        put_name(out, 0, 4, name);
+                        put_str(out, value);
+                    }
+                }
+            }
+            if pos == block.len() {
+                break;
+            }
+        }
+        true
+    }
+
+    /// Reads one field of a block [`encode_request`] made.
+    fn field<'a>(block: &'a [u8], pos: &mut usize) -> Result<Field<'a>, HpackError> {
+        let first = *block.get(*pos).ok_or(HpackError::Truncated)?;
+        if first & 0x80 != 0 {
+            let i = int(block, pos, 7)?;
+            return match i {
+                1..=61 => Ok(Field::Static(i)),
+                _ => Err(HpackError::Index(i)),
+            };
+        }
+        if first & 0xe0 != 0 {
+            // Indexing or a size update: not in our blocks.
+            return Err(HpackError::Index(0));
+        }
+        let never = first & NEVER_INDEXED != 0;
+        let index = int(block, pos, 4)?;
+        let name = match index {
+            0 => Lit::read(block, pos)?,
+            1..=61 => Lit {
+                raw: &[],
+                huffman: false,
+            },
+            i => return Err(HpackError::Index(i)),
+        };
+        let value = Lit::read(block, pos)?;
+        if name.huffman || value.huffman {
+            return Err(HpackError::Huffman);
+        }
+        Ok(Field::Literal {
+            index,
+            name: name.raw,
+            value: value.raw,
+            never,
+        })
     }
 }
 
@@ -756,6 +977,103 @@ mod tests {
             d.decode(&[0x04, 0x05, b'/'], None),
             Err(HpackError::Truncated)
         );
+    }
+
+    fn request(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_request(
+            &mut out,
+            b"GET",
+            b"https",
+            b"127.0.0.1:8443",
+            path.as_bytes(),
+            headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        );
+        out
+    }
+
+    #[test]
+    fn fixed_heads_go_as_indexes_and_the_servers_table_follows() {
+        let fixed = request("/", &[("user-agent", "stampede/0"), ("accept", "*/*")]);
+        let login = request(
+            "/login",
+            &[
+                ("user-agent", "stampede/0"),
+                ("authorization", "Bearer secret"),
+            ],
+        );
+        let mut enc = Encoder::default();
+        let mut server = Decoder::new(TABLE_SIZE);
+        let mut sizes = Vec::new();
+        for round in 0..4 {
+            let templated = request(&format!("/items/{round}"), &[("user-agent", "stampede/0")]);
+            for (block, id) in [(&fixed, Some(0)), (&login, Some(1)), (&templated, None)] {
+                let sent = enc.encode(block, id).to_vec();
+                // What the server decodes is what was meant, whatever the encoding.
+                assert_eq!(
+                    decode_all(&mut server, &sent),
+                    decode_all(&mut Decoder::new(TABLE_SIZE), block),
+                    "round {round}"
+                );
+                if id == Some(1) {
+                    // `authorization` (static index 23) as a never-indexed literal, every time.
+                    let never: &[u8] = &[NEVER_INDEXED | 0x0f, 23 - 15, 13];
+                    assert!(sent.windows(3).any(|w| w == never), "{sent:?}");
+                }
+                sizes.push(sent.len());
+            }
+        }
+        // The first fixed head enters the table; from the next round on it is six indexes.
+        assert!(sizes[0] > 30, "{sizes:?}");
+        assert_eq!(sizes[3], 6, "{sizes:?}");
+        assert_eq!(sizes[9], 6, "{sizes:?}");
+        // The credential never entered either table, nor did a templated path.
+        assert_eq!(server.dynamic(), (enc.size, enc.table.len()));
+        assert!(
+            enc.table
+                .iter()
+                .all(|(n, v)| &n[..] != b"authorization" && &v[..] != b"/items/1")
+        );
+        assert_eq!(
+            enc.table.len(),
+            4,
+            "authority, user-agent, accept, :path /login"
+        );
+    }
+
+    #[test]
+    fn a_small_table_evicts_in_step_with_the_servers() {
+        let mut enc = Encoder::default();
+        // The server allows 200 octets: the first block says so, then entries of ~60 octets
+        // each evict one another.
+        let mut server = Decoder::new(200);
+        enc.set_limit(200);
+        let heads: Vec<Vec<u8>> = (0..7)
+            .map(|i| request("/", &[("x-field", &format!("value-{i}"))]))
+            .collect();
+        for n in 0..60 {
+            let i = (n * 5) % heads.len();
+            let sent = enc.encode(&heads[i], Some(i)).to_vec();
+            if n == 0 {
+                assert_eq!(sent[0], 0x20 | 0x1f, "a size update leads");
+            }
+            assert_eq!(
+                decode_all(&mut server, &sent),
+                decode_all(&mut Decoder::new(TABLE_SIZE), &heads[i]),
+                "block {n}"
+            );
+            assert!(enc.size <= 200);
+            assert_eq!(server.dynamic(), (enc.size, enc.table.len()), "block {n}");
+        }
+        // A server with no table at all: literals only, nothing kept in step.
+        let mut enc = Encoder::default();
+        enc.set_limit(0);
+        let mut server = Decoder::new(0);
+        for _ in 0..3 {
+            let sent = enc.encode(&heads[0], Some(0)).to_vec();
+            assert_eq!(decode_all(&mut server, &sent).len(), 5);
+            assert_eq!(server.dynamic(), (0, 0));
+        }
     }
 
     #[test]

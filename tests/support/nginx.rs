@@ -41,7 +41,9 @@ impl Nginx {
     /// nginx speaking HTTP/2 only: h2c with prior knowledge on [`Nginx::port`] and h2 over TLS
     /// (ALPN, a self-signed certificate for 127.0.0.1: run with `--insecure`) on
     /// [`Nginx::tls_port`]; extra directives go in the `http` block (e.g.
-    /// `http2_max_concurrent_streams 2;`). The access log has one line per request:
+    /// `http2_max_concurrent_streams 2;`). `/echo/…` answers with the request's method, URI
+    /// and the headers `user-agent`, `x-fixed`, `x-pad` and `authorization`. The access log
+    /// has one line per request:
     /// `$connection $connection_requests $server_protocol $scheme $msec $request_time`.
     pub fn start_h2(http_directives: &str) -> Nginx {
         Nginx::start_conf(http_directives, true)
@@ -69,6 +71,7 @@ impl Nginx {
         ssl_certificate {d}/cert.pem;
         ssl_certificate_key {d}/key.pem;
         location / {{ return 200 "ok"; }}
+        location /echo/ {{ return 200 "$request_method $request_uri ua=$http_user_agent fixed=$http_x_fixed pad=$http_x_pad auth=$http_authorization"; }}
     }}"#,
                 d = dir.path().display()
             )
