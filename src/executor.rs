@@ -31,6 +31,7 @@ use crate::http::h2::{H2Request, Pool as H2Pool, encode_head};
 use crate::http::hpack::put_field;
 use crate::metrics::{Instruments, Recorder};
 use crate::outcome::{ErrorKind, Outcome, Sample};
+use crate::pace::Pacer;
 use crate::plan::{
     BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
 };
@@ -233,11 +234,31 @@ where
         h2_pool: Client::shared_pool(&shared.client),
         shared: shared.clone(),
         cuts: Cuts::default(),
+        pacer: plan
+            .scenarios
+            .iter()
+            .any(|s| s.schedule.is_open())
+            .then(|| {
+                let _rt = rt.enter();
+                Pacer::new()
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            "no precise timer for the open model ({e}): iterations start on \
+                             tokio's 1 ms timer, up to 1 ms late, and their latency includes it"
+                        )
+                    })
+                    .ok()
+            })
+            .flatten(),
     });
     let panicked = local.block_on(&rt, async {
         let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
         let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));
         let relay = tokio::task::spawn_local(relay_cuts(ctx.clone()));
+        let pacer = ctx
+            .pacer
+            .clone()
+            .map(|p| tokio::task::spawn_local(p.drive()));
         let closer = shared
             .feed
             .get()
@@ -276,6 +297,9 @@ where
             h.abort();
         }
         relay.abort();
+        if let Some(h) = pacer {
+            h.abort();
+        }
         if let Some(h) = closer {
             h.abort();
         }
@@ -301,6 +325,8 @@ struct WorkerCtx {
     cuts: Cuts,
     /// HTTP/2 with more than one stream per connection: the connections this worker's VUs share.
     h2_pool: Option<Rc<H2Pool>>,
+    /// Open model: the precise clock VUs wait on for their iterations (None: tokio's timer).
+    pacer: Option<Rc<Pacer>>,
 }
 
 /// Permission to start one iteration.
@@ -758,7 +784,14 @@ async fn pace(
                 continue;
             }
             if t > now {
-                if !sleep_until_or_stop(Some(t), phase).await {
+                let on_time = match &ctx.pacer {
+                    Some(p) => tokio::select! {
+                        _ = p.sleep_until(t.into_std()) => true,
+                        _ = phase.wait_for(|p| *p != Phase::Running) => false,
+                    },
+                    None => sleep_until_or_stop(Some(t), phase).await,
+                };
+                if !on_time {
                     return None;
                 }
                 now = Instant::now();

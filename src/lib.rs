@@ -11,7 +11,8 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process
+//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process,
+//!    pace
 //! 2. threshold, http, stats, trace
 //! 3. config
 //! 4. plan
@@ -43,6 +44,7 @@ mod http;
 mod merge;
 pub mod metrics;
 mod outcome;
+mod pace;
 mod plan;
 pub mod process;
 mod progress;
