@@ -11,8 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process,
-//!    pace
+//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process, pace
 //! 2. threshold, http, stats, trace
 //! 3. config
 //! 4. plan
