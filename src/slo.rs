@@ -470,14 +470,13 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
     let _ = writeln!(o, "  capacity search (SLO: {}):", c.slo.join(", "));
     let _ = writeln!(
         o,
-        "    {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}  verdict",
+        "   {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}  verdict",
         "phase", "intended", "achieved", "p50", "p95", "p99", "errors", "dropped"
     );
-    // The columns fit 80; a failing step's reason follows its verdict.
+    // The columns fit 80; a failing step's reason goes below its row, wrapped at 80.
     for s in &c.steps {
-        let _ = writeln!(
-            o,
-            "    {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6.2}% {:>7}  {}{}",
+        let row = format!(
+            "   {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6.2}% {:>7}  {}",
             s.phase,
             format!("{:.1}/s", s.intended_rate),
             format!("{:.1}/s", s.achieved_rate),
@@ -487,11 +486,11 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
             s.error_rate * 100.0,
             s.dropped_iterations,
             s.verdict,
-            s.reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
         );
+        let _ = writeln!(o, "{row}");
+        if let Some(r) = &s.reason {
+            let _ = writeln!(o, "{}", wrap_words(r, "          ", TEXT_WIDTH));
+        }
     }
     let verdict = match (c.max_rate, c.stopped_by.as_str()) {
         (_, "generator") => format!(
@@ -512,8 +511,46 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
         ),
         (None, by) => format!("no rate met the SLO (ended by {by})"),
     };
-    let _ = writeln!(o, "    {verdict}");
+    let _ = writeln!(
+        o,
+        "{}",
+        wrap_words(&format!("    {verdict}"), "      ", TEXT_WIDTH)
+    );
     o
+}
+
+/// The width the capacity search's text keeps to.
+const TEXT_WIDTH: usize = 80;
+
+/// `text` broken at spaces into lines of at most `width` characters (a word longer than that
+/// stands alone), every line after the first starting with `indent`; the first line is
+/// indented by `indent` too unless `text` starts with spaces of its own.
+fn wrap_words(text: &str, indent: &str, width: usize) -> String {
+    let lead = text.len() - text.trim_start().len();
+    let mut out = if lead > 0 {
+        text[..lead].to_string()
+    } else {
+        indent.to_string()
+    };
+    let mut len = out.chars().count();
+    let mut fresh = true;
+    for w in text.split_whitespace() {
+        let n = w.chars().count();
+        if !fresh && len + 1 + n > width {
+            out.push('\n');
+            out.push_str(indent);
+            len = indent.chars().count();
+            fresh = true;
+        }
+        if !fresh {
+            out.push(' ');
+            len += 1;
+        }
+        out.push_str(w);
+        len += n;
+        fresh = false;
+    }
+    out
 }
 
 fn ms(s: f64) -> String {
@@ -663,7 +700,10 @@ mod tests {
         let t = capacity_text(&c);
         assert!(t.contains("capacity search (SLO: p99[1s] < 100ms)"), "{t}");
         assert_eq!(t.lines().filter(|l| l.contains("ramp")).count(), 3, "{t}");
-        assert!(t.contains("fail (crossed p99[1s] < 100ms)"), "{t}");
+        assert!(
+            t.contains("fail\n          crossed p99[1s] < 100ms\n"),
+            "{t}"
+        );
         assert!(
             t.contains("max sustainable rate 200.0/s (first failing 212.5/s; ended by precision"),
             "{t}"
@@ -677,6 +717,51 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("at least 200.0/s"), "{t}");
+        // Long reasons and verdicts keep to 80 columns.
+        c.steps[2] = step(
+            400.0,
+            "generator",
+            Some(
+                "generator saturated: 123456 dropped iterations (120000 no free VU, 3456 behind \
+                 schedule), achieved 87.3% of the rate",
+            ),
+        );
+        c.steps[1] = step(
+            200.0,
+            "fail",
+            Some("crossed p99[1s] < 100ms, error_rate < 1%"),
+        );
+        let t = capacity_text(&c);
+        for l in t.lines() {
+            assert!(
+                l.chars().count() <= 80,
+                "{} columns: {l:?}\n{t}",
+                l.chars().count()
+            );
+        }
+        assert!(
+            t.contains("\n          generator saturated: 123456 dropped"),
+            "{t}"
+        );
+        assert!(t.contains("achieved 87.3% of the rate"), "{t}");
+        assert!(
+            t.contains("fail\n          crossed p99[1s] < 100ms, error_rate < 1%"),
+            "{t}"
+        );
+        assert!(t.contains("before the target broke the SLO"), "{t}");
+    }
+
+    #[test]
+    fn words_wrap_at_the_width_with_the_indent() {
+        assert_eq!(wrap_words("a bb ccc", "  ", 7), "  a bb\n  ccc");
+        assert_eq!(
+            wrap_words("    a bb ccc", "      ", 10),
+            "    a bb\n      ccc"
+        );
+        assert_eq!(
+            wrap_words("averyveryverylongword x", "", 5),
+            "averyveryverylongword\nx"
+        );
     }
 
     #[test]
