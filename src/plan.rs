@@ -778,7 +778,7 @@ impl Builder<'_> {
             tasks.push(reqs);
             weights.push(task.weight);
         }
-        let schedule = schedule(sc);
+        let schedule = schedule(sc, latency_bound(cfg));
         Ok(ScenarioPlan {
             index,
             name: Arc::from(sc.name.as_str()),
@@ -1185,7 +1185,8 @@ fn request_name(rc: &RequestConfig) -> Arc<str> {
     }
 }
 
-fn schedule(sc: &ScenarioConfig) -> Schedule {
+/// `latency`: the longest latency a threshold allows (see [`latency_bound`]).
+fn schedule(sc: &ScenarioConfig, latency: Option<f64>) -> Schedule {
     let stages = || -> Vec<Stage> {
         sc.stages
             .iter()
@@ -1215,7 +1216,7 @@ fn schedule(sc: &ScenarioConfig) -> Schedule {
                     sc.duration.map(|d| d.get()).unwrap_or_default(),
                     rate,
                 )],
-                vus: sc.vus.unwrap_or_else(|| default_open_vus(rate)),
+                vus: sc.vus.unwrap_or_else(|| default_open_vus(rate, latency)),
             }
         }
         // The search runs each step as constant-arrival-rate (`crate::capacity`); planned on
@@ -1231,15 +1232,39 @@ fn schedule(sc: &ScenarioConfig) -> Schedule {
             Schedule::ArrivalRate {
                 start,
                 stages: stages(),
-                vus: sc.vus.unwrap_or_else(|| default_open_vus(peak)),
+                vus: sc.vus.unwrap_or_else(|| default_open_vus(peak, latency)),
             }
         }
     }
 }
 
-/// Enough VUs for 100 ms of latency at the peak rate, within [10, 2000].
-fn default_open_vus(rate: f64) -> u64 {
-    ((rate * 0.1).ceil() as u64).clamp(10, 2000)
+/// Enough VUs for the peak rate at the longest latency a threshold allows (at least 100 ms),
+/// within [10, 10,000] (Little's law: VUs busy = rate × latency). Fewer would drop iterations
+/// for want of a free VU while the target still meets its thresholds: a capacity search would
+/// blame the generator for the target's queueing.
+fn default_open_vus(rate: f64, latency: Option<f64>) -> u64 {
+    let latency = latency.unwrap_or(0.0).max(0.1);
+    let vus = (rate * latency).ceil();
+    if vus.is_finite() {
+        (vus as u64).clamp(10, 10_000)
+    } else {
+        10_000
+    }
+}
+
+/// The longest request latency the run's thresholds allow (`p99 < 500ms`, `max <= 2s`,
+/// `mean < 1s`), in seconds; `None` if no threshold bounds latency from above.
+fn latency_bound(cfg: &Config) -> Option<f64> {
+    use crate::threshold::{Metric, Op};
+    cfg.thresholds
+        .iter()
+        .filter_map(|t| Threshold::parse(t.expr()).ok())
+        .filter(|t| {
+            matches!(t.metric, Metric::Percentile(_) | Metric::Max | Metric::Mean)
+                && matches!(t.op, Op::Lt | Op::Le)
+        })
+        .map(|t| t.value)
+        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
 }
 
 fn join_url(base: &str, path: &str) -> String {
@@ -1562,6 +1587,36 @@ mod tests {
             }
         );
     }
+    #[test]
+    fn open_model_vus_default_to_the_rate_times_the_latency_thresholds_allow() {
+        let vus = |thresholds: &str, rate: u64| {
+            let p = plan_of(&format!(
+                r#"
+                thresholds = [{thresholds}]
+                [defaults]
+                base_url = "http://127.0.0.1:1"
+                [[scenarios]]
+                rate = {rate}
+                duration = "10s"
+                requests = [{{ url = "/" }}]
+                "#
+            ))
+            .unwrap();
+            p.scenarios[0].schedule.max_vus()
+        };
+        // No latency threshold: 100 ms worth of the rate, at least 10.
+        assert_eq!(vus("", 200), 20);
+        assert_eq!(vus("", 50), 10);
+        assert_eq!(vus(r#""error_rate < 1%""#, 200), 20);
+        // The longest latency bound counts; lower bounds and rates do not.
+        assert_eq!(vus(r#""p99 < 500ms""#, 200), 100);
+        assert_eq!(vus(r#""p99[1s] < 2s", "p50 <= 300ms""#, 200), 400);
+        assert_eq!(vus(r#""max < 1s", "mean > 5s""#, 200), 200);
+        // A short bound does not go below 100 ms; a huge one stops at 10,000.
+        assert_eq!(vus(r#""p95 < 10ms""#, 200), 20);
+        assert_eq!(vus(r#""p99 < 10s""#, 5000), 10_000);
+    }
+
     fn plan_err(toml: &str) -> String {
         plan_of(toml).expect_err(toml).to_string()
     }

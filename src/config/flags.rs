@@ -39,7 +39,8 @@ const TRACING: &str = "Tracing";
 #[derive(Args, Clone, Debug, Default, Serialize)]
 pub struct Overrides {
     /// Virtual users (closed model), or pre-allocated VUs with --rate
-    /// [default: 10; with --rate: enough for 100 ms of latency at the peak rate, at least 10].
+    /// [default: 10; with --rate: the peak rate times the longest latency a threshold allows
+    /// (at least 100 ms), within 10..=10000].
     /// With FILE: replaces every scenario's vus.
     #[arg(long, short = 'c', value_name = "N", help_heading = LOAD)]
     #[serde(skip)]
