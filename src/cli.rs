@@ -392,6 +392,7 @@ mod tests {
             ("--duration", crate::config::AD_HOC_DURATION.to_string()),
             ("--timeout", cfg.defaults.timeout.to_string()),
             ("--graceful-stop", cfg.run.graceful_stop.to_string()),
+            ("--busy-poll", cfg.run.busy_poll.to_string()),
         ] {
             let at = help.find(&format!("{flag} <")).expect(flag);
             let text = &help[at..];

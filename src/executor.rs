@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::coop::consume_budget;
 use tokio::time::Instant;
 
+use crate::busy::BusyPoll;
 use crate::config::{ExtractSource, ThinkTime};
 use crate::http::client::{Client, H1Request, KEPT_BODY_LIMIT, Shared as ClientShared};
 use crate::http::h2::{H2Request, Pool as H2Pool, encode_head};
@@ -250,11 +251,16 @@ where
                     .ok()
             })
             .flatten(),
+        busy: BusyPoll::new(plan.busy_poll, std::time::Instant::now()),
     });
     let panicked = local.block_on(&rt, async {
         let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
         let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));
         let relay = tokio::task::spawn_local(relay_cuts(ctx.clone()));
+        let busy = {
+            let c = ctx.clone();
+            tokio::task::spawn_local(async move { c.busy.run().await })
+        };
         let pacer = ctx
             .pacer
             .clone()
@@ -297,6 +303,7 @@ where
             h.abort();
         }
         relay.abort();
+        busy.abort();
         if let Some(h) = pacer {
             h.abort();
         }
@@ -327,6 +334,8 @@ struct WorkerCtx {
     h2_pool: Option<Rc<H2Pool>>,
     /// Open model: the precise clock VUs wait on for their iterations (None: tokio's timer).
     pacer: Option<Rc<Pacer>>,
+    /// Keeps the worker polling for a moment after each request and response.
+    busy: BusyPoll,
 }
 
 /// Permission to start one iteration.
@@ -1006,6 +1015,10 @@ async fn do_request(
         (h, e) => h.or(e),
     };
     let start = scheduled.unwrap_or_else(Instant::now);
+    ctx.busy.mark(match scheduled {
+        Some(_) => std::time::Instant::now(),
+        None => start.into_std(),
+    });
     shared.live[ctx.worker].start();
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.start(r.id);
@@ -1085,9 +1098,11 @@ async fn do_request(
             None => (Outcome::failed(ErrorKind::Protocol), 0),
         }
     };
+    let done = Instant::now();
+    ctx.busy.mark(done.into_std());
     let sample = Sample {
         req: r.id,
-        latency: Instant::now().saturating_duration_since(start),
+        latency: done.saturating_duration_since(start),
         status: outcome.status,
         error: outcome.error,
         bytes_in: outcome.bytes_in,

@@ -11,7 +11,7 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process, pace
+//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process, pace, busy
 //! 2. threshold, http, stats, trace
 //! 3. config
 //! 4. plan
@@ -28,6 +28,7 @@
 //! `lib.rs` itself (the public `run`, `main_with_args` and the command dispatch) sits above them
 //! all; no module imports it (what commands share is in [`command`]).
 
+mod busy;
 mod capacity;
 mod ci;
 mod cli;

@@ -50,6 +50,8 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     /// Grace period for in-flight iterations at the end.
     pub graceful_stop: Duration,
+    /// How long a worker keeps polling after its last request or response (`run.busy_poll`).
+    pub busy_poll: Duration,
     /// Interval of the summary's timeline (`[run] timeline_interval`).
     pub timeline_interval: Duration,
     /// Worker threads (at most one per VU, and within [`MAX_HISTOGRAMS`]).
@@ -421,6 +423,7 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         targets: b.targets,
         thresholds,
         graceful_stop: config.run.graceful_stop.get(),
+        busy_poll: config.run.busy_poll.get(),
         timeline_interval: config.run.timeline_interval.get(),
         workers,
         client: ClientOptions {
@@ -1587,6 +1590,17 @@ mod tests {
             }
         );
     }
+    #[test]
+    fn the_busy_poll_window_comes_from_the_run_table() {
+        let sc = "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n";
+        let p = plan_of(sc).unwrap();
+        assert_eq!(p.busy_poll, Duration::from_micros(100));
+        let p = plan_of(&format!("[run]\nbusy_poll = \"0\"\n{sc}")).unwrap();
+        assert_eq!(p.busy_poll, Duration::ZERO);
+        let p = plan_of(&format!("[run]\nbusy_poll = \"250us\"\n{sc}")).unwrap();
+        assert_eq!(p.busy_poll, Duration::from_micros(250));
+    }
+
     #[test]
     fn open_model_vus_default_to_the_rate_times_the_latency_thresholds_allow() {
         let vus = |thresholds: &str, rate: u64| {

@@ -762,6 +762,11 @@ fn refused_settings_name_the_key_in_validate_and_run_and_send_nothing() {
             format!("[run]\nworkers = 20000\n{sc}"),
             &["`run.workers`", "at most 1024"],
         ),
+        (
+            "busy_poll",
+            format!("[run]\nbusy_poll = \"1s\"\n{sc}"),
+            &["`run.busy_poll`", "at most 10ms"],
+        ),
         // item 8: ports
         (
             "port_range",
@@ -919,6 +924,14 @@ fn refused_flags_exit_2_before_the_run_starts() {
         (
             &["--workers", "20000", "-n", "1"],
             &["`run.workers`", "at most 1024"],
+        ),
+        (
+            &["--busy-poll", "50ms", "-n", "1"],
+            &["`run.busy_poll`", "at most 10ms"],
+        ),
+        (
+            &["--busy-poll", "soon", "-n", "1"],
+            &["--busy-poll", "invalid duration"],
         ),
         (
             &["--vus", "1000000000000", "-d", "60s"],

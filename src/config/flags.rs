@@ -69,6 +69,11 @@ pub struct Overrides {
     #[arg(long, value_name = "N", help_heading = LOAD)]
     #[serde(rename = "run.workers", skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// The longest a worker keeps polling after its last request or response before it sleeps
+    /// (0: always sleep); the window adapts below it [default: 100us].
+    #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = LOAD)]
+    #[serde(rename = "run.busy_poll", skip_serializing_if = "Option::is_none")]
+    pub busy_poll: Option<Dur>,
     /// Grace period for in-flight requests at the end or on Ctrl-C [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = LOAD)]
     #[serde(rename = "run.graceful_stop", skip_serializing_if = "Option::is_none")]

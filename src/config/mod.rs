@@ -121,6 +121,9 @@ pub struct RunConfig {
     pub graceful_stop: Dur,
     /// Worker threads generating load (default: one per CPU).
     pub workers: Option<usize>,
+    /// The longest a worker keeps polling after its last request or response instead of
+    /// sleeping (adaptive, up to this; `0`: never poll, at most 10ms).
+    pub busy_poll: Dur,
     /// Interval of the summary's timeline (at least 10ms; doubled as often as needed to keep
     /// at most 1,000 intervals).
     pub timeline_interval: Dur,
@@ -135,6 +138,7 @@ impl Default for RunConfig {
             status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
+            busy_poll: Dur(std::time::Duration::from_micros(100)),
             timeline_interval: Dur::secs(1),
         }
     }
@@ -822,6 +826,37 @@ mod tests {
         }
     }
 
+    /// Duration keys with a bound of their own, far below 365 days: (key, file text, value).
+    const SHORT_DURATION_KEYS: &[DurationKey] = &[(
+        "run.busy_poll",
+        |v| format!("[run]\nbusy_poll = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}"),
+        |c| c.run.busy_poll.get(),
+    )];
+
+    #[test]
+    fn short_duration_keys_accept_the_same_forms_within_their_bound() {
+        let forms = [
+            ("0", Duration::ZERO),
+            ("0.002", Duration::from_millis(2)),
+            ("\"0.5ms\"", Duration::from_micros(500)),
+            ("\"100us\"", Duration::from_micros(100)),
+            ("\"10ms\"", Duration::from_millis(10)),
+        ];
+        for (key, text, get) in SHORT_DURATION_KEYS {
+            for (form, want) in forms {
+                let cfg = load_text(&text(form)).unwrap_or_else(|e| panic!("{key} = {form}: {e}"));
+                assert_eq!(get(&cfg), want, "{key} = {form}");
+            }
+            for over in ["\"11ms\"", "1", "\"366d\"", "1e12"] {
+                let e = load_text(&text(over)).expect_err(key);
+                assert!(
+                    e.contains(&format!("`{key}`")) || e.contains("at most 365 days"),
+                    "{key} = {over}: {e}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_duration_key_list_is_complete() {
         // Every field of type Dur / Option<Dur> in this file (ThinkTime's three included) must
@@ -844,7 +879,7 @@ mod tests {
         let think_time_fields = 3 + 2;
         assert_eq!(
             fields,
-            DURATION_KEYS.len() - think_time_rows + think_time_fields,
+            DURATION_KEYS.len() + SHORT_DURATION_KEYS.len() - think_time_rows + think_time_fields,
             "a duration field was added or removed: list its key in DURATION_KEYS"
         );
     }

@@ -27,6 +27,9 @@ pub const MAX_VUS: u64 = 1_000_000;
 /// Most concurrent streams per HTTP/2 connection (`defaults.h2_max_streams`, `--h2-streams`).
 pub(crate) const MAX_H2_STREAMS: u32 = 10_000;
 
+/// The longest busy-poll window (`run.busy_poll`, `--busy-poll`).
+const MAX_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Most worker threads (`run.workers`, `--workers`): 1024. Each has its own runtime and exact
 /// statistics (about 0.4 MB per scenario plus 0.2 MB per request definition); threads beyond the
 /// CPU count only add context switches.
@@ -81,6 +84,15 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
             );
         }
         _ => {}
+    }
+    if cfg.run.busy_poll.get() > MAX_BUSY_POLL {
+        return bad(
+            "run.busy_poll",
+            format!(
+                "{}: at most 10ms (--busy-poll; it is how long an idle worker keeps polling)",
+                cfg.run.busy_poll
+            ),
+        );
     }
     if cfg
         .metrics
