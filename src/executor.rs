@@ -211,7 +211,6 @@ where
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    shared.generator.add_runtime(rt.metrics());
     let local = tokio::task::LocalSet::new();
     let plan = shared.plan.clone();
     let mut timeline = crate::stats::interval::Timeline::new(
@@ -253,6 +252,7 @@ where
             .flatten(),
         busy: BusyPoll::new(plan.busy_poll, std::time::Instant::now()),
     });
+    shared.generator.add_runtime(rt.metrics(), ctx.busy.idle());
     let panicked = local.block_on(&rt, async {
         let open = plan.scenarios.iter().any(|s| s.schedule.is_open());
         let heartbeat = open.then(|| tokio::task::spawn_local(heartbeat(ctx.clone())));

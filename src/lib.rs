@@ -11,8 +11,8 @@
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
 //! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, process, pace, busy
-//! 2. threshold, http, stats, trace
+//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, pace, busy
+//! 2. threshold, http, stats, trace, process
 //! 3. config
 //! 4. plan
 //! 5. metrics, slo

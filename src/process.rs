@@ -21,10 +21,12 @@
 //! `stampede demo`, which serves its embedded target in the same process, they include the
 //! target.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
 use tokio::runtime::RuntimeMetrics;
+
+use crate::busy::Idle;
 
 use serde::Serialize;
 
@@ -115,16 +117,20 @@ pub struct Generator {
     /// The busiest sampling interval's utilization (0–1 of `cores`).
     pub cpu_utilization_peak: f64,
     /// The busiest sampling interval's share of time the load-generating threads were busy
-    /// (running tasks or waiting for a core to run them; not parked idle), 0–1.
+    /// (running tasks or waiting for a core to run them; not parked idle, not busy polling
+    /// with nothing to do), 0–1.
     pub busy_peak: f64,
+    /// Seconds the load threads spent busy polling with nothing to do (`--busy-poll`): part
+    /// of `cpu_s`, left out of `cpu_bound`.
+    pub busy_poll_idle_s: f64,
     /// Length of the sampling intervals, seconds.
     pub sample_interval_s: f64,
     /// Resident set size at the end, bytes.
     pub memory_bytes: u64,
     /// Largest resident set size of the process, bytes.
     pub memory_peak_bytes: u64,
-    /// `cpu_utilization_peak` or `busy_peak` reached [`CPU_BOUND_AT`]: the results may
-    /// measure the generator, not the target.
+    /// `cpu_utilization_peak` less the idle polling, or `busy_peak`, reached
+    /// [`CPU_BOUND_AT`]: the results may measure the generator, not the target.
     pub cpu_bound: bool,
 }
 
@@ -136,8 +142,19 @@ pub struct Monitor {
     started: Instant,
     start_cpu: CpuTimes,
     state: Mutex<State>,
-    /// The load-generating runtimes and their busy time at the last sample.
-    runtimes: Mutex<Vec<(RuntimeMetrics, Duration)>>,
+    /// The load-generating runtimes, with their busy time and idle polling at the last sample.
+    runtimes: Mutex<Vec<Watched>>,
+}
+
+/// One load-generating runtime.
+#[derive(Debug)]
+struct Watched {
+    metrics: RuntimeMetrics,
+    /// What its worker polled with nothing to do (`crate::busy`).
+    idle: Arc<Idle>,
+    busy: Duration,
+    /// `idle` at the last sample: wall, CPU (ns).
+    idle_seen: (u64, u64),
 }
 
 #[derive(Debug)]
@@ -147,7 +164,11 @@ struct State {
     /// The last complete interval's utilization by mode (user, system), 0–1 of the cores.
     last: CpuTimes,
     peak: f64,
+    /// The busiest interval's utilization less the idle polling.
+    work_peak: f64,
     busy_peak: f64,
+    /// Idle polling over the whole run.
+    idle_total: Duration,
     intervals: u32,
     finished: Option<Generator>,
 }
@@ -176,7 +197,9 @@ impl Monitor {
                 cpu,
                 last: CpuTimes::default(),
                 peak: 0.0,
+                work_peak: 0.0,
                 busy_peak: 0.0,
+                idle_total: Duration::ZERO,
                 intervals: 0,
                 finished: None,
             }),
@@ -184,28 +207,38 @@ impl Monitor {
         }
     }
 
-    /// Watches how busy a load-generating runtime is (a worker thread's, when it starts).
-    pub fn add_runtime(&self, metrics: RuntimeMetrics) {
+    /// Watches how busy a load-generating runtime is (a worker thread's, when it starts);
+    /// `idle`: what its worker polls with nothing to do.
+    pub fn add_runtime(&self, metrics: RuntimeMetrics, idle: Arc<Idle>) {
         let busy = busy_of(&metrics);
+        let idle_seen = idle.seen();
         self.runtimes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((metrics, busy));
+            .push(Watched {
+                metrics,
+                idle,
+                busy,
+                idle_seen,
+            });
     }
 
-    /// Busy time the runtimes added since the last call, and how many there are.
-    fn busy_since_last(&self) -> Option<(Duration, usize)> {
+    /// Busy time the runtimes added since the last call less their idle polling's wall time,
+    /// how many there are, and the idle polling's CPU time.
+    fn busy_since_last(&self) -> (Option<(Duration, usize)>, Duration) {
         let mut rts = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
-        if rts.is_empty() {
-            return None;
-        }
         let mut added = Duration::ZERO;
-        for (m, last) in rts.iter_mut() {
-            let now = busy_of(m);
-            added += now.saturating_sub(*last);
-            *last = now;
+        let mut idle_cpu = Duration::ZERO;
+        for w in rts.iter_mut() {
+            let busy = busy_of(&w.metrics);
+            let seen = w.idle.seen();
+            let wall = Duration::from_nanos(seen.0.saturating_sub(w.idle_seen.0));
+            idle_cpu += Duration::from_nanos(seen.1.saturating_sub(w.idle_seen.1));
+            added += busy.saturating_sub(w.busy).saturating_sub(wall);
+            w.busy = busy;
+            w.idle_seen = seen;
         }
-        Some((added, rts.len()))
+        ((!rts.is_empty()).then_some((added, rts.len())), idle_cpu)
     }
 
     /// The cores the utilization is relative to.
@@ -223,7 +256,7 @@ impl Monitor {
     }
 
     fn sample_at(&self, now: Instant, cpu: CpuTimes, last: bool) {
-        let busy = {
+        let (busy, idle) = {
             let st = self.lock();
             let wall = now.saturating_duration_since(st.at);
             if wall.is_zero() || (wall < MIN_INTERVAL && !(last && st.intervals == 0)) {
@@ -232,10 +265,17 @@ impl Monitor {
             drop(st);
             self.busy_since_last()
         };
-        self.close_interval(now, cpu, busy);
+        self.close_interval(now, cpu, busy, idle);
     }
 
-    fn close_interval(&self, now: Instant, cpu: CpuTimes, busy: Option<(Duration, usize)>) {
+    /// `idle`: the load threads' CPU time polling with nothing to do during the interval.
+    fn close_interval(
+        &self,
+        now: Instant,
+        cpu: CpuTimes,
+        busy: Option<(Duration, usize)>,
+        idle: Duration,
+    ) {
         let mut st = self.lock();
         let wall = now.saturating_duration_since(st.at);
         if wall.is_zero() {
@@ -251,6 +291,10 @@ impl Monitor {
             system: ((cpu.system - st.cpu.system) / cap).max(0.0),
         };
         st.peak = st.peak.max(u.total());
+        st.work_peak = st
+            .work_peak
+            .max((u.total() - idle.as_secs_f64() / cap).max(0.0));
+        st.idle_total += idle;
         st.last = u;
         st.intervals += 1;
         st.at = now;
@@ -285,11 +329,13 @@ impl Monitor {
             system: (cpu.system - self.start_cpu.system).max(0.0),
         };
         let mean = used.total() / (wall * self.cores as f64);
+        let work_mean =
+            (used.total() - st.idle_total.as_secs_f64()).max(0.0) / (wall * self.cores as f64);
         // A run shorter than one interval: its only interval is the whole run.
-        let peak = if st.intervals == 0 {
-            mean
+        let (peak, work_peak) = if st.intervals == 0 {
+            (mean, work_mean)
         } else {
-            st.peak.max(mean)
+            (st.peak.max(mean), st.work_peak.max(work_mean))
         };
         Generator {
             cores: self.cores,
@@ -299,11 +345,12 @@ impl Monitor {
             cpu_utilization_mean: mean,
             cpu_utilization_peak: peak,
             busy_peak: st.busy_peak,
+            busy_poll_idle_s: st.idle_total.as_secs_f64(),
             sample_interval_s: SAMPLE_EVERY.as_secs_f64(),
             memory_bytes: rss,
             memory_peak_bytes: peak_rss.max(rss),
             // With a hair of slack: CPU seconds are sums of floats (90 % may come out 0.8999…).
-            cpu_bound: peak >= CPU_BOUND_AT - 1e-9 || st.busy_peak >= CPU_BOUND_AT - 1e-9,
+            cpu_bound: work_peak >= CPU_BOUND_AT - 1e-9 || st.busy_peak >= CPU_BOUND_AT - 1e-9,
         }
     }
 }
@@ -328,6 +375,7 @@ pub async fn sample_every(monitor: std::sync::Arc<Monitor>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn cpu(user: f64, system: f64) -> CpuTimes {
         CpuTimes { user, system }
@@ -387,10 +435,44 @@ mod tests {
             end,
             cpu(c0.user + 0.6, c0.system),
             Some((Duration::from_millis(1900), 2)),
+            Duration::ZERO,
         );
         let g = m.figures(end, cpu(c0.user + 0.6, c0.system), 0, 0);
         assert!((g.busy_peak - 0.95).abs() < 1e-9, "{g:?}");
         assert!((g.cpu_utilization_peak - 0.3).abs() < 1e-9, "{g:?}");
+        assert!(g.cpu_bound, "{g:?}");
+    }
+
+    #[test]
+    fn busy_polling_with_nothing_to_do_is_not_cpu_bound_and_work_still_is() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let m = Monitor::with_cores(1);
+        let idle = Arc::new(Idle::default());
+        m.add_runtime(rt.metrics(), idle.clone());
+        let (t0, c0) = (m.started, m.start_cpu);
+        // A second at 97 % of the core, 0.8 s of it polling with nothing to do.
+        idle.cpu_ns.fetch_add(800_000_000, Ordering::Relaxed);
+        idle.wall_ns.fetch_add(900_000_000, Ordering::Relaxed);
+        let end = t0 + Duration::from_secs(1);
+        let (busy, polled) = m.busy_since_last();
+        assert_eq!(polled, Duration::from_millis(800));
+        assert_eq!(busy.map(|b| b.1), Some(1));
+        m.close_interval(end, cpu(c0.user + 0.87, c0.system + 0.1), busy, polled);
+        let g = m.figures(end, cpu(c0.user + 0.87, c0.system + 0.1), 0, 0);
+        assert!((g.cpu_utilization_peak - 0.97).abs() < 1e-9, "{g:?}");
+        assert!((g.busy_poll_idle_s - 0.8).abs() < 1e-9, "{g:?}");
+        assert!(!g.cpu_bound, "{g:?}");
+        // The next second: 95 % of the core, 0.02 s of it idle polling: working flat out.
+        idle.cpu_ns.fetch_add(20_000_000, Ordering::Relaxed);
+        idle.wall_ns.fetch_add(20_000_000, Ordering::Relaxed);
+        let end2 = end + Duration::from_secs(1);
+        let (busy, polled) = m.busy_since_last();
+        assert_eq!(polled, Duration::from_millis(20));
+        m.close_interval(end2, cpu(c0.user + 1.77, c0.system + 0.15), busy, polled);
+        let g = m.figures(end2, cpu(c0.user + 1.77, c0.system + 0.15), 0, 0);
+        assert!((g.busy_poll_idle_s - 0.82).abs() < 1e-9, "{g:?}");
         assert!(g.cpu_bound, "{g:?}");
     }
 

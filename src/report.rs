@@ -1517,6 +1517,7 @@ mod tests {
             cpu_utilization_mean: 0.97,
             cpu_utilization_peak: peak,
             busy_peak: peak,
+            busy_poll_idle_s: 0.0,
             sample_interval_s: 1.0,
             memory_bytes: 1 << 24,
             memory_peak_bytes: 1 << 25,
