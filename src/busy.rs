@@ -12,14 +12,15 @@
 //! longer would have caught it), the window doubles; when it came later (no window would have,
 //! and the polling was wasted), it halves, down to nothing. Against a target that answers in a
 //! millisecond at one request at a time, the window shrinks to zero within a few requests.
-//! Each pass of the poll calls `sched_yield` first, so a runnable thread on the same CPU (an
-//! embedded target, another worker) gets the CPU instead of the poll.
+//! A pass of the poll that follows a pass without events calls `sched_yield` first, so a
+//! runnable thread on the same CPU (an embedded target, another worker) gets the CPU instead
+//! of the poll; a worker with work does not give its CPU away.
 //!
 //! Polling is not work: a worker that polls is never parked, so tokio counts it busy (also
 //! while `sched_yield` has given its CPU away), and its CPU time is the poll's. [`Idle`] counts
-//! the passes that found nothing to do (no request went out, no response came in, and the
-//! thread spent under [`IDLE_PASS_CPU`] of CPU on the pass: not a TLS handshake), in wall time
-//! and in the thread's CPU time, and the generator's CPU-bound verdict
+//! the time `sched_yield` gave away and the passes that found nothing to do (no request went
+//! out, no response came in, and the pass took under [`IDLE_PASS`]: not a TLS handshake), and
+//! the generator's CPU-bound verdict
 //! (the process monitor, `process::Monitor`) leaves them out.
 
 use std::cell::Cell;
@@ -32,9 +33,10 @@ use std::time::{Duration, Instant};
 /// The window after it has shrunk to nothing grows back to this.
 const GROW_START: Duration = Duration::from_micros(10);
 
-/// A pass of the poll that saw no event and cost the thread less CPU than this was idle (a
-/// pass that does nothing is a `sched_yield` and a reactor poll: a few microseconds).
-const IDLE_PASS_CPU: Duration = Duration::from_micros(30);
+/// A pass of the poll (from one `sched_yield`'s return to the next call) that saw no event and
+/// took less than this was idle: a pass that does nothing is a reactor poll, a few
+/// microseconds.
+const IDLE_PASS: Duration = Duration::from_micros(30);
 
 /// Idle polling is added to [`Idle`] in pieces of at least this much wall time.
 const FLUSH_IDLE: Duration = Duration::from_millis(1);
@@ -43,9 +45,9 @@ const FLUSH_IDLE: Duration = Duration::from_millis(1);
 /// watches the worker.
 #[derive(Debug, Default)]
 pub struct Idle {
-    /// Wall time of the idle passes (tokio counts it busy).
+    /// Wall time of the idle passes and of `sched_yield` (tokio counts it busy).
     pub wall_ns: AtomicU64,
-    /// The thread's CPU time in them.
+    /// Of which the idle passes: CPU the poll spent on nothing.
     pub cpu_ns: AtomicU64,
 }
 
@@ -57,22 +59,6 @@ impl Idle {
             self.cpu_ns.load(Ordering::Relaxed),
         )
     }
-}
-
-/// The calling thread's CPU time.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass and nothing else.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
 }
 
 /// One worker's busy poll (see the module documentation). Not `Send`: it lives on the worker's
@@ -89,8 +75,8 @@ pub(crate) struct BusyPoll {
     /// Events so far, and as many as the poll's last pass had seen.
     events: Cell<u64>,
     seen: Cell<u64>,
-    /// The poll's last pass: when, and the thread's CPU time then (None: not polling).
-    pass: Cell<Option<(Instant, Duration)>>,
+    /// When the poll's last `sched_yield` returned (None: not polling).
+    pass: Cell<Option<Instant>>,
     /// Idle polling not yet added to `idle`: wall, CPU.
     unflushed: Cell<(Duration, Duration)>,
     idle: Arc<Idle>,
@@ -151,17 +137,15 @@ impl BusyPoll {
         loop {
             let now = Instant::now();
             if now.saturating_duration_since(self.last.get()) < self.window.get() {
-                let cpu = thread_cpu();
-                self.count_pass(now, cpu);
-                // SAFETY: no arguments, touches no memory of ours.
-                unsafe { libc::sched_yield() };
-                // The time given away is idle by definition: the worker had nothing to do.
-                let (after, cpu_after) = (Instant::now(), thread_cpu());
-                self.add_idle(
-                    after.saturating_duration_since(now),
-                    cpu_after.saturating_sub(cpu),
-                );
-                self.pass.set(Some((after, cpu_after)));
+                if self.count_pass(now) {
+                    // Nothing happened in the last pass: let a runnable thread have the CPU.
+                    // SAFETY: no arguments, touches no memory of ours.
+                    unsafe { libc::sched_yield() };
+                    // The time given away is idle: the worker had nothing to do.
+                    let after = Instant::now();
+                    self.add_idle(after.saturating_duration_since(now), Duration::ZERO);
+                    self.pass.set(Some(after));
+                }
                 // Back to the scheduler, which polls the reactor without blocking before it
                 // runs this task again.
                 tokio::task::yield_now().await;
@@ -185,17 +169,23 @@ impl BusyPoll {
         }
     }
 
-    /// Counts the time since the last pass (after its `sched_yield`) as idle if no event came
-    /// and it cost little CPU (`cpu`: the thread's CPU time now).
-    fn count_pass(&self, now: Instant, cpu: Duration) {
+    /// Ends a pass of the poll at `now`: true if no event came since the last one (the worker
+    /// is idle), and then its time counts as idle if it was short. A pass with events starts
+    /// the next one at `now`.
+    fn count_pass(&self, now: Instant) -> bool {
         let events = self.events.get();
         let quiet = self.seen.replace(events) == events;
-        if let Some((at, cpu_at)) = self.pass.get() {
-            let c = cpu.saturating_sub(cpu_at);
-            if quiet && c < IDLE_PASS_CPU {
-                self.add_idle(now.saturating_duration_since(at), c);
+        if quiet {
+            if let Some(at) = self.pass.get() {
+                let d = now.saturating_duration_since(at);
+                if d < IDLE_PASS {
+                    self.add_idle(d, d);
+                }
             }
+        } else {
+            self.pass.set(Some(now));
         }
+        quiet
     }
 
     fn add_idle(&self, wall: Duration, cpu: Duration) {
