@@ -1594,9 +1594,9 @@ mod tests {
     fn the_busy_poll_window_comes_from_the_run_table() {
         let sc = "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{ url = \"http://127.0.0.1:1/\" }]\n";
         let p = plan_of(sc).unwrap();
-        assert_eq!(p.busy_poll, Duration::from_micros(100));
-        let p = plan_of(&format!("[run]\nbusy_poll = \"0\"\n{sc}")).unwrap();
         assert_eq!(p.busy_poll, Duration::ZERO);
+        let p = plan_of(&format!("[run]\nbusy_poll = \"100us\"\n{sc}")).unwrap();
+        assert_eq!(p.busy_poll, Duration::from_micros(100));
         let p = plan_of(&format!("[run]\nbusy_poll = \"250us\"\n{sc}")).unwrap();
         assert_eq!(p.busy_poll, Duration::from_micros(250));
     }

@@ -96,8 +96,8 @@ fn a_cpu_starved_generator_warns_that_it_measured_itself_and_a_light_run_does_no
     assert!(g["memory_peak_bytes"].as_u64() > Some(1 << 20), "{g}");
     assert!(!text.contains(WARNING), "{text}");
 
-    // 3,000 requests/s: the workers poll between a request and its response (`--busy-poll`,
-    // on by default), so tokio never sees them parked, also while `sched_yield` has given the
+    // 3,000 requests/s: the workers poll between a request and its response (`--busy-poll
+    // 100us`), so tokio never sees them parked, also while `sched_yield` has given the
     // CPU away; polling with nothing to do is not work, and the generator is not CPU-bound
     // (it said so, busy 94–96 % in a debug build, before that was known).
     // On one core with a CPU hog, as a generator shares its cores with a target or a build:
@@ -126,6 +126,8 @@ fn a_cpu_starved_generator_warns_that_it_measured_itself_and_a_light_run_does_no
             "--no-metrics",
             "--workers",
             "1",
+            "--busy-poll",
+            "100us",
         ],
     );
     let _ = hog.kill();

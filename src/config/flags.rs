@@ -69,8 +69,9 @@ pub struct Overrides {
     #[arg(long, value_name = "N", help_heading = LOAD)]
     #[serde(rename = "run.workers", skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
-    /// The longest a worker keeps polling after its last request or response before it sleeps
-    /// (0: always sleep); the window adapts below it [default: 100us].
+    /// Keep polling up to this long after a worker's last request or response instead of
+    /// sleeping (e.g. 100us; adaptive below it): on a dedicated generator, the wake-up leaves
+    /// the measured latency [default: 0s, off]
     #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = LOAD)]
     #[serde(rename = "run.busy_poll", skip_serializing_if = "Option::is_none")]
     pub busy_poll: Option<Dur>,

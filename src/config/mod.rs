@@ -122,7 +122,7 @@ pub struct RunConfig {
     /// Worker threads generating load (default: one per CPU).
     pub workers: Option<usize>,
     /// The longest a worker keeps polling after its last request or response instead of
-    /// sleeping (adaptive, up to this; `0`: never poll, at most 10ms).
+    /// sleeping (adaptive, up to this; at most 10ms). Off (`0`) by default: see `crate::busy`.
     pub busy_poll: Dur,
     /// Interval of the summary's timeline (at least 10ms; doubled as often as needed to keep
     /// at most 1,000 intervals).
@@ -138,7 +138,7 @@ impl Default for RunConfig {
             status_interval: Dur::secs(10),
             graceful_stop: Dur::secs(10),
             workers: None,
-            busy_poll: Dur(std::time::Duration::from_micros(100)),
+            busy_poll: Dur(std::time::Duration::ZERO),
             timeline_interval: Dur::secs(1),
         }
     }
