@@ -108,8 +108,19 @@ impl BusyPoll {
         self.window.get()
     }
 
-    /// A request went out or a response came in at `now`.
+    /// A request goes out or a response came in now: [`BusyPoll::mark`] with the clock read
+    /// only when polling is on.
+    pub(crate) fn mark_now(&self) {
+        if !self.max.is_zero() {
+            self.mark(Instant::now());
+        }
+    }
+
+    /// A request went out or a response came in at `now` (nothing when polling is off).
     pub(crate) fn mark(&self, now: Instant) {
+        if self.max.is_zero() {
+            return;
+        }
         self.events.set(self.events.get() + 1);
         let last = self.last.replace(now);
         if let Some(w) = self.parked.take() {

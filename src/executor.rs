@@ -1015,10 +1015,11 @@ async fn do_request(
         (h, e) => h.or(e),
     };
     let start = scheduled.unwrap_or_else(Instant::now);
-    ctx.busy.mark(match scheduled {
-        Some(_) => std::time::Instant::now(),
-        None => start.into_std(),
-    });
+    match scheduled {
+        // The scheduled start may be past: the request goes out now.
+        Some(_) => ctx.busy.mark_now(),
+        None => ctx.busy.mark(start.into_std()),
+    }
     shared.live[ctx.worker].start();
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.start(r.id);

@@ -383,10 +383,6 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         .as_deref()
         .map(|u| base_url(u, "defaults.base_url", origin))
         .transpose()?;
-    let mut scenarios = Vec::new();
-    for (i, sc) in config.scenarios.iter().enumerate() {
-        scenarios.push(b.scenario(i, sc, &config, default_base.as_ref())?);
-    }
     let thresholds = config
         .thresholds
         .iter()
@@ -397,7 +393,14 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
             (th.abort_on_fail, th.delay) = t.abort();
             Ok(th)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>();
+    // Sizes the open model's default VUs; a threshold's error is reported after the scenarios'.
+    let latency = thresholds.as_deref().ok().and_then(latency_bound);
+    let mut scenarios = Vec::new();
+    for (i, sc) in config.scenarios.iter().enumerate() {
+        scenarios.push(b.scenario(i, sc, &config, default_base.as_ref(), latency)?);
+    }
+    let thresholds = thresholds?;
     let workers = workers(
         config.run.workers,
         &scenarios,
@@ -721,6 +724,7 @@ impl Builder<'_> {
         sc: &ScenarioConfig,
         cfg: &Config,
         default_base: Option<&BaseUrl>,
+        latency: Option<f64>,
     ) -> Result<ScenarioPlan, ConfigError> {
         let at = format!("scenarios[{index}]");
         let extracted: Vec<&String> = sc
@@ -781,7 +785,7 @@ impl Builder<'_> {
             tasks.push(reqs);
             weights.push(task.weight);
         }
-        let schedule = schedule(sc, latency_bound(cfg));
+        let schedule = schedule(sc, latency);
         Ok(ScenarioPlan {
             index,
             name: Arc::from(sc.name.as_str()),
@@ -1257,11 +1261,10 @@ fn default_open_vus(rate: f64, latency: Option<f64>) -> u64 {
 
 /// The longest request latency the run's thresholds allow (`p99 < 500ms`, `max <= 2s`,
 /// `mean < 1s`), in seconds; `None` if no threshold bounds latency from above.
-fn latency_bound(cfg: &Config) -> Option<f64> {
+fn latency_bound(thresholds: &[Threshold]) -> Option<f64> {
     use crate::threshold::{Metric, Op};
-    cfg.thresholds
+    thresholds
         .iter()
-        .filter_map(|t| Threshold::parse(t.expr()).ok())
         .filter(|t| {
             matches!(t.metric, Metric::Percentile(_) | Metric::Max | Metric::Mean)
                 && matches!(t.op, Op::Lt | Op::Le)

@@ -814,14 +814,30 @@ mod tests {
             ("\"1m30s\"", Duration::from_secs(90)),
             ("\"365d\"", MAX_DURATION),
         ];
-        for (key, text, get) in DURATION_KEYS {
+        check_duration_keys(
+            DURATION_KEYS,
+            &forms,
+            &["\"300000000000y\"", "\"366d\"", "31536001", "1e12"],
+            |_, e| e.contains("at most 365 days"),
+        );
+    }
+
+    /// Every key of `keys` reads each of `forms` as its duration and refuses each of `over`
+    /// with an error that `refused(key, error)` accepts.
+    fn check_duration_keys(
+        keys: &[DurationKey],
+        forms: &[(&str, Duration)],
+        over: &[&str],
+        refused: impl Fn(&str, &str) -> bool,
+    ) {
+        for (key, text, get) in keys {
             for (form, want) in forms {
                 let cfg = load_text(&text(form)).unwrap_or_else(|e| panic!("{key} = {form}: {e}"));
-                assert_eq!(get(&cfg), want, "{key} = {form}");
+                assert_eq!(get(&cfg), *want, "{key} = {form}");
             }
-            for huge in ["\"300000000000y\"", "\"366d\"", "31536001", "1e12"] {
-                let e = load_text(&text(huge)).expect_err(key);
-                assert!(e.contains("at most 365 days"), "{key} = {huge}: {e}");
+            for o in over {
+                let e = load_text(&text(o)).expect_err(key);
+                assert!(refused(key, &e), "{key} = {o}: {e}");
             }
         }
     }
@@ -842,19 +858,12 @@ mod tests {
             ("\"100us\"", Duration::from_micros(100)),
             ("\"10ms\"", Duration::from_millis(10)),
         ];
-        for (key, text, get) in SHORT_DURATION_KEYS {
-            for (form, want) in forms {
-                let cfg = load_text(&text(form)).unwrap_or_else(|e| panic!("{key} = {form}: {e}"));
-                assert_eq!(get(&cfg), want, "{key} = {form}");
-            }
-            for over in ["\"11ms\"", "1", "\"366d\"", "1e12"] {
-                let e = load_text(&text(over)).expect_err(key);
-                assert!(
-                    e.contains(&format!("`{key}`")) || e.contains("at most 365 days"),
-                    "{key} = {over}: {e}"
-                );
-            }
-        }
+        check_duration_keys(
+            SHORT_DURATION_KEYS,
+            &forms,
+            &["\"11ms\"", "1", "\"366d\"", "1e12"],
+            |key, e| e.contains(&format!("`{key}`")) || e.contains("at most 365 days"),
+        );
     }
 
     #[test]

@@ -89,8 +89,9 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
         return bad(
             "run.busy_poll",
             format!(
-                "{}: at most 10ms (--busy-poll; it is how long an idle worker keeps polling)",
-                cfg.run.busy_poll
+                "{}: at most {} (--busy-poll; it is how long an idle worker keeps polling)",
+                cfg.run.busy_poll,
+                super::Dur(MAX_BUSY_POLL)
             ),
         );
     }
