@@ -89,7 +89,7 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
         return bad(
             "run.busy_poll",
             format!(
-                "{}: at most {} (--busy-poll; it is how long an idle worker keeps polling)",
+                "{}: at most {} (--busy-poll: how long an idle worker keeps polling; a bare number is seconds, write e.g. 100us)",
                 cfg.run.busy_poll,
                 super::Dur(MAX_BUSY_POLL)
             ),
