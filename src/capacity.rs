@@ -306,7 +306,7 @@ pub(crate) fn run_segmented(
     origin: &str,
     presentation: Presentation,
     stripe: Stripe,
-    hash: String,
+    hash: crate::distributed::Fingerprint,
     flags: &DistFlags,
 ) -> Result<Segmented, SegmentedError> {
     cfg.metrics.segment = Some(stripe.index as u32);

@@ -116,7 +116,7 @@ Examples:
 Flags override the file; STAMPEDE_* environment variables sit between the file and the flags
 (STAMPEDE_RUN__ID=nightly). Exit codes: 0 ok, 1 run failed, 2 usage or config error,
 3 threshold crossed, 4 distributed run incomplete (a segment's summary is missing),
-130 interrupted.";
+5 an exporter delivered less than everything (with --fail-on-export-error), 130 interrupted.";
 
 /// `stampede find-max --help` ends with these.
 const FIND_MAX_EXAMPLES: &str = "\
@@ -155,6 +155,7 @@ impl FindMaxArgs {
         let (file, flags) = RunArgs {
             file: self.file,
             flags: self.flags,
+            search: CapacityFlags::default(),
             dist: DistFlags::default(),
         }
         .into_parts();
@@ -183,6 +184,9 @@ pub(crate) struct RunArgs {
     /// The flag layer of the configuration.
     #[command(flatten)]
     pub flags: Overrides,
+    /// The search flags, for a file whose scenario is a `capacity-search` (as `find-max`).
+    #[command(flatten)]
+    pub search: CapacityFlags,
     /// Distributed-run flags (segments, coordinator).
     #[command(flatten)]
     pub dist: DistFlags,

@@ -19,6 +19,9 @@ pub const EXIT_THRESHOLDS: u8 = 3;
 /// Exit code: a distributed run's merged result is incomplete: a segment died or never sent
 /// its summary (the coordinator, `stampede merge`).
 pub const EXIT_INCOMPLETE: u8 = 4;
+/// Exit code: the run was otherwise a success, but with `--fail-on-export-error`
+/// (`[run] fail_on_export_error`) an exporter delivered less than everything.
+pub const EXIT_EXPORT: u8 = 5;
 /// Exit code: interrupted (Ctrl-C / SIGTERM) before the planned end; the summary is printed.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -130,14 +133,24 @@ fn check_otlp(plan: &plan::Plan, origin: &str) -> Result<(), config::ConfigError
     Ok(())
 }
 
-/// The exit code a summary calls for.
+/// The exit code a summary calls for: 3 (a threshold crossed) before 130 (interrupted)
+/// before 5 (`--fail-on-export-error` and an incomplete export) before 0.
 pub fn summary_exit_code(s: &Summary) -> u8 {
     if s.thresholds.iter().any(|t| !t.ok) || s.aborted.is_some() {
         EXIT_THRESHOLDS
     } else if s.interrupted {
         EXIT_INTERRUPTED
     } else {
-        EXIT_OK
+        export_exit_code(s, EXIT_OK)
+    }
+}
+
+/// `code`, or 5 when it is 0 and `s` asks for its incomplete export to fail the run.
+pub(crate) fn export_exit_code(s: &Summary, code: u8) -> u8 {
+    if code == EXIT_OK && s.fail_on_export_error && s.export_incomplete() {
+        EXIT_EXPORT
+    } else {
+        code
     }
 }
 

@@ -63,6 +63,10 @@ pub(crate) struct Hello {
     pub version: String,
     /// Hash of the resolved scenario (scenarios, defaults, thresholds).
     pub scenario_hash: String,
+    /// Setting key → hash of its value, so that a mismatch can name the setting (secret-bearing
+    /// settings are only in `scenario_hash`).
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 /// The coordinator's go: everyone starts at `start_unix_ns` under one run id.
@@ -547,11 +551,38 @@ fn mismatch(me: &Hello, h: &Hello, seen: bool) -> Option<String> {
     }
     if h.scenario_hash != me.scenario_hash {
         return Some(format!(
-            "{who} has a different scenario (hash {} ≠ the coordinator's {}): every segment must run the same file and flags",
-            h.scenario_hash, me.scenario_hash
+            "{who} has a different scenario: {}; every segment must run the same file and flags",
+            differing(me, h)
         ));
     }
     None
+}
+
+/// Which settings differ between two hellos whose scenario hashes differ, in words.
+fn differing(me: &Hello, h: &Hello) -> String {
+    let keys: Vec<&str> = me
+        .settings
+        .keys()
+        .chain(h.settings.keys())
+        .filter(|k| me.settings.get(*k) != h.settings.get(*k))
+        .map(String::as_str)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    match keys.as_slice() {
+        [] => "a header, body or credential differs (their values are never compared one by one)"
+            .into(),
+        [one] => format!("{one} differs from the coordinator's"),
+        many => {
+            let shown: Vec<&str> = many.iter().copied().take(5).collect();
+            let more = if many.len() > 5 {
+                format!(" and {} more", many.len() - 5)
+            } else {
+                String::new()
+            };
+            format!("{}{more} differ from the coordinator's", shown.join(", "))
+        }
+    }
 }
 
 async fn ready(inner: &Arc<Inner>, h: Hello) -> Reply {
@@ -885,7 +916,42 @@ mod tests {
             count: 3,
             version: "1".into(),
             scenario_hash: hash.into(),
+            settings: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_scenario_mismatch_names_the_settings_that_differ() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut h = hello(1, "a");
+            h.settings = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            h
+        };
+        let me = Hello {
+            index: 0,
+            scenario_hash: "b".into(),
+            ..with(&[("scenarios[0].vus", "1"), ("defaults.timeout", "2")])
+        };
+        let one = with(&[("scenarios[0].vus", "9"), ("defaults.timeout", "2")]);
+        assert_eq!(
+            mismatch(&me, &one, false).as_deref(),
+            Some(
+                "segment 1 has a different scenario: scenarios[0].vus differs from the coordinator's; every segment must run the same file and flags"
+            )
+        );
+        let two = with(&[("scenarios[0].vus", "9"), ("thresholds[0]", "3")]);
+        let m = mismatch(&me, &two, false).unwrap_or_default();
+        assert!(
+            m.contains("defaults.timeout, scenarios[0].vus, thresholds[0] differ"),
+            "{m}"
+        );
+        // Only the whole hash differs: a secret-bearing setting, never named by value.
+        let same = with(&[("scenarios[0].vus", "1"), ("defaults.timeout", "2")]);
+        let m = mismatch(&me, &same, false).unwrap_or_default();
+        assert!(m.contains("a header, body or credential differs"), "{m}");
     }
 
     fn client(s: &Server, index: u32) -> Client {

@@ -3,6 +3,7 @@
 //! through [`crate::coordinator`], the run itself ([`crate::run`]) and, on segment 0, the merge
 //! of every segment's summary ([`crate::merge`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,24 +106,95 @@ pub(crate) fn resolve(
     Stripe::new(&seq, i).map_err(|e| format!("--segment {seg}: {e}"))
 }
 
-/// A hash of what every segment must agree on: scenarios, request defaults, thresholds, the
-/// capacity search's settings and whether this is a search (`search`: `find-max`, or a
-/// `capacity-search` executor) (FNV-1a 64 of their JSON; values are hashed, never printed).
-pub(crate) fn scenario_hash(cfg: &Config, search: bool) -> String {
-    let text = serde_json::to_string(&(
-        &cfg.scenarios,
-        &cfg.defaults,
-        &cfg.thresholds,
-        &cfg.capacity,
-        search,
-    ))
-    .unwrap_or_default();
+/// What every segment must agree on: scenarios, request defaults, thresholds, the capacity
+/// search's settings and whether this is a search (`search`: `find-max`, or a
+/// `capacity-search` executor). The hash covers it all (FNV-1a 64 of the JSON); the settings
+/// map each setting's key (`scenarios[0].duration`) to the hash of its value, so a mismatch
+/// names the key. Values are hashed, never sent or printed; secret-bearing settings (headers,
+/// bodies, credentials) are only in the whole hash, never hashed one by one.
+pub(crate) fn scenario_hash(cfg: &Config, search: bool) -> Fingerprint {
+    let value = serde_json::json!({
+        "scenarios": &cfg.scenarios,
+        "defaults": &cfg.defaults,
+        "thresholds": &cfg.thresholds,
+        "capacity": &cfg.capacity,
+        "find-max": search,
+    });
+    let mut settings = BTreeMap::new();
+    flatten(&value, String::new(), usize::MAX, &mut settings);
+    if settings.len() > MAX_SETTINGS {
+        settings.clear();
+        flatten(&value, String::new(), 3, &mut settings);
+    }
+    Fingerprint {
+        hash: fnv(&value.to_string()),
+        settings,
+    }
+}
+
+/// At most this many settings are hashed one by one; a larger configuration is compared by
+/// section (`scenarios[0].requests`).
+const MAX_SETTINGS: usize = 2_000;
+
+/// A configuration as [`scenario_hash`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    /// The hash of everything.
+    pub hash: String,
+    /// Setting key → the hash of its value (secret-bearing settings left out).
+    pub settings: BTreeMap<String, String>,
+}
+
+/// FNV-1a 64 of `text`, as hex.
+fn fnv(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// Whether a key may carry a secret (its value is never hashed on its own).
+fn secret_bearing(key: &str) -> bool {
+    const WORDS: [&str; 9] = [
+        "header", "body", "json", "form", "password", "token", "secret", "auth", "cookie",
+    ];
+    let key = key.to_ascii_lowercase();
+    WORDS.iter().any(|w| key.contains(w))
+}
+
+/// Adds `v`'s settings under `key` to `out`: leaves (or, at `depth` 0, whole sections) with
+/// the hash of their value; URLs without their userinfo.
+fn flatten(v: &serde_json::Value, key: String, depth: usize, out: &mut BTreeMap<String, String>) {
+    use serde_json::Value;
+    if secret_bearing(&key) {
+        return;
+    }
+    match v {
+        Value::Object(m) if depth > 0 => {
+            for (k, v) in m {
+                let sub = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                flatten(v, sub, depth - 1, out);
+            }
+        }
+        Value::Array(a) if depth > 0 => {
+            for (i, v) in a.iter().enumerate() {
+                flatten(v, format!("{key}[{i}]"), depth - 1, out);
+            }
+            out.insert(format!("{key} (how many)"), fnv(&a.len().to_string()));
+        }
+        Value::String(s) if s.contains('@') => {
+            out.insert(key, fnv(&crate::config::redact_url(s)));
+        }
+        v => {
+            out.insert(key, fnv(&v.to_string()));
+        }
+    }
 }
 
 /// A flag set by Ctrl-C/SIGTERM while the coordinator waits for the segments (so it can tell
@@ -149,7 +221,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 /// Runs this generator's segment of `plan` (already [`Plan::apply_segment`]ed) with the others.
 pub(crate) fn run(
     mut plan: Plan,
-    hash: String,
+    hash: Fingerprint,
     flags: &DistFlags,
     display: Display,
 ) -> Result<Outcome, DistError> {
@@ -218,12 +290,13 @@ pub(crate) fn run(
 }
 
 /// What segment `index` of `count` tells the coordinator.
-fn hello_of(index: u32, count: u32, hash: String) -> Hello {
+fn hello_of(index: u32, count: u32, hash: Fingerprint) -> Hello {
     Hello {
         index,
         count,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        scenario_hash: hash,
+        scenario_hash: hash.hash,
+        settings: hash.settings,
     }
 }
 
@@ -382,7 +455,7 @@ impl Steps {
     pub(crate) fn open(
         count: u32,
         run_id: String,
-        hash: String,
+        hash: Fingerprint,
         flags: &DistFlags,
         display: Display,
     ) -> Result<Steps, DistError> {
@@ -465,7 +538,7 @@ pub(crate) struct Followed {
 /// this segment's share of one step at the global `rate`.
 pub(crate) fn follow(
     stripe: &Stripe,
-    hash: String,
+    hash: Fingerprint,
     flags: &DistFlags,
     mut run_step: impl FnMut(f64, Coordination, &str) -> Result<Summary, RunError>,
 ) -> Result<Followed, DistError> {

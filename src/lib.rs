@@ -71,8 +71,8 @@ use std::process::ExitCode;
 pub use report::Summary;
 
 pub use command::{
-    EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, Error,
-    Presentation, generate_run_id, prepare, summary_exit_code,
+    EXIT_EXPORT, EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS,
+    EXIT_USAGE, Error, Presentation, generate_run_id, prepare, summary_exit_code,
 };
 
 /// Loads, plans and runs a configuration; returns the summary. The library entry point used
@@ -151,9 +151,9 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
         }
         cli::Command::Run(args) if args.dist.active() => {
-            let dist = args.dist.clone();
+            let (dist, search) = (args.dist.clone(), args.search.clone());
             let (file, ov) = args.into_parts();
-            run_distributed(file.as_deref(), &ov, &dist)
+            run_distributed(file.as_deref(), &ov, &dist, &search)
         }
         cli::Command::Merge {
             summaries,
@@ -161,15 +161,18 @@ fn dispatch(cli: cli::Cli) -> u8 {
             thresholds,
         } => merge_files(&summaries, summary_json.as_deref(), &thresholds),
         cli::Command::Run(args) => {
+            let search = args.search.clone();
             let (file, ov) = args.into_parts();
-            match run(
-                file.as_deref(),
-                &ov,
-                Presentation {
-                    print: true,
-                    progress: true,
-                },
-            ) {
+            let presentation = Presentation {
+                print: true,
+                progress: true,
+            };
+            let result = match search.given() {
+                None => run(file.as_deref(), &ov, presentation),
+                Some(_) => load_search(file.as_deref(), &ov, &search)
+                    .and_then(|(cfg, origin)| capacity::run(cfg, &origin, presentation)),
+            };
+            match result {
                 Ok(s) => finish_run(&s, &ov.output),
                 Err(e) => report_error(&e),
             }
@@ -250,6 +253,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
         cli::Command::Demo(args) => match demo::run(&args) {
             Ok(s) => {
                 let code = summary_exit_code(&s);
+                warn_export(&s, code);
                 match write_ci_outputs(&s, code, &args.output) {
                     Ok(()) => code,
                     Err(e) => report_error(&e),
@@ -260,12 +264,67 @@ fn dispatch(cli: cli::Cli) -> u8 {
     }
 }
 
+/// `stampede run FILE --max-rate …`: the search flags apply to a file whose scenario is a
+/// `capacity-search` (as with `find-max`); anything else is told to use `find-max`.
+fn load_search(
+    file: Option<&Path>,
+    ov: &config::Overrides,
+    search: &config::CapacityFlags,
+) -> Result<(config::Config, String), Error> {
+    let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
+    let cfg = config::load(file, ov)?;
+    if let Some(flag) = search.given()
+        && !capacity::wanted(&cfg)
+    {
+        let what = file.map_or("an ad-hoc run".to_string(), |p| p.display().to_string());
+        return Err(config::ConfigError::invalid(
+            &origin,
+            flag,
+            format!(
+                "a capacity-search flag, and {what} is no capacity search: use `stampede find-max {} {flag} …` (or executor = \"capacity-search\" in the scenario)",
+                file.map_or("-u URL".to_string(), |p| p.display().to_string())
+            ),
+        )
+        .into());
+    }
+    capacity::load(file, ov, search)
+}
+
 /// The exit code of a finished run or search, after its CI outputs are written.
 fn finish_run(s: &Summary, output: &config::OutputFlags) -> u8 {
     let code = capacity::exit_code(s);
+    warn_export(s, code);
     match write_ci_outputs(s, code, output) {
         Ok(()) => code,
         Err(e) => report_error(&e),
+    }
+}
+
+/// The last word on an incomplete export, after the summary: what it means for the
+/// dashboards, and what the exit code says about it.
+fn warn_export(s: &Summary, code: u8) {
+    if !s.export_incomplete() {
+        return;
+    }
+    let n = s.export.iter().filter(|e| e.not_delivered > 0).count();
+    let what = if n == 1 {
+        "an exporter"
+    } else {
+        "several exporters"
+    };
+    if s.fail_on_export_error {
+        let exit = if code == EXIT_EXPORT {
+            format!(": exit {EXIT_EXPORT}")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "error: {what} delivered less than everything (see `export` above): the dashboards lack part of this run (--fail-on-export-error{exit})"
+        );
+    } else {
+        eprintln!(
+            "WARNING: {what} delivered less than everything (see `export` above): the dashboards lack part of this run; --fail-on-export-error ([run] fail_on_export_error) makes this exit {EXIT_EXPORT}"
+        );
     }
 }
 
@@ -438,7 +497,12 @@ fn write_summary(s: &Summary, p: &Path) -> Result<(), Error> {
 /// `stampede run --segment-count N …`: one generator of a distributed run (see
 /// [`distributed`]). Exit codes as a run's; the coordinator's from the merged summary, 4 when
 /// a segment is missing.
-fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::DistFlags) -> u8 {
+fn run_distributed(
+    file: Option<&Path>,
+    ov: &config::Overrides,
+    dist: &config::DistFlags,
+    search: &config::CapacityFlags,
+) -> u8 {
     let usage = |m: String| {
         eprintln!("error: {m}");
         EXIT_USAGE
@@ -447,9 +511,13 @@ fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::D
         Ok(s) => s,
         Err(m) => return usage(m),
     };
-    let mut cfg = match config::load(file, ov) {
+    let loaded = match search.given() {
+        None => config::load(file, ov).map_err(Error::from),
+        Some(_) => load_search(file, ov, search).map(|(c, _)| c),
+    };
+    let mut cfg = match loaded {
         Ok(c) => c,
-        Err(e) => return report_error(&Error::from(e)),
+        Err(e) => return report_error(&e),
     };
     let origin = file.map_or("command line".to_string(), |p| p.display().to_string());
     if capacity::wanted(&cfg) {
@@ -494,6 +562,9 @@ fn run_distributed(file: Option<&Path>, ov: &config::Overrides, dist: &config::D
         }
         None => (&out.local, summary_exit_code(&out.local)),
     };
+    // This generator's own exporters: the merged summary does not hold them.
+    let code = command::export_exit_code(&out.local, code);
+    warn_export(&out.local, code);
     if let Some(p) = &summary_path {
         result = result.and(write_summary(main, p));
     }

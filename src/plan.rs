@@ -54,6 +54,8 @@ pub struct Plan {
     pub busy_poll: Duration,
     /// Interval of the summary's timeline (`[run] timeline_interval`).
     pub timeline_interval: Duration,
+    /// `[run] fail_on_export_error`: an incomplete export fails the run (exit 5).
+    pub fail_on_export_error: bool,
     /// Worker threads (at most one per VU, and within [`MAX_HISTOGRAMS`]).
     pub workers: usize,
     /// HTTP client settings.
@@ -401,6 +403,10 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         scenarios.push(b.scenario(i, sc, &config, default_base.as_ref(), latency)?);
     }
     let thresholds = thresholds?;
+    for (i, t) in thresholds.iter().enumerate() {
+        check_filter(&t.filter, &b.requests, &scenarios)
+            .map_err(|m| err(&format!("thresholds[{i}]"), format!("`{}`: {m}", t.source)))?;
+    }
     let workers = workers(
         config.run.workers,
         &scenarios,
@@ -428,6 +434,7 @@ pub(crate) fn build(config: Config, run_id: String, origin: &str) -> Result<Plan
         graceful_stop: config.run.graceful_stop.get(),
         busy_poll: config.run.busy_poll.get(),
         timeline_interval: config.run.timeline_interval.get(),
+        fail_on_export_error: config.run.fail_on_export_error,
         workers,
         client: ClientOptions {
             timeout: config.defaults.timeout.get(),
@@ -1256,6 +1263,57 @@ fn default_open_vus(rate: f64, latency: Option<f64>) -> u64 {
         (vus as u64).clamp(10, 10_000)
     } else {
         10_000
+    }
+}
+
+/// Whether some request matches a threshold's filter: a name, method or scenario that no
+/// request has is a typo found before the run (with the closest one), not a threshold that
+/// fails after it for want of requests.
+fn check_filter(
+    f: &crate::threshold::Filter,
+    requests: &[RequestMeta],
+    scenarios: &[ScenarioPlan],
+) -> Result<(), String> {
+    let scenario_of = |r: &RequestMeta| &*scenarios[r.scenario].name;
+    let known = |what: &str, want: &str, have: Vec<&str>| -> Result<(), String> {
+        if have.contains(&want) {
+            return Ok(());
+        }
+        let mut have = have;
+        have.sort_unstable();
+        have.dedup();
+        let hint = crate::suggest::did_you_mean(want, have.iter().copied())
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        let list: Vec<&str> = have.iter().copied().take(10).collect();
+        let more = if have.len() > 10 { ", …" } else { "" };
+        Err(format!(
+            "no request has the {what} `{want}`{hint} (the plan's: {}{more})",
+            list.join(", ")
+        ))
+    };
+    if let Some(n) = &f.name {
+        known("name", n, requests.iter().map(|r| &*r.name).collect())?;
+    }
+    if let Some(m) = &f.method {
+        known(
+            "method",
+            m,
+            requests.iter().map(|r| r.method.as_str()).collect(),
+        )?;
+    }
+    if let Some(s) = &f.scenario {
+        known("scenario", s, requests.iter().map(scenario_of).collect())?;
+    }
+    let matches = requests.iter().any(|r| {
+        f.name.as_deref().is_none_or(|n| n == &*r.name)
+            && f.method.as_deref().is_none_or(|m| m == r.method.as_str())
+            && f.scenario.as_deref().is_none_or(|s| s == scenario_of(r))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err("no request matches the whole filter (each part matches some request, not all together)".into())
     }
 }
 

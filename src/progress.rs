@@ -347,11 +347,13 @@ impl Monitor {
             return;
         }
         self.warned = true;
-        let cause = top_error(&self.error_samples, &shared.plan)
-            .map(|(kind, target)| format!(", mostly {kind} from {target}"))
+        let top = top_error(&self.error_samples, &shared.plan);
+        let advice = failure_advice(top.as_ref().map(|t| t.0));
+        let cause = top
+            .map(|(kind, target)| format!(", mostly {} from {target}", kind.as_str()))
             .unwrap_or_default();
         tracing::warn!(
-            "nearly every request fails: {fails} of {reqs} in the last {secs:.1}s ({:.0}%){cause}; is the target up and the URL right?",
+            "nearly every request fails: {fails} of {reqs} in the last {secs:.1}s ({:.0}%){cause}; {advice}",
             fails as f64 * 100.0 / reqs as f64
         );
     }
@@ -374,13 +376,37 @@ fn snap(shared: &RunShared, at: Instant) -> Snap {
     }
 }
 
-/// The `error.type` of an [`ErrorKind::key`].
-fn kind_name(key: u32) -> String {
-    ErrorKind::from_key(key).map_or_else(|| "errors".to_string(), |k| k.as_str().into_owned())
+/// What to check when nearly every request fails, by the most frequent error: a status says
+/// the target is up and answering, so the question is what it refuses and why.
+fn failure_advice(top: Option<ErrorKind>) -> String {
+    match top {
+        Some(ErrorKind::Status(c @ (401 | 407))) => {
+            format!(
+                "the requests were refused ({c}): check the credentials (Authorization header, URL userinfo)"
+            )
+        }
+        Some(ErrorKind::Status(403)) => {
+            "the requests were refused (403): check the credentials and what they are allowed"
+                .into()
+        }
+        Some(ErrorKind::Status(c @ (404 | 405 | 410))) => {
+            format!("the target answers {c}: check the URL's path and the method")
+        }
+        Some(ErrorKind::Status(429)) => {
+            "the target is rate-limiting (429): lower the rate or raise the target's limit".into()
+        }
+        Some(ErrorKind::Status(c @ 400..=499)) => {
+            format!("the target rejects the requests ({c}): check the method, headers and body")
+        }
+        Some(ErrorKind::Status(c)) => {
+            format!("the target is up but failing ({c}): look at its logs")
+        }
+        _ => "is the target up and the URL right?".into(),
+    }
 }
 
 /// The most frequent (error type, host:port) among the samples.
-fn top_error(samples: &VecDeque<(Instant, u64)>, plan: &Plan) -> Option<(String, String)> {
+fn top_error(samples: &VecDeque<(Instant, u64)>, plan: &Plan) -> Option<(ErrorKind, String)> {
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for (_, e) in samples {
         *counts.entry(*e).or_default() += 1;
@@ -389,7 +415,10 @@ fn top_error(samples: &VecDeque<(Instant, u64)>, plan: &Plan) -> Option<(String,
     let req = ((packed >> 32) as usize).checked_sub(1)?;
     let key = (packed & 0xffff_ffff) as u32;
     let target = plan.targets.get(plan.requests.get(req)?.target)?;
-    Some((kind_name(key), host_port(&target.host, target.port)))
+    Some((
+        ErrorKind::from_key(key)?,
+        host_port(&target.host, target.port),
+    ))
 }
 
 /// Where a scenario (or the run) is.
@@ -685,15 +714,27 @@ mod tests {
     }
 
     #[test]
-    fn error_keys_name_their_type() {
+    fn the_advice_follows_the_status_class() {
+        let says = |k: Option<ErrorKind>| failure_advice(k);
         assert_eq!(
-            kind_name(ErrorKind::ConnectionRefused.key()),
-            "connection_refused"
+            says(Some(ErrorKind::Status(401))),
+            "the requests were refused (401): check the credentials (Authorization header, URL userinfo)"
         );
-        assert_eq!(kind_name(ErrorKind::Status(503).key()), "503");
+        assert!(says(Some(ErrorKind::Status(403))).starts_with("the requests were refused (403)"));
+        assert!(says(Some(ErrorKind::Status(404))).contains("path"));
+        assert!(says(Some(ErrorKind::Status(429))).contains("rate-limiting"));
+        assert!(says(Some(ErrorKind::Status(422))).contains("(422)"));
+        assert!(says(Some(ErrorKind::Status(503))).contains("up but failing (503)"));
+        for k in [
+            Some(ErrorKind::ConnectionRefused),
+            Some(ErrorKind::Timeout),
+            None,
+        ] {
+            assert_eq!(says(k), "is the target up and the URL right?");
+        }
         assert_eq!(
-            kind_name(ErrorKind::TooManyOpenFiles.key()),
-            "too_many_open_files"
+            ErrorKind::from_key(ErrorKind::TooManyOpenFiles.key()),
+            Some(ErrorKind::TooManyOpenFiles)
         );
     }
 }

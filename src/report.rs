@@ -310,6 +310,12 @@ pub(crate) struct Rows {
 }
 
 impl Summary {
+    /// Whether an exporter delivered less than everything it took on (dropped, rejected,
+    /// given up, or still pending at the flush deadline).
+    pub fn export_incomplete(&self) -> bool {
+        self.export.iter().any(|e| e.not_delivered > 0)
+    }
+
     /// A summary from its rows: request, failure and iteration totals, rates and latencies
     /// derived from them; no timeline, export rows, segment or capacity data (the caller adds
     /// what it has).
@@ -351,6 +357,7 @@ impl Summary {
             aborted: None,
             capacity: None,
             generators: 1,
+            fail_on_export_error: false,
             meta: None,
         }
     }
@@ -615,6 +622,10 @@ pub struct Summary {
     pub capacity: Option<crate::slo::Capacity>,
     /// Load generators whose statistics this summary holds (segments of a distributed run).
     pub generators: u32,
+    /// `--fail-on-export-error`: an exporter that delivered less than everything fails the
+    /// run (exit 5; see [`Summary::export_incomplete`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fail_on_export_error: bool,
     /// Version, times, command line and resolved configuration; filled in by the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<RunMeta>,
@@ -1504,6 +1515,7 @@ mod tests {
             aborted: None,
             capacity: None,
             generators: 1,
+            fail_on_export_error: false,
             meta: None,
         }
     }

@@ -378,6 +378,7 @@ async fn execute_async(
     };
     let mut summary = agg.summary(&export, interrupted);
     summary.metrics_folded = folded;
+    summary.fail_on_export_error = plan.fail_on_export_error;
     summary.generator = Some(generator);
     if let Some(mut j) = judge {
         // The workers' last intervals (sent as they finished).

@@ -156,8 +156,28 @@ pub trait Source {
 }
 
 impl Threshold {
-    /// Parses one expression.
+    /// Parses one expression. k6's forms (`http_req_duration: p(95)<200`,
+    /// `http_req_failed: rate<0.01`, `http_reqs > 100`, `{name:/login}` filters) are refused
+    /// with the exact stampede expression to write instead (see [`k6_form`]).
     pub fn parse(text: &str) -> Result<Threshold, ParseError> {
+        Threshold::parse_ours(text).map_err(|e| match k6_form(text.trim()) {
+            Some(ours) => ParseError {
+                text: text.trim().to_string(),
+                message: format!(
+                    "this is k6's syntax; did you mean `{ours}`?{}",
+                    if ours.ends_with("ms") && !text.contains("ms") {
+                        " (k6's bare numbers are milliseconds)"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+            None => e,
+        })
+    }
+
+    /// [`Threshold::parse`] without the k6 suggestions.
+    fn parse_ours(text: &str) -> Result<Threshold, ParseError> {
         let err = |m: &str| ParseError {
             text: text.to_string(),
             message: m.to_string(),
@@ -343,6 +363,97 @@ const METRICS: &[&str] = &[
     "check_rate",
     "check_failures",
 ];
+
+/// The stampede expression for a k6 threshold, when `s` is one: a k6 metric name
+/// (`http_req_duration`, `http_req_failed`, `http_reqs`, `iterations`, `dropped_iterations`,
+/// `checks`) with or without its `: aggregation` (`p(95)`, `avg`, `med`, `min`, `max`,
+/// `rate`, `count`), and `{tag:value}` filters (`name`, `method`, `scenario`;
+/// `expected_response:true` is what stampede's latencies measure already). A bare latency
+/// limit gets `ms`, k6's unit. `None` for anything else, and for a stampede expression whose
+/// only k6 habit is `p(95)` (that one gets its own suggestion).
+pub(crate) fn k6_form(s: &str) -> Option<String> {
+    let search_from = s.find('}').map_or(0, |i| i + 1);
+    let op_pos = s[search_from..].find(['<', '>', '=', '!'])? + search_from;
+    let (lhs, rest) = s.split_at(op_pos);
+    let op_len = if rest[1..].starts_with('=') { 2 } else { 1 };
+    let (op, value) = (&rest[..op_len], rest[op_len..].trim());
+    let lhs = lhs.trim();
+    if lhs.contains('[') {
+        return None;
+    }
+    let (head, agg) = match lhs.rfind(':').filter(|i| *i >= search_from.min(lhs.len())) {
+        Some(i) if !lhs[i..].contains('}') => (lhs[..i].trim(), Some(lhs[i + 1..].trim())),
+        _ => (lhs, None),
+    };
+    let (name, tags) = match head.find('{') {
+        Some(i) => (head[..i].trim(), Some(head[i + 1..].strip_suffix('}')?)),
+        None => (head, None),
+    };
+    let k6_tags = tags.is_some_and(|t| t.contains(':'));
+    let metric = k6_metric(name, agg)?;
+    if agg.is_none() && !k6_tags && !K6_METRICS.contains(&name) {
+        return None;
+    }
+    let filter = match tags {
+        Some(t) => k6_filter(t)?,
+        None => String::new(),
+    };
+    let latency = parse_metric(&metric).is_ok_and(Metric::is_latency);
+    let bare = !value.is_empty() && value.parse::<f64>().is_ok();
+    let unit = if latency && bare { "ms" } else { "" };
+    let ours = format!("{metric}{filter} {op} {value}{unit}");
+    Threshold::parse_ours(&ours).ok().map(|_| ours)
+}
+
+/// k6's metric names that have a stampede counterpart.
+const K6_METRICS: &[&str] = &[
+    "http_req_duration",
+    "http_req_failed",
+    "http_reqs",
+    "checks",
+];
+
+/// The stampede metric for a k6 metric and aggregation (or a stampede metric / `p(95)` with
+/// k6 tags).
+fn k6_metric(name: &str, agg: Option<&str>) -> Option<String> {
+    let latency = |a: &str| match a {
+        "avg" => Some("mean".to_string()),
+        "min" | "max" => Some(a.to_string()),
+        _ => k6_percentile(a),
+    };
+    Some(match (name, agg) {
+        ("http_req_duration", Some(a)) => latency(a)?,
+        ("http_req_failed", None | Some("rate")) => "error_rate".into(),
+        ("http_reqs", None | Some("count")) => "requests".into(),
+        ("http_reqs", Some("rate")) => "rps".into(),
+        ("iterations", Some("count")) => "iterations".into(),
+        ("dropped_iterations", Some("count")) => "dropped_iterations".into(),
+        ("checks", None | Some("rate")) => "check_rate".into(),
+        (m, None) if parse_metric(m).is_ok() => m.to_string(),
+        (m, None) => k6_percentile(m)?,
+        _ => return None,
+    })
+}
+
+/// k6's `{name:/login, method:GET}` → `{name=/login,method=GET}` (`expected_response:true`
+/// dropped: stampede's latencies are those of successful requests already).
+fn k6_filter(tags: &str) -> Option<String> {
+    let mut out = Vec::new();
+    for part in tags.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once([':', '='])?;
+        let (k, v) = (k.trim().trim_matches('"'), v.trim().trim_matches('"'));
+        match k {
+            "name" | "method" | "scenario" => out.push(format!("{k}={v}")),
+            "expected_response" if v == "true" => {}
+            _ => return None,
+        }
+    }
+    Some(if out.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", out.join(","))
+    })
+}
 
 /// k6's `p(95)` → `p95`; its `med` → `p50`.
 fn k6_percentile(m: &str) -> Option<String> {
@@ -565,6 +676,65 @@ mod tests {
         assert!(e.contains("did you mean `error_rate`?"), "{e}");
         let e = Threshold::parse("pfast < 1s").unwrap_err().to_string();
         assert!(e.contains("unknown metric `pfast`"), "{e}");
+    }
+
+    #[test]
+    fn k6_thresholds_are_refused_with_the_exact_stampede_form() {
+        for (k6, ours) in [
+            ("http_req_duration: p(95)<200", "p95 < 200ms"),
+            ("http_req_duration:p(99.9) <= 1.5", "p99.9 <= 1.5ms"),
+            ("http_req_duration: avg < 100", "mean < 100ms"),
+            ("http_req_duration: med<50", "p50 < 50ms"),
+            ("http_req_duration: max < 2s", "max < 2s"),
+            (
+                "http_req_duration{name:/login}: p(95)<200",
+                "p95{name=/login} < 200ms",
+            ),
+            (
+                "http_req_duration{expected_response:true, method:POST}: p(90) < 300",
+                "p90{method=POST} < 300ms",
+            ),
+            ("p(95){name:/login} < 200", "p95{name=/login} < 200ms"),
+            ("p95{name:/login} < 1s", "p95{name=/login} < 1s"),
+            ("http_req_failed < 0.01", "error_rate < 0.01"),
+            ("http_req_failed: rate<0.01", "error_rate < 0.01"),
+            (
+                "http_req_failed{scenario:smoke}: rate < 1%",
+                "error_rate{scenario=smoke} < 1%",
+            ),
+            ("http_reqs > 100", "requests > 100"),
+            ("http_reqs: count>100", "requests > 100"),
+            ("http_reqs: rate>=50", "rps >= 50"),
+            ("iterations: count > 10", "iterations > 10"),
+            ("dropped_iterations: count == 0", "dropped_iterations == 0"),
+            ("checks: rate>0.99", "check_rate > 0.99"),
+        ] {
+            let e = Threshold::parse(k6).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "threshold `{k6}`: this is k6's syntax; did you mean `{ours}`?"
+                )),
+                "{k6}: {e}"
+            );
+            // The suggestion is a valid stampede threshold.
+            Threshold::parse(ours).unwrap_or_else(|e| panic!("{ours}: {e}"));
+        }
+        let e = Threshold::parse("http_req_duration: p(95)<200")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("(k6's bare numbers are milliseconds)"), "{e}");
+        // No stampede counterpart: the usual error.
+        for text in [
+            "http_req_duration < 200",
+            "http_req_duration{status:200}: p(95)<200",
+            "http_req_waiting: p(95)<200",
+        ] {
+            let e = Threshold::parse(text).unwrap_err().to_string();
+            assert!(!e.contains("k6"), "{text}: {e}");
+        }
+        // Valid stampede expressions are untouched, even with colons in filter values.
+        assert!(Threshold::parse("p95{name=http://a:1/x} < 1s").is_ok());
+        assert!(Threshold::parse("iterations > 100").is_ok());
     }
 
     #[test]

@@ -335,7 +335,8 @@ fn request_body_sizes_are_recorded_for_requests_with_a_body() {
 }
 
 /// Prometheus without native histograms refuses exponential histograms with a 500 whose body
-/// says why: that body reaches the user at warn level and in the summary.
+/// says why: that body reaches the user at error level (a permanent refusal) and in the
+/// summary.
 #[test]
 fn a_receivers_error_body_reaches_the_user() {
     let p = Prometheus::start();
@@ -369,7 +370,7 @@ fn a_receivers_error_body_reaches_the_user() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.contains("WARN") && l.contains("HTTP 500") && l.contains(said)),
+            .any(|l| l.contains("ERROR") && l.contains("HTTP 500") && l.contains(said)),
         "the receiver's answer is not in a warning:\n{stderr}"
     );
     let row = support::summary_entry(&stdout, "  export remote_write ")
@@ -526,4 +527,120 @@ fn folded_series_keep_the_run_id_and_the_summary_says_so() {
         ),
     );
     assert!(in_overflow > 0 && in_overflow < requests, "{in_overflow}");
+}
+
+/// A 1 s run of one VU against the target with exponential histograms pushed to `write_url`
+/// with the default retry settings (10 retries, backoff up to 10 s: a retried failure would
+/// keep the final flush waiting for its 15 s deadline).
+fn one_second_native_run(target: std::net::SocketAddr, write_url: &str) -> String {
+    format!(
+        r#"
+        [[scenarios]]
+        vus = 1
+        duration = "1s"
+        requests = [{{ url = "http://{target}/" }}]
+        [metrics]
+        histogram = "exponential"
+        [metrics.remote_write]
+        url = "{write_url}"
+        "#
+    )
+}
+
+/// Runs `file` with `extra` flags: (exit code, stdout, stderr, wall time).
+fn timed_run(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, String, String, Duration) {
+    let started = std::time::Instant::now();
+    let mut args = vec!["run", "--quiet", file.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    let out = support::stampede(&args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Prometheus without native histograms answers HTTP 500 "native histograms are disabled":
+/// permanent, so it is not retried until the flush deadline; the hint names the feature flag,
+/// and `--fail-on-export-error` turns the incomplete export into exit 5 (0 without it, with a
+/// warning after the summary).
+#[test]
+fn a_permanent_500_is_not_retried_and_fails_the_run_when_asked() {
+    let p = Prometheus::start();
+    let t = support::target();
+    let (_dir, file) = support::write_config(
+        "native-refused.toml",
+        &one_second_native_run(t.addr, &p.write_url()),
+    );
+    let (code, out, err, took) = timed_run(&file, &["--fail-on-export-error"]);
+    assert_eq!(code, Some(stampede::EXIT_EXPORT as i32), "{out}\n{err}");
+    assert!(
+        took < Duration::from_secs(6),
+        "a permanent error was retried: the 1 s run took {took:?}\n{err}"
+    );
+    let row = support::summary_entry(&out, "  export remote_write ")
+        .unwrap_or_else(|| panic!("no export line:\n{out}"));
+    assert!(
+        row.contains("rejected by the receiver")
+            && row.contains("--enable-feature=native-histograms"),
+        "{row}"
+    );
+    assert!(
+        err.lines().any(|l| l.contains("ERROR")
+            && l.contains("native histograms are disabled")
+            && l.contains("hint: the receiver does not take native histograms")),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: an exporter delivered less than everything")
+            && err.contains("(--fail-on-export-error: exit 5)"),
+        "{err}"
+    );
+    // Without the flag: exit 0, and a warning that says what the flag would do.
+    let (code, out, err, took) = timed_run(&file, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(took < Duration::from_secs(6), "{took:?}\n{err}");
+    assert!(
+        err.contains("WARNING: an exporter delivered less than everything")
+            && err
+                .contains("--fail-on-export-error ([run] fail_on_export_error) makes this exit 5"),
+        "{err}"
+    );
+}
+
+/// A remote-write URL where nothing listens: the final flush gives up at once instead of
+/// retrying until its 15 s deadline, says nothing accepted a connection all run, and the
+/// config key `[run] fail_on_export_error` fails the run with exit 5.
+#[test]
+fn an_unreachable_receiver_is_given_up_at_the_flush_and_fails_the_run_when_asked() {
+    let t = support::target();
+    let closed = support::free_port();
+    let url = format!("http://127.0.0.1:{closed}/api/v1/write");
+    let text = one_second_native_run(t.addr, &url);
+    let (_dir, file) = support::write_config("unreachable.toml", &text);
+    let (code, out, err, took) = timed_run(&file, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the flush waited for a receiver that is not there: {took:?}\n{err}"
+    );
+    let row = support::summary_entry(&out, "  export remote_write ")
+        .unwrap_or_else(|| panic!("no export line:\n{out}"));
+    assert!(
+        row.contains("0 samples delivered")
+            && row.contains("given up after retries")
+            && row.contains(&format!(
+                "nothing accepted a connection at http://127.0.0.1:{closed}/api/v1/write all run"
+            )),
+        "{row}"
+    );
+    assert!(err.contains("WARNING: an exporter delivered less"), "{err}");
+    let (_dir2, strict) = support::write_config(
+        "unreachable-strict.toml",
+        &format!("[run]\nfail_on_export_error = true\n{text}"),
+    );
+    let (code, out, err, took) = timed_run(&strict, &[]);
+    assert_eq!(code, Some(stampede::EXIT_EXPORT as i32), "{out}\n{err}");
+    assert!(took < Duration::from_secs(5), "{took:?}\n{err}");
 }

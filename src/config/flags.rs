@@ -180,6 +180,22 @@ pub struct CapacityFlags {
     pub max_duration: Option<Dur>,
 }
 
+impl CapacityFlags {
+    /// The first search flag given, by its name (`--max-rate`), if any.
+    pub fn given(&self) -> Option<&'static str> {
+        [
+            (self.start_rate.is_some(), "--start-rate"),
+            (self.max_rate.is_some(), "--max-rate"),
+            (self.growth.is_some(), "--growth"),
+            (self.step_duration.is_some(), "--step-duration"),
+            (self.precision.is_some(), "--precision"),
+            (self.max_duration.is_some(), "--max-duration"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
+}
+
 /// Help heading of the distributed-run flags.
 const DISTRIBUTED: &str = "Distributed";
 
@@ -314,6 +330,15 @@ pub struct ExportFlags {
         skip_serializing_if = "Option::is_none"
     )]
     pub instance_id: Option<String>,
+    /// Exit 5 when any exporter delivered less than everything it took on (dropped, rejected,
+    /// given up, or still queued at the flush deadline), so a green CI run means complete
+    /// dashboards ([run] fail_on_export_error) [default: export failures only warn].
+    #[arg(long, help_heading = METRICS)]
+    #[serde(
+        rename = "run.fail_on_export_error",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub fail_on_export_error: bool,
     /// Do not record OpenTelemetry instruments (the summary stays exact).
     #[arg(long, help_heading = METRICS)]
     #[serde(

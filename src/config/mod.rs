@@ -127,6 +127,9 @@ pub struct RunConfig {
     /// Interval of the summary's timeline (at least 10ms; doubled as often as needed to keep
     /// at most 1,000 intervals).
     pub timeline_interval: Dur,
+    /// Exit 5 when any exporter delivered less than everything (dropped, rejected, given up
+    /// or still pending at the flush deadline); off: export failures only warn.
+    pub fail_on_export_error: bool,
 }
 
 impl Default for RunConfig {
@@ -140,6 +143,7 @@ impl Default for RunConfig {
             workers: None,
             busy_poll: Dur(std::time::Duration::ZERO),
             timeline_interval: Dur::secs(1),
+            fail_on_export_error: false,
         }
     }
 }

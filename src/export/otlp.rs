@@ -687,7 +687,10 @@ impl OtlpExporter {
             let left = deadline.saturating_duration_since(Instant::now());
             let next = RETRY.after_failure(failures, &failure, fastrand::f64(), Some(left));
             let cause = scrub(&failure.to_string(), &self.settings);
-            let hint = self.hint_for(&failure, deadline).await;
+            let hint = match super::retry::hint(&failure) {
+                Some(h) => Some(h),
+                None => self.hint_for(&failure, deadline).await,
+            };
             let new_cause = {
                 let mut s = self.lock();
                 s.attempts_failed += 1;

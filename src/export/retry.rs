@@ -149,10 +149,46 @@ pub enum Verdict {
     Reject,
 }
 
+/// Answers that say the request can never succeed, whatever their status (Prometheus answers
+/// the first with HTTP 500), and what to change: (what the body says, the hint).
+const PERMANENT: &[(&str, &str)] = &[
+    (
+        "native histograms are disabled",
+        "the receiver does not take native histograms: start Prometheus with --enable-feature=native-histograms, or export explicit buckets (--histogram explicit)",
+    ),
+    (
+        "remote write receiver needs to be enabled",
+        "start Prometheus with --web.enable-remote-write-receiver",
+    ),
+    (
+        "otlp write receiver needs to be enabled",
+        "start Prometheus with --enable-feature=otlp-write-receiver (or use its remote-write URL)",
+    ),
+];
+
+/// The hint for a failure whose answer says what is misconfigured, if it does.
+pub fn hint(f: &Failure) -> Option<&'static str> {
+    let said = match f {
+        Failure::Status { body, .. } => body,
+        Failure::Grpc { message, .. } => message,
+        _ => return None,
+    };
+    let said = said.to_ascii_lowercase();
+    PERMANENT
+        .iter()
+        .find(|(text, _)| said.contains(text))
+        .map(|(_, hint)| *hint)
+}
+
 /// Classification: HTTP 429 and 5xx are retried (honouring `Retry-After`), other statuses are
-/// permanent; gRPC codes follow the OTLP specification's retryable list; connect errors,
-/// timeouts and broken connections are retried.
+/// permanent, and so is an answer whose body says the request can never succeed (see
+/// [`hint`]: Prometheus' HTTP 500 "native histograms are disabled"); gRPC codes follow the
+/// OTLP specification's retryable list; connect errors, timeouts and broken connections are
+/// retried.
 pub fn classify(f: &Failure) -> Verdict {
+    if hint(f).is_some() {
+        return Verdict::Reject;
+    }
     match f {
         Failure::Status {
             code, retry_after, ..
@@ -272,6 +308,36 @@ mod tests {
             Retry(None)
         );
         assert_eq!(classify(&Failure::Broken("reset".into())), Retry(None));
+        // A 500 whose body says it can never succeed is permanent, with a hint; any other
+        // 500 is retried.
+        let disabled = Failure::Status {
+            code: 500,
+            retry_after: None,
+            body: body_excerpt(b"Native histograms are disabled\n"),
+        };
+        assert_eq!(classify(&disabled), Reject);
+        assert!(
+            hint(&disabled).is_some_and(|h| h.contains("--enable-feature=native-histograms")),
+            "{:?}",
+            hint(&disabled)
+        );
+        let busy = Failure::Status {
+            code: 500,
+            retry_after: None,
+            body: "too many requests in flight".into(),
+        };
+        assert_eq!((classify(&busy), hint(&busy)), (Retry(None), None));
+        let no_receiver = Failure::Status {
+            code: 404,
+            retry_after: None,
+            body:
+                "remote write receiver needs to be enabled with --web.enable-remote-write-receiver"
+                    .into(),
+        };
+        assert!(
+            hint(&no_receiver).is_some_and(|h| h.contains("--web.enable-remote-write-receiver"))
+        );
+        assert_eq!(hint(&Failure::Connect("refused".into())), None);
         let grpc = |code| Failure::Grpc {
             code,
             message: String::new(),

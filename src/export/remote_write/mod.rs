@@ -295,6 +295,10 @@ struct State {
     warned: Vec<String>,
     logged_reject: bool,
     logged_drop: bool,
+    /// Whether the receiver has answered at all (a success or an HTTP status).
+    reached: bool,
+    /// A likely misconfiguration behind the failures (cleared by a delivery).
+    hint: Option<String>,
     logged_delta: bool,
     stale_sent: bool,
 }
@@ -307,6 +311,10 @@ struct Inner {
     /// Wakes flushers whenever a batch finishes.
     progress: Notify,
     shutdown: AtomicBool,
+    /// Set once the final flush has begun.
+    flushing: AtomicBool,
+    /// Wakes a sender waiting out a backoff when the final flush begins.
+    flush_started: Notify,
 }
 
 impl Inner {
@@ -362,6 +370,8 @@ impl RemoteWriteExporter {
                 warned: Vec::new(),
                 logged_reject: false,
                 logged_drop: false,
+                reached: false,
+                hint: None,
                 logged_delta: false,
                 stale_sent: false,
             }),
@@ -369,6 +379,8 @@ impl RemoteWriteExporter {
             work: Notify::new(),
             progress: Notify::new(),
             shutdown: AtomicBool::new(false),
+            flushing: AtomicBool::new(false),
+            flush_started: Notify::new(),
         });
         let task = handle.spawn(sender::run(inner.clone()));
         Ok(Self {
@@ -409,7 +421,7 @@ impl RemoteWriteExporter {
             failed_attempts: s.attempts_failed,
             last_failed: st.last_failed,
             last_error: st.last_error.clone(),
-            hint: None,
+            hint: st.hint.clone(),
         }
     }
 
@@ -532,6 +544,8 @@ impl RemoteWriteExporter {
 
     /// [`RemoteWriteExporter::flush`] with a deadline.
     pub async fn flush_until(&self, deadline: tokio::time::Instant) -> DeliveryReport {
+        self.inner.flushing.store(true, Ordering::Release);
+        self.inner.flush_started.notify_waiters();
         if self.inner.settings.stale_markers_on_end {
             let req = {
                 let mut st = self.inner.lock();

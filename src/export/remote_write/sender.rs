@@ -7,8 +7,12 @@ use std::sync::atomic::Ordering;
 
 use super::Inner;
 use super::queue::Batch;
-use crate::export::retry::{Next, first_time};
+use crate::export::retry::{self, Failure, Next, first_time};
 use crate::export::transport::{Http1, after};
+
+/// Attempts at a batch, during the final flush, before a receiver that has refused every
+/// connection of the run is given up (instead of retrying until the flush deadline).
+const UNREACHABLE_ATTEMPTS: u32 = 2;
 
 /// Delivers queued batches until shutdown.
 pub(super) async fn run(inner: Arc<Inner>) {
@@ -42,23 +46,53 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
                 st.queue.stats.samples_sent += batch.samples;
                 st.queue.stats.bytes_sent += batch.body.len() as u64;
                 st.last_failed = false;
+                st.reached = true;
+                st.hint = None;
                 return;
             }
             Err(f) => f,
         };
         failures += 1;
+        let answered = matches!(failure, Failure::Status { .. });
+        let unreachable = {
+            let mut st = inner.lock();
+            st.reached |= answered;
+            !st.reached && matches!(failure, Failure::Connect(_))
+        };
         let next = if inner.shutdown.load(Ordering::Acquire) {
+            Next::GiveUp
+        } else if unreachable
+            && failures >= UNREACHABLE_ATTEMPTS
+            && inner.flushing.load(Ordering::Acquire)
+        {
+            // Nothing has accepted a connection all run: the final flush does not wait out
+            // its deadline for a receiver that is not there.
             Next::GiveUp
         } else {
             s.retry
                 .after_failure(failures, &failure, fastrand::f64(), None)
         };
         let cause = failure.to_string();
+        let hint = retry::hint(&failure).map(str::to_string).or_else(|| {
+            unreachable.then(|| {
+                format!(
+                    "nothing accepted a connection at {} all run: is the receiver running, and the URL right?",
+                    s.redacted_url
+                )
+            })
+        });
+        let hint_text = hint
+            .as_ref()
+            .map(|h| format!(" (hint: {h})"))
+            .unwrap_or_default();
         let delay = {
             let mut st = inner.lock();
             st.queue.stats.attempts_failed += 1;
             st.last_error = Some(cause.clone());
             st.last_failed = true;
+            if hint.is_some() {
+                st.hint = hint;
+            }
             match next {
                 Next::Retry(delay) => {
                     st.queue.stats.retries += 1;
@@ -81,7 +115,7 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
                         st.logged_reject = true;
                         tracing::error!(
                             url = %s.redacted_url,
-                            "remote_write: the receiver rejected {} samples (not retried; later rejections are logged at debug): {cause}",
+                            "remote_write: the receiver rejected {} samples (not retried; later rejections are logged at debug): {cause}{hint_text}",
                             batch.samples
                         );
                     } else {
@@ -94,13 +128,29 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
                     st.queue.stats.samples_failed += batch.samples;
                     tracing::warn!(
                         url = %s.redacted_url,
-                        "remote_write: gave up on {} samples after {failures} attempts: {cause}",
+                        "remote_write: gave up on {} samples after {failures} attempts: {cause}{hint_text}",
                         batch.samples
                     );
                     return;
                 }
             }
         };
+        backoff(inner, delay).await;
+    }
+}
+
+/// Waits `delay` before the next attempt; the start of the final flush cuts the wait short (a
+/// receiver unreachable all run is then given up at once rather than after the backoff).
+async fn backoff(inner: &Inner, delay: std::time::Duration) {
+    let flush = inner.flush_started.notified();
+    tokio::pin!(flush);
+    flush.as_mut().enable();
+    if inner.flushing.load(Ordering::Acquire) {
         tokio::time::sleep(delay).await;
+        return;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = flush => {}
     }
 }

@@ -235,8 +235,9 @@ async fn queue_overflow_drops_oldest_and_counts() {
 }
 
 #[tokio::test]
-async fn flush_reports_pending_when_receiver_down() {
-    let mut c = cfg(free_port_url().await);
+async fn flush_reports_pending_when_the_receiver_keeps_failing() {
+    let rx = Receiver::start(vec![503; 10_000]).await;
+    let mut c = cfg(format!("http://{}/api/v1/write", rx.addr));
     c.max_retries = 10_000;
     let exp = RemoteWriteExporter::new(c).expect("exporter");
     for i in 0..3 {
@@ -253,7 +254,8 @@ async fn flush_reports_pending_when_receiver_down() {
 
 #[tokio::test]
 async fn gives_up_after_max_retries_and_counts_failed() {
-    let mut c = cfg(free_port_url().await);
+    let rx = Receiver::start(vec![503; 3]).await;
+    let mut c = cfg(format!("http://{}/api/v1/write", rx.addr));
     c.max_retries = 2;
     let exp = RemoteWriteExporter::new(c).expect("exporter");
     exp.enqueue_request(&one(1.0)).expect("enqueue");
@@ -262,6 +264,89 @@ async fn gives_up_after_max_retries_and_counts_failed() {
     assert_eq!(report.stats.retries, 2);
     assert_eq!(report.stats.batches_failed, 1);
     assert_eq!(report.samples_not_delivered, 1);
+    assert_eq!(
+        exp.delivery().hint,
+        None,
+        "a 503 says nothing is misconfigured"
+    );
+}
+
+/// A receiver that refused every connection of the run is given up at the final flush after
+/// two attempts each, not retried until the deadline; the hint says nothing listens there.
+#[tokio::test]
+async fn a_receiver_unreachable_all_run_is_given_up_at_the_flush() {
+    let url = free_port_url().await;
+    let mut c = cfg(url.clone());
+    c.max_retries = 10_000;
+    c.min_backoff = crate::config::Dur::secs(1);
+    c.max_backoff = crate::config::Dur::secs(1);
+    let exp = RemoteWriteExporter::new(c).expect("exporter");
+    for i in 0..3 {
+        exp.enqueue_request(&one(f64::from(i))).expect("enqueue");
+    }
+    let started = std::time::Instant::now();
+    let report = exp.flush(Duration::from_secs(10)).await;
+    assert!(report.drained);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (report.stats.batches_failed, report.stats.attempts_failed),
+        (3, 6)
+    );
+    let d = exp.delivery();
+    assert_eq!((d.given_up, d.delivered), (3, 0));
+    let hint = d.hint.unwrap_or_default();
+    assert!(
+        hint.starts_with(&format!("nothing accepted a connection at {url} all run")),
+        "{hint}"
+    );
+}
+
+/// Prometheus' HTTP 500 "native histograms are disabled" is rejected at once, with its hint.
+#[tokio::test]
+async fn a_permanent_500_is_rejected_at_once_with_a_hint() {
+    let url = canned_500("native histograms are disabled").await;
+    let exp = RemoteWriteExporter::new(cfg(url)).expect("exporter");
+    exp.enqueue_request(&one(1.0)).expect("enqueue");
+    let report = exp.flush(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    assert_eq!(
+        (report.stats.batches_rejected, report.stats.retries),
+        (1, 0)
+    );
+    let hint = exp.delivery().hint.unwrap_or_default();
+    assert!(
+        hint.contains("--enable-feature=native-histograms"),
+        "{hint}"
+    );
+}
+
+/// A receiver answering every request HTTP 500 with `body`.
+async fn canned_500(body: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(
+                    move |_req: hyper::Request<hyper::body::Incoming>| async move {
+                        hyper::Response::builder()
+                            .status(500)
+                            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                                body.as_bytes(),
+                            )))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/api/v1/write")
 }
 
 #[tokio::test]
