@@ -281,7 +281,7 @@ fn load_search(
             &origin,
             flag,
             format!(
-                "a capacity-search flag, and {what} is no capacity search: use `stampede find-max {} {flag} …` (or executor = \"capacity-search\" in the scenario)",
+                "applies to a capacity search, and {what} is not one: use `stampede find-max {} {flag} …` (or executor = \"capacity-search\" in the scenario)",
                 file.map_or("-u URL".to_string(), |p| p.display().to_string())
             ),
         )

@@ -1106,3 +1106,161 @@ fn many_urls_on_many_workers_are_refused_with_a_count_that_fits() {
         "{err}"
     );
 }
+
+/// k6's threshold forms are refused (exit 2) with the exact stampede expression, in `validate`
+/// and in `run`, before anything is sent.
+#[test]
+fn k6_thresholds_are_answered_with_the_stampede_form() {
+    let (_d, p) = write_config(
+        "k6-forms.yaml",
+        "thresholds: [\"http_req_duration{name:/login}: p(95)<200\"]\nscenarios:\n  - vus: 1\n    duration: 1s\n    requests: [{ name: /login, url: \"http://127.0.0.1:1/login\" }]\n",
+    );
+    let o = stampede(&["validate", p.to_str().expect("p")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "`thresholds[0]`: threshold `http_req_duration{name:/login}: p(95)<200`: this is k6's syntax; did you mean `p95{name=/login} < 200ms`? (k6's bare numbers are milliseconds)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let t = support::target();
+    let url = format!("http://{}/", t.addr);
+    for (k6, ours) in [
+        ("http_req_duration: p(95)<200", "`p95 < 200ms`"),
+        ("http_req_failed < 0.01", "`error_rate < 0.01`"),
+        ("http_reqs > 100", "`requests > 100`"),
+        ("http_reqs: rate>100", "`rps > 100`"),
+    ] {
+        let o = stampede(&["run", "-u", &url, "-d", "1s", "--threshold", k6]);
+        assert_eq!(o.status.code(), Some(2), "{k6}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("this is k6's syntax; did you mean {ours}?")),
+            "{k6}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(served(&t), 0, "a refused threshold sent requests");
+}
+
+/// A threshold filter naming a request, method or scenario the plan does not have is a typo:
+/// found by `validate` and before the run sends anything, with the closest name.
+#[test]
+fn a_threshold_filter_that_matches_nothing_is_refused_before_the_run() {
+    let t = support::target();
+    let scenario = format!(
+        "[[scenarios]]\nname = \"smoke\"\nvus = 1\nduration = \"1s\"\n[[scenarios.requests]]\nname = \"/user/login\"\nurl = \"http://{}/\"\n[[scenarios.requests]]\nname = \"/home\"\nurl = \"http://{}/\"\n",
+        t.addr, t.addr
+    );
+    let (d, p) = write_config(
+        "filter-typo.toml",
+        &format!("thresholds = [\"p95{{name=/usr/login}} < 1s\"]\n{scenario}"),
+    );
+    let file = p.to_str().expect("p");
+    for cmd in ["validate", "run"] {
+        let o = stampede(&[cmd, file]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(
+                "`thresholds[0]`: `p95{name=/usr/login} < 1s`: no request has the name `/usr/login`; did you mean `/user/login`? (the plan's: /home, /user/login)"
+            ),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+    let plain = d.path().join("plain.toml");
+    std::fs::write(&plain, &scenario).expect("write");
+    let plain = plain.to_str().expect("p");
+    let o = stampede(&[
+        "run",
+        plain,
+        "--threshold",
+        "error_rate{scenario=smoek} < 1%",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no request has the scenario `smoek`; did you mean `smoke`?"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(served(&t), 0, "a run with a filter typo sent requests");
+}
+
+/// Every request refused with 401: the warning says to check the credentials, not whether the
+/// target is up.
+#[test]
+fn a_run_refused_with_401_is_told_to_check_the_credentials() {
+    let t = support::target();
+    let url = format!("http://{}/status/401", t.addr);
+    let o = stampede(&["run", "-u", &url, "-c", "2", "-d", "2s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let warn = err
+        .lines()
+        .find(|l| l.contains("nearly every request fails"))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    assert!(
+        warn.contains("mostly 401 from ")
+            && warn.contains("the requests were refused (401): check the credentials"),
+        "{warn}"
+    );
+    assert!(!warn.contains("is the target up"), "{warn}");
+}
+
+/// `run FILE --max-rate …` takes the search flags for a capacity-search file (as `find-max`
+/// does) and names `find-max` for any other file.
+#[test]
+fn run_takes_the_search_flags_of_a_capacity_file_and_names_find_max_otherwise() {
+    let t = support::target();
+    let (d, plain) = write_config(
+        "plain.toml",
+        &format!(
+            "[[scenarios]]\nvus = 1\nduration = \"1s\"\nrequests = [{{ url = \"http://{}/\" }}]\n",
+            t.addr
+        ),
+    );
+    let o = stampede(&["run", plain.to_str().expect("p"), "--max-rate", "20"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`--max-rate`: applies to a capacity search")
+            && stderr(&o).contains("use `stampede find-max "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("-- --max-rate"), "{}", stderr(&o));
+    assert_eq!(served(&t), 0);
+    let search = d.path().join("search.toml");
+    std::fs::write(
+        &search,
+        format!(
+            "thresholds = [\"error_rate < 1%\"]\n[capacity]\nstart_rate = 10\nmax_rate = 1000\ngrowth = 2\nstep_duration = \"1s\"\n[[scenarios]]\nexecutor = \"capacity-search\"\nvus = 5\nrequests = [{{ url = \"http://{}/\" }}]\n",
+            t.addr
+        ),
+    )
+    .expect("write");
+    let json = d.path().join("capacity.json");
+    let o = stampede(&[
+        "run",
+        search.to_str().expect("p"),
+        "--max-rate",
+        "20",
+        "--summary-json",
+        json.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = support::read_json(&json);
+    assert_eq!(v["capacity"]["stopped_by"], "max_rate", "{}", v["capacity"]);
+    let steps = v["capacity"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!steps.is_empty(), "{}", v["capacity"]);
+    let top = steps
+        .iter()
+        .filter_map(|s| s["intended_rate"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        top <= 20.0 && top > 0.0,
+        "the file's max_rate 1000 won: {top}"
+    );
+}

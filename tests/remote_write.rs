@@ -636,11 +636,53 @@ fn an_unreachable_receiver_is_given_up_at_the_flush_and_fails_the_run_when_asked
         "{row}"
     );
     assert!(err.contains("WARNING: an exporter delivered less"), "{err}");
-    let (_dir2, strict) = support::write_config(
+    let (dir2, strict) = support::write_config(
         "unreachable-strict.toml",
         &format!("[run]\nfail_on_export_error = true\n{text}"),
     );
-    let (code, out, err, took) = timed_run(&strict, &[]);
+    let json = dir2.path().join("summary.json");
+    let (code, out, err, took) = timed_run(&strict, &["--summary-json", json.to_str().expect("p")]);
     assert_eq!(code, Some(stampede::EXIT_EXPORT as i32), "{out}\n{err}");
     assert!(took < Duration::from_secs(5), "{took:?}\n{err}");
+    let v = support::read_json(&json);
+    crate::support::schema::assert_summary_conforms(&v);
+    assert_eq!(v["fail_on_export_error"], true);
+    assert_eq!(v["export"][0]["delivered"], 0, "{}", v["export"]);
+    assert!(
+        v["export"][0]["given_up"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        v["export"]
+    );
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` lands on `target_info`, not on the request series; the README's
+/// PromQL join puts it on them.
+#[test]
+fn resource_attributes_land_on_target_info_and_join_onto_the_series() {
+    let p = Prometheus::start();
+    let t = support::target();
+    let id = support::run_id("rw-resource");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["run", "--quiet", "-u", &format!("http://{}/", t.addr)])
+        .args(["-c", "1", "-n", "7", "--run-id", &id])
+        .args(["--remote-write-url", &p.write_url()])
+        .env("OTEL_RESOURCE_ATTRIBUTES", "team=checkout")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out));
+    let count = format!("http_client_request_duration_seconds_count{{stampede_run_id=\"{id}\"}}");
+    let series = p.series(&count);
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(!series[0].contains_key("team"), "{:?}", series[0]);
+    let instance = series[0].get("instance").cloned().unwrap_or_default();
+    let info = p.series(&format!("target_info{{instance=\"{instance}\"}}"));
+    assert_eq!(
+        info.first().and_then(|l| l.get("team")).map(String::as_str),
+        Some("checkout"),
+        "{info:?}"
+    );
+    let joined = p.query_scalar(&format!(
+        "sum by (team) ({count} * on (job, instance) group_left (team) target_info{{team=\"checkout\"}})"
+    ));
+    assert_eq!(joined, Some(7.0));
 }
