@@ -570,7 +570,7 @@ fn differing(me: &Hello, h: &Hello) -> String {
         .into_iter()
         .collect();
     match keys.as_slice() {
-        [] => "a header, body or credential differs (their values are never compared one by one)"
+        [] => "a header, body, query, variable or credential differs (their values are never compared one by one)"
             .into(),
         [one] => format!("{one} differs from the coordinator's"),
         many => {
@@ -951,7 +951,10 @@ mod tests {
         // Only the whole hash differs: a secret-bearing setting, never named by value.
         let same = with(&[("scenarios[0].vus", "1"), ("defaults.timeout", "2")]);
         let m = mismatch(&me, &same, false).unwrap_or_default();
-        assert!(m.contains("a header, body or credential differs"), "{m}");
+        assert!(
+            m.contains("a header, body, query, variable or credential differs"),
+            "{m}"
+        );
     }
 
     fn client(s: &Server, index: u32) -> Client {

@@ -157,8 +157,18 @@ fn fnv(text: &str) -> String {
 
 /// Whether a key may carry a secret (its value is never hashed on its own).
 fn secret_bearing(key: &str) -> bool {
-    const WORDS: [&str; 9] = [
-        "header", "body", "json", "form", "password", "token", "secret", "auth", "cookie",
+    const WORDS: [&str; 11] = [
+        "header",
+        "body",
+        "json",
+        "query",
+        "variables",
+        "password",
+        "token",
+        "secret",
+        "auth",
+        "cookie",
+        "key",
     ];
     let key = key.to_ascii_lowercase();
     WORDS.iter().any(|w| key.contains(w))
@@ -614,6 +624,39 @@ mod tests {
             segment_index: index,
             ..DistFlags::default()
         }
+    }
+
+    #[test]
+    fn the_fingerprint_names_settings_and_never_hashes_a_secret_alone() {
+        let print = |vus: u32, header: &str, pw: &str| {
+            let text = format!(
+                "[[scenarios]]\nvus = {vus}\nduration = \"1s\"\nheaders = {{ X-Key = \"{header}\" }}\nrequests = [{{ url = \"http://u:{pw}@127.0.0.1:1/\" }}]\n"
+            );
+            let cfg =
+                crate::config::load_str("t.toml", &text, &crate::config::Overrides::default())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            scenario_hash(&cfg, false)
+        };
+        let base = print(1, "a", "pw1");
+        assert_eq!(base, print(1, "a", "pw1"), "deterministic");
+        let vus = print(2, "a", "pw1");
+        assert_ne!(vus.hash, base.hash);
+        let differ: Vec<&String> = base
+            .settings
+            .keys()
+            .filter(|k| base.settings.get(*k) != vus.settings.get(*k))
+            .collect();
+        assert_eq!(differ, ["scenarios[0].vus"]);
+        // A header value or a URL password changes only the whole hash.
+        for other in [print(1, "b", "pw1"), print(1, "a", "pw2")] {
+            assert_ne!(other.hash, base.hash);
+            assert_eq!(other.settings, base.settings);
+        }
+        assert!(
+            !base.settings.keys().any(|k| k.contains("headers")),
+            "{:?}",
+            base.settings.keys()
+        );
     }
 
     #[test]
