@@ -160,23 +160,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
             summary_json,
             thresholds,
         } => merge_files(&summaries, summary_json.as_deref(), &thresholds),
-        cli::Command::Run(args) => {
-            let search = args.search.clone();
-            let (file, ov) = args.into_parts();
-            let presentation = Presentation {
-                print: true,
-                progress: true,
-            };
-            let result = match search.given() {
-                None => run(file.as_deref(), &ov, presentation),
-                Some(_) => load_search(file.as_deref(), &ov, &search)
-                    .and_then(|(cfg, origin)| capacity::run(cfg, &origin, presentation)),
-            };
-            match result {
-                Ok(s) => finish_run(&s, &ov.output),
-                Err(e) => report_error(&e),
-            }
-        }
+        cli::Command::Run(args) => run_command(*args),
         cli::Command::Report {
             summary,
             output,
@@ -261,6 +245,26 @@ fn dispatch(cli: cli::Cli) -> u8 {
             }
             Err(e) => report_error(&e),
         },
+    }
+}
+
+/// `stampede run` on one generator: a run, or with search flags a capacity-search file's
+/// search.
+fn run_command(args: cli::RunArgs) -> u8 {
+    let search = args.search.clone();
+    let (file, ov) = args.into_parts();
+    let presentation = Presentation {
+        print: true,
+        progress: true,
+    };
+    let result = match search.given() {
+        None => run(file.as_deref(), &ov, presentation),
+        Some(_) => load_search(file.as_deref(), &ov, &search)
+            .and_then(|(cfg, origin)| capacity::run(cfg, &origin, presentation)),
+    };
+    match result {
+        Ok(s) => finish_run(&s, &ov.output),
+        Err(e) => report_error(&e),
     }
 }
 

@@ -53,34 +53,8 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
             Err(f) => f,
         };
         failures += 1;
-        let answered = matches!(failure, Failure::Status { .. });
-        let unreachable = {
-            let mut st = inner.lock();
-            st.reached |= answered;
-            !st.reached && matches!(failure, Failure::Connect(_))
-        };
-        let next = if inner.shutdown.load(Ordering::Acquire) {
-            Next::GiveUp
-        } else if unreachable
-            && failures >= UNREACHABLE_ATTEMPTS
-            && inner.flushing.load(Ordering::Acquire)
-        {
-            // Nothing has accepted a connection all run: the final flush does not wait out
-            // its deadline for a receiver that is not there.
-            Next::GiveUp
-        } else {
-            s.retry
-                .after_failure(failures, &failure, fastrand::f64(), None)
-        };
+        let (next, hint) = decide(inner, failures, &failure);
         let cause = failure.to_string();
-        let hint = retry::hint(&failure).map(str::to_string).or_else(|| {
-            unreachable.then(|| {
-                format!(
-                    "nothing accepted a connection at {} all run: is the receiver running, and the URL right?",
-                    s.redacted_url
-                )
-            })
-        });
         let hint_text = hint
             .as_ref()
             .map(|h| format!(" (hint: {h})"))
@@ -137,6 +111,38 @@ async fn deliver(inner: &Inner, http: &mut Http1, batch: &Batch) {
         };
         backoff(inner, delay).await;
     }
+}
+
+/// What to do after failed attempt number `failures`, and the hint the failure gives: the
+/// shared policy, except that at shutdown the batch is given up, and so it is during the final
+/// flush after [`UNREACHABLE_ATTEMPTS`] when nothing has accepted a connection all run (the
+/// flush does not wait out its deadline for a receiver that is not there).
+fn decide(inner: &Inner, failures: u32, failure: &Failure) -> (Next, Option<String>) {
+    let s = &inner.settings;
+    let unreachable = {
+        let mut st = inner.lock();
+        st.reached |= matches!(failure, Failure::Status { .. });
+        !st.reached && matches!(failure, Failure::Connect(_))
+    };
+    let next = if inner.shutdown.load(Ordering::Acquire)
+        || (unreachable
+            && failures >= UNREACHABLE_ATTEMPTS
+            && inner.flushing.load(Ordering::Acquire))
+    {
+        Next::GiveUp
+    } else {
+        s.retry
+            .after_failure(failures, failure, fastrand::f64(), None)
+    };
+    let hint = retry::hint(failure).map(str::to_string).or_else(|| {
+        unreachable.then(|| {
+            format!(
+                "nothing accepted a connection at {} all run: is the receiver running, and the URL right?",
+                s.redacted_url
+            )
+        })
+    });
+    (next, hint)
 }
 
 /// Waits `delay` before the next attempt; the start of the final flush cuts the wait short (a
