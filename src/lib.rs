@@ -394,10 +394,17 @@ fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>) -> u8 {
     let crossed = v["thresholds"]
         .as_array()
         .is_some_and(|t| t.iter().any(|x| x["ok"] != serde_json::Value::Bool(true)));
+    let export_incomplete = v["fail_on_export_error"] == serde_json::Value::Bool(true)
+        && v["export"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["not_delivered"].as_u64().is_some_and(|n| n > 0))
+        });
     let code = if crossed {
         EXIT_THRESHOLDS
     } else if v["interrupted"] == serde_json::Value::Bool(true) {
         EXIT_INTERRUPTED
+    } else if export_incomplete {
+        EXIT_EXPORT
     } else {
         EXIT_OK
     };

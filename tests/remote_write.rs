@@ -653,6 +653,17 @@ fn an_unreachable_receiver_is_given_up_at_the_flush_and_fails_the_run_when_asked
         "{}",
         v["export"]
     );
+    // A report remade from the summary says the run's exit code.
+    let html = dir2.path().join("report.html");
+    let o = support::stampede(&[
+        "report",
+        json.to_str().expect("p"),
+        "-o",
+        html.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", support::text(&o));
+    let page = std::fs::read_to_string(&html).expect("report");
+    assert!(page.contains("<b id=\"exit-code\">5</b>"), "{page}");
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES` lands on `target_info`, not on the request series; the README's
