@@ -296,7 +296,7 @@ fn load_search(
 
 /// The exit code of a finished run or search, after its CI outputs are written.
 fn finish_run(s: &Summary, output: &config::OutputFlags) -> u8 {
-    let code = capacity::exit_code(s);
+    let code = command::export_exit_code(s, capacity::exit_code(s));
     warn_export(s, code);
     match write_ci_outputs(s, code, output) {
         Ok(()) => code,
