@@ -15,7 +15,9 @@
 //! Latency metrics take a duration (`500ms`, `1.5s`; a bare number means milliseconds).
 //! `error_rate` and `check_rate` take a ratio (`1%` or `0.01`). Examples: `p99 < 500ms`,
 //! `p95{name=/login} < 1s`, `error_rate < 1%`, `rps > 100`, `p99[30s] < 500ms`,
-//! `error_rate[1m]{name=/login} < 1%`.
+//! `error_rate[1m]{name=/login} < 1%`. k6's forms (`http_req_duration: p(95)<200`,
+//! `http_req_failed < 0.01`, `{name:/login}` tags) are refused with the exact expression to
+//! write instead ([`k6_form`]); that a filter names a request of the plan is checked by the plan.
 //!
 //! A window (`p99[30s]`) judges every span of that length, sliding by the timeline interval,
 //! during the run; the threshold holds when every judged window held, and its final `actual` is
