@@ -763,6 +763,11 @@ fn refused_settings_name_the_key_in_validate_and_run_and_send_nothing() {
             &["`run.workers`", "at most 1024"],
         ),
         (
+            "timeline_interval",
+            format!("[run]\ntimeline_interval = \"5ms\"\n{sc}"),
+            &["`run.timeline_interval`", "5ms: at least 10ms"],
+        ),
+        (
             "busy_poll",
             format!("[run]\nbusy_poll = \"1s\"\n{sc}"),
             &["`run.busy_poll`", "at most 10ms"],
@@ -928,6 +933,22 @@ fn refused_flags_exit_2_before_the_run_starts() {
         (
             &["--busy-poll", "50ms", "-n", "1"],
             &["`run.busy_poll`", "at most 10ms"],
+        ),
+        (
+            &["--timeline-interval", "1ms", "-n", "1"],
+            &[
+                "`run.timeline_interval`",
+                "1ms: at least 10ms",
+                "--timeline-interval",
+            ],
+        ),
+        (
+            &["--timeline-interval", "0", "-n", "1"],
+            &[
+                "`run.timeline_interval`",
+                "at least 10ms",
+                "--timeline-interval",
+            ],
         ),
         (
             &["--busy-poll", "soon", "-n", "1"],
