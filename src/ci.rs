@@ -287,7 +287,8 @@ pub(crate) const MIN_SAMPLES: u64 = 100;
 pub(crate) struct Delta {
     /// `req/s`, `error %`, `p50`, `p95`, `p99`.
     pub figure: &'static str,
-    /// Baseline value (seconds for latencies, ratio for the error rate).
+    /// Baseline value (seconds for latencies, ratio for the error rate; NaN for the latencies
+    /// of a row without successful requests).
     pub base: f64,
     /// Current value.
     pub cur: f64,
@@ -343,14 +344,21 @@ fn figures(v: &Value, what: &str) -> Result<(u64, [f64; 5]), CompareError> {
     let get = |path: &[&str]| {
         f(v, path).ok_or_else(|| CompareError(format!("{what}: no `{}`", path.join("."))))
     };
+    let (requests, failures) = (get(&["requests"])?, get(&["failures"])?);
+    // No successful request, no latency (its percentiles read 0): NaN, shown as `–` and never
+    // judged (every comparison with NaN is false).
+    let lat = |q: &str| -> Result<f64, CompareError> {
+        let v = get(&["latency_s", q])?;
+        Ok(if failures >= requests { f64::NAN } else { v })
+    };
     Ok((
-        get(&["requests"])? as u64,
+        requests as u64,
         [
             get(&["rps"])?,
-            get(&["failures"])? / get(&["requests"])?.max(1.0),
-            get(&["latency_s", "p50"])?,
-            get(&["latency_s", "p95"])?,
-            get(&["latency_s", "p99"])?,
+            failures / requests.max(1.0),
+            lat("p50")?,
+            lat("p95")?,
+            lat("p99")?,
         ],
     ))
 }
@@ -457,6 +465,9 @@ pub(crate) fn compare(
 }
 
 fn fig_text(figure: &str, v: f64) -> String {
+    if v.is_nan() {
+        return NO_LATENCY.into();
+    }
     match figure {
         "req/s" => format!("{v:.1}"),
         "error %" => format!("{:.2} %", v * 100.0),
@@ -465,7 +476,9 @@ fn fig_text(figure: &str, v: f64) -> String {
 }
 
 fn change_text(d: &Delta) -> String {
-    if d.base == 0.0 {
+    if d.base.is_nan() || d.cur.is_nan() {
+        NO_LATENCY.into()
+    } else if d.base == 0.0 {
         if d.cur == 0.0 {
             "±0".into()
         } else {
