@@ -445,6 +445,49 @@ fn markdown_escapes_hostile_names_and_shows_no_latency_for_names_that_all_failed
     assert!(p99.contains("| p99 | – | – | – |"), "{p99}");
 }
 
+#[test]
+fn a_tenth_of_a_second_run_has_sub_second_time_ticks_in_its_report() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let html = dir.path().join("r.html");
+    let url = format!("http://{}/", t.addr);
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "-d",
+        "0.1s",
+        "--vus",
+        "2",
+        "--quiet",
+        "--no-metrics",
+        "--report",
+        html.to_str().expect("h"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&html).expect("report");
+    // The first chart's time axis (its labels are the only centred ones).
+    let chart = text
+        .split("<figure class=\"chart\"")
+        .nth(1)
+        .expect("a chart");
+    let ticks: Vec<f64> = chart
+        .split("text-anchor=\"middle\">")
+        .skip(1)
+        .filter_map(|t| t.split(" s<").next()?.parse().ok())
+        .collect();
+    assert!(ticks.len() >= 3, "{ticks:?}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] > w[0]),
+        "distinct, rising: {ticks:?}"
+    );
+    assert!(
+        *ticks.last().expect("tick") <= 0.2,
+        "within the run: {ticks:?}"
+    );
+    assert_eq!(ticks[0], 0.0);
+}
+
 fn summary_of(target: &str, path: &str, out: &std::path::Path) {
     let o = stampede(&[
         "run",
