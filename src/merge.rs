@@ -245,6 +245,31 @@ impl Source for Merged {
     }
 }
 
+/// Refuses a segment count beyond what a run can have ([`crate::segment::MAX_LCD`]): the
+/// merged summary lists every missing segment, so a claimed 4 billion would allocate 16 GB.
+fn check_segment_count(p: &Part) -> Result<(), MergeError> {
+    let max = crate::segment::MAX_LCD;
+    let claims = [
+        ("segment.count", p.input.segment.as_ref().map(|s| s.count)),
+        (
+            "distributed.segments",
+            p.input.distributed.as_ref().map(|d| d.segments),
+        ),
+    ];
+    for (field, n) in claims {
+        if let Some(n) = n
+            && u64::from(n) > max
+        {
+            return Err(MergeError::Field(
+                p.origin.clone(),
+                field.into(),
+                format!("{n} segments: a run has at most {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Adds `n` to `into`, or refuses the input whose `field` makes the sum overflow.
 fn sum_into(into: &mut u64, n: u64, origin: &str, field: String) -> Result<(), MergeError> {
     *into = into.checked_add(n).ok_or_else(|| {
@@ -392,6 +417,7 @@ pub(crate) fn merge(
     let mut count = segments;
     for p in parts {
         let i = &p.input;
+        check_segment_count(p)?;
         let idx: Vec<u32> = match (&i.segment, &i.distributed) {
             (Some(s), _) => vec![s.index],
             (None, Some(d)) => d.merged.clone(),
@@ -835,6 +861,16 @@ mod tests {
             assert!(e.starts_with(&format!("b.json: {key}")), "{e}");
             assert!(e.contains("overflows the merged count"), "{e}");
         }
+        // A segment count that would list billions of missing segments.
+        let mut c =
+            serde_json::to_value(merge(&[part("c", 0, 100, &lat, 1.0)], &[], None).unwrap())
+                .unwrap();
+        c["distributed"]["segments"] = u32::MAX.into();
+        let e = refusal(&[Part::from_value("c.json", c).unwrap()]);
+        assert_eq!(
+            e,
+            "c.json: distributed.segments: 4294967295 segments: a run has at most 1000000"
+        );
         // A histogram that is not one.
         let mut h = v(100);
         h["scenarios"][0]["iteration_duration_hdr"] = "AAAA".into();

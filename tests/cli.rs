@@ -1236,6 +1236,16 @@ fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
                 "counts overflow a 64-bit total",
             ],
         ),
+        (
+            "segments.json",
+            |v| {
+                v["distributed"] = serde_json::json!({"segments": u32::MAX, "merged": [0],
+                    "missing": [], "start_skew_s": 0.0})
+            },
+            &[
+                "segments.json: distributed.segments: 4294967295 segments: a run has at most 1000000",
+            ],
+        ),
     ];
     assert_eq!(big, 4611686018427387904);
     for (name, edit, needles) in cases {
