@@ -1165,11 +1165,11 @@ fn hdr_claiming(claim: u32) -> String {
 }
 
 #[cfg(unix)]
-#[test]
-fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
+/// A real summary of 20 requests to the embedded target, in `dir/base.json`, checked to merge
+/// alone to what the target saw.
+fn honest_summary(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
     let t = support::target();
-    let dir = tempfile::tempdir().expect("tmp");
-    let base = dir.path().join("base.json");
+    let base = dir.join("base.json");
     let url = format!("http://{}/", t.addr);
     let o = stampede(&[
         "run",
@@ -1189,7 +1189,7 @@ fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
     assert_eq!(seen, 20);
     let v = support::read_json(&base);
     // The honest file merges to what the target saw.
-    let merged = dir.path().join("merged.json");
+    let merged = dir.join("merged.json");
     let m = support::stampede_measured(&[
         "merge",
         base.to_str().expect("path"),
@@ -1198,6 +1198,14 @@ fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
     ]);
     assert_eq!(m.code, Some(0), "{}", m.stderr);
     assert_eq!(support::read_json(&merged)["requests"], seen);
+    (base, v)
+}
+
+#[cfg(unix)]
+#[test]
+fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (base, v) = honest_summary(dir.path());
     let big = 1u64 << 62;
     type Edit = fn(&mut serde_json::Value);
     let cases: &[(&str, Edit, &[&str])] = &[
@@ -1268,8 +1276,15 @@ fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
         assert!(m.peak_rss_mb < 100, "{name}: peak RSS {} MB", m.peak_rss_mb);
         assert!(m.wall < Duration::from_secs(10), "{name}: {:?}", m.wall);
     }
-    // A sum that overflows only across files: reconnects of u64::MAX, twice.
-    let mut a = v.clone();
+}
+
+#[cfg(unix)]
+#[test]
+fn merge_refuses_counts_whose_sum_overflows_across_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, v) = honest_summary(dir.path());
+    // Reconnects of u64::MAX, twice: each file alone is fine.
+    let mut a = v;
     a["reconnects"] = u64::MAX.into();
     let (pa, pb) = (dir.path().join("a.json"), dir.path().join("b.json"));
     std::fs::write(&pa, a.to_string()).expect("write");

@@ -1035,28 +1035,7 @@ fn the_embedded_target_bounds_what_it_keeps_and_reads() {
     )
     .expect("send");
     assert_eq!(read_response(&mut r3).0, 413);
-    // A chunked body that grows past 1 MiB: 413 once the bound is passed (the rest unread).
-    let s = conn();
-    let mut w = s.try_clone().expect("clone");
-    let mut r4 = BufReader::new(s);
-    let sender = std::thread::spawn(move || {
-        let chunk = vec![b'z'; 64 << 10];
-        let _ = write!(
-            w,
-            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-        );
-        for _ in 0..128 {
-            if write!(w, "{:x}\r\n", chunk.len()).is_err()
-                || w.write_all(&chunk).is_err()
-                || w.write_all(b"\r\n").is_err()
-            {
-                break;
-            }
-        }
-    });
-    assert_eq!(read_response(&mut r4).0, 413);
-    drop(r4);
-    let _ = sender.join();
+    chunked_past_the_body_bound(conn());
     // A small body still echoes, on the first connection.
     write!(
         w_of(&r),
@@ -1090,6 +1069,31 @@ fn the_embedded_target_bounds_what_it_keeps_and_reads() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A chunked `/echo` body that grows past 1 MiB: 413 once the bound is passed (the rest unread).
+fn chunked_past_the_body_bound(s: std::net::TcpStream) {
+    use std::io::{BufReader, Write};
+    let mut w = s.try_clone().expect("clone");
+    let mut r4 = BufReader::new(s);
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b'z'; 64 << 10];
+        let _ = write!(
+            w,
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        for _ in 0..128 {
+            if write!(w, "{:x}\r\n", chunk.len()).is_err()
+                || w.write_all(&chunk).is_err()
+                || w.write_all(b"\r\n").is_err()
+            {
+                break;
+            }
+        }
+    });
+    assert_eq!(read_response(&mut r4).0, 413);
+    drop(r4);
+    let _ = sender.join();
 }
 
 /// A writer on the connection a reader reads.
