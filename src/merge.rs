@@ -245,6 +245,21 @@ impl Source for Merged {
     }
 }
 
+/// Refuses a timeline interval histogram that does not decode or does not hold its slot's
+/// requests (merging would otherwise count it as empty, or chart counts it does not have).
+fn check_timeline(p: &Part) -> Result<(), MergeError> {
+    let Some(tl) = &p.input.timeline else {
+        return Ok(());
+    };
+    for (k, iv) in tl.intervals.iter().enumerate() {
+        for (j, ns) in iv.by_name.iter().enumerate() {
+            let field = format!("timeline.intervals[{k}].by_name[{j}].histogram");
+            histogram(&p.origin, field, &ns.histogram, Some(ns.requests))?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a segment count beyond what a run can have ([`crate::segment::MAX_LCD`]): the
 /// merged summary lists every missing segment, so a claimed 4 billion would allocate 16 GB.
 fn check_segment_count(p: &Part) -> Result<(), MergeError> {
@@ -418,6 +433,7 @@ pub(crate) fn merge(
     for p in parts {
         let i = &p.input;
         check_segment_count(p)?;
+        check_timeline(p)?;
         let idx: Vec<u32> = match (&i.segment, &i.distributed) {
             (Some(s), _) => vec![s.index],
             (None, Some(d)) => d.merged.clone(),
@@ -870,6 +886,15 @@ mod tests {
         assert_eq!(
             e,
             "c.json: distributed.segments: 4294967295 segments: a run has at most 1000000"
+        );
+        // A timeline histogram that claims what it does not hold.
+        let mut t = v(100);
+        t["timeline"] = serde_json::to_value(segment_timeline(99, 0)).unwrap();
+        t["timeline"]["intervals"][3]["by_name"][0]["requests"] = 7.into();
+        let e = refusal(&[Part::from_value("t.json", t).unwrap()]);
+        assert_eq!(
+            e,
+            "t.json: timeline.intervals[3].by_name[0].histogram: holds 100 requests, its row says 7"
         );
         // A histogram that is not one.
         let mut h = v(100);
