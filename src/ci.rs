@@ -142,6 +142,64 @@ fn ms(s: f64) -> String {
     format!("{:.2} ms", s * 1000.0)
 }
 
+/// What a latency cell shows when no request of the row succeeded (no latency to show).
+const NO_LATENCY: &str = "–";
+
+/// A latency cell: `–` for a row without successful requests (its latencies are 0, not fast).
+fn ms_of(s: f64, successes: u64) -> String {
+    if successes == 0 {
+        NO_LATENCY.into()
+    } else {
+        ms(s)
+    }
+}
+
+/// Text for a Markdown table cell: `|` and `\` escaped (a pipe would split the cell, a trailing
+/// backslash escape the next one), line breaks shown as `\n` (one would end the row and turn
+/// the rest into a paragraph or a heading), `&`, `<` and `>` as entities (GitHub renders HTML
+/// in step summaries and comments), other control characters dropped.
+pub(crate) fn md_cell(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => o.push_str("\\|"),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            c if c.is_control() => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Text as inline code in a Markdown table cell: within a code span HTML is not rendered and
+/// entities are not decoded, so only what ends the span, the cell or the row is changed:
+/// line breaks become spaces, `|` is escaped (GitHub's tables read `\|` even in code) and the
+/// fence is longer than any run of backticks inside.
+pub(crate) fn md_code(s: &str) -> String {
+    let text: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest == 0 {
+        format!("{fence}{text}{fence}")
+    } else {
+        format!("{fence} {text} {fence}")
+    }
+}
+
 /// A compact Markdown summary for CI pages and PR comments.
 pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
     let mut m = String::new();
@@ -155,8 +213,8 @@ pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
     };
     let _ = writeln!(
         m,
-        "### stampede run `{}`: {verdict} (exit {exit_code})\n",
-        s.run_id
+        "### stampede run {}: {verdict} (exit {exit_code})\n",
+        md_code(&s.run_id)
     );
     let _ = writeln!(
         m,
@@ -168,9 +226,9 @@ pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
         s.requests,
         s.rps,
         s.error_rate * 100.0,
-        ms(s.latency_s.p50),
-        ms(s.latency_s.p95),
-        ms(s.latency_s.p99),
+        ms_of(s.latency_s.p50, s.requests.saturating_sub(s.failures)),
+        ms_of(s.latency_s.p95, s.requests.saturating_sub(s.failures)),
+        ms_of(s.latency_s.p99, s.requests.saturating_sub(s.failures)),
         s.duration_s
     );
     if !s.thresholds.is_empty() {
@@ -178,8 +236,8 @@ pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
         for t in &s.thresholds {
             let _ = writeln!(
                 m,
-                "| `{}` | {} | {} |",
-                t.threshold.replace('|', "\\|"),
+                "| {} | {} | {} |",
+                md_code(&t.threshold),
                 actual_text(t.actual, t.unit),
                 if t.ok { "✅ ok" } else { "❌ crossed" }
             );
@@ -191,17 +249,18 @@ pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
         "| name | requests | failures | req/s | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     for r in &s.by_name {
+        let ok = r.requests.saturating_sub(r.failures);
         let _ = writeln!(
             m,
             "| {} {} | {} | {} | {:.1} | {} | {} | {} |",
-            r.method,
-            r.name.replace('|', "\\|"),
+            md_cell(&r.method),
+            md_cell(&r.name),
             r.requests,
             r.failures,
             r.rps,
-            ms(r.latency_s.p50),
-            ms(r.latency_s.p95),
-            ms(r.latency_s.p99)
+            ms_of(r.latency_s.p50, ok),
+            ms_of(r.latency_s.p95, ok),
+            ms_of(r.latency_s.p99, ok)
         );
     }
     if !s.checks.is_empty() {
@@ -210,8 +269,8 @@ pub(crate) fn markdown(s: &Summary, exit_code: u8) -> String {
             let _ = writeln!(
                 m,
                 "| {}: {} | {} | {} |",
-                c.request.replace('|', "\\|"),
-                c.name.replace('|', "\\|"),
+                md_cell(&c.request),
+                md_cell(&c.name),
                 c.passes,
                 c.fails
             );
@@ -228,7 +287,8 @@ pub(crate) const MIN_SAMPLES: u64 = 100;
 pub(crate) struct Delta {
     /// `req/s`, `error %`, `p50`, `p95`, `p99`.
     pub figure: &'static str,
-    /// Baseline value (seconds for latencies, ratio for the error rate).
+    /// Baseline value (seconds for latencies, ratio for the error rate; NaN for the latencies
+    /// of a row without successful requests).
     pub base: f64,
     /// Current value.
     pub cur: f64,
@@ -284,14 +344,21 @@ fn figures(v: &Value, what: &str) -> Result<(u64, [f64; 5]), CompareError> {
     let get = |path: &[&str]| {
         f(v, path).ok_or_else(|| CompareError(format!("{what}: no `{}`", path.join("."))))
     };
+    let (requests, failures) = (get(&["requests"])?, get(&["failures"])?);
+    // No successful request, no latency (its percentiles read 0): NaN, shown as `–` and never
+    // judged (every comparison with NaN is false).
+    let lat = |q: &str| -> Result<f64, CompareError> {
+        let v = get(&["latency_s", q])?;
+        Ok(if failures >= requests { f64::NAN } else { v })
+    };
     Ok((
-        get(&["requests"])? as u64,
+        requests as u64,
         [
             get(&["rps"])?,
-            get(&["failures"])? / get(&["requests"])?.max(1.0),
-            get(&["latency_s", "p50"])?,
-            get(&["latency_s", "p95"])?,
-            get(&["latency_s", "p99"])?,
+            failures / requests.max(1.0),
+            lat("p50")?,
+            lat("p95")?,
+            lat("p99")?,
         ],
     ))
 }
@@ -398,6 +465,9 @@ pub(crate) fn compare(
 }
 
 fn fig_text(figure: &str, v: f64) -> String {
+    if v.is_nan() {
+        return NO_LATENCY.into();
+    }
     match figure {
         "req/s" => format!("{v:.1}"),
         "error %" => format!("{:.2} %", v * 100.0),
@@ -406,7 +476,9 @@ fn fig_text(figure: &str, v: f64) -> String {
 }
 
 fn change_text(d: &Delta) -> String {
-    if d.base == 0.0 {
+    if d.base.is_nan() || d.cur.is_nan() {
+        NO_LATENCY.into()
+    } else if d.base == 0.0 {
         if d.cur == 0.0 {
             "±0".into()
         } else {
@@ -454,7 +526,7 @@ pub(crate) fn render_comparison(c: &Comparison, markdown: bool) -> String {
                 let _ = writeln!(
                     o,
                     "| {} | {} → {} | {} | {} | {} | {} | {}{} |",
-                    r.name.replace('|', "\\|"),
+                    md_cell(&r.name),
                     r.requests.0,
                     r.requests.1,
                     d.figure,

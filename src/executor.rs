@@ -1024,8 +1024,13 @@ async fn do_request(
     if let Some(rec) = ctx.recorder.borrow().as_ref() {
         rec.start(r.id);
     }
-    // Sampled requests only: unsampled ones (all of them with tracing off) skip this.
-    let span = vu.tracing.as_mut().and_then(VuTracing::next);
+    // Sampled requests only: unsampled ones (all of them with tracing off) skip this. A request
+    // with its own traceparent is never sampled: the user's header goes alone.
+    let span = vu
+        .tracing
+        .as_mut()
+        .filter(|_| !r.own_traceparent)
+        .and_then(VuTracing::next);
     let started_wall = span.map(|_| std::time::SystemTime::now());
     let (outcome, bytes_out) = if shared.plan.client.http2 {
         // A sampled request's traceparent rides as this request's one extra field.

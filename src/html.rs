@@ -85,8 +85,11 @@ fn chart(
             .chain(right.iter().flat_map(|(_, s)| s.points.iter().map(|p| p.0)))
             .map(tx)
     };
-    let xmin = xs().fold(f64::INFINITY, f64::min);
-    let xmax = xs().fold(f64::NEG_INFINITY, f64::max).max(xmin + 1e-9);
+    let (xmin, xmax) = x_range(
+        xs().fold(f64::INFINITY, f64::min),
+        xs().fold(f64::NEG_INFINITY, f64::max),
+        log_x,
+    );
     // The y axis in the unit shown, cut at round values (1, 2, 2.5 or 5 × 10^k).
     let shown = match unit {
         "ms" => 1000.0,
@@ -112,7 +115,8 @@ fn chart(
             esc(&tick_label(step * i as f64, step, unit))
         );
     }
-    // Time ticks at round seconds; percentile ticks evenly over the log scale.
+    // Time ticks at round steps (sub-second ones on a short run); percentile ticks evenly over
+    // the log scale.
     let xticks: Vec<(f64, String)> = if log_x {
         (0..=4)
             .map(|i| {
@@ -121,7 +125,7 @@ fn chart(
             })
             .collect()
     } else {
-        let (step, _) = nice_axis(xmax - xmin);
+        let step = time_step(xmax - xmin);
         let first = (xmin / step - 1e-9).ceil() as i64;
         let last = (xmax / step + 1e-9).floor() as i64;
         (first..=last)
@@ -220,6 +224,32 @@ fn chart(
     }
     let _ = write!(o, "</svg><div class=\"legend\">{legend}</div></figure>");
     o
+}
+
+/// The x axis' range from the points' extremes. Time: one instant only (a run shorter than
+/// its timeline interval has one point, in the middle of what it lasted) spans from 0 to twice
+/// it, the run's length, so that its ticks are sub-second ones, not a nanosecond's.
+fn x_range(min: f64, max: f64, log_x: bool) -> (f64, f64) {
+    if !log_x && max - min < 1e-6 {
+        return if min > 0.0 {
+            (0.0, 2.0 * min)
+        } else {
+            (min - 0.5, min + 0.5)
+        };
+    }
+    (min, max.max(min + 1e-9))
+}
+
+/// A time tick step of 1, 2 or 5 × 10^k seconds (0.02 s, 0.05 s, 0.1 s, …, 20 s, 50 s) that
+/// cuts `range` into at most six parts.
+fn time_step(range: f64) -> f64 {
+    let raw = (range / 6.0).max(1e-9);
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag)
 }
 
 fn fmt_pct(p: f64) -> String {
@@ -866,7 +896,8 @@ impl TimeSeries {
             if fold {
                 width += w;
             } else {
-                x = num(i, "t_s") + step / 2.0;
+                // The middle of the part of the interval the run lasted.
+                x = num(i, "t_s") + w / 2.0;
                 width = w;
             }
             // A count over this interval as a rate; folded: added to the point before.
@@ -1081,6 +1112,48 @@ mod tests {
             "timeline": { "interval_s": 1.0, "names": [{ "scenario": "s", "name": "/", "method": "GET" }],
                           "intervals": intervals },
         })
+    }
+
+    /// The time axis' tick labels of a chart.
+    fn time_ticks(svg: &str) -> Vec<String> {
+        svg.split("text-anchor=\"middle\">")
+            .skip(1)
+            .filter_map(|t| t.split('<').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_run_shorter_than_a_second_has_sub_second_time_ticks() {
+        // 0.1 s in one 1 s interval: one point, in the middle of what the run lasted.
+        let t = TimeSeries::of(&timeline_summary(&[30], 0.1));
+        assert_eq!(t.rps["GET /"].len(), 1);
+        assert!((t.rps["GET /"][0].0 - 0.05).abs() < 1e-9, "{:?}", t.rps);
+        let svg = chart("r", "req/s", &named(&t.rps), None, false, &[]);
+        assert_eq!(
+            time_ticks(&svg),
+            ["0.00 s", "0.02 s", "0.04 s", "0.06 s", "0.08 s", "0.10 s"]
+        );
+        // 0.35 s in 10 ms intervals.
+        let mut v = timeline_summary(&[3; 35], 0.35);
+        v["timeline"]["interval_s"] = 0.01.into();
+        for (k, iv) in v["timeline"]["intervals"]
+            .as_array_mut()
+            .expect("intervals")
+            .iter_mut()
+            .enumerate()
+        {
+            iv["t_s"] = (k as f64 * 0.01).into();
+        }
+        let t = TimeSeries::of(&v);
+        let svg = chart("r", "req/s", &named(&t.rps), None, false, &[]);
+        assert_eq!(time_ticks(&svg), ["0.1 s", "0.2 s", "0.3 s"]);
+        // Long runs keep whole seconds.
+        let t = TimeSeries::of(&timeline_summary(&[5; 40], 40.0));
+        let svg = chart("r", "req/s", &named(&t.rps), None, false, &[]);
+        assert_eq!(time_ticks(&svg), ["10 s", "20 s", "30 s"]);
+        assert_eq!(time_step(0.1076), 0.02);
+        assert_eq!(time_step(39.0), 10.0);
     }
 
     #[test]

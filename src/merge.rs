@@ -34,9 +34,10 @@ pub(crate) enum MergeError {
         "{0}: not a mergeable summary (stampede run --summary-json / --segment-summary-json): {1}"
     )]
     Invalid(String, String),
-    /// A histogram that does not decode.
-    #[error("{0}: {1}")]
-    Histogram(String, hdr::HdrError),
+    /// A field that cannot be right (`seg1.json: by_name[2].latency_all_hdr: …`): a histogram
+    /// that does not decode or disagrees with its row's count, a count whose sum overflows.
+    #[error("{0}: {1}: {2}")]
+    Field(String, String, String),
     /// Nothing to merge.
     #[error("no summaries to merge")]
     Empty,
@@ -155,6 +156,11 @@ struct Merged {
     scenarios: Vec<(String, Scen)>,
     checks: BTreeMap<(String, String, String), (u64, u64)>,
     secs: f64,
+    /// Requests over every name, iterations and dropped iterations over every scenario
+    /// (checked: no sum of rows' counts can overflow).
+    total: u64,
+    iterations: u64,
+    dropped: u64,
 }
 
 impl Merged {
@@ -227,14 +233,175 @@ impl Source for Merged {
             Metric::DroppedIterations => (!scen.is_empty())
                 .then(|| scen.iter().map(|s| s.no_vu + s.generator).sum::<u64>() as f64),
             Metric::CheckRate => {
-                let (p, fl) = checks.iter().fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
-                (p + fl > 0).then(|| p as f64 / (p + fl) as f64)
+                let (p, fl) = checks.iter().fold((0u64, 0u64), |a, c| {
+                    (a.0.saturating_add(c.0), a.1.saturating_add(c.1))
+                });
+                (p > 0 || fl > 0).then(|| p as f64 / (p as f64 + fl as f64))
             }
             Metric::CheckFailures => {
-                (!checks.is_empty()).then(|| checks.iter().map(|c| c.1).sum::<u64>() as f64)
+                (!checks.is_empty()).then(|| checks.iter().map(|c| c.1 as f64).sum::<f64>())
             }
         }
     }
+}
+
+/// Refuses a timeline interval histogram that does not decode or does not hold its slot's
+/// requests (merging would otherwise count it as empty, or chart counts it does not have).
+fn check_timeline(p: &Part) -> Result<(), MergeError> {
+    let Some(tl) = &p.input.timeline else {
+        return Ok(());
+    };
+    for (k, iv) in tl.intervals.iter().enumerate() {
+        for (j, ns) in iv.by_name.iter().enumerate() {
+            let field = format!("timeline.intervals[{k}].by_name[{j}].histogram");
+            histogram(&p.origin, field, &ns.histogram, Some(ns.requests))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a segment count beyond what a run can have ([`crate::segment::MAX_LCD`]): the
+/// merged summary lists every missing segment, so a claimed 4 billion would allocate 16 GB.
+fn check_segment_count(p: &Part) -> Result<(), MergeError> {
+    let max = crate::segment::MAX_LCD;
+    let claims = [
+        ("segment.count", p.input.segment.as_ref().map(|s| s.count)),
+        (
+            "distributed.segments",
+            p.input.distributed.as_ref().map(|d| d.segments),
+        ),
+    ];
+    for (field, n) in claims {
+        if let Some(n) = n
+            && u64::from(n) > max
+        {
+            return Err(MergeError::Field(
+                p.origin.clone(),
+                field.into(),
+                format!("{n} segments: a run has at most {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `n` to `into`, or refuses the input whose `field` makes the sum overflow.
+fn sum_into(into: &mut u64, n: u64, origin: &str, field: String) -> Result<(), MergeError> {
+    *into = into.checked_add(n).ok_or_else(|| {
+        MergeError::Field(
+            origin.to_string(),
+            field,
+            format!("{n} overflows the merged count (more than {})", u64::MAX),
+        )
+    })?;
+    Ok(())
+}
+
+/// Decodes the histogram in `field`; `count`, when given, is what its row says it holds.
+fn histogram(
+    origin: &str,
+    field: String,
+    text: &str,
+    count: Option<u64>,
+) -> Result<Histogram<u64>, MergeError> {
+    let bad = |msg: String| MergeError::Field(origin.to_string(), field.clone(), msg);
+    let h = hdr::decode(text).map_err(|e| bad(e.to_string()))?;
+    match count {
+        Some(n) if h.len() != n => {
+            Err(bad(format!("holds {} requests, its row says {n}", h.len())))
+        }
+        _ => Ok(h),
+    }
+}
+
+/// Adds a part's request names to the merge: counts with checked sums, histograms that hold
+/// exactly the row's requests (every one; the successful ones).
+fn add_names(m: &mut Merged, p: &Part) -> Result<(), MergeError> {
+    let o = &p.origin;
+    for (k, n) in p.input.by_name.iter().enumerate() {
+        let f = |x: &str| format!("by_name[{k}].{x}");
+        let ok_count = n.requests.checked_sub(n.failures).ok_or_else(|| {
+            MergeError::Field(
+                o.clone(),
+                f("failures"),
+                format!("{} is more than its {} requests", n.failures, n.requests),
+            )
+        })?;
+        let all = histogram(
+            o,
+            f("latency_all_hdr"),
+            &n.latency_all_hdr,
+            Some(n.requests),
+        )?;
+        let ok = histogram(o, f("latency_hdr"), &n.latency_hdr, Some(ok_count))?;
+        let e = m
+            .names
+            .entry((n.scenario.clone(), n.name.clone(), n.method.clone()))
+            .or_default();
+        sum_into(&mut e.requests, n.requests, o, f("requests"))?;
+        sum_into(&mut e.failures, n.failures, o, f("failures"))?;
+        sum_into(&mut m.total, n.requests, o, f("requests"))?;
+        for (c, v) in &n.status_codes {
+            sum_into(
+                e.codes.entry(c.clone()).or_insert(0),
+                *v,
+                o,
+                f(&format!("status_codes.{c}")),
+            )?;
+        }
+        add(&mut e.ok, ok);
+        add(&mut e.all, all);
+    }
+    Ok(())
+}
+
+/// Adds a part's scenarios to the merge (checked sums; histograms that decode).
+fn add_scenarios(m: &mut Merged, p: &Part) -> Result<(), MergeError> {
+    let o = &p.origin;
+    for (k, s) in p.input.scenarios.iter().enumerate() {
+        let f = |x: &str| format!("scenarios[{k}].{x}");
+        let duration = histogram(
+            o,
+            f("iteration_duration_hdr"),
+            &s.iteration_duration_hdr,
+            None,
+        )?;
+        let lag = match &s.start_lag_hdr {
+            Some(l) => Some(histogram(o, f("start_lag_hdr"), l, None)?),
+            None => None,
+        };
+        let pos = match m.scenarios.iter().position(|(n, _)| *n == s.name) {
+            Some(p) => p,
+            None => {
+                m.scenarios.push((s.name.clone(), Scen::default()));
+                m.scenarios.len() - 1
+            }
+        };
+        let e = &mut m.scenarios[pos].1;
+        e.executor = s.executor.clone();
+        sum_into(&mut e.iterations, s.iterations, o, f("iterations"))?;
+        sum_into(&mut e.no_vu, s.dropped_no_vu, o, f("dropped_no_vu"))?;
+        sum_into(
+            &mut e.generator,
+            s.dropped_generator,
+            o,
+            f("dropped_generator"),
+        )?;
+        // Totals over scenarios (the summary's), checked once here.
+        sum_into(&mut m.iterations, s.iterations, o, f("iterations"))?;
+        sum_into(&mut m.dropped, s.dropped_no_vu, o, f("dropped_no_vu"))?;
+        sum_into(
+            &mut m.dropped,
+            s.dropped_generator,
+            o,
+            f("dropped_generator"),
+        )?;
+        add(&mut e.duration, duration);
+        if let Some(l) = lag {
+            add(&mut e.lag, l);
+        }
+    }
+    Ok(())
 }
 
 /// Merges segment summaries into the whole test's summary, with `thresholds` evaluated on it.
@@ -251,6 +418,9 @@ pub(crate) fn merge(
         scenarios: Vec::new(),
         checks: BTreeMap::new(),
         secs: 0.0,
+        total: 0,
+        iterations: 0,
+        dropped: 0,
     };
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_target: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -262,6 +432,8 @@ pub(crate) fn merge(
     let mut count = segments;
     for p in parts {
         let i = &p.input;
+        check_segment_count(p)?;
+        check_timeline(p)?;
         let idx: Vec<u32> = match (&i.segment, &i.distributed) {
             (Some(s), _) => vec![s.index],
             (None, Some(d)) => d.merged.clone(),
@@ -273,56 +445,32 @@ pub(crate) fn merge(
                 format!("segment {dup} is in another input too; it would count twice"),
             ));
         }
-        let dec = |s: &str| hdr::decode(s).map_err(|e| MergeError::Histogram(p.origin.clone(), e));
         m.secs = m.secs.max(i.duration_s);
-        for n in &i.by_name {
-            let e = m
-                .names
-                .entry((n.scenario.clone(), n.name.clone(), n.method.clone()))
-                .or_default();
-            e.requests += n.requests;
-            e.failures += n.failures;
-            for (c, k) in &n.status_codes {
-                *e.codes.entry(c.clone()).or_insert(0) += k;
-            }
-            add(&mut e.ok, dec(&n.latency_hdr)?);
-            add(&mut e.all, dec(&n.latency_all_hdr)?);
-        }
-        for s in &i.scenarios {
-            let pos = match m.scenarios.iter().position(|(n, _)| *n == s.name) {
-                Some(p) => p,
-                None => {
-                    m.scenarios.push((s.name.clone(), Scen::default()));
-                    m.scenarios.len() - 1
-                }
-            };
-            let e = &mut m.scenarios[pos].1;
-            e.executor = s.executor.clone();
-            e.iterations += s.iterations;
-            e.no_vu += s.dropped_no_vu;
-            e.generator += s.dropped_generator;
-            add(&mut e.duration, dec(&s.iteration_duration_hdr)?);
-            if let Some(l) = &s.start_lag_hdr {
-                add(&mut e.lag, dec(l)?);
-            }
-        }
-        for c in &i.checks {
+        add_names(&mut m, p)?;
+        add_scenarios(&mut m, p)?;
+        let sum = |into: &mut u64, n: u64, field: String| sum_into(into, n, &p.origin, field);
+        for (k, c) in i.checks.iter().enumerate() {
             let e = m
                 .checks
                 .entry((c.scenario.clone(), c.request.clone(), c.name.clone()))
                 .or_default();
-            e.0 += c.passes;
-            e.1 += c.fails;
+            sum(&mut e.0, c.passes, format!("checks[{k}].passes"))?;
+            sum(&mut e.1, c.fails, format!("checks[{k}].fails"))?;
         }
         for (k, n) in &i.errors {
-            *errors.entry(k.clone()).or_insert(0) += n;
+            sum(
+                errors.entry(k.clone()).or_insert(0),
+                *n,
+                format!("errors.{k}"),
+            )?;
         }
-        for t in &i.errors_by_target {
-            *by_target
+        for (k, t) in i.errors_by_target.iter().enumerate() {
+            let e = by_target
                 .entry((t.error.clone(), t.target.clone()))
-                .or_insert(0) += t.count;
+                .or_insert(0);
+            sum(e, t.count, format!("errors_by_target[{k}].count"))?;
         }
-        reconnects += i.reconnects;
+        sum(&mut reconnects, i.reconnects, "reconnects".into())?;
         interrupted |= i.interrupted;
         if let Some(s) = &i.segment {
             merged_idx.push(s.index);
@@ -665,7 +813,7 @@ mod tests {
         assert!(Part::from_value("x", serde_json::json!({"requests": 1})).is_err());
         // The same segment twice would count twice.
         let e = merge(
-            &[part("a", 1, 1, &a, 1.0), part("b", 1, 1, &a, 1.0)],
+            &[part("a", 1, 100, &a, 1.0), part("b", 1, 100, &a, 1.0)],
             &[],
             None,
         );
@@ -673,6 +821,88 @@ mod tests {
             e.unwrap_err()
                 .to_string()
                 .contains("segment 1 is in another input too")
+        );
+    }
+
+    /// The error merging `parts` gives (a merged summary is no error here).
+    fn refusal(parts: &[Part]) -> String {
+        match merge(parts, &[], None) {
+            Ok(s) => panic!("merged: {} requests", s.requests),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn counts_that_overflow_or_disagree_with_their_histograms_are_refused() {
+        let lat: Vec<u64> = (1..=100).collect();
+        let v = |reqs: u64| {
+            serde_json::to_value(merge(&[part("a", 0, 100, &lat, 1.0)], &[], None).unwrap())
+                .map(|mut v| {
+                    v["by_name"][0]["requests"] = reqs.into();
+                    v
+                })
+                .unwrap()
+        };
+        // A row that claims more requests than its histogram holds.
+        let e = refusal(&[Part::from_value("seg1.json", v(u64::MAX)).unwrap()]);
+        assert_eq!(
+            e,
+            format!(
+                "seg1.json: by_name[0].latency_all_hdr: holds 100 requests, its row says {}",
+                u64::MAX
+            )
+        );
+        // Failures beyond the requests.
+        let mut f = v(100);
+        f["by_name"][0]["failures"] = 101.into();
+        let e = refusal(&[Part::from_value("f.json", f).unwrap()]);
+        assert!(
+            e.starts_with("f.json: by_name[0].failures: 101 is more than"),
+            "{e}"
+        );
+        // Sums that overflow: reconnects, errors, check counts.
+        for (key, val) in [
+            ("reconnects", serde_json::json!(u64::MAX)),
+            ("errors", serde_json::json!({"timeout": u64::MAX})),
+        ] {
+            let mut a = v(100);
+            a[key] = val;
+            // Lone runs (no segments), so that both inputs merge.
+            a["distributed"] = serde_json::Value::Null;
+            let parts = [
+                Part::from_value("a.json", a.clone()).unwrap(),
+                Part::from_value("b.json", a).unwrap(),
+            ];
+            let e = refusal(&parts);
+            assert!(e.starts_with(&format!("b.json: {key}")), "{e}");
+            assert!(e.contains("overflows the merged count"), "{e}");
+        }
+        // A segment count that would list billions of missing segments.
+        let mut c =
+            serde_json::to_value(merge(&[part("c", 0, 100, &lat, 1.0)], &[], None).unwrap())
+                .unwrap();
+        c["distributed"]["segments"] = u32::MAX.into();
+        let e = refusal(&[Part::from_value("c.json", c).unwrap()]);
+        assert_eq!(
+            e,
+            "c.json: distributed.segments: 4294967295 segments: a run has at most 1000000"
+        );
+        // A timeline histogram that claims what it does not hold.
+        let mut t = v(100);
+        t["timeline"] = serde_json::to_value(segment_timeline(99, 0)).unwrap();
+        t["timeline"]["intervals"][3]["by_name"][0]["requests"] = 7.into();
+        let e = refusal(&[Part::from_value("t.json", t).unwrap()]);
+        assert_eq!(
+            e,
+            "t.json: timeline.intervals[3].by_name[0].histogram: holds 100 requests, its row says 7"
+        );
+        // A histogram that is not one.
+        let mut h = v(100);
+        h["scenarios"][0]["iteration_duration_hdr"] = "AAAA".into();
+        let e = refusal(&[Part::from_value("h.json", h).unwrap()]);
+        assert!(
+            e.starts_with("h.json: scenarios[0].iteration_duration_hdr: histogram is not"),
+            "{e}"
         );
     }
 

@@ -306,6 +306,10 @@ pub struct RequestPlan {
     pub head: bool,
     /// Whether an extraction needs the response headers.
     pub keep_headers: bool,
+    /// Whether the request carries its own `traceparent` header (`-H`, `[defaults] headers`, its
+    /// own): the user's trace context wins, and stampede never samples the request (no second
+    /// header, no span, no exemplar).
+    pub own_traceparent: bool,
 }
 
 /// The headers, when every one of them is static (else `None`: the request varies).
@@ -855,8 +859,12 @@ impl Builder<'_> {
                 None,
             )
         };
+        let own_traceparent = headers
+            .iter()
+            .any(|(n, _)| n.as_str() == crate::trace::TRACEPARENT);
         Ok(RequestPlan {
             id,
+            own_traceparent,
             head: method == Method::HEAD,
             keep_headers,
             wire,

@@ -28,12 +28,14 @@ pub const ROUTES: &str = concat!(
     "  ANY  /delay/<ms>            answers after that many ms (at most 60 s)\n",
     "  ANY  /bytes/<n>             an n-byte body (at most 64 MiB)\n",
     "  ANY  /reset                 resets the connection (TCP RST), no answer\n",
-    "  ANY  /echo                  echoes the request body\n",
+    "  ANY  /echo                  echoes the request body (at most 1 MiB, else 413)\n",
     "  GET  /__stats               JSON counters (not counted themselves)\n",
     "  GET  /__traces              JSON [[traceparent, path], ...] of the requests that\n",
-    "                              carried a traceparent header (not counted themselves)\n",
+    "                              carried a traceparent header (not counted themselves;\n",
+    "                              the first 100,000, cut at 64 and 256 bytes)\n",
     "  POST /__stall/<ms>          hold every response until ms from now\n",
-    "                              (coordinated-omission tests; not counted)",
+    "                              (coordinated-omission tests; not counted)\n",
+    "  A request head over 64 KiB is answered 431, a body over 1 MiB 413.",
 );
 
 /// How the target behaves beyond its routes: a capacity, and a degradation at a known time
@@ -124,14 +126,26 @@ pub struct Counters {
     /// Responses are held until this many ms after the Unix epoch (0: no stall).
     pub stalled_until_ms: AtomicU64,
     /// (traceparent, path and query) of requests with a `traceparent` header, the first
-    /// [`MAX_TRACES`] of them.
+    /// [`MAX_TRACES`] of them, each cut at [`MAX_TRACE_VALUE`] and [`MAX_TRACE_PATH`] bytes.
     pub traces: std::sync::Mutex<Vec<(String, String)>>,
+    /// Requests with a `traceparent` header beyond [`MAX_TRACES`] (not kept).
+    pub traces_dropped: AtomicU64,
     /// Requests refused (503) for want of capacity.
     pub refused: AtomicU64,
 }
 
-/// How many `traceparent` headers the target keeps.
-pub const MAX_TRACES: usize = 1_000_000;
+/// How many `traceparent` headers the target keeps: with the cuts below, at most about 40 MB
+/// (the first 1,200 requests with 60 KB headers once kept 150 MB).
+pub const MAX_TRACES: usize = 100_000;
+/// Bytes of a kept `traceparent` value (a version-00 one has 55).
+pub const MAX_TRACE_VALUE: usize = 64;
+/// Bytes of a kept path and query.
+pub const MAX_TRACE_PATH: usize = 256;
+/// The largest request head (request line and headers) served; a larger one is answered 431
+/// (HTTP/1.1: hyper's read buffer; HTTP/2: the header list size).
+pub const MAX_HEAD: usize = 64 << 10;
+/// The largest request body read (`/echo`, `/user/login`); a larger one is answered 413.
+pub const MAX_BODY: usize = 1 << 20;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -144,14 +158,26 @@ impl Counters {
     fn json(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            r#"{{"requests":{},"logins":{},"get_apps":{},"get_tables":{},"connections":{},"refused":{}}}"#,
+            r#"{{"requests":{},"logins":{},"get_apps":{},"get_tables":{},"connections":{},"refused":{},"traces_dropped":{}}}"#,
             g(&self.requests),
             g(&self.logins),
             g(&self.get_apps),
             g(&self.get_tables),
             g(&self.connections),
-            g(&self.refused)
+            g(&self.refused),
+            g(&self.traces_dropped)
         )
+    }
+
+    /// Keeps a request's trace header and path (cut to their bounds), or counts it dropped.
+    fn keep_trace(&self, tp: &[u8], pq: &str) {
+        let mut t = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() >= MAX_TRACES {
+            self.traces_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let tp = String::from_utf8_lossy(&tp[..tp.len().min(MAX_TRACE_VALUE)]).into_owned();
+        t.push((tp, cut(pq, MAX_TRACE_PATH).to_string()));
     }
 }
 
@@ -197,9 +223,11 @@ pub async fn serve_with(listen: SocketAddr, opts: Options) -> std::io::Result<Ta
             let gate = gate.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| handle(req, c.clone(), gate.clone(), fd));
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let mut b = auto::Builder::new(TokioExecutor::new());
+                // Heads beyond MAX_HEAD: 431 (hyper answers it for HTTP/1.1, h2 for HTTP/2).
+                b.http1().max_buf_size(MAX_HEAD);
+                b.http2().max_header_list_size(MAX_HEAD as u32);
+                let _ = b.serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     });
@@ -258,6 +286,43 @@ fn json(body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The request body, at most [`MAX_BODY`] bytes; a larger one (declared or sent) is answered
+/// 413 without reading the rest.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        // A body cut short by the client: what arrived is no request to answer.
+        Err(_) => Ok(Bytes::new()),
+    }
+}
+
 fn authorized(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(header::AUTHORIZATION)
@@ -311,14 +376,8 @@ async fn handle(
         return Ok(json(serde_json::to_string(&*t).unwrap_or_default()));
     }
     if let Some(tp) = req.headers().get("traceparent") {
-        let mut t = c.traces.lock().unwrap_or_else(|p| p.into_inner());
-        if t.len() < MAX_TRACES {
-            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            t.push((
-                String::from_utf8_lossy(tp.as_bytes()).into_owned(),
-                pq.to_string(),
-            ));
-        }
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        c.keep_trace(tp.as_bytes(), pq);
     }
     if let Some(ms) = path.strip_prefix("/__stall/") {
         let ms: u64 = ms.parse().unwrap_or(0).min(60_000);
@@ -348,10 +407,12 @@ async fn handle(
     let resp = match (req.method(), path.as_str()) {
         (_, "/") => text(StatusCode::OK, Bytes::from_static(b"ok")),
         (&Method::POST, "/user/login") => {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes());
-            let ok = body
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(too_large) => return Ok(too_large),
+            };
+            let ok = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .is_some_and(|v| v["username"] == "admin" && v["password"] == "admin");
             if ok {
                 c.logins.fetch_add(1, Ordering::Relaxed);
@@ -384,15 +445,10 @@ async fn handle(
                 r#"{{"code":200,"appId":"{app}","data":[{{"table":"t_user"}},{{"table":"t_order"}}]}}"#
             ))
         }
-        (_, "/echo") => {
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            text(StatusCode::OK, body)
-        }
+        (_, "/echo") => match read_body(req).await {
+            Ok(body) => text(StatusCode::OK, body),
+            Err(too_large) => too_large,
+        },
         (_, "/reset") => {
             arm_reset(fd);
             return Err(ResetConnection);

@@ -318,6 +318,10 @@ fn interval_out(
     }
 }
 
+/// The most intervals a merged timeline can have: segments' timelines keep at most
+/// [`MAX_INTERVALS`] each and start together; four times that leaves room for skew.
+const MAX_MERGED_INTERVALS: usize = 4 * MAX_INTERVALS;
+
 /// Adds up the timelines of the segments of a distributed run (`stampede merge`, the
 /// coordinator): interval by interval from the common start, names matched by (scenario, name,
 /// method), counts and open-model rates summed, latency histograms added (exact), VUs and
@@ -346,6 +350,11 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
             .collect();
         for iv in &p.intervals {
             let j = ((iv.t_s + 1e-9) / interval_s).floor().max(0.0) as usize;
+            // Each timeline keeps at most MAX_INTERVALS; an interval far beyond that (a
+            // hostile or broken `t_s`) would allocate every interval before it: skipped.
+            if j >= MAX_MERGED_INTERVALS {
+                continue;
+            }
             while intervals.len() <= j {
                 intervals.push(IntervalOut {
                     t_s: intervals.len() as f64 * interval_s,
@@ -355,8 +364,8 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
                 started.push(BTreeMap::new());
             }
             let out = &mut intervals[j];
-            out.vus += iv.vus;
-            out.active_requests += iv.active_requests;
+            out.vus = out.vus.saturating_add(iv.vus);
+            out.active_requests = out.active_requests.saturating_add(iv.active_requests);
             for ns in &iv.by_name {
                 let n = remap.get(ns.n).copied().unwrap_or(0);
                 let idx = match out.by_name.iter().position(|x| x.n == n) {
@@ -370,15 +379,17 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
                     }
                 };
                 let o = &mut out.by_name[idx];
-                o.requests += ns.requests;
-                o.failures += ns.failures;
-                o.bytes_in += ns.bytes_in;
-                o.bytes_out += ns.bytes_out;
+                o.requests = o.requests.saturating_add(ns.requests);
+                o.failures = o.failures.saturating_add(ns.failures);
+                o.bytes_in = o.bytes_in.saturating_add(ns.bytes_in);
+                o.bytes_out = o.bytes_out.saturating_add(ns.bytes_out);
                 for (k, v) in &ns.errors {
-                    *o.errors.entry(k.clone()).or_default() += v;
+                    let e = o.errors.entry(k.clone()).or_default();
+                    *e = e.saturating_add(*v);
                 }
                 for (k, v) in &ns.statuses {
-                    *o.statuses.entry(k.clone()).or_default() += v;
+                    let e = o.statuses.entry(k.clone()).or_default();
+                    *e = e.saturating_add(*v);
                 }
                 let h = hists[j].entry(n).or_insert_with(new_hist);
                 // An undecodable histogram counts as empty (the counts above still add up).
@@ -396,8 +407,8 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
                     }
                 };
                 let o = &mut out.scenarios[idx];
-                o.iterations += sc.iterations;
-                o.dropped += sc.dropped;
+                o.iterations = o.iterations.saturating_add(sc.iterations);
+                o.dropped = o.dropped.saturating_add(sc.dropped);
                 let add = |a: &mut Option<f64>, b: Option<f64>| {
                     if let Some(b) = b {
                         *a = Some(a.unwrap_or(0.0) + b);
@@ -420,8 +431,8 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
                     .find(|x| x.name == c.name && x.request == c.request)
                 {
                     Some(o) => {
-                        o.passes += c.passes;
-                        o.fails += c.fails;
+                        o.passes = o.passes.saturating_add(c.passes);
+                        o.fails = o.fails.saturating_add(c.fails);
                     }
                     None => out.checks.push(c.clone()),
                 }

@@ -763,6 +763,11 @@ fn refused_settings_name_the_key_in_validate_and_run_and_send_nothing() {
             &["`run.workers`", "at most 1024"],
         ),
         (
+            "timeline_interval",
+            format!("[run]\ntimeline_interval = \"5ms\"\n{sc}"),
+            &["`run.timeline_interval`", "5ms: at least 10ms"],
+        ),
+        (
             "busy_poll",
             format!("[run]\nbusy_poll = \"1s\"\n{sc}"),
             &["`run.busy_poll`", "at most 10ms"],
@@ -928,6 +933,22 @@ fn refused_flags_exit_2_before_the_run_starts() {
         (
             &["--busy-poll", "50ms", "-n", "1"],
             &["`run.busy_poll`", "at most 10ms"],
+        ),
+        (
+            &["--timeline-interval", "1ms", "-n", "1"],
+            &[
+                "`run.timeline_interval`",
+                "1ms: at least 10ms",
+                "--timeline-interval",
+            ],
+        ),
+        (
+            &["--timeline-interval", "0", "-n", "1"],
+            &[
+                "`run.timeline_interval`",
+                "at least 10ms",
+                "--timeline-interval",
+            ],
         ),
         (
             &["--busy-poll", "soon", "-n", "1"],
@@ -1262,5 +1283,177 @@ fn run_takes_the_search_flags_of_a_capacity_file_and_names_find_max_otherwise() 
     assert!(
         top <= 20.0 && top > 0.0,
         "the file's max_rate 1000 won: {top}"
+    );
+}
+
+/// A base64 HdrHistogram V2 (deflate form) of `counts` (value µs, count), stampede's bounds.
+fn hdr_of(counts: &[(u64, u64)]) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("h");
+    for (v, n) in counts {
+        h.record_n(*v, *n).expect("record");
+    }
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(&h, &mut buf)
+        .expect("serialize");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// A V2 deflate histogram whose inner header claims a `claim`-byte payload that is not there.
+fn hdr_claiming(claim: u32) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut v2 = Vec::new();
+    v2.extend_from_slice(&0x1c84_9313u32.to_be_bytes()); // V2 cookie
+    v2.extend_from_slice(&claim.to_be_bytes()); // payload length
+    v2.extend_from_slice(&0u32.to_be_bytes()); // normalizing offset
+    v2.extend_from_slice(&3u32.to_be_bytes()); // significant digits
+    v2.extend_from_slice(&1u64.to_be_bytes()); // lowest
+    v2.extend_from_slice(&3_600_000_000u64.to_be_bytes()); // highest
+    v2.extend_from_slice(&1.0f64.to_be_bytes()); // integer-to-double ratio
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&v2).expect("deflate");
+    let body = z.finish().expect("deflate");
+    let mut b = 0x1c84_9314u32.to_be_bytes().to_vec(); // V2 deflate cookie
+    b.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    b.extend_from_slice(&body);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[cfg(unix)]
+/// A real summary of 20 requests to the embedded target, in `dir/base.json`, checked to merge
+/// alone to what the target saw.
+fn honest_summary(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
+    let t = support::target();
+    let base = dir.join("base.json");
+    let url = format!("http://{}/", t.addr);
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "-n",
+        "20",
+        "--vus",
+        "2",
+        "--quiet",
+        "--no-metrics",
+        "--summary-json",
+        base.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seen = served(&t);
+    assert_eq!(seen, 20);
+    let v = support::read_json(&base);
+    // The honest file merges to what the target saw.
+    let merged = dir.join("merged.json");
+    let m = support::stampede_measured(&[
+        "merge",
+        base.to_str().expect("path"),
+        "--summary-json",
+        merged.to_str().expect("path"),
+    ]);
+    assert_eq!(m.code, Some(0), "{}", m.stderr);
+    assert_eq!(support::read_json(&merged)["requests"], seen);
+    (base, v)
+}
+
+#[cfg(unix)]
+#[test]
+fn merge_refuses_hostile_summaries_with_exit_2_in_bounded_memory_and_time() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (base, v) = honest_summary(dir.path());
+    let big = 1u64 << 62;
+    type Edit = fn(&mut serde_json::Value);
+    let cases: &[(&str, Edit, &[&str])] = &[
+        (
+            "payload.json",
+            |v| v["by_name"][0]["latency_all_hdr"] = hdr_claiming(1 << 31).into(),
+            &[
+                "payload.json: by_name[0].latency_all_hdr:",
+                "payload claims 2147483648 bytes",
+            ],
+        ),
+        (
+            "requests.json",
+            |v| v["by_name"][0]["requests"] = u64::MAX.into(),
+            &[
+                "requests.json: by_name[0].latency_all_hdr:",
+                "holds 20 requests, its row says 18446744073709551615",
+            ],
+        ),
+        (
+            "bucket.json",
+            |v| v["by_name"][0]["latency_all_hdr"] = hdr_of(&[(1000, 1 << 62)]).into(),
+            &[
+                "bucket.json: by_name[0].latency_all_hdr:",
+                "holds 4611686018427387904 requests, its row says 20",
+            ],
+        ),
+        (
+            "buckets.json",
+            |v| {
+                let five: Vec<(u64, u64)> = (1..=5).map(|i| (i * 100, 1 << 62)).collect();
+                v["by_name"][0]["latency_hdr"] = hdr_of(&five).into()
+            },
+            &[
+                "buckets.json: by_name[0].latency_hdr:",
+                "counts overflow a 64-bit total",
+            ],
+        ),
+        (
+            "segments.json",
+            |v| {
+                v["distributed"] = serde_json::json!({"segments": u32::MAX, "merged": [0],
+                    "missing": [], "start_skew_s": 0.0})
+            },
+            &[
+                "segments.json: distributed.segments: 4294967295 segments: a run has at most 1000000",
+            ],
+        ),
+    ];
+    assert_eq!(big, 4611686018427387904);
+    for (name, edit, needles) in cases {
+        let mut bad = v.clone();
+        edit(&mut bad);
+        let p = dir.path().join(name);
+        let text = serde_json::to_string(&bad).expect("json");
+        assert!(text.len() < 64 << 10, "{name}: {} bytes", text.len());
+        std::fs::write(&p, text).expect("write");
+        let m = support::stampede_measured(&[
+            "merge",
+            base.to_str().expect("p"),
+            p.to_str().expect("p"),
+        ]);
+        assert_eq!(m.code, Some(2), "{name}: {}", m.stderr);
+        for n in *needles {
+            assert!(m.stderr.contains(n), "{name}: {n:?} not in {}", m.stderr);
+        }
+        assert!(!m.stderr.contains("panicked"), "{}", m.stderr);
+        assert!(m.peak_rss_mb < 100, "{name}: peak RSS {} MB", m.peak_rss_mb);
+        assert!(m.wall < Duration::from_secs(10), "{name}: {:?}", m.wall);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn merge_refuses_counts_whose_sum_overflows_across_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, v) = honest_summary(dir.path());
+    // Reconnects of u64::MAX, twice: each file alone is fine.
+    let mut a = v;
+    a["reconnects"] = u64::MAX.into();
+    let (pa, pb) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    std::fs::write(&pa, a.to_string()).expect("write");
+    std::fs::write(&pb, a.to_string()).expect("write");
+    let m =
+        support::stampede_measured(&["merge", pa.to_str().expect("p"), pb.to_str().expect("p")]);
+    assert_eq!(m.code, Some(2), "{}", m.stderr);
+    assert!(
+        m.stderr
+            .contains("b.json: reconnects: 18446744073709551615 overflows"),
+        "{}",
+        m.stderr
     );
 }

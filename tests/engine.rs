@@ -948,3 +948,155 @@ fn kept_bodies_are_bounded_and_a_check_past_the_bound_fails_with_a_warning() {
     let peak_mb = ru.ru_maxrss as u64 / 1024;
     assert!(peak_mb < 100, "peak RSS {peak_mb} MB");
 }
+
+/// Reads one HTTP/1.1 response with a Content-Length body: (status, body).
+fn read_response(r: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("status line {line:?}"));
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header");
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().expect("length");
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).expect("body");
+    (status, body)
+}
+
+/// The target process' resident set now and at its peak, MB (`/proc/<pid>/status`).
+fn rss_mb(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{k} in {s}"))
+    };
+    (kb("VmRSS:") / 1024, kb("VmHWM:") / 1024)
+}
+
+#[cfg(unix)]
+#[test]
+fn the_embedded_target_bounds_what_it_keeps_and_reads() {
+    use std::io::{BufReader, Write};
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = support::stampede_child(&["target", "--listen", &listen]);
+    let started = Instant::now();
+    let conn = || loop {
+        match std::net::TcpStream::connect(&listen) {
+            Ok(s) => {
+                s.set_nodelay(true).expect("nodelay");
+                break s;
+            }
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("target on {listen}: {e}"),
+        }
+    };
+    let s = conn();
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    // 1,200 requests with a 60 KB traceparent each: kept cut to 64 bytes.
+    let big = "a".repeat(60_000);
+    for i in 0..1200 {
+        // One write per request (several small ones wait on delayed ACKs).
+        let req = format!("GET /?i={i} HTTP/1.1\r\nHost: t\r\ntraceparent: {big}\r\n\r\n");
+        w.write_all(req.as_bytes()).expect("send");
+        assert_eq!(read_response(&mut r).0, 200, "request {i}");
+    }
+    // A head over 64 KiB: 431.
+    let huge = "b".repeat(100_000);
+    let s = conn();
+    let mut w = s.try_clone().expect("clone");
+    let mut r2 = BufReader::new(s);
+    write!(w, "GET / HTTP/1.1\r\nHost: t\r\nx-pad: {huge}\r\n\r\n").expect("send");
+    assert_eq!(read_response(&mut r2).0, 431);
+    // A declared 1.5 GB body: 413 before a byte of it is sent.
+    let s = conn();
+    let mut w = s.try_clone().expect("clone");
+    let mut r3 = BufReader::new(s);
+    write!(
+        w,
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1500000000\r\n\r\n"
+    )
+    .expect("send");
+    assert_eq!(read_response(&mut r3).0, 413);
+    chunked_past_the_body_bound(conn());
+    // A small body still echoes, on the first connection.
+    write!(
+        w_of(&r),
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    )
+    .expect("send");
+    assert_eq!(read_response(&mut r), (200, b"hello".to_vec()));
+    // What it kept: every trace, each cut to 64 bytes; counted requests as sent.
+    write!(w_of(&r), "GET /__traces HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+    let (st, body) = read_response(&mut r);
+    assert_eq!(st, 200);
+    let traces: Vec<(String, String)> = serde_json::from_slice(&body).expect("traces json");
+    assert_eq!(traces.len(), 1200);
+    assert!(
+        traces.iter().all(|(tp, _)| tp.len() == 64),
+        "cut to 64 bytes"
+    );
+    assert_eq!(traces[7].1, "/?i=7");
+    write!(w_of(&r), "GET /__stats HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+    let stats: serde_json::Value = serde_json::from_slice(&read_response(&mut r).1).expect("json");
+    // 1,200 + 1 echo + the 431 (refused by hyper, never counted) + the two 413s.
+    assert_eq!(stats["requests"], 1203, "{stats}");
+    assert_eq!(stats["traces_dropped"], 0, "{stats}");
+    let (now, peak) = rss_mb(child.id());
+    eprintln!("target RSS {now} MB, peak {peak} MB");
+    assert!(peak < 60, "target peak RSS {peak} MB (now {now} MB)");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A chunked `/echo` body that grows past 1 MiB: 413 once the bound is passed (the rest unread).
+fn chunked_past_the_body_bound(s: std::net::TcpStream) {
+    use std::io::{BufReader, Write};
+    let mut w = s.try_clone().expect("clone");
+    let mut r4 = BufReader::new(s);
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b'z'; 64 << 10];
+        let _ = write!(
+            w,
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        for _ in 0..128 {
+            if write!(w, "{:x}\r\n", chunk.len()).is_err()
+                || w.write_all(&chunk).is_err()
+                || w.write_all(b"\r\n").is_err()
+            {
+                break;
+            }
+        }
+    });
+    assert_eq!(read_response(&mut r4).0, 413);
+    drop(r4);
+    let _ = sender.join();
+}
+
+/// A writer on the connection a reader reads.
+fn w_of(r: &std::io::BufReader<std::net::TcpStream>) -> std::net::TcpStream {
+    r.get_ref().try_clone().expect("clone")
+}

@@ -346,6 +346,148 @@ fn junit_and_markdown_outputs_carry_thresholds_and_checks() {
     assert!(s.contains(&text), "{s}");
 }
 
+/// The rows of the Markdown table whose header line starts with `header`.
+fn md_table<'a>(text: &'a str, header: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| !l.starts_with(header))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect()
+}
+
+#[test]
+fn markdown_escapes_hostile_names_and_shows_no_latency_for_names_that_all_failed() {
+    let t = support::target();
+    // A name with a line break into a heading, raw HTML, a pipe, an ampersand and a trailing
+    // backslash; every request to it fails (500), the other one succeeds.
+    let hostile = r"evil\n## injected <img src=x onerror=alert(1)> | a & b\\";
+    let (_d, p) = write_config(
+        "md.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            executor = "shared-iterations"
+            vus = 2
+            iterations = 30
+            requests = [
+              {{ name = "{hostile}", url = "http://{a}/status/500" }},
+              {{ name = "/ok", url = "http://{a}/" }},
+            ]
+            "#,
+            a = t.addr
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let md = dir.path().join("summary.md");
+    let json = dir.path().join("s.json");
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("p"),
+        "--quiet",
+        "--no-metrics",
+        "--summary-markdown",
+        md.to_str().expect("m"),
+        "--summary-json",
+        json.to_str().expect("j"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let served = t
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(served, 60);
+    let text = std::fs::read_to_string(&md).expect("markdown");
+    let check = |text: &str, rows: &[&str], what: &str| {
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with('#')).count(),
+            1,
+            "{what}: {text}"
+        );
+        assert!(!text.contains("<img"), "{what}: {text}");
+        let evil: Vec<&&str> = rows.iter().filter(|r| r.contains("evil")).collect();
+        assert!(!evil.is_empty(), "{what}: {text}");
+        for r in evil {
+            assert!(
+                r.contains(r"evil\n## injected &lt;img src=x onerror=alert(1)&gt; \| a &amp; b\\"),
+                "{what}: {r}"
+            );
+            // Exactly the table's columns: no cell split by the pipe or the backslash.
+            let cells = r.replace(r"\\", "").replace(r"\|", "").matches('|').count();
+            assert_eq!(cells, rows[0].matches('|').count(), "{what}: {r}");
+        }
+    };
+    let rows = md_table(&text, "| name |");
+    assert_eq!(rows.len(), 2, "{text}");
+    check(&text, &rows, "--summary-markdown");
+    let evil = rows.iter().find(|r| r.contains("evil")).expect("row");
+    assert!(evil.contains("| 30 | 30 |"), "{evil}");
+    assert!(
+        evil.ends_with("| – | – | – |"),
+        "all failed: no latency, {evil}"
+    );
+    let ok = rows.iter().find(|r| r.contains("/ok")).expect("row");
+    assert!(!ok.contains('–') && ok.contains(" ms |"), "{ok}");
+    // compare --markdown of the run with itself: same escaping, `–` for the failed latencies.
+    let o = stampede(&[
+        "compare",
+        json.to_str().expect("j"),
+        json.to_str().expect("j"),
+        "--markdown",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let rows = md_table(&out, "| name |");
+    check(&out, &rows, "compare --markdown");
+    let p99 = rows
+        .iter()
+        .find(|r| r.contains("evil") && r.contains("| p99 |"))
+        .expect("p99 row");
+    assert!(p99.contains("| p99 | – | – | – |"), "{p99}");
+}
+
+#[test]
+fn a_tenth_of_a_second_run_has_sub_second_time_ticks_in_its_report() {
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("tmp");
+    let html = dir.path().join("r.html");
+    let url = format!("http://{}/", t.addr);
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "-d",
+        "0.1s",
+        "--vus",
+        "2",
+        "--quiet",
+        "--no-metrics",
+        "--report",
+        html.to_str().expect("h"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&html).expect("report");
+    // The first chart's time axis (its labels are the only centred ones).
+    let chart = text
+        .split("<figure class=\"chart\"")
+        .nth(1)
+        .expect("a chart");
+    let ticks: Vec<f64> = chart
+        .split("text-anchor=\"middle\">")
+        .skip(1)
+        .filter_map(|t| t.split(" s<").next()?.parse().ok())
+        .collect();
+    assert!(ticks.len() >= 3, "{ticks:?}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] > w[0]),
+        "distinct, rising: {ticks:?}"
+    );
+    assert!(
+        *ticks.last().expect("tick") <= 0.2,
+        "within the run: {ticks:?}"
+    );
+    assert_eq!(ticks[0], 0.0);
+}
+
 fn summary_of(target: &str, path: &str, out: &std::path::Path) {
     let o = stampede(&[
         "run",

@@ -126,6 +126,126 @@ fn traceparent_headers_are_w3c_sampled_at_the_ratio_and_one_trace_per_iteration(
     }
 }
 
+/// Every request a [`recording_server`] read: (path, every `traceparent` value it carried).
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>;
+
+/// A loopback server (HTTP/1.1 and h2c, hyper) that records each request's path and every
+/// `traceparent` value on the wire, repeated headers kept apart (a `HeaderMap` appends them).
+fn recording_server() -> (std::net::SocketAddr, Heard) {
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let heard: Heard = Default::default();
+    let h = heard.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(l.local_addr().expect("addr")).expect("send");
+            while let Ok((tcp, _)) = l.accept().await {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                        let values = req
+                            .headers()
+                            .get_all("traceparent")
+                            .iter()
+                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                            .collect();
+                        let path = req.uri().path().to_string();
+                        h.lock().expect("heard").push((path, values));
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                bytes::Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    (rx.recv().expect("server address"), heard)
+}
+
+#[test]
+fn a_users_traceparent_goes_alone_and_that_request_is_not_sampled() {
+    let mine = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let (addr, heard) = recording_server();
+    let url = format!("http://{addr}/");
+    // `-H` on every request, sampling on for all of them, HTTP/1.1 and h2c.
+    for http2 in [false, true] {
+        let mut args = vec![
+            "run",
+            "--url",
+            &url,
+            "-n",
+            "50",
+            "--vus",
+            "2",
+            "--quiet",
+            "--no-metrics",
+            "--trace-sample-ratio",
+            "1",
+        ];
+        let header = format!("traceparent: {mine}");
+        args.extend(["-H", &header]);
+        if http2 {
+            args.push("--http2");
+        }
+        let o = support::stampede(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", support::text(&o));
+        let got = std::mem::take(&mut *heard.lock().expect("heard"));
+        assert_eq!(got.len(), 50, "http2 {http2}");
+        for (path, values) in &got {
+            assert_eq!(values, &[mine], "http2 {http2}: {path}");
+        }
+    }
+    // A request's own header: that request keeps it alone, its neighbour is sampled.
+    let s = support::run_toml(
+        &format!(
+            r#"
+            [defaults]
+            base_url = "http://{addr}"
+            [tracing]
+            sample_ratio = 1.0
+            [[scenarios]]
+            executor = "shared-iterations"
+            vus = 2
+            iterations = 40
+            requests = [
+              {{ url = "/mine", headers = {{ Traceparent = "{mine}" }} }},
+              {{ url = "/sampled" }},
+            ]
+            "#
+        ),
+        &Overrides::default(),
+    );
+    assert_eq!(s.requests, 80);
+    let got = std::mem::take(&mut *heard.lock().expect("heard"));
+    assert_eq!(got.len(), 80);
+    let mut sampled = BTreeSet::new();
+    for (path, values) in &got {
+        assert_eq!(values.len(), 1, "{path}: {values:?}");
+        match path.as_str() {
+            "/mine" => assert_eq!(values[0], mine),
+            _ => {
+                assert!(parse_traceparent(&values[0]).is_some(), "{values:?}");
+                assert_ne!(values[0], mine);
+                sampled.insert(values[0].clone());
+            }
+        }
+    }
+    assert_eq!(sampled.len(), 40, "one fresh trace per sampled request");
+}
+
 /// One exemplar from `/api/v1/query_exemplars`.
 #[derive(Debug)]
 struct Ex {

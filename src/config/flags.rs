@@ -264,7 +264,8 @@ pub struct OutputFlags {
         skip_serializing_if = "Option::is_none"
     )]
     pub status_interval: Option<Dur>,
-    /// Interval of the summary's timeline [default: 1s; doubled to keep at most 1,000].
+    /// Interval of the summary's timeline, at least 10ms [default: 1s; doubled to keep at most
+    /// 1,000].
     #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = OUTPUT)]
     #[serde(
         rename = "run.timeline_interval",

@@ -871,6 +871,22 @@ mod tests {
     }
 
     #[test]
+    fn the_timeline_interval_has_a_lower_bound_of_10ms() {
+        let text = |v: &str| {
+            format!("[run]\ntimeline_interval = {v}\n[[scenarios]]\nvus = 1\nduration = 1\n{REQ}")
+        };
+        for (v, want) in [("\"10ms\"", 10), ("0.25", 250), ("\"1s\"", 1000)] {
+            let c = load_text(&text(v)).unwrap_or_else(|e| panic!("{v}: {e}"));
+            assert_eq!(c.run.timeline_interval.get(), Duration::from_millis(want));
+        }
+        for v in ["0", "\"1ms\"", "\"9.9ms\"", "0.001"] {
+            let e = load_text(&text(v)).expect_err(v);
+            assert!(e.contains("`run.timeline_interval`"), "{v}: {e}");
+            assert!(e.contains("at least 10ms"), "{v}: {e}");
+        }
+    }
+
+    #[test]
     fn the_duration_key_list_is_complete() {
         // Every field of type Dur / Option<Dur> in this file (ThinkTime's three included) must
         // have a row above; the stage duration is `Stage::duration`.

@@ -30,6 +30,10 @@ pub(crate) const MAX_H2_STREAMS: u32 = 10_000;
 /// The longest busy-poll window (`run.busy_poll`, `--busy-poll`).
 const MAX_BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// The shortest timeline interval (`run.timeline_interval`, `--timeline-interval`): 10 ms, the
+/// finest the timeline's slots resolve (shorter ones were once raised to it silently).
+pub(crate) const MIN_TIMELINE_INTERVAL: std::time::Duration = crate::stats::interval::MIN_INTERVAL;
+
 /// Most worker threads (`run.workers`, `--workers`): 1024. Each has its own runtime and exact
 /// statistics (about 0.4 MB per scenario plus 0.2 MB per request definition); threads beyond the
 /// CPU count only add context switches.
@@ -92,6 +96,16 @@ pub fn validate(cfg: &Config, origin: &str) -> Result<(), ConfigError> {
                 "{}: at most {} (--busy-poll: how long an idle worker keeps polling; a bare number is seconds, write e.g. 100us)",
                 cfg.run.busy_poll,
                 super::Dur(MAX_BUSY_POLL)
+            ),
+        );
+    }
+    if cfg.run.timeline_interval.get() < MIN_TIMELINE_INTERVAL {
+        return bad(
+            "run.timeline_interval",
+            format!(
+                "{}: at least {} (--timeline-interval: the summary's timeline interval; a bare number is seconds, write e.g. 100ms)",
+                cfg.run.timeline_interval,
+                super::Dur(MIN_TIMELINE_INTERVAL)
             ),
         );
     }

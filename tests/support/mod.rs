@@ -58,6 +58,59 @@ pub fn stampede(args: &[&str]) -> Output {
         .expect("run the stampede binary")
 }
 
+/// What a measured run of the binary gave: its exit code, output, peak RSS and wall time.
+#[derive(Debug)]
+pub struct Measured {
+    /// Exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Peak resident set size, MB (the child's own `ru_maxrss`).
+    pub peak_rss_mb: u64,
+    /// From start to exit.
+    pub wall: std::time::Duration,
+}
+
+/// Runs the stampede binary and measures its peak memory (wait4's rusage) and wall time.
+#[cfg(unix)]
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives its peak memory"
+)]
+pub fn stampede_measured(args: &[&str]) -> Measured {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut child = stampede_child(args);
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    let stdout = reader.join().unwrap_or_default();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage (plain integers) is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only into `status` and `ru`, and reaps our own child.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    Measured {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stdout,
+        stderr,
+        peak_rss_mb: ru.ru_maxrss as u64 / 1024,
+        wall: started.elapsed(),
+    }
+}
+
 /// Starts the stampede binary with piped stdout/stderr (for signal tests).
 pub fn stampede_child(args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_stampede"))
