@@ -256,16 +256,13 @@ fn tick_label(v: f64, step: f64, unit: &str) -> String {
     format!("{v:.decimals$}{u}")
 }
 
-fn bytes_text(b: f64) -> String {
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.2} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b:.0} B")
-    }
+/// A tile of a byte count (more is neither better nor worse: not highlighted as worse).
+fn byte_tile(
+    label: &'static str,
+    n: u64,
+    id: &'static str,
+) -> (&'static str, f64, String, &'static str, bool) {
+    (label, n as f64, crate::report::bytes_text(n), id, true)
 }
 
 /// Tile figures of a summary: (label, value, text, id, higher is better).
@@ -273,13 +270,8 @@ fn tile_figures(s: &Value) -> Vec<(&'static str, f64, String, &'static str, bool
     let lat = &s["latency_s"];
     let iv = arr(&s["timeline"], "intervals");
     let peak_vus = iv.iter().map(|i| num(i, "vus")).fold(0.0, f64::max);
-    let sum = |k: &str| -> f64 {
-        iv.iter()
-            .flat_map(|i| arr(i, "by_name"))
-            .map(|n| num(n, k))
-            .sum()
-    };
-    let (sent, recv) = (sum("bytes_out"), sum("bytes_in"));
+    let b = &s["bytes"];
+    let bytes = |k: &str| b[k].as_u64().unwrap_or(0);
     vec![
         (
             "requests",
@@ -330,13 +322,17 @@ fn tile_figures(s: &Value) -> Vec<(&'static str, f64, String, &'static str, bool
             "tile-vus",
             true,
         ),
-        ("data sent", sent, bytes_text(sent), "tile-sent", true),
-        (
-            "data received",
-            recv,
-            bytes_text(recv),
+        byte_tile("sent on the wire", bytes("wire_sent"), "tile-sent"),
+        byte_tile(
+            "received on the wire",
+            bytes("wire_received"),
             "tile-received",
-            true,
+        ),
+        byte_tile("request bodies", bytes("body_sent"), "tile-body-sent"),
+        byte_tile(
+            "response bodies",
+            bytes("body_received"),
+            "tile-body-received",
         ),
     ]
 }

@@ -20,8 +20,8 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use crate::report::{
-    CheckRow, DistributedInfo, NameRow, Rows, ScenarioRow, SegmentInfo, Summary, TargetError,
-    ThresholdRow,
+    ByteCounts, CheckRow, DistributedInfo, NameRow, Rows, ScenarioRow, SegmentInfo, Summary,
+    TargetError, ThresholdRow,
 };
 use crate::stats::{hdr, latency_of, new_hist};
 use crate::threshold::{Filter, Metric, Source, Threshold};
@@ -53,6 +53,9 @@ struct InName {
     status_codes: BTreeMap<String, u64>,
     latency_hdr: String,
     latency_all_hdr: String,
+    /// Absent in summaries of an older stampede: zeros.
+    #[serde(default)]
+    bytes: ByteCounts,
 }
 
 /// One scenario of an input summary.
@@ -127,6 +130,7 @@ struct Name {
     codes: BTreeMap<String, u64>,
     ok: Option<Histogram<u64>>,
     all: Option<Histogram<u64>>,
+    bytes: ByteCounts,
 }
 
 #[derive(Default)]
@@ -282,6 +286,7 @@ pub(crate) fn merge(
                 .or_default();
             e.requests += n.requests;
             e.failures += n.failures;
+            e.bytes += n.bytes;
             for (c, k) in &n.status_codes {
                 *e.codes.entry(c.clone()).or_insert(0) += k;
             }
@@ -360,6 +365,7 @@ pub(crate) fn merge(
             status_codes: n.codes.clone(),
             latency_hdr: hdr::encode(&h_ok),
             latency_all_hdr: hdr::encode(&h_all),
+            bytes: n.bytes,
         });
     }
     let scenarios: Vec<ScenarioRow> = m

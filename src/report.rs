@@ -50,6 +50,58 @@ pub struct NameRow {
     pub latency_hdr: String,
     /// Every request's latency histogram (µs), the same form.
     pub latency_all_hdr: String,
+    /// Octets on the wire and body bytes, both ways.
+    pub bytes: ByteCounts,
+}
+
+/// What requests sent and received: octets on the wire (HTTP/1.1 heads, bodies and chunk
+/// framing; HTTP/2 frames, see `Wire`; TLS records and TCP/IP not counted) and the bodies
+/// alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ByteCounts {
+    /// Octets written: requests' heads, bodies and framing.
+    pub wire_sent: u64,
+    /// Octets read: responses' heads, bodies and framing.
+    pub wire_received: u64,
+    /// Request body bytes.
+    pub body_sent: u64,
+    /// Response body bytes (after de-chunking).
+    pub body_received: u64,
+}
+
+impl std::ops::AddAssign for ByteCounts {
+    fn add_assign(&mut self, o: ByteCounts) {
+        self.wire_sent += o.wire_sent;
+        self.wire_received += o.wire_received;
+        self.body_sent += o.body_sent;
+        self.body_received += o.body_received;
+    }
+}
+
+impl ByteCounts {
+    fn of(r: &RequestStats) -> ByteCounts {
+        ByteCounts {
+            wire_sent: r.wire.sent,
+            wire_received: r.wire.received,
+            body_sent: r.bytes_out,
+            body_received: r.bytes_in,
+        }
+    }
+}
+
+/// `n` bytes as a person reads them: `780 B`, `120.3 kB`, `4.25 MB` (powers of 1000).
+pub(crate) fn bytes_text(n: u64) -> String {
+    let b = n as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{n} B")
+    }
 }
 
 /// A check's totals.
@@ -330,6 +382,10 @@ impl Summary {
             duration_s: r.secs,
             latency_s: latency_of(&r.ok),
             latency_all_s: latency_of(&r.all),
+            bytes: r.by_name.iter().fold(ByteCounts::default(), |mut a, n| {
+                a += n.bytes;
+                a
+            }),
             by_name: r.by_name,
             errors: r.errors,
             errors_by_target: r.errors_by_target,
@@ -565,6 +621,8 @@ pub struct Summary {
     pub latency_s: Latency,
     /// Latency of every request, failures included, seconds.
     pub latency_all_s: Latency,
+    /// Octets on the wire and body bytes, both ways, over every request.
+    pub bytes: ByteCounts,
     /// Per request name (and method).
     pub by_name: Vec<NameRow>,
     /// Count by error type.
@@ -723,10 +781,12 @@ impl Aggregate<'_> {
             let h = merged_latency(ids.iter().map(|i| &s.requests[*i].latency));
             let h_ok = ok_latency(ids.iter().map(|i| &s.requests[*i]));
             let mut codes = BTreeMap::new();
+            let mut bytes = ByteCounts::default();
             for i in &ids {
                 for (c, n) in &s.requests[*i].statuses {
                     *codes.entry(c.to_string()).or_insert(0) += n;
                 }
+                bytes += ByteCounts::of(&s.requests[*i]);
             }
             by_name.push(NameRow {
                 name,
@@ -740,6 +800,7 @@ impl Aggregate<'_> {
                 status_codes: codes,
                 latency_hdr: crate::stats::hdr::encode(&h_ok),
                 latency_all_hdr: crate::stats::hdr::encode(&h),
+                bytes,
             });
         }
         let mut errors = BTreeMap::new();
@@ -1215,6 +1276,23 @@ fn wrap_parts(parts: &[String], first: &str, sep: &str, indent: &str, width: usi
     out
 }
 
+/// What the requests sent and received: on the wire, and their bodies alone.
+fn data_line(b: &ByteCounts, width: usize) -> String {
+    let data = [
+        format!(
+            "data on the wire: {} sent, {} received",
+            bytes_text(b.wire_sent),
+            bytes_text(b.wire_received)
+        ),
+        format!(
+            "bodies alone: {} sent, {} received",
+            bytes_text(b.body_sent),
+            bytes_text(b.body_received)
+        ),
+    ];
+    wrap_parts(&data, "  ", "; ", "    ", width)
+}
+
 /// Renders the summary as a text report.
 pub fn render_text(s: &Summary, style: &TextStyle) -> String {
     let paint = Paint { on: style.colour };
@@ -1255,6 +1333,7 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
             wrap_parts(&parts, &first, ", ", "    ", style.width)
         );
     }
+    let _ = writeln!(o, "{}", data_line(&s.bytes, style.width));
     let _ = writeln!(o);
     for sc in &s.scenarios {
         let mut parts = vec![format!(
@@ -1446,6 +1525,7 @@ mod tests {
             duration_s: 10.0,
             latency_s: lat(0.0123),
             latency_all_s: lat(0.0101),
+            bytes: ByteCounts::default(),
             by_name: names
                 .iter()
                 .map(|n| NameRow {
@@ -1460,6 +1540,7 @@ mod tests {
                     status_codes: BTreeMap::new(),
                     latency_hdr: String::new(),
                     latency_all_hdr: String::new(),
+                    bytes: ByteCounts::default(),
                 })
                 .collect(),
             errors: [("connection_refused".to_string(), 4)].into(),

@@ -675,3 +675,115 @@ fn ctrl_c_still_writes_the_report_and_the_junit_file() {
             .contains("<testsuites")
     );
 }
+
+/// Issue 22 (3): the summary's wire figures are the octets on the connection, both ways, as
+/// the server counted them (nginx's `$request_length` and `$bytes_sent`): exactly over
+/// HTTP/1.1; the body figures stay, labelled as bodies.
+#[test]
+fn wire_bytes_are_the_octets_nginx_counted_over_http1() {
+    // nginx counts a request body in `$request_length` only when it reads it (`return`
+    // discards it unread): the front server proxies to a sink, so it reads every body.
+    let (front, sink) = (support::free_port(), support::free_port());
+    let n = support::nginx::Nginx::start_with(&format!(
+        r#"server {{ listen 127.0.0.1:{front}; location / {{ proxy_pass http://127.0.0.1:{sink}; }} }}
+        server {{ listen 127.0.0.1:{sink}; access_log off; location / {{ return 200 "ok"; }} }}"#
+    ));
+    let url = format!("http://127.0.0.1:{front}/");
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "-X",
+        "POST",
+        "--body",
+        "hello, wire",
+        "-H",
+        "X-Pad: 0123456789",
+        "--vus",
+        "3",
+        "--iterations",
+        "300",
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let logged = n.logged_wire();
+    assert_eq!(logged.len(), 300, "nginx logged {} requests", logged.len());
+    let (req, resp) = logged.iter().fold((0, 0), |(a, b), (r, s)| (a + r, b + s));
+    let v = read_json(&json);
+    support::schema::assert_summary_conforms(&v);
+    let b = &v["bytes"];
+    assert_eq!(u(&b["wire_sent"]), req, "{b}");
+    assert_eq!(u(&b["wire_received"]), resp, "{b}");
+    // Bodies alone: 11 bytes out, nginx's "ok" back, per request.
+    assert_eq!(
+        (u(&b["body_sent"]), u(&b["body_received"])),
+        (3300, 600),
+        "{b}"
+    );
+    assert_eq!(
+        v["by_name"][0]["bytes"], *b,
+        "one name: its row is the total"
+    );
+    // The text says which is which.
+    let wire = format!("data on the wire: {} sent, {} received", kb(req), kb(resp));
+    assert!(out.contains(&wire), "`{wire}` not in:\n{out}");
+    assert!(
+        out.contains("bodies alone: 3.3 kB sent, 600 B received"),
+        "{out}"
+    );
+}
+
+/// Over HTTP/2 (h2c and TLS) the wire figures are the connection's frames: at least what
+/// nginx counted for its streams' responses, at most that plus the connection's own frames.
+#[test]
+fn wire_bytes_over_http2_cover_every_frame_nginx_sent() {
+    let n = support::nginx::Nginx::start_h2("");
+    for url in [
+        format!("http://127.0.0.1:{}/", n.port),
+        format!("https://127.0.0.1:{}/", n.tls_port),
+    ] {
+        let before = n.logged_wire().len();
+        let (o, v) = support::stampede_summary(&[
+            "run",
+            "--url",
+            &url,
+            "--http2",
+            "--insecure",
+            "--vus",
+            "2",
+            "--iterations",
+            "200",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let logged = n.logged_wire();
+        let mine = &logged[before..];
+        assert_eq!(mine.len(), 200, "{url}");
+        let resp: u64 = mine.iter().map(|w| w.1).sum();
+        let b = &v["bytes"];
+        let got = u(&b["wire_received"]);
+        // Two connections: SETTINGS, its ACK, WINDOW_UPDATE, in a few hundred octets each.
+        assert!(
+            got >= resp && got <= resp + 2 * 300,
+            "{url}: received {got}, nginx sent {resp} in its streams"
+        );
+        // 200 HEADERS frames of a few octets each, plus the preface and SETTINGS.
+        let sent = u(&b["wire_sent"]);
+        assert!((200 * 9..200 * 200).contains(&sent), "{url}: sent {sent}");
+        assert_eq!(u(&b["body_received"]), 400, "{b}");
+    }
+}
+
+/// As the text summary writes byte counts.
+fn kb(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.2} MB", n as f64 / 1e6)
+    } else if n >= 1000 {
+        format!("{:.1} kB", n as f64 / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
