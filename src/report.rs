@@ -1016,8 +1016,8 @@ pub struct TextStyle {
     pub colour: bool,
 }
 
-/// Width of the text summary when stdout is not a terminal and `COLUMNS` is not set.
-pub const DEFAULT_TEXT_WIDTH: usize = 100;
+/// Width of the text summary when no terminal says otherwise (see [`TextStyle::for_stdout`]).
+pub const DEFAULT_TEXT_WIDTH: usize = crate::term::PIPED_MIN_WIDTH;
 
 impl Default for TextStyle {
     fn default() -> Self {
@@ -1029,39 +1029,40 @@ impl Default for TextStyle {
 }
 
 impl TextStyle {
-    /// For stdout: its terminal width (else `COLUMNS`, else 100), colour on a terminal
-    /// unless `NO_COLOR` is set.
+    /// For stdout: the width of the terminal it goes to, or that of the terminal on stderr
+    /// (`stampede run | tee run.log`), else `COLUMNS` but at least 120 (a CI log or a file:
+    /// nothing wraps there); colour on a terminal unless `NO_COLOR` is set.
     pub fn for_stdout() -> TextStyle {
-        use crate::term::{Stream, colour, width};
+        use crate::term::{Stream, colour, text_width};
         TextStyle {
-            width: width(Stream::Stdout).unwrap_or(DEFAULT_TEXT_WIDTH),
+            width: text_width(Stream::Stdout),
             colour: colour(Stream::Stdout),
         }
     }
 }
 
 /// The table's columns, and the order in which they go when the table must narrow (0: never).
+/// p50, p95 and p99 always stay: thresholds are written on them.
 const COLUMNS: [(&str, u8); 12] = [
     ("name", 0),
-    ("method", 5),
+    ("method", 1),
     ("reqs", 0),
     ("fails", 0),
-    ("req/s", 7),
+    ("req/s", 4),
     ("min", 2),
     ("mean", 3),
-    ("p50", 4),
-    ("p90", 1),
+    ("p50", 0),
+    ("p90", 6),
     ("p95", 0),
     ("p99", 0),
-    ("max", 6),
+    ("max", 5),
 ];
-/// Names are cut to this before any column is dropped...
-const NAME_SOFT_MIN: usize = 24;
-/// ...and to this at most, after every droppable column is gone.
-const NAME_HARD_MIN: usize = 10;
+/// The name column is never narrower than this (`total` fits): a longer name goes on a line
+/// of its own, above its figures, before any column is dropped.
+const NAME_MIN: usize = 5;
 
-/// The per-name table fitted to `width`: the lines, and the names of the dropped columns.
-fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
+/// The per-name table's cells: the heading, one row per name, the total.
+fn table_cells(s: &Summary) -> Vec<Vec<String>> {
     let row = |name: &str, method: &str, reqs: u64, fails: u64, rps: f64, l: &Latency| {
         // No successful request: no latency to show (zeros would read as "fast").
         let lat = |v: f64| if reqs > fails { ms(v) } else { "-".into() };
@@ -1099,26 +1100,30 @@ fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
         s.rps,
         &s.latency_s,
     ));
+    rows
+}
+
+/// The per-name table fitted to `width`: the lines, and the names of the dropped columns.
+///
+/// The name column gets what the figures leave: a name longer than that is printed whole on a
+/// line of its own with its figures below. Only when the figures alone do not fit are columns
+/// dropped (method, min, mean, req/s, max, p90, in that order; never p50, p95, p99).
+fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
+    let rows = table_cells(s);
     let mut widths: Vec<usize> = (0..COLUMNS.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut keep = [true; COLUMNS.len()];
-    let total = |widths: &[usize], keep: &[bool]| -> usize {
-        let n = keep.iter().filter(|k| **k).count();
-        2 + (0..widths.len())
+    // Indent, the kept figure columns and the gaps between all kept columns, name excluded.
+    let figures = |widths: &[usize], keep: &[bool]| -> usize {
+        2 + (1..widths.len())
             .filter(|c| keep[*c])
-            .map(|c| widths[c])
+            .map(|c| widths[c] + 2)
             .sum::<usize>()
-            + 2 * n.saturating_sub(1)
     };
-    let shrink_name = |widths: &mut [usize], keep: &[bool], floor: usize| {
-        let over = total(widths, keep).saturating_sub(width);
-        widths[0] = widths[0].saturating_sub(over).max(floor.min(widths[0]));
-    };
-    shrink_name(&mut widths, &keep, NAME_SOFT_MIN);
     let mut dropped = Vec::new();
-    for rank in 1..=7 {
-        if total(&widths, &keep) <= width {
+    for rank in 1..=6 {
+        if figures(&widths, &keep) + NAME_MIN <= width {
             break;
         }
         if let Some(c) = COLUMNS.iter().position(|c| c.1 == rank) {
@@ -1126,8 +1131,16 @@ fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
             dropped.push(COLUMNS[c].0);
         }
     }
-    shrink_name(&mut widths, &keep, NAME_HARD_MIN.max(COLUMNS[0].0.len()));
-    let line_len = total(&widths, &keep) - 2;
+    // The widest name that fits beside the figures sets the column; longer ones go above.
+    let room = width.saturating_sub(figures(&widths, &keep)).max(NAME_MIN);
+    widths[0] = rows
+        .iter()
+        .map(|r| r[0].chars().count())
+        .filter(|n| *n <= room)
+        .max()
+        .unwrap_or(NAME_MIN)
+        .max(NAME_MIN);
+    let line_len = widths[0] + figures(&widths, &keep) - 2;
     let mut out = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let mut line = String::new();
@@ -1136,12 +1149,11 @@ fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
                 continue;
             }
             let w = widths[c];
-            let cell = if c == 0 {
-                abbreviate(cell, w)
-            } else {
-                cell.clone()
-            };
-            if c < 2 {
+            if c == 0 && cell.chars().count() > w {
+                // Whole on its own line (cut only past the whole width); figures below.
+                out.push(format!("  {}", abbreviate(cell, width.saturating_sub(2))));
+                let _ = write!(line, "{:w$}  ", "");
+            } else if c < 2 {
                 let _ = write!(line, "{cell:<w$}  ");
             } else {
                 let _ = write!(line, "{cell:>w$}  ");
@@ -1657,6 +1669,23 @@ mod tests {
         );
         assert!(wide.contains("/newsql/api/getTablesByAppId"), "{wide}");
         assert!(!wide.contains("hidden"), "{wide}");
+        for width in [80, 100, 120] {
+            let text = render_text(
+                &s,
+                &TextStyle {
+                    width,
+                    colour: false,
+                },
+            );
+            // Whole names (on a line of their own when need be), p50 always.
+            assert!(text.contains("  /newsql/api/getTablesByAppId"), "{text}");
+            assert!(!text.contains('…'), "{text}");
+            let head = text
+                .lines()
+                .find(|l| l.contains("reqs"))
+                .unwrap_or_default();
+            assert!(head.contains(" p50 "), "{width}: {text}");
+        }
         let narrow = render_text(
             &s,
             &TextStyle {
