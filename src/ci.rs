@@ -397,7 +397,7 @@ pub(crate) fn compare(
     Ok(Comparison { tolerance, rows })
 }
 
-fn fig_text(figure: &str, v: f64) -> String {
+pub(crate) fn fig_text(figure: &str, v: f64) -> String {
     match figure {
         "req/s" => format!("{v:.1}"),
         "error %" => format!("{:.2} %", v * 100.0),
@@ -405,7 +405,7 @@ fn fig_text(figure: &str, v: f64) -> String {
     }
 }
 
-fn change_text(d: &Delta) -> String {
+pub(crate) fn change_text(d: &Delta) -> String {
     if d.base == 0.0 {
         if d.cur == 0.0 {
             "±0".into()

@@ -787,3 +787,128 @@ fn kb(n: u64) -> String {
         format!("{n} B")
     }
 }
+
+/// A run of one request name whose requests half succeed after `delay_ms` and half fail fast
+/// (503); its summary JSON.
+fn half_failing_run(dir: &std::path::Path, file: &str, delay_ms: u64) -> std::path::PathBuf {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "half.toml",
+        &format!(
+            r#"
+            thresholds = ["error_rate < 60%"]
+            [[scenarios]]
+            name = "api"
+            executor = "shared-iterations"
+            vus = 4
+            iterations = 120
+            requests = [
+              {{ name = "/api", url = "http://{a}/delay/{delay_ms}" }},
+              {{ name = "/api", url = "http://{a}/status/503" }},
+            ]
+            "#,
+            a = t.addr
+        ),
+    );
+    let json = dir.join(file);
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("path"),
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    json
+}
+
+/// Issue 22 (3): the HTML page has one latency population, the successful requests', as the
+/// text summary and thresholds (the per-name table mixed failures in), and says so; with
+/// `--baseline` the comparison's verdict stands beside the thresholds' (it said "passed" where
+/// `stampede compare` said REGRESSION).
+#[test]
+fn the_html_report_has_one_latency_population_and_the_baseline_verdict() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = half_failing_run(dir.path(), "base.json", 1);
+    let cur = half_failing_run(dir.path(), "cur.json", 30);
+    let html = dir.path().join("r.html");
+    let report = |summary: &std::path::Path, baseline: &std::path::Path| {
+        let o = stampede(&[
+            "report",
+            summary.to_str().expect("path"),
+            "--baseline",
+            baseline.to_str().expect("path"),
+            "-o",
+            html.to_str().expect("path"),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read_to_string(&html).expect("report")
+    };
+    let compare = stampede(&[
+        "compare",
+        base.to_str().expect("path"),
+        cur.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        compare.status.code(),
+        Some(3),
+        "compare sees the regression"
+    );
+    let page = report(&cur, &base);
+    let verdict = verdict_of(&page);
+    assert!(
+        verdict.contains("Verdict: 1 threshold passed; <span id=\"baseline-verdict\">REGRESSION against the baseline (beyond 10 %)</span>"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("<li><b>total</b> p50: ") && verdict.contains("<ul id=\"regressions\">"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("class=\"verdict bad\""), "{verdict}");
+    // The per-name table's p50 is the successful requests' (≥ 30 ms), not every request's.
+    let v = read_json(&cur);
+    let row = &v["by_name"][0];
+    assert_eq!(u(&row["failures"]), 120, "{row}");
+    let ok_p50 = row["latency_s"]["p50"].as_f64().expect("p50");
+    assert!(ok_p50 >= 0.03, "{row}");
+    assert!(
+        row["latency_all_s"]["p50"].as_f64().expect("p50") < ok_p50,
+        "{row}"
+    );
+    let table = &page[page.find("id=\"by-name\"").expect("table")..];
+    let cell = "<td class=\"num p50\" data-v=\"";
+    let at = table.find(cell).expect("p50 cell") + cell.len();
+    let shown: f64 = table[at..]
+        .split('"')
+        .next()
+        .and_then(|x| x.parse().ok())
+        .expect("data-v");
+    assert_eq!(shown, ok_p50, "{table}");
+    let label = "Latency of successful requests only (120 failed requests excluded)";
+    assert_eq!(
+        page.matches(label).count(),
+        2,
+        "tiles and table say so: {page}"
+    );
+    assert!(
+        page.contains("Latency p50 / p95 / p99 (successful requests)"),
+        "{page}"
+    );
+    // Against itself: no regression, said as plainly.
+    let page = report(&base, &base);
+    let verdict = verdict_of(&page);
+    assert!(
+        verdict.contains("no regression against the baseline (beyond 10 %)"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("class=\"verdict ok\""), "{verdict}");
+}
+
+/// The verdict section of an HTML report.
+fn verdict_of(page: &str) -> &str {
+    let from = page.find("<section id=\"verdict\"").expect("verdict");
+    let to = page[from..]
+        .find("</section>")
+        .map_or(page.len(), |n| from + n);
+    &page[from..to]
+}
