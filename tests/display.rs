@@ -265,7 +265,8 @@ fn at_80_and_100_columns_the_table_keeps_p50_and_whole_names() {
                 last.contains("hidden to fit 80 columns: method, min"),
                 "{last}"
             );
-            assert!(head.contains(" p90 ") && head.contains(" mean "), "{last}");
+            // Figures go last and p90 last of them (how many go depends on their widths).
+            assert!(head.contains(" p90 "), "{last}");
         }
     }
 }
