@@ -464,7 +464,7 @@ pub(crate) fn compare(
     Ok(Comparison { tolerance, rows })
 }
 
-fn fig_text(figure: &str, v: f64) -> String {
+pub(crate) fn fig_text(figure: &str, v: f64) -> String {
     if v.is_nan() {
         return NO_LATENCY.into();
     }
@@ -475,7 +475,7 @@ fn fig_text(figure: &str, v: f64) -> String {
     }
 }
 
-fn change_text(d: &Delta) -> String {
+pub(crate) fn change_text(d: &Delta) -> String {
     if d.base.is_nan() || d.cur.is_nan() {
         NO_LATENCY.into()
     } else if d.base == 0.0 {

@@ -67,9 +67,14 @@ pub(crate) enum Command {
         /// Where to write the HTML file.
         #[arg(long, short = 'o', value_name = "PATH", default_value = "report.html")]
         output: PathBuf,
-        /// A baseline summary: every tile and latency figure is shown beside the baseline's.
+        /// A baseline summary: every tile and latency figure is shown beside the baseline's,
+        /// and the verdict of `stampede compare BASELINE SUMMARY` beside the thresholds'.
         #[arg(long, value_name = "PATH")]
         baseline: Option<PathBuf>,
+        /// With --baseline: tolerated worsening of req/s, error rate, p50, p95 and p99, in
+        /// percent, as `stampede compare --max-regression`.
+        #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = tolerance)]
+        max_regression: f64,
     },
     /// Merge the summaries of a distributed run's segments (--segment-summary-json files)
     /// into the summary of the whole test: exact percentiles, thresholds on the merge; exit 3

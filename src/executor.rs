@@ -1113,6 +1113,7 @@ async fn do_request(
         error: outcome.error,
         bytes_in: outcome.bytes_in,
         bytes_out,
+        wire: outcome.wire,
         reconnected: outcome.reconnected,
     };
     ctx.stats.borrow_mut().record(&sample);

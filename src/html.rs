@@ -286,15 +286,24 @@ fn tick_label(v: f64, step: f64, unit: &str) -> String {
     format!("{v:.decimals$}{u}")
 }
 
-fn bytes_text(b: f64) -> String {
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.2} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b:.0} B")
+/// A tile of a byte count (more is neither better nor worse: not highlighted as worse).
+fn byte_tile(
+    label: &'static str,
+    n: u64,
+    id: &'static str,
+) -> (&'static str, f64, String, &'static str, bool) {
+    (label, n as f64, crate::report::bytes_text(n), id, true)
+}
+
+/// The one population of every latency figure on the page, in words.
+fn population(s: &Value) -> String {
+    match s["failures"].as_u64().unwrap_or(0) {
+        0 => "Latency of successful requests (none failed), as in the text summary and thresholds."
+            .into(),
+        n => format!(
+            "Latency of successful requests only ({n} failed request{} excluded), as in the text summary and thresholds; every request's is in the summary JSON (latency_all_s).",
+            if n == 1 { "" } else { "s" }
+        ),
     }
 }
 
@@ -303,13 +312,8 @@ fn tile_figures(s: &Value) -> Vec<(&'static str, f64, String, &'static str, bool
     let lat = &s["latency_s"];
     let iv = arr(&s["timeline"], "intervals");
     let peak_vus = iv.iter().map(|i| num(i, "vus")).fold(0.0, f64::max);
-    let sum = |k: &str| -> f64 {
-        iv.iter()
-            .flat_map(|i| arr(i, "by_name"))
-            .map(|n| num(n, k))
-            .sum()
-    };
-    let (sent, recv) = (sum("bytes_out"), sum("bytes_in"));
+    let b = &s["bytes"];
+    let bytes = |k: &str| b[k].as_u64().unwrap_or(0);
     vec![
         (
             "requests",
@@ -360,13 +364,17 @@ fn tile_figures(s: &Value) -> Vec<(&'static str, f64, String, &'static str, bool
             "tile-vus",
             true,
         ),
-        ("data sent", sent, bytes_text(sent), "tile-sent", true),
-        (
-            "data received",
-            recv,
-            bytes_text(recv),
+        byte_tile("sent on the wire", bytes("wire_sent"), "tile-sent"),
+        byte_tile(
+            "received on the wire",
+            bytes("wire_received"),
             "tile-received",
-            true,
+        ),
+        byte_tile("request bodies", bytes("body_sent"), "tile-body-sent"),
+        byte_tile(
+            "response bodies",
+            bytes("body_received"),
+            "tile-body-received",
         ),
     ]
 }
@@ -394,9 +402,61 @@ fn change_html(cur: f64, base: f64, base_text: &str, higher_better: bool) -> Str
     )
 }
 
+/// A baseline to show a run against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Baseline<'a> {
+    /// Its summary JSON.
+    pub(crate) summary: &'a Value,
+    /// The regression tolerance of its comparison (0.1 = 10 %), as `stampede compare`'s.
+    pub(crate) tolerance: f64,
+}
+
+/// The comparison with the baseline, as `stampede compare` judges it: whether it regressed,
+/// the verdict's words and the regressed figures (HTML).
+fn baseline_verdict(s: &Value, b: Baseline<'_>) -> (bool, String, String) {
+    let tol = format!("{:.0} %", b.tolerance * 100.0);
+    match crate::ci::compare(b.summary, s, b.tolerance) {
+        Ok(c) if c.regressed() => {
+            let mut items = Vec::new();
+            for r in &c.rows {
+                for d in r.deltas.iter().filter(|d| d.regression) {
+                    items.push(format!(
+                        "<li><b>{}</b> {}: {} → {} ({})</li>",
+                        esc(&r.name),
+                        d.figure,
+                        crate::ci::fig_text(d.figure, d.base),
+                        crate::ci::fig_text(d.figure, d.cur),
+                        crate::ci::change_text(d)
+                    ));
+                }
+            }
+            (
+                true,
+                format!("REGRESSION against the baseline (beyond {tol})"),
+                format!(
+                    "<p>as <code>stampede compare</code> judges it (exit code 3):</p><ul id=\"regressions\">{}</ul>",
+                    items.join("")
+                ),
+            )
+        }
+        Ok(_) => (
+            false,
+            format!("no regression against the baseline (beyond {tol})"),
+            "<p>as <code>stampede compare</code> judges it (exit code 0)</p>".into(),
+        ),
+        Err(e) => (
+            false,
+            "not comparable with the baseline".into(),
+            format!("<p>{}</p>", esc(&e.to_string())),
+        ),
+    }
+}
+
 /// The report of a summary JSON document; `exit_code` is the run's. With a baseline summary,
-/// the tiles and the per-name table show the baseline's figures beside and the change.
-pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> String {
+/// the tiles and the per-name table show the baseline's figures beside and the change, and
+/// the verdict of the comparison stands beside the thresholds'.
+pub(crate) fn render(s: &Value, exit_code: u8, base: Option<Baseline<'_>>) -> String {
+    let baseline = base.map(|b| b.summary);
     let mut o = String::with_capacity(64 * 1024);
     let run_id = st(s, "run_id");
     let _ = write!(
@@ -416,12 +476,26 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         )
     } else if interrupted {
         ("warn", "interrupted".to_string())
+    } else if ths.is_empty() {
+        ("ok", "passed (no thresholds)".to_string())
     } else {
-        ("ok", "passed".to_string())
+        let n = ths.len();
+        (
+            "ok",
+            format!("{n} threshold{} passed", if n == 1 { "" } else { "s" }),
+        )
     };
+    let (regressed, versus, detail) = match base {
+        Some(b) => {
+            let (r, v, d) = baseline_verdict(s, b);
+            (r, format!("; <span id=\"baseline-verdict\">{v}</span>"), d)
+        }
+        None => (false, String::new(), String::new()),
+    };
+    let cls = if regressed { "bad" } else { cls };
     let _ = write!(
         o,
-        "<section id=\"verdict\" class=\"verdict {cls}\"><h2>Verdict: {text}</h2><p>exit code <b id=\"exit-code\">{exit_code}</b></p>"
+        "<section id=\"verdict\" class=\"verdict {cls}\"><h2>Verdict: {text}{versus}</h2><p>exit code <b id=\"exit-code\">{exit_code}</b> (thresholds)</p>{detail}"
     );
     if !ths.is_empty() {
         o.push_str("<table id=\"thresholds\"><thead><tr><th>threshold</th><th>limit</th><th>actual</th><th>margin</th><th>result</th></tr></thead><tbody>");
@@ -521,7 +595,11 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
             esc(&text)
         );
     }
-    o.push_str("</div></section>");
+    let _ = write!(
+        o,
+        "</div><p class=\"muted\">{}</p></section>",
+        population(s)
+    );
     // Charts over time (the baseline's series, when given, dotted beside them).
     let cur = TimeSeries::of(s);
     let base = baseline.map(TimeSeries::of);
@@ -541,7 +619,7 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         ..Series::default()
     };
     o.push_str(&chart(
-        "Latency p50 / p95 / p99 (every request) with VUs",
+        "Latency p50 / p95 / p99 (successful requests) with VUs",
         "ms",
         &cur.latency(),
         Some(("VUs", &load)),
@@ -591,7 +669,7 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
         ));
     }
     o.push_str(&chart(
-        "Latency percentile spectrum p0 … p99.999 (every request)",
+        "Latency percentile spectrum p0 … p99.999 (successful requests)",
         "ms",
         &cur.spectrum(),
         None,
@@ -611,7 +689,9 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
     }
     o.push_str("</tr></thead><tbody>");
     for r in arr(s, "by_name") {
-        let l = &r["latency_all_s"];
+        let l = &r["latency_s"];
+        // No successful request: no latency to show (zeros would read as "fast").
+        let none = r["requests"].as_u64() == r["failures"].as_u64();
         let _ = write!(
             o,
             "<tr><td>{}</td><td>{} {}</td><td class=\"num requests\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td>",
@@ -623,16 +703,20 @@ pub(crate) fn render(s: &Value, exit_code: u8, baseline: Option<&Value>) -> Stri
             num(r, "rps")
         );
         for k in ["min", "mean", "p50", "p90", "p95", "p99", "max"] {
+            let text = if none { "-".into() } else { ms(num(l, k)) };
             let _ = write!(
                 o,
-                "<td class=\"num {k}\" data-v=\"{}\">{}</td>",
-                num(l, k),
-                ms(num(l, k))
+                "<td class=\"num {k}\" data-v=\"{}\">{text}</td>",
+                num(l, k)
             );
         }
         o.push_str("</tr>");
     }
-    o.push_str("</tbody></table><p class=\"muted\">Latency of every request, failures included. Click a heading to sort.</p></section>");
+    let _ = write!(
+        o,
+        "</tbody></table><p class=\"muted\" id=\"population\">{} Click a heading to sort.</p></section>",
+        population(s)
+    );
     // Status codes, errors, checks, export (with a baseline: its counts beside).
     let codes_of = |s: &Value| {
         let mut codes: BTreeMap<String, u64> = BTreeMap::new();
@@ -874,6 +958,7 @@ impl TimeSeries {
             .collect();
         let mut h = new_hist();
         let mut prev_h = new_hist();
+        let mut failed = new_hist();
         let duration = num(s, "duration_s");
         // A last interval shorter than half a step holds only the run's tail (requests in flight
         // at the end, finishing during the graceful stop): alone, its rates would spike or dip,
@@ -935,6 +1020,11 @@ impl TimeSeries {
                 }
                 // An undecodable histogram counts as empty.
                 let _ = hdr::decode_into(st(n, "histogram"), &mut h);
+                // Failed requests are left out, as in the summary's latency.
+                failed.reset();
+                if hdr::decode_into(st(n, "failed_histogram"), &mut failed).is_ok() {
+                    let _ = h.subtract(&failed);
+                }
             }
             if !h.is_empty() {
                 let _ = t.all.add(&h);
@@ -1177,6 +1267,26 @@ mod tests {
         let rps = &t.rps["GET /"];
         assert_eq!(rps.len(), 4, "{rps:?}");
         assert!((rps[3].1 - 14.0 / 0.6).abs() < 1e-9, "{rps:?}");
+    }
+
+    #[test]
+    fn the_charts_leave_failed_requests_out_as_the_summary_does() {
+        // 10 successes at 40 ms, 30 failures at 1 ms in one interval.
+        let (mut all, mut failed) = (new_hist(), new_hist());
+        all.record_n(40_000, 10).unwrap();
+        all.record_n(1_000, 30).unwrap();
+        failed.record_n(1_000, 30).unwrap();
+        let s = serde_json::json!({
+            "duration_s": 1.0,
+            "timeline": { "interval_s": 1.0, "names": [{ "scenario": "s", "name": "/", "method": "GET" }],
+                "intervals": [{ "t_s": 0.0, "vus": 1, "active_requests": 1, "scenarios": [],
+                    "by_name": [{ "n": 0, "requests": 40, "failures": 30,
+                        "histogram": hdr::encode(&all), "failed_histogram": hdr::encode(&failed) }] }] },
+        });
+        let t = TimeSeries::of(&s);
+        assert_eq!(t.all.len(), 10);
+        let p50 = t.pct[0][0].1;
+        assert!((p50 - 0.04).abs() < 0.001, "p50 {p50}");
     }
 
     #[test]

@@ -165,7 +165,8 @@ fn dispatch(cli: cli::Cli) -> u8 {
             summary,
             output,
             baseline,
-        } => report_file(&summary, &output, baseline.as_deref()),
+            max_regression,
+        } => report_file(&summary, &output, baseline.as_deref(), max_regression),
         cli::Command::Compare {
             baseline,
             current,
@@ -374,7 +375,7 @@ fn write_ci_outputs(s: &Summary, code: u8, args: &config::OutputFlags) -> Result
 }
 
 /// `stampede report`: the HTML report of a summary file (exit code as the run's would be).
-fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>) -> u8 {
+fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>, tolerance: f64) -> u8 {
     let read = |p: &Path| {
         std::fs::read_to_string(p)
             .map_err(|e| format!("{}: {e}", p.display()))
@@ -408,7 +409,11 @@ fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>) -> u8 {
     } else {
         EXIT_OK
     };
-    match std::fs::write(output, html::render(&v, code, base.as_ref())) {
+    let base = base.as_ref().map(|b| html::Baseline {
+        summary: b,
+        tolerance,
+    });
+    match std::fs::write(output, html::render(&v, code, base)) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!(

@@ -20,8 +20,8 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use crate::report::{
-    CheckRow, DistributedInfo, NameRow, Rows, ScenarioRow, SegmentInfo, Summary, TargetError,
-    ThresholdRow,
+    ByteCounts, CheckRow, DistributedInfo, NameRow, Rows, ScenarioRow, SegmentInfo, Summary,
+    TargetError, ThresholdRow,
 };
 use crate::stats::{hdr, latency_of, new_hist};
 use crate::threshold::{Filter, Metric, Source, Threshold};
@@ -54,6 +54,9 @@ struct InName {
     status_codes: BTreeMap<String, u64>,
     latency_hdr: String,
     latency_all_hdr: String,
+    /// Absent in summaries of an older stampede: zeros.
+    #[serde(default)]
+    bytes: ByteCounts,
 }
 
 /// One scenario of an input summary.
@@ -128,6 +131,7 @@ struct Name {
     codes: BTreeMap<String, u64>,
     ok: Option<Histogram<u64>>,
     all: Option<Histogram<u64>>,
+    bytes: ByteCounts,
 }
 
 #[derive(Default)]
@@ -349,6 +353,7 @@ fn add_names(m: &mut Merged, p: &Part) -> Result<(), MergeError> {
                 f(&format!("status_codes.{c}")),
             )?;
         }
+        e.bytes += n.bytes;
         add(&mut e.ok, ok);
         add(&mut e.all, all);
     }
@@ -508,6 +513,7 @@ pub(crate) fn merge(
             status_codes: n.codes.clone(),
             latency_hdr: hdr::encode(&h_ok),
             latency_all_hdr: hdr::encode(&h_all),
+            bytes: n.bytes,
         });
     }
     let scenarios: Vec<ScenarioRow> = m

@@ -5,6 +5,7 @@
 //! - [`ErrorKind`]: why a request failed — a low-cardinality `error.type`.
 //! - [`Outcome`]: what the HTTP client hands back for one exchange.
 //! - [`Sample`]: what one finished request produced, the record every sink takes.
+//! - [`Wire`]: the octets a request put on and took off the connection.
 
 use std::time::Duration;
 
@@ -97,6 +98,27 @@ impl ErrorKind {
     }
 }
 
+/// Octets a request wrote to and read from its connection: HTTP/1.1 the request as written
+/// (head and body) and the response as read (head, body, chunk framing); HTTP/2 its stream's
+/// frames (9-octet frame headers included) plus the connection's own frames (preface,
+/// SETTINGS, PING, connection WINDOW_UPDATE, GOAWAY) since the last stream on that connection
+/// ended. TLS records and handshakes and TCP/IP headers are not counted: these are the octets
+/// of HTTP, as a server's access log counts them (nginx's `$request_length`, `$bytes_sent`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// Octets written (the request).
+    pub sent: u64,
+    /// Octets read (the response).
+    pub received: u64,
+}
+
+impl std::ops::AddAssign for Wire {
+    fn add_assign(&mut self, o: Wire) {
+        self.sent += o.sent;
+        self.received += o.received;
+    }
+}
+
 /// A finished exchange, as the HTTP client reports it.
 #[derive(Debug)]
 pub(crate) struct Outcome {
@@ -106,6 +128,8 @@ pub(crate) struct Outcome {
     pub error: Option<ErrorKind>,
     /// Response body bytes received.
     pub bytes_in: u64,
+    /// Octets on the wire, both ways (see [`Wire`]).
+    pub wire: Wire,
     /// The body, when asked for.
     pub body: Option<Bytes>,
     /// Response headers, when asked for.
@@ -122,6 +146,7 @@ impl Outcome {
             status: None,
             error: Some(kind),
             bytes_in: 0,
+            wire: Wire::default(),
             body: None,
             headers: None,
             reconnected: false,
@@ -145,6 +170,8 @@ pub struct Sample {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
+    /// Octets on the wire, both ways (see [`Wire`]).
+    pub wire: Wire,
     /// The request had to be moved to a fresh connection (see [`Outcome::reconnected`]).
     pub reconnected: bool,
 }

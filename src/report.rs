@@ -50,6 +50,58 @@ pub struct NameRow {
     pub latency_hdr: String,
     /// Every request's latency histogram (µs), the same form.
     pub latency_all_hdr: String,
+    /// Octets on the wire and body bytes, both ways.
+    pub bytes: ByteCounts,
+}
+
+/// What requests sent and received: octets on the wire (HTTP/1.1 heads, bodies and chunk
+/// framing; HTTP/2 frames, see `Wire`; TLS records and TCP/IP not counted) and the bodies
+/// alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ByteCounts {
+    /// Octets written: requests' heads, bodies and framing.
+    pub wire_sent: u64,
+    /// Octets read: responses' heads, bodies and framing.
+    pub wire_received: u64,
+    /// Request body bytes.
+    pub body_sent: u64,
+    /// Response body bytes (after de-chunking).
+    pub body_received: u64,
+}
+
+impl std::ops::AddAssign for ByteCounts {
+    fn add_assign(&mut self, o: ByteCounts) {
+        self.wire_sent = self.wire_sent.saturating_add(o.wire_sent);
+        self.wire_received = self.wire_received.saturating_add(o.wire_received);
+        self.body_sent = self.body_sent.saturating_add(o.body_sent);
+        self.body_received = self.body_received.saturating_add(o.body_received);
+    }
+}
+
+impl ByteCounts {
+    fn of(r: &RequestStats) -> ByteCounts {
+        ByteCounts {
+            wire_sent: r.wire.sent,
+            wire_received: r.wire.received,
+            body_sent: r.bytes_out,
+            body_received: r.bytes_in,
+        }
+    }
+}
+
+/// `n` bytes as a person reads them: `780 B`, `120.3 kB`, `4.25 MB` (powers of 1000).
+pub(crate) fn bytes_text(n: u64) -> String {
+    let b = n as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{n} B")
+    }
 }
 
 /// A check's totals.
@@ -336,6 +388,10 @@ impl Summary {
             duration_s: r.secs,
             latency_s: latency_of(&r.ok),
             latency_all_s: latency_of(&r.all),
+            bytes: r.by_name.iter().fold(ByteCounts::default(), |mut a, n| {
+                a += n.bytes;
+                a
+            }),
             by_name: r.by_name,
             errors: r.errors,
             errors_by_target: r.errors_by_target,
@@ -572,6 +628,8 @@ pub struct Summary {
     pub latency_s: Latency,
     /// Latency of every request, failures included, seconds.
     pub latency_all_s: Latency,
+    /// Octets on the wire and body bytes, both ways, over every request.
+    pub bytes: ByteCounts,
     /// Per request name (and method).
     pub by_name: Vec<NameRow>,
     /// Count by error type.
@@ -734,10 +792,12 @@ impl Aggregate<'_> {
             let h = merged_latency(ids.iter().map(|i| &s.requests[*i].latency));
             let h_ok = ok_latency(ids.iter().map(|i| &s.requests[*i]));
             let mut codes = BTreeMap::new();
+            let mut bytes = ByteCounts::default();
             for i in &ids {
                 for (c, n) in &s.requests[*i].statuses {
                     *codes.entry(c.to_string()).or_insert(0) += n;
                 }
+                bytes += ByteCounts::of(&s.requests[*i]);
             }
             by_name.push(NameRow {
                 name,
@@ -751,6 +811,7 @@ impl Aggregate<'_> {
                 status_codes: codes,
                 latency_hdr: crate::stats::hdr::encode(&h_ok),
                 latency_all_hdr: crate::stats::hdr::encode(&h),
+                bytes,
             });
         }
         let mut errors = BTreeMap::new();
@@ -966,8 +1027,8 @@ pub struct TextStyle {
     pub colour: bool,
 }
 
-/// Width of the text summary when stdout is not a terminal and `COLUMNS` is not set.
-pub const DEFAULT_TEXT_WIDTH: usize = 100;
+/// Width of the text summary when no terminal says otherwise (see [`TextStyle::for_stdout`]).
+pub const DEFAULT_TEXT_WIDTH: usize = crate::term::PIPED_MIN_WIDTH;
 
 impl Default for TextStyle {
     fn default() -> Self {
@@ -979,39 +1040,40 @@ impl Default for TextStyle {
 }
 
 impl TextStyle {
-    /// For stdout: its terminal width (else `COLUMNS`, else 100), colour on a terminal
-    /// unless `NO_COLOR` is set.
+    /// For stdout: the width of the terminal it goes to, or that of the terminal on stderr
+    /// (`stampede run | tee run.log`), else `COLUMNS` but at least 120 (a CI log or a file:
+    /// nothing wraps there); colour on a terminal unless `NO_COLOR` is set.
     pub fn for_stdout() -> TextStyle {
-        use crate::term::{Stream, colour, width};
+        use crate::term::{Stream, colour, text_width};
         TextStyle {
-            width: width(Stream::Stdout).unwrap_or(DEFAULT_TEXT_WIDTH),
+            width: text_width(Stream::Stdout),
             colour: colour(Stream::Stdout),
         }
     }
 }
 
 /// The table's columns, and the order in which they go when the table must narrow (0: never).
+/// p50, p95 and p99 always stay: thresholds are written on them.
 const COLUMNS: [(&str, u8); 12] = [
     ("name", 0),
-    ("method", 5),
+    ("method", 1),
     ("reqs", 0),
     ("fails", 0),
-    ("req/s", 7),
+    ("req/s", 4),
     ("min", 2),
     ("mean", 3),
-    ("p50", 4),
-    ("p90", 1),
+    ("p50", 0),
+    ("p90", 6),
     ("p95", 0),
     ("p99", 0),
-    ("max", 6),
+    ("max", 5),
 ];
-/// Names are cut to this before any column is dropped...
-const NAME_SOFT_MIN: usize = 24;
-/// ...and to this at most, after every droppable column is gone.
-const NAME_HARD_MIN: usize = 10;
+/// The name column is never narrower than this (`total` fits): a longer name goes on a line
+/// of its own, above its figures, before any column is dropped.
+const NAME_MIN: usize = 5;
 
-/// The per-name table fitted to `width`: the lines, and the names of the dropped columns.
-fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
+/// The per-name table's cells: the heading, one row per name, the total.
+fn table_cells(s: &Summary) -> Vec<Vec<String>> {
     let row = |name: &str, method: &str, reqs: u64, fails: u64, rps: f64, l: &Latency| {
         // No successful request: no latency to show (zeros would read as "fast").
         let lat = |v: f64| if reqs > fails { ms(v) } else { "-".into() };
@@ -1049,26 +1111,30 @@ fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
         s.rps,
         &s.latency_s,
     ));
+    rows
+}
+
+/// The per-name table fitted to `width`: the lines, and the names of the dropped columns.
+///
+/// The name column gets what the figures leave: a name longer than that is printed whole on a
+/// line of its own with its figures below. Only when the figures alone do not fit are columns
+/// dropped (method, min, mean, req/s, max, p90, in that order; never p50, p95, p99).
+fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
+    let rows = table_cells(s);
     let mut widths: Vec<usize> = (0..COLUMNS.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut keep = [true; COLUMNS.len()];
-    let total = |widths: &[usize], keep: &[bool]| -> usize {
-        let n = keep.iter().filter(|k| **k).count();
-        2 + (0..widths.len())
+    // Indent, the kept figure columns and the gaps between all kept columns, name excluded.
+    let figures = |widths: &[usize], keep: &[bool]| -> usize {
+        2 + (1..widths.len())
             .filter(|c| keep[*c])
-            .map(|c| widths[c])
+            .map(|c| widths[c] + 2)
             .sum::<usize>()
-            + 2 * n.saturating_sub(1)
     };
-    let shrink_name = |widths: &mut [usize], keep: &[bool], floor: usize| {
-        let over = total(widths, keep).saturating_sub(width);
-        widths[0] = widths[0].saturating_sub(over).max(floor.min(widths[0]));
-    };
-    shrink_name(&mut widths, &keep, NAME_SOFT_MIN);
     let mut dropped = Vec::new();
-    for rank in 1..=7 {
-        if total(&widths, &keep) <= width {
+    for rank in 1..=6 {
+        if figures(&widths, &keep) + NAME_MIN <= width {
             break;
         }
         if let Some(c) = COLUMNS.iter().position(|c| c.1 == rank) {
@@ -1076,8 +1142,16 @@ fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
             dropped.push(COLUMNS[c].0);
         }
     }
-    shrink_name(&mut widths, &keep, NAME_HARD_MIN.max(COLUMNS[0].0.len()));
-    let line_len = total(&widths, &keep) - 2;
+    // The widest name that fits beside the figures sets the column; longer ones go above.
+    let room = width.saturating_sub(figures(&widths, &keep)).max(NAME_MIN);
+    widths[0] = rows
+        .iter()
+        .map(|r| r[0].chars().count())
+        .filter(|n| *n <= room)
+        .max()
+        .unwrap_or(NAME_MIN)
+        .max(NAME_MIN);
+    let line_len = widths[0] + figures(&widths, &keep) - 2;
     let mut out = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let mut line = String::new();
@@ -1086,12 +1160,11 @@ fn table(s: &Summary, width: usize) -> (Vec<String>, Vec<&'static str>) {
                 continue;
             }
             let w = widths[c];
-            let cell = if c == 0 {
-                abbreviate(cell, w)
-            } else {
-                cell.clone()
-            };
-            if c < 2 {
+            if c == 0 && cell.chars().count() > w {
+                // Whole on its own line (cut only past the whole width); figures below.
+                out.push(format!("  {}", abbreviate(cell, width.saturating_sub(2))));
+                let _ = write!(line, "{:w$}  ", "");
+            } else if c < 2 {
                 let _ = write!(line, "{cell:<w$}  ");
             } else {
                 let _ = write!(line, "{cell:>w$}  ");
@@ -1226,6 +1299,23 @@ fn wrap_parts(parts: &[String], first: &str, sep: &str, indent: &str, width: usi
     out
 }
 
+/// What the requests sent and received: on the wire, and their bodies alone.
+fn data_line(b: &ByteCounts, width: usize) -> String {
+    let data = [
+        format!(
+            "data on the wire: {} sent, {} received",
+            bytes_text(b.wire_sent),
+            bytes_text(b.wire_received)
+        ),
+        format!(
+            "bodies alone: {} sent, {} received",
+            bytes_text(b.body_sent),
+            bytes_text(b.body_received)
+        ),
+    ];
+    wrap_parts(&data, "  ", "; ", "    ", width)
+}
+
 /// Renders the summary as a text report.
 pub fn render_text(s: &Summary, style: &TextStyle) -> String {
     let paint = Paint { on: style.colour };
@@ -1266,6 +1356,7 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
             wrap_parts(&parts, &first, ", ", "    ", style.width)
         );
     }
+    let _ = writeln!(o, "{}", data_line(&s.bytes, style.width));
     let _ = writeln!(o);
     for sc in &s.scenarios {
         let mut parts = vec![format!(
@@ -1457,6 +1548,7 @@ mod tests {
             duration_s: 10.0,
             latency_s: lat(0.0123),
             latency_all_s: lat(0.0101),
+            bytes: ByteCounts::default(),
             by_name: names
                 .iter()
                 .map(|n| NameRow {
@@ -1471,6 +1563,7 @@ mod tests {
                     status_codes: BTreeMap::new(),
                     latency_hdr: String::new(),
                     latency_all_hdr: String::new(),
+                    bytes: ByteCounts::default(),
                 })
                 .collect(),
             errors: [("connection_refused".to_string(), 4)].into(),
@@ -1588,6 +1681,23 @@ mod tests {
         );
         assert!(wide.contains("/newsql/api/getTablesByAppId"), "{wide}");
         assert!(!wide.contains("hidden"), "{wide}");
+        for width in [80, 100, 120] {
+            let text = render_text(
+                &s,
+                &TextStyle {
+                    width,
+                    colour: false,
+                },
+            );
+            // Whole names (on a line of their own when need be), p50 always.
+            assert!(text.contains("  /newsql/api/getTablesByAppId"), "{text}");
+            assert!(!text.contains('…'), "{text}");
+            let head = text
+                .lines()
+                .find(|l| l.contains("reqs"))
+                .unwrap_or_default();
+            assert!(head.contains(" p50 "), "{width}: {text}");
+        }
         let narrow = render_text(
             &s,
             &TextStyle {

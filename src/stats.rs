@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::outcome::{ErrorKind, Sample};
+use crate::outcome::{ErrorKind, Sample, Wire};
 
 pub(crate) mod hdr;
 pub(crate) mod interval;
@@ -44,6 +44,8 @@ pub struct RequestStats {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
+    /// Octets on the wire, both ways (HTTP heads, bodies and framing; see [`Wire`]).
+    pub wire: Wire,
     /// Count by status code.
     pub statuses: BTreeMap<u16, u64>,
     /// Count by error type.
@@ -62,6 +64,7 @@ impl RequestStats {
             failures: 0,
             bytes_in: 0,
             bytes_out: 0,
+            wire: Wire::default(),
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
             reconnects: 0,
@@ -74,6 +77,7 @@ impl RequestStats {
         let _ = self.latency.record(us);
         self.bytes_in += s.bytes_in;
         self.bytes_out += s.bytes_out;
+        self.wire += s.wire;
         self.reconnects += u64::from(s.reconnected);
         if let Some(code) = s.status {
             *self.statuses.entry(code).or_default() += 1;
@@ -94,6 +98,7 @@ impl RequestStats {
         self.failures += r.failures;
         self.bytes_in += r.bytes_in;
         self.bytes_out += r.bytes_out;
+        self.wire += r.wire;
         self.reconnects += r.reconnects;
         for (k, v) in &r.statuses {
             *self.statuses.entry(*k).or_default() += v;
@@ -120,6 +125,7 @@ impl RequestStats {
         self.failures += o.failures;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.wire += o.wire;
         self.reconnects += o.reconnects;
         for (k, v) in &o.statuses {
             *self.statuses.entry(*k).or_default() += v;
@@ -615,6 +621,7 @@ mod tests {
             error,
             bytes_in,
             bytes_out,
+            wire: Wire::default(),
             reconnected: false,
         }
     }

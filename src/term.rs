@@ -8,7 +8,8 @@
 //! - Colour: only on a terminal, never when `NO_COLOR` is set (non-empty, <https://no-color.org>)
 //!   or `TERM=dumb`.
 //! - Width: `ioctl(TIOCGWINSZ)` on the stream when it is a terminal, else `COLUMNS`, else the
-//!   caller's default.
+//!   caller's default; text for a stream that is no terminal ([`text_width`]) takes the
+//!   width of a terminal on stderr, else at least 120 columns.
 //! - Live area: [`show`] replaces the lines at the bottom of stderr (erasing the previous ones
 //!   with cursor-up + erase-line), [`print_above`] and [`LogWriter`] erase them, print, and
 //!   redraw, so logs never glue onto the progress line; [`hide`] erases them for good.
@@ -55,6 +56,24 @@ pub(crate) fn width(stream: Stream) -> Option<usize> {
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|c| *c > 0)
+}
+
+/// Columns assumed for text that goes to no terminal (a CI log, a file), where nothing wraps:
+/// room for the summary's table with every column.
+pub(crate) const PIPED_MIN_WIDTH: usize = 120;
+
+/// The width to fit text for `stream` in: its terminal's; else, when stderr is a terminal
+/// (`stampede run | tee run.log`), the width of the terminal a person is watching; else
+/// `COLUMNS`, but at least [`PIPED_MIN_WIDTH`].
+pub(crate) fn text_width(stream: Stream) -> usize {
+    for s in [stream, Stream::Stderr] {
+        if s.is_terminal()
+            && let Some((cols, _)) = window_size(s)
+        {
+            return cols;
+        }
+    }
+    width(stream).unwrap_or(0).max(PIPED_MIN_WIDTH)
 }
 
 /// Rows of the terminal behind `stream`, if it is one.

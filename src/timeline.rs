@@ -83,6 +83,10 @@ pub struct NameSlotOut {
     /// digits), V2-deflate encoded in base64 (see `crate::stats::hdr`); percentiles, min, max
     /// and mean come from it.
     pub histogram: String,
+    /// The same for the failed requests of the interval only (absent: none failed): the
+    /// HTML report subtracts it to chart the successful requests, as the summary's latency.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub failed_histogram: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -235,6 +239,13 @@ fn interval_out(
         .map(|(n, r)| {
             let mut h = new_hist();
             add_sparse(&mut h, &r.hist);
+            let failed_histogram = if r.failed_hist.is_empty() {
+                String::new()
+            } else {
+                let mut f = new_hist();
+                add_sparse(&mut f, &r.failed_hist);
+                hdr::encode(&f)
+            };
             let mut statuses = r.statuses.clone();
             statuses.sort_unstable();
             NameSlotOut {
@@ -250,6 +261,7 @@ fn interval_out(
                 bytes_in: r.bytes_in,
                 bytes_out: r.bytes_out,
                 histogram: hdr::encode(&h),
+                failed_histogram,
             }
         })
         .collect();
@@ -340,6 +352,8 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
     let mut intervals: Vec<IntervalOut> = Vec::new();
     // Per merged interval and name: the histogram being added up.
     let mut hists: Vec<BTreeMap<usize, hdrhistogram::Histogram<u64>>> = Vec::new();
+    // The same for the failed requests.
+    let mut failed: Vec<BTreeMap<usize, hdrhistogram::Histogram<u64>>> = Vec::new();
     // Per merged interval and scenario: iterations started (weights of the start lag).
     let mut started: Vec<BTreeMap<String, f64>> = Vec::new();
     for p in parts {
@@ -361,6 +375,7 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
                     ..IntervalOut::default()
                 });
                 hists.push(BTreeMap::new());
+                failed.push(BTreeMap::new());
                 started.push(BTreeMap::new());
             }
             let out = &mut intervals[j];
@@ -394,6 +409,10 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
                 let h = hists[j].entry(n).or_insert_with(new_hist);
                 // An undecodable histogram counts as empty (the counts above still add up).
                 let _ = hdr::decode_into(&ns.histogram, h);
+                if !ns.failed_histogram.is_empty() {
+                    let f = failed[j].entry(n).or_insert_with(new_hist);
+                    let _ = hdr::decode_into(&ns.failed_histogram, f);
+                }
             }
             for sc in &iv.scenarios {
                 let idx = match out.scenarios.iter().position(|x| x.name == sc.name) {
@@ -439,10 +458,13 @@ pub(crate) fn merge_outs(parts: &[TimelineOut]) -> Option<TimelineOut> {
             }
         }
     }
-    for ((iv, h), w) in intervals.iter_mut().zip(&hists).zip(&started) {
+    for (((iv, h), f), w) in intervals.iter_mut().zip(&hists).zip(&failed).zip(&started) {
         for ns in iv.by_name.iter_mut() {
             if let Some(h) = h.get(&ns.n) {
                 ns.histogram = hdr::encode(h);
+            }
+            if let Some(f) = f.get(&ns.n) {
+                ns.failed_histogram = hdr::encode(f);
             }
         }
         iv.by_name.sort_by_key(|x| x.n);

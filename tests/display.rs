@@ -108,9 +108,9 @@ fn without_a_terminal_a_status_line_comes_every_interval_without_escape_codes() 
     for b in [&out, &err] {
         assert!(!b.contains('\x1b'), "escape codes when piped:\n{b:?}");
     }
-    // Piped, the summary fits the default 100 columns.
+    // Piped, the summary fits the 120 columns assumed for a CI log.
     for l in out.lines() {
-        assert!(l.chars().count() <= 100, "{l}");
+        assert!(l.chars().count() <= 120, "{l}");
     }
     assert!(out.contains("✗ CROSSED p99 < 1us  (actual "), "{out}");
 
@@ -190,20 +190,122 @@ fn threshold_values_print_in_the_thresholds_own_units() {
     assert_eq!(v["thresholds"][2]["unit"], "ratio");
     assert_eq!(v["thresholds"][4]["actual"], 50.0);
     assert_eq!(v["thresholds"][4]["unit"], "count");
-
-    // A narrow COLUMNS narrows the table and says what it hid.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .args(["run", "--url", &url, "--iterations", "20", "--quiet"])
-        .env("COLUMNS", "60")
-        .output()
-        .expect("run");
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let table: Vec<&str> = out.lines().filter(|l| l.contains("reqs")).collect();
-    assert_eq!(table.len(), 1, "{out}");
-    assert!(table[0].chars().count() <= 60, "{out}");
-    assert!(out.contains("hidden to fit 60 columns"), "{out}");
 }
+
+/// The per-name table of a run whose names are long, as a person sees it.
+fn long_names_config() -> (
+    stampede::target::Target,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let t = support::target();
+    let (d, p) = support::write_config(
+        "long-names.toml",
+        &format!(
+            r#"
+            [[scenarios]]
+            name = "api"
+            executor = "shared-iterations"
+            vus = 2
+            iterations = 20
+            requests = [
+              {{ name = "/newsql/api/getTablesByAppId", url = "http://{a}/" }},
+              {{ name = "/newsql/api/getColumnsByTableId", url = "http://{a}/" }},
+            ]
+            "#,
+            a = t.addr
+        ),
+    );
+    (t, d, p)
+}
+
+/// The table's heading line.
+fn heading(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.contains("reqs") && l.contains("fails"))
+        .unwrap_or_else(|| panic!("no table in:\n{out}"))
+}
+
+/// Issue 22 (5): at 80 and 100 columns p50 stays and names are whole (on a line of their own
+/// above their figures when they do not fit beside them); at 100 nothing is hidden.
+#[test]
+fn at_80_and_100_columns_the_table_keeps_p50_and_whole_names() {
+    let (_t, _d, p) = long_names_config();
+    for width in [80u16, 100] {
+        let cmd = format!(
+            "{} run {} --quiet; echo STAMPEDE-EXIT=$?; sleep 120",
+            env!("CARGO_BIN_EXE_stampede"),
+            p.display()
+        );
+        let t = Tty::start(width, 60, &cmd);
+        let shots = t.watch(Duration::from_millis(200), Duration::from_secs(30), |s| {
+            s.contains("STAMPEDE-EXIT=")
+        });
+        let last = shots.last().expect("a capture");
+        assert!(last.contains("STAMPEDE-EXIT=0"), "{last}");
+        for l in last.lines() {
+            assert!(l.chars().count() <= width.into(), "{width}: {l}\n{last}");
+        }
+        let head = heading(last);
+        for col in [" p50 ", " p95 ", " p99"] {
+            assert!(head.contains(col), "{width}: no {col} in:\n{last}");
+        }
+        for name in [
+            "/newsql/api/getTablesByAppId",
+            "/newsql/api/getColumnsByTableId",
+        ] {
+            assert!(last.contains(&format!("  {name}")), "{width}:\n{last}");
+        }
+        assert!(!last.contains('…'), "{width}: a name was cut:\n{last}");
+        if width == 100 {
+            assert!(!last.contains("hidden to fit"), "{width}:\n{last}");
+            assert!(head.contains(" p90 ") && head.contains(" min "), "{last}");
+        } else {
+            assert!(
+                last.contains("hidden to fit 80 columns: method, min"),
+                "{last}"
+            );
+            // Figures go last and p90 last of them (how many go depends on their widths).
+            assert!(head.contains(" p90 "), "{last}");
+        }
+    }
+}
+
+/// Piped (a CI log: neither stdout nor stderr a terminal), the summary assumes at least 120
+/// columns, whatever a narrower `COLUMNS` says: every column, each name beside its figures.
+#[test]
+fn piped_the_table_assumes_at_least_120_columns() {
+    let (_t, _d, p) = long_names_config();
+    for columns in [None, Some("80")] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stampede"));
+        c.arg("run").arg(&p).arg("--quiet");
+        match columns {
+            Some(n) => c.env("COLUMNS", n),
+            None => c.env_remove("COLUMNS"),
+        };
+        let o = c.output().expect("run");
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let head = heading(&out);
+        for col in COLUMNS {
+            assert!(head.contains(col), "{columns:?}: no {col} in:\n{out}");
+        }
+        assert!(!out.contains("hidden to fit"), "{out}");
+        let row = out
+            .lines()
+            .find(|l| l.contains("/newsql/api/getTablesByAppId"))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(row.contains(" GET ") && row.ends_with("ms"), "{row}");
+        for l in out.lines() {
+            assert!(l.chars().count() <= 120, "{l}");
+        }
+    }
+}
+
+/// The table's columns, as its heading names them.
+const COLUMNS: [&str; 12] = [
+    "name", "method", "reqs", "fails", "req/s", "min", "mean", "p50", "p90", "p95", "p99", "max",
+];
 
 #[test]
 fn a_dead_target_fails_latency_thresholds_and_is_named_by_host_and_port() {

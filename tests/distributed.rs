@@ -172,6 +172,17 @@ fn open_model_over_three_segments_merges_exactly_and_judges_thresholds_on_the_me
     let served = nginx.logged_requests() as u64;
     let merged = read_json(&dir.path().join("summary-0.json"));
     assert_eq!(u(&merged["requests"]), served);
+    // The merged octets on the wire add up the segments': what nginx counted, both ways.
+    let (req, resp) = nginx
+        .logged_wire()
+        .iter()
+        .fold((0, 0), |(a, b), (r, s)| (a + r, b + s));
+    let b = &merged["bytes"];
+    assert_eq!(
+        (u(&b["wire_sent"]), u(&b["wire_received"])),
+        (req, resp),
+        "{b}"
+    );
     // The union of the segments' schedules is the whole schedule: every one of the `total`
     // iterations was either served or counted as dropped. On an idle machine nothing is
     // dropped; on this overloaded one the generator's own stalls (> 50 ms without CPU) drop a
@@ -232,6 +243,7 @@ fn open_model_over_three_segments_merges_exactly_and_judges_thresholds_on_the_me
         "latency_s",
         "by_name",
         "dropped_iterations",
+        "bytes",
     ] {
         assert_eq!(offline[k], merged[k], "{k}");
     }

@@ -641,8 +641,8 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     let tiles = &tiles[..tiles.find("</section>").expect("end")];
     assert_eq!(
         tiles.matches("<small class=\"delta").count(),
-        9,
-        "one per tile"
+        11,
+        "one per tile (the byte tiles: on the wire and bodies, both ways)"
     );
     let bp99 = v["latency_s"]["p99"].as_f64().expect("p99");
     let slow: serde_json::Value = read_json(&slow_json);
@@ -695,15 +695,17 @@ fn the_html_report_opens_in_chromium_with_the_summary_figures_and_drawn_charts()
     want.sort();
     got.sort();
     assert_eq!(got, want);
+    // The per-name table's latency is the successful requests', as the tiles' and the text's.
     for row in v["by_name"].as_array().expect("by_name") {
-        let p99 = row["latency_all_s"]["p99"].to_string();
+        let p99 = row["latency_s"]["p99"].as_f64().expect("p99");
         assert!(
             dom["name_p99"]
                 .as_array()
                 .expect("p99 cells")
                 .iter()
-                .any(|c| c.as_str() == Some(p99.as_str())),
-            "{p99}"
+                .any(|c| c.as_str().and_then(|c| c.parse::<f64>().ok()) == Some(p99)),
+            "{p99} not in {}",
+            dom["name_p99"]
         );
     }
     // The verdict: each threshold with its limit, actual and margin, in the threshold's units.
@@ -816,4 +818,241 @@ fn ctrl_c_still_writes_the_report_and_the_junit_file() {
             .expect("junit")
             .contains("<testsuites")
     );
+}
+
+/// Issue 22 (3): the summary's wire figures are the octets on the connection, both ways, as
+/// the server counted them (nginx's `$request_length` and `$bytes_sent`): exactly over
+/// HTTP/1.1; the body figures stay, labelled as bodies.
+#[test]
+fn wire_bytes_are_the_octets_nginx_counted_over_http1() {
+    // nginx counts a request body in `$request_length` only when it reads it (`return`
+    // discards it unread): the front server proxies to a sink, so it reads every body.
+    let (front, sink) = (support::free_port(), support::free_port());
+    let n = support::nginx::Nginx::start_with(&format!(
+        r#"server {{ listen 127.0.0.1:{front}; location / {{ proxy_pass http://127.0.0.1:{sink}; }} }}
+        server {{ listen 127.0.0.1:{sink}; access_log off; location / {{ return 200 "ok"; }} }}"#
+    ));
+    let url = format!("http://127.0.0.1:{front}/");
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let o = stampede(&[
+        "run",
+        "--url",
+        &url,
+        "-X",
+        "POST",
+        "--body",
+        "hello, wire",
+        "-H",
+        "X-Pad: 0123456789",
+        "--vus",
+        "3",
+        "--iterations",
+        "300",
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let logged = n.logged_wire();
+    assert_eq!(logged.len(), 300, "nginx logged {} requests", logged.len());
+    let (req, resp) = logged.iter().fold((0, 0), |(a, b), (r, s)| (a + r, b + s));
+    let v = read_json(&json);
+    support::schema::assert_summary_conforms(&v);
+    let b = &v["bytes"];
+    assert_eq!(u(&b["wire_sent"]), req, "{b}");
+    assert_eq!(u(&b["wire_received"]), resp, "{b}");
+    // Bodies alone: 11 bytes out, nginx's "ok" back, per request.
+    assert_eq!(
+        (u(&b["body_sent"]), u(&b["body_received"])),
+        (3300, 600),
+        "{b}"
+    );
+    assert_eq!(
+        v["by_name"][0]["bytes"], *b,
+        "one name: its row is the total"
+    );
+    // The text says which is which.
+    let wire = format!("data on the wire: {} sent, {} received", kb(req), kb(resp));
+    assert!(out.contains(&wire), "`{wire}` not in:\n{out}");
+    assert!(
+        out.contains("bodies alone: 3.3 kB sent, 600 B received"),
+        "{out}"
+    );
+}
+
+/// Over HTTP/2 (h2c and TLS) the wire figures are the connection's frames: at least what
+/// nginx counted for its streams' responses, at most that plus the connection's own frames.
+#[test]
+fn wire_bytes_over_http2_cover_every_frame_nginx_sent() {
+    let n = support::nginx::Nginx::start_h2("");
+    for url in [
+        format!("http://127.0.0.1:{}/", n.port),
+        format!("https://127.0.0.1:{}/", n.tls_port),
+    ] {
+        let before = n.logged_wire().len();
+        let (o, v) = support::stampede_summary(&[
+            "run",
+            "--url",
+            &url,
+            "--http2",
+            "--insecure",
+            "--vus",
+            "2",
+            "--iterations",
+            "200",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let logged = n.logged_wire();
+        let mine = &logged[before..];
+        assert_eq!(mine.len(), 200, "{url}");
+        let resp: u64 = mine.iter().map(|w| w.1).sum();
+        let b = &v["bytes"];
+        let got = u(&b["wire_received"]);
+        // Two connections: SETTINGS, its ACK, WINDOW_UPDATE, in a few hundred octets each.
+        assert!(
+            got >= resp && got <= resp + 2 * 300,
+            "{url}: received {got}, nginx sent {resp} in its streams"
+        );
+        // 200 HEADERS frames of a few octets each, plus the preface and SETTINGS.
+        let sent = u(&b["wire_sent"]);
+        assert!((200 * 9..200 * 200).contains(&sent), "{url}: sent {sent}");
+        assert_eq!(u(&b["body_received"]), 400, "{b}");
+    }
+}
+
+/// As the text summary writes byte counts.
+fn kb(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.2} MB", n as f64 / 1e6)
+    } else if n >= 1000 {
+        format!("{:.1} kB", n as f64 / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// A run of one request name whose requests half succeed after `delay_ms` and half fail fast
+/// (503); its summary JSON.
+fn half_failing_run(dir: &std::path::Path, file: &str, delay_ms: u64) -> std::path::PathBuf {
+    let t = support::target();
+    let (_d, p) = write_config(
+        "half.toml",
+        &format!(
+            r#"
+            thresholds = ["error_rate < 60%"]
+            [[scenarios]]
+            name = "api"
+            executor = "shared-iterations"
+            vus = 4
+            iterations = 120
+            requests = [
+              {{ name = "/api", url = "http://{a}/delay/{delay_ms}" }},
+              {{ name = "/api", url = "http://{a}/status/503" }},
+            ]
+            "#,
+            a = t.addr
+        ),
+    );
+    let json = dir.join(file);
+    let o = stampede(&[
+        "run",
+        p.to_str().expect("path"),
+        "--quiet",
+        "--summary-json",
+        json.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    json
+}
+
+/// Issue 22 (3): the HTML page has one latency population, the successful requests', as the
+/// text summary and thresholds (the per-name table mixed failures in), and says so; with
+/// `--baseline` the comparison's verdict stands beside the thresholds' (it said "passed" where
+/// `stampede compare` said REGRESSION).
+#[test]
+fn the_html_report_has_one_latency_population_and_the_baseline_verdict() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = half_failing_run(dir.path(), "base.json", 1);
+    let cur = half_failing_run(dir.path(), "cur.json", 30);
+    let html = dir.path().join("r.html");
+    let report = |summary: &std::path::Path, baseline: &std::path::Path| {
+        let o = stampede(&[
+            "report",
+            summary.to_str().expect("path"),
+            "--baseline",
+            baseline.to_str().expect("path"),
+            "-o",
+            html.to_str().expect("path"),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read_to_string(&html).expect("report")
+    };
+    let compare = stampede(&[
+        "compare",
+        base.to_str().expect("path"),
+        cur.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        compare.status.code(),
+        Some(3),
+        "compare sees the regression"
+    );
+    let page = report(&cur, &base);
+    let verdict = verdict_of(&page);
+    assert!(
+        verdict.contains("Verdict: 1 threshold passed; <span id=\"baseline-verdict\">REGRESSION against the baseline (beyond 10 %)</span>"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("<li><b>total</b> p50: ") && verdict.contains("<ul id=\"regressions\">"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("class=\"verdict bad\""), "{verdict}");
+    // The per-name table's p50 is the successful requests' (≥ 30 ms), not every request's.
+    let v = read_json(&cur);
+    let row = &v["by_name"][0];
+    assert_eq!(u(&row["failures"]), 120, "{row}");
+    let ok_p50 = row["latency_s"]["p50"].as_f64().expect("p50");
+    assert!(ok_p50 >= 0.03, "{row}");
+    assert!(
+        row["latency_all_s"]["p50"].as_f64().expect("p50") < ok_p50,
+        "{row}"
+    );
+    let table = &page[page.find("id=\"by-name\"").expect("table")..];
+    let cell = "<td class=\"num p50\" data-v=\"";
+    let at = table.find(cell).expect("p50 cell") + cell.len();
+    let shown: f64 = table[at..]
+        .split('"')
+        .next()
+        .and_then(|x| x.parse().ok())
+        .expect("data-v");
+    assert_eq!(shown, ok_p50, "{table}");
+    let label = "Latency of successful requests only (120 failed requests excluded)";
+    assert_eq!(
+        page.matches(label).count(),
+        2,
+        "tiles and table say so: {page}"
+    );
+    assert!(
+        page.contains("Latency p50 / p95 / p99 (successful requests)"),
+        "{page}"
+    );
+    // Against itself: no regression, said as plainly.
+    let page = report(&base, &base);
+    let verdict = verdict_of(&page);
+    assert!(
+        verdict.contains("no regression against the baseline (beyond 10 %)"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("class=\"verdict ok\""), "{verdict}");
+}
+
+/// The verdict section of an HTML report.
+fn verdict_of(page: &str) -> &str {
+    let from = page.find("<section id=\"verdict\"").expect("verdict");
+    let to = page[from..]
+        .find("</section>")
+        .map_or(page.len(), |n| from + n);
+    &page[from..to]
 }

@@ -18,7 +18,7 @@ use tokio_rustls::client::TlsStream;
 use super::connect::{self, Stream, TlsTo};
 use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Unprocessed};
 use super::{Ended, bounded, h1};
-use crate::outcome::{ErrorKind, Outcome};
+use crate::outcome::{ErrorKind, Outcome, Wire};
 
 /// Client settings shared by all VUs.
 #[derive(Clone, Debug)]
@@ -213,6 +213,8 @@ impl Client {
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
         let mut reconnected = false;
+        // Every attempt's octets: a request that went again went on the wire twice.
+        let mut wire = Wire::default();
         let fut = async {
             loop {
                 let reused = self.conns[target].is_some();
@@ -232,6 +234,7 @@ impl Client {
                     }
                     _ => return Err(ErrorKind::Protocol),
                 };
+                wire += self.take_h1_wire(target);
                 match r {
                     Ok(r) => {
                         if !r.reusable {
@@ -241,6 +244,7 @@ impl Client {
                             status: Some(r.status),
                             error: (r.status >= 400).then_some(ErrorKind::Status(r.status)),
                             bytes_in: r.body_len,
+                            wire: Wire::default(),
                             body: r.body,
                             headers: r.headers,
                             reconnected: false,
@@ -258,9 +262,21 @@ impl Client {
             }
         };
         let r = bounded(fut, deadline, cut).await;
+        // What an exchange cut short by its deadline had written and read.
+        wire += self.take_h1_wire(target);
         let mut o = self.settle(target, r, deadline_error);
         o.reconnected = reconnected;
+        o.wire = wire;
         o
+    }
+
+    /// The octets the HTTP/1.1 connection to `target` wrote and read since last asked.
+    fn take_h1_wire(&mut self, target: usize) -> Wire {
+        match &mut self.conns[target] {
+            Some(Conn::H1(c)) => c.take_wire(),
+            Some(Conn::H1Tls(c)) => c.take_wire(),
+            _ => Wire::default(),
+        }
     }
 
     /// Turns a timed exchange into an outcome; any failure closes the connection.

@@ -19,7 +19,7 @@ use std::task::Poll;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::outcome::ErrorKind;
+use crate::outcome::{ErrorKind, Wire};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -97,6 +97,8 @@ pub(crate) struct Conn<S> {
     end: usize,
     /// The last read filled the whole buffer: large bodies grow it (up to `MAX_BUF`).
     last_full: bool,
+    /// Octets written and read since the last [`Conn::take_wire`].
+    wire: Wire,
 }
 
 enum BodyKind {
@@ -130,7 +132,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             start: 0,
             end: 0,
             last_full: false,
+            wire: Wire::default(),
         }
+    }
+
+    /// The octets written and read since the last call (a request's, when called after each
+    /// exchange, however it ended).
+    pub(crate) fn take_wire(&mut self) -> Wire {
+        std::mem::take(&mut self.wire)
     }
 
     /// Sends `request` (complete wire bytes) and reads the whole response.
@@ -243,7 +252,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         while done < request.len() {
             match self.io.write(&request[done..]).await {
                 Ok(0) => return Err(fail(ErrorKind::ConnectionClosed, done)),
-                Ok(n) => done += n,
+                Ok(n) => {
+                    done += n;
+                    self.wire.sent += n as u64;
+                }
                 Err(e) => return Err(fail(io_err(&e), done)),
             }
         }
@@ -276,6 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .map_err(|e| io_err(&e))?;
         self.last_full = self.end + n == self.buf.len();
         self.end += n;
+        self.wire.received += n as u64;
         Ok(n > 0)
     }
 

@@ -41,7 +41,7 @@ use super::connect::Stream;
 use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
 use super::hpack::{Decoder, Encoder};
 use super::io_error_kind;
-use crate::outcome::{ErrorKind, Outcome};
+use crate::outcome::{ErrorKind, Outcome, Wire};
 
 /// Receive window of each stream, as h2load's default (2^30 − 1): a response body is never held
 /// up by window updates on a fast link.
@@ -472,6 +472,8 @@ struct State {
     shared: bool,
     /// How long the queued write of a shared connection has been held.
     hold: Holding,
+    /// The connection's own frames (and those of streams gone) since a stream last ended.
+    spare: Wire,
 }
 
 /// A shared connection's write waits for the scheduler's next pass (after the reactor has run),
@@ -530,6 +532,8 @@ struct Active {
     keep_limit: Option<usize>,
     body: Option<BytesMut>,
     bytes_in: u64,
+    /// Its frames' octets, both ways.
+    wire: Wire,
     /// What the server lets us send on this stream.
     send_window: i64,
     /// Received and not yet given back.
@@ -602,6 +606,7 @@ impl Conn {
                 finished: 0,
                 shared: false,
                 hold: Holding::default(),
+                spare: Wire::default(),
             },
         }
     }
@@ -631,6 +636,7 @@ impl Conn {
             st.wpos += n;
             self.unflushed = true;
         }
+        st.count_out();
         st.wbuf.clear();
         st.wpos = 0;
         st.hold = Holding::default();
@@ -663,6 +669,7 @@ impl Conn {
             }
             let payload = &self.rbuf[pos + HEAD_LEN..end];
             pos = end;
+            self.st.count_in(&h);
             if let Err(c) = self.st.on_frame(h, payload) {
                 self.st.conn_error(c);
                 return;
@@ -907,6 +914,7 @@ impl State {
             keep_limit: req.keep_body.then_some(kept_limit),
             body: None,
             bytes_in: 0,
+            wire: Wire::default(),
             send_window: self.initial_window,
             recv_unacked: 0,
             done: false,
@@ -951,7 +959,11 @@ impl State {
         let a = self.streams.swap_remove(i);
         self.finished += 1;
         self.hand_off(a.id);
+        // A failed stream's octets go with the next outcome on this connection.
+        self.spare += a.wire;
+        let wire = std::mem::take(&mut self.spare);
         if let Some(f) = a.error {
+            self.spare = wire;
             return Err(f);
         }
         if a.done
@@ -965,6 +977,7 @@ impl State {
                 status: Some(status),
                 error: (status >= 400).then_some(ErrorKind::Status(status)),
                 bytes_in: a.bytes_in,
+                wire,
                 body: a
                     .body
                     .map(BytesMut::freeze)
@@ -992,6 +1005,7 @@ impl State {
     fn cancel(&mut self, id: u32) {
         if let Some(i) = self.find(id) {
             let a = self.streams.swap_remove(i);
+            self.spare += a.wire;
             if !a.done && a.error.is_none() && self.dead.is_none() {
                 frame::put_rst(&mut self.wbuf, id, code::CANCEL);
             }
@@ -1335,6 +1349,41 @@ impl State {
                 });
                 State::wake(polling, a);
             }
+        }
+    }
+}
+
+/// Octets on the wire, per stream (see [`Wire`]): a frame read or written counts for its
+/// stream while that is in flight, else (stream 0, the preface, a stream gone) for the next
+/// stream to end on the connection, so the streams' figures add up to every octet of HTTP/2
+/// but the ones after the last stream ended.
+impl State {
+    fn wire_of(&mut self, stream: u32) -> &mut Wire {
+        match self
+            .streams
+            .iter_mut()
+            .find(|a| a.id == stream && stream != 0)
+        {
+            Some(a) => &mut a.wire,
+            None => &mut self.spare,
+        }
+    }
+
+    /// A frame read.
+    fn count_in(&mut self, h: &Head) {
+        self.wire_of(h.stream).received += (HEAD_LEN + h.len) as u64;
+    }
+
+    /// The write buffer, all written: its frames (and the preface) counted.
+    fn count_out(&mut self) {
+        let mut pos = 0;
+        if self.wbuf.starts_with(frame::PREFACE) {
+            pos = frame::PREFACE.len();
+            self.spare.sent += pos as u64;
+        }
+        while let Some(h) = Head::parse(&self.wbuf[pos.min(self.wbuf.len())..]) {
+            pos += HEAD_LEN + h.len;
+            self.wire_of(h.stream).sent += (HEAD_LEN + h.len) as u64;
         }
     }
 }

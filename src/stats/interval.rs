@@ -22,7 +22,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
-use crate::outcome::{ErrorKind, Sample};
+use crate::outcome::{ErrorKind, Sample, Wire};
 
 /// The most intervals a timeline keeps before it merges neighbours.
 pub(crate) const MAX_INTERVALS: usize = 1000;
@@ -43,6 +43,8 @@ pub struct ReqSlot {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
+    /// Octets on the wire, both ways.
+    pub wire: Wire,
     /// Requests that went again on a fresh connection (not failures).
     pub reconnects: u64,
     /// By status code (a handful: a list beats a map on the hot path).
@@ -69,6 +71,7 @@ impl ReqSlot {
         self.failures += o.failures;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.wire += o.wire;
         self.reconnects += o.reconnects;
         for (k, v) in &o.statuses {
             bump(&mut self.statuses, *k, *v);
@@ -362,6 +365,7 @@ impl Timeline {
         r.requests += 1;
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
+        r.wire += s.wire;
         r.reconnects += u64::from(s.reconnected);
         if let Some(c) = s.status {
             bump(&mut r.statuses, c, 1);
@@ -485,6 +489,7 @@ mod tests {
             error: None,
             bytes_in: 1,
             bytes_out: 0,
+            wire: Default::default(),
             reconnected: false,
         }
     }

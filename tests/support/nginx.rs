@@ -65,6 +65,7 @@ impl Nginx {
                 r#"
     log_format h2 '$connection $connection_requests $server_protocol $scheme $msec $request_time';
     access_log {d}/access.log h2;
+    access_log {d}/wire.log stampede_wire;
     server {{
         listen 127.0.0.1:{port} http2;
         listen 127.0.0.1:{tls_port} ssl http2;
@@ -79,6 +80,7 @@ impl Nginx {
             format!(
                 r#"
     access_log {d}/access.log;
+    access_log {d}/wire.log stampede_wire;
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "ok"; }}
@@ -95,6 +97,7 @@ daemon off;
 events {{ worker_connections 4096; }}
 http {{
     log_format stampede_conn '$connection $request_uri';
+    log_format stampede_wire '$request_length $bytes_sent';
     access_log {d}/connections.log stampede_conn;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -171,6 +174,22 @@ impl Nginx {
             .filter_map(|l| {
                 let (c, uri) = l.split_once(' ')?;
                 Some((c.parse().ok()?, uri.to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Nginx {
+    /// Per logged request, the octets nginx counted: `$request_length` (request line, head
+    /// and body as received) and `$bytes_sent` (response as sent).
+    pub fn logged_wire(&self) -> Vec<(u64, u64)> {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::read_to_string(self.dir.path().join("wire.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (a, b) = l.split_once(' ')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
             })
             .collect()
     }
