@@ -66,6 +66,8 @@ struct InScenario {
     iteration_duration_hdr: String,
     #[serde(default)]
     start_lag_hdr: Option<String>,
+    #[serde(default)]
+    window: Option<crate::report::WindowRow>,
 }
 
 /// What merging reads from a summary JSON (the rest is ignored).
@@ -137,6 +139,7 @@ struct Scen {
     generator: u64,
     duration: Option<Histogram<u64>>,
     lag: Option<Histogram<u64>>,
+    window: Option<crate::report::WindowRow>,
 }
 
 fn add(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
@@ -305,6 +308,9 @@ pub(crate) fn merge(
             if let Some(l) = &s.start_lag_hdr {
                 add(&mut e.lag, dec(l)?);
             }
+            if let Some(w) = &s.window {
+                e.window.get_or_insert_with(Default::default).merge(w);
+            }
         }
         for c in &i.checks {
             let e = m
@@ -378,6 +384,7 @@ pub(crate) fn merge(
                 start_lag_s: s.lag.as_ref().map(latency_of),
                 iteration_duration_hdr: hdr::encode(&d),
                 start_lag_hdr: s.lag.as_ref().map(hdr::encode),
+                window: s.window,
             }
         })
         .collect();

@@ -133,6 +133,172 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
     );
 }
 
+/// Issue 22: K = 300 req/s with a 500 ms queue, 2 s steps and `p99 < 400ms`. The queue does
+/// not push the p99 past the SLO within a 2 s step at 350/s, so counting every completion of
+/// the step (those in the wait after it too) against its nominal length reported 350/s as
+/// sustainable. Counted inside the step's window, the target achieves its capacity, not the
+/// rate sent: the search finds K within 5 %, and names the shortfall as the target's.
+#[test]
+fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
+    let k = 300.0;
+    let t = target_with(Options {
+        capacity: Some(k),
+        queue: Duration::from_millis(500),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("queue.json");
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &format!("http://{}/", t.addr),
+        "--threshold",
+        "p99 < 400ms",
+        "--start-rate",
+        "100",
+        "--step-duration",
+        "2s",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let took = began.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
+    assert!(
+        (0.95 * k..=1.05 * k).contains(&max),
+        "max {max} vs K {k}:\n{steps}"
+    );
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    let num = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+    for s in all {
+        assert_ne!(s["verdict"], "generator", "{steps}");
+        assert_eq!(num(s, "window_s"), 2.0, "{steps}");
+        // Every step sent its rate on time: what fell short was the target's.
+        assert!(
+            num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
+            "{steps}"
+        );
+        if num(s, "error_rate") == 0.0 {
+            // Only successes: nothing completed inside the window beyond what K allows.
+            assert!(num(s, "achieved_rate") <= 1.05 * k, "{steps}");
+        }
+    }
+    // The step the old count passed (350/s: no 503s, p99 under 400 ms) fails on what the
+    // target achieved, about K.
+    let short: Vec<_> = all
+        .iter()
+        .filter(|s| {
+            s["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("target did not keep up: achieved "))
+        })
+        .collect();
+    assert!(!short.is_empty(), "{steps}");
+    for s in &short {
+        assert_eq!(s["verdict"], "fail", "{steps}");
+        assert!(num(s, "intended_rate") > max, "{steps}");
+        let a = num(s, "achieved_rate");
+        assert!((a - k).abs() <= 0.05 * k, "achieved {a}:\n{steps}");
+    }
+    assert!(
+        stderr.contains("target did not keep up: achieved"),
+        "{stderr}"
+    );
+    // The summary (the step at the maximum) holds its window's counts.
+    let w = &v["scenarios"][0]["window"];
+    assert_eq!(w["window_s"], 2.0, "{w}");
+    let started = w["started"].as_f64().unwrap_or_default();
+    assert!((started - 2.0 * max).abs() <= 2.0, "{w}");
+    support::schema::assert_summary_conforms(&v);
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+/// Issue 21 item 14: a target that is slow only from 2.8 to 3.6 s after its start (300 ms
+/// added) fails the ramp's second step; that first failure is re-checked at once, the re-check
+/// passes and the ramp goes on to --max-rate. The result says which step was re-checked.
+#[test]
+fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp() {
+    let t = target_with(Options {
+        degrade_after: Some(Duration::from_millis(2800)),
+        degrade_for: Some(Duration::from_millis(800)),
+        degrade_latency: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("flap.json");
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &format!("http://{}/", t.addr),
+        "--threshold",
+        "p99 < 150ms",
+        "--vus",
+        "100",
+        "--start-rate",
+        "50",
+        "--max-rate",
+        "400",
+        "--step-duration",
+        "2s",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let took = began.elapsed();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{steps}");
+    assert_eq!(v["capacity"]["stopped_by"], "max_rate", "{steps}");
+    assert_eq!(v["capacity"]["max_rate"], 400.0, "{steps}");
+    assert!(v["capacity"]["first_failing_rate"].is_null(), "{steps}");
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    let rechecked: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i]["rechecked"] == true)
+        .collect();
+    assert_eq!(
+        rechecked.len(),
+        1,
+        "one transient, re-checked once:\n{steps}"
+    );
+    let i = rechecked[0];
+    assert_eq!(all[i]["verdict"], "fail", "{steps}");
+    assert!(
+        all[i]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("crossed p99 < 150ms")),
+        "{steps}"
+    );
+    let again = all.get(i + 1).expect("the re-check");
+    assert_eq!(again["phase"], "recheck", "{steps}");
+    assert_eq!(again["intended_rate"], all[i]["intended_rate"], "{steps}");
+    assert_eq!(again["verdict"], "pass", "{steps}");
+    assert_eq!(again["rechecked"], false, "{steps}");
+    // The ramp went on doubling after it: 50, 100, 200, 400 all passed in the end.
+    let passed: Vec<f64> = all
+        .iter()
+        .filter(|s| s["verdict"] == "pass")
+        .filter_map(|s| s["intended_rate"].as_f64())
+        .collect();
+    assert_eq!(passed, vec![50.0, 100.0, 200.0, 400.0], "{steps}");
+    assert_eq!(all.len(), 5, "{steps}");
+    let rate = all[i]["intended_rate"].as_f64().unwrap_or_default();
+    assert!(
+        stdout.contains(&format!("re-checked: {rate:.1}/s")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("re-checked in the next step"), "{stdout}");
+    support::schema::assert_summary_conforms(&v);
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
 /// K = 500 req/s, beyond it 503 at once (past a 100 ms queue, which absorbs a stalled moment): the error-rate SLO finds K within the
 /// precision, through `executor = "capacity-search"` and `[capacity]` in a file run by `run`.
 #[test]
@@ -183,26 +349,40 @@ fn a_capacity_search_executor_finds_the_capacity_with_an_error_rate_slo() {
     );
     let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
     assert!((max - k).abs() <= 0.1 * k, "max {max} vs K {k}:\n{steps}");
-    // Beyond K the target refused: the failing steps crossed the error rate.
+    // Beyond K the target refused: the failing steps crossed the error rate; at K itself
+    // (its turns lost to jitter) a step may instead fall short of the rate or queue up, the
+    // target's failures too, never below K.
     let fails: Vec<_> = v["capacity"]["steps"]
         .as_array()
         .expect("steps")
         .iter()
         .filter(|s| s["verdict"] == "fail")
         .collect();
-    assert!(!fails.is_empty(), "{steps}");
+    assert!(
+        fails.iter().any(|s| s["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("error_rate < 1%")),
+        "{steps}"
+    );
     for s in fails {
-        assert!(
-            s["error_rate"].as_f64().unwrap_or_default() >= 0.01,
-            "{steps}"
-        );
-        assert!(
-            s["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("error_rate < 1%"),
-            "{steps}"
-        );
+        let reason = s["reason"].as_str().unwrap_or_default();
+        if reason.contains("error_rate < 1%") {
+            assert!(
+                s["error_rate"].as_f64().unwrap_or_default() >= 0.01,
+                "{steps}"
+            );
+        } else {
+            assert!(
+                reason.starts_with("target did not keep up")
+                    || reason.starts_with("unsustainable trend"),
+                "{steps}"
+            );
+            assert!(
+                s["intended_rate"].as_f64().unwrap_or_default() >= 0.95 * k,
+                "{steps}"
+            );
+        }
     }
     support::schema::assert_summary_conforms(&v);
 }
