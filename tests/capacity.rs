@@ -102,7 +102,11 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
     assert_eq!(all[0]["phase"], "ramp");
     assert!(all.iter().any(|s| s["phase"] == "search"), "{steps}");
     for s in all {
-        assert_ne!(s["verdict"], "generator", "{steps}");
+        // A generator's shortfall (a starved shared machine) is retried, never the verdict.
+        assert!(
+            s["verdict"] != "generator" || s["rechecked"] == true,
+            "{steps}"
+        );
         if s["verdict"] == "pass" {
             let (i, a) = (
                 s["intended_rate"].as_f64().unwrap_or_default(),
@@ -133,14 +137,15 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
     );
 }
 
-/// Issue 22: K = 300 req/s with a 500 ms queue, 2 s steps and `p99 < 400ms`. The queue does
-/// not push the p99 past the SLO within a 2 s step at 350/s, so counting every completion of
-/// the step (those in the wait after it too) against its nominal length reported 350/s as
-/// sustainable. Counted inside the step's window, the target achieves its capacity, not the
+/// Issue 22: K = 150 req/s with a 500 ms queue, 2 s steps and `p99 < 400ms`. The queue does
+/// not push the p99 past the SLO within a 2 s step at 175/s, so counting every completion of
+/// the step (those in the wait after it too) against its nominal length reported 175/s as
+/// sustainable (as 350/s against 300/s in the issue; half the rate here, for a shared CI
+/// machine's generator). Counted inside the step's window, the target achieves its capacity, not the
 /// rate sent: the search finds K within 5 %, and names the shortfall as the target's.
 #[test]
 fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
-    let k = 300.0;
+    let k = 150.0;
     let t = target_with(Options {
         capacity: Some(k),
         queue: Duration::from_millis(500),
@@ -155,7 +160,7 @@ fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
         "--threshold",
         "p99 < 400ms",
         "--start-rate",
-        "100",
+        "50",
         "--step-duration",
         "2s",
         "--summary-json",
@@ -178,19 +183,24 @@ fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
     let all = v["capacity"]["steps"].as_array().expect("steps");
     let num = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap_or(f64::NAN);
     for s in all {
-        assert_ne!(s["verdict"], "generator", "{steps}");
-        assert_eq!(num(s, "window_s"), 2.0, "{steps}");
-        // Every step sent its rate on time: what fell short was the target's.
+        // A generator's shortfall (a starved shared machine) is retried, never the verdict.
         assert!(
-            num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
+            s["verdict"] != "generator" || s["rechecked"] == true,
             "{steps}"
         );
+        assert_eq!(num(s, "window_s"), 2.0, "{steps}");
+        if s["verdict"] == "pass" {
+            assert!(
+                num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
+                "{steps}"
+            );
+        }
         if num(s, "error_rate") == 0.0 {
             // Only successes: nothing completed inside the window beyond what K allows.
             assert!(num(s, "achieved_rate") <= 1.05 * k, "{steps}");
         }
     }
-    // The step the old count passed (350/s: no 503s, p99 under 400 ms) fails on what the
+    // The step the old count passed (175/s: no 503s, p99 under 400 ms) fails on what the
     // target achieved, about K.
     let short: Vec<_> = all
         .iter()
@@ -203,6 +213,11 @@ fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
     assert!(!short.is_empty(), "{steps}");
     for s in &short {
         assert_eq!(s["verdict"], "fail", "{steps}");
+        // Sent on time: what fell short was the target's.
+        assert!(
+            num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
+            "{steps}"
+        );
         assert!(num(s, "intended_rate") > max, "{steps}");
         let a = num(s, "achieved_rate");
         assert!((a - k).abs() <= 0.05 * k, "achieved {a}:\n{steps}");
@@ -220,31 +235,41 @@ fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
-/// Issue 21 item 14: a target that is slow only from 2.8 to 3.6 s after its start (300 ms
-/// added) fails the ramp's second step; that first failure is re-checked at once, the re-check
-/// passes and the ramp goes on to --max-rate. The result says which step was re-checked.
+/// Issue 21 item 14: a flapping target, slow for half a second once (every response held
+/// until 500 ms after the target's 150th request, mid-way through the ramp's second step). That
+/// first failure is re-checked at once, the re-check passes and the ramp goes on to
+/// --max-rate; the result says which step was re-checked.
 #[test]
 fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp() {
-    let t = target_with(Options {
-        degrade_after: Some(Duration::from_millis(2800)),
-        degrade_for: Some(Duration::from_millis(800)),
-        degrade_latency: Duration::from_millis(300),
-        ..Default::default()
-    });
+    use std::sync::atomic::Ordering::Relaxed;
+    let t = support::target();
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("flap.json");
+    let counters = t.counters.clone();
+    // Steps of 2 s from 50/s: the first sends 100 requests, the second (100/s) 200 more.
+    let flap = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while counters.requests.load(Relaxed) < 150 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        counters.stalled_until_ms.store(now_ms + 500, Relaxed);
+    });
     let began = Instant::now();
     let o = support::stampede(&[
         "find-max",
         &format!("http://{}/", t.addr),
         "--threshold",
-        "p99 < 150ms",
+        "p99 < 200ms",
         "--vus",
         "100",
         "--start-rate",
         "50",
         "--max-rate",
-        "400",
+        "200",
         "--step-duration",
         "2s",
         "--summary-json",
@@ -252,48 +277,44 @@ fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp()
         "--no-metrics",
     ]);
     let took = began.elapsed();
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    flap.join().expect("the flapping thread");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     let v = read_json(&json);
     let steps = steps_text(&v);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{steps}");
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(v["capacity"]["stopped_by"], "max_rate", "{steps}");
-    assert_eq!(v["capacity"]["max_rate"], 400.0, "{steps}");
+    assert_eq!(v["capacity"]["max_rate"], 200.0, "{steps}");
     assert!(v["capacity"]["first_failing_rate"].is_null(), "{steps}");
     let all = v["capacity"]["steps"].as_array().expect("steps");
-    let rechecked: Vec<usize> = (0..all.len())
-        .filter(|&i| all[i]["rechecked"] == true)
+    let failed: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i]["verdict"] == "fail")
         .collect();
-    assert_eq!(
-        rechecked.len(),
-        1,
-        "one transient, re-checked once:\n{steps}"
-    );
-    let i = rechecked[0];
-    assert_eq!(all[i]["verdict"], "fail", "{steps}");
+    assert_eq!(failed.len(), 1, "one transient:\n{steps}");
+    let i = failed[0];
+    assert_eq!(all[i]["rechecked"], true, "{steps}");
+    assert_eq!(all[i]["intended_rate"], 100.0, "{steps}");
     assert!(
         all[i]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("crossed p99 < 150ms")),
+            .is_some_and(|r| r.contains("crossed p99 < 200ms")),
         "{steps}"
     );
     let again = all.get(i + 1).expect("the re-check");
     assert_eq!(again["phase"], "recheck", "{steps}");
-    assert_eq!(again["intended_rate"], all[i]["intended_rate"], "{steps}");
+    assert_eq!(again["intended_rate"], 100.0, "{steps}");
     assert_eq!(again["verdict"], "pass", "{steps}");
     assert_eq!(again["rechecked"], false, "{steps}");
-    // The ramp went on doubling after it: 50, 100, 200, 400 all passed in the end.
+    // The ramp went on doubling after it: 50, 100 and 200 passed in the end.
     let passed: Vec<f64> = all
         .iter()
         .filter(|s| s["verdict"] == "pass")
         .filter_map(|s| s["intended_rate"].as_f64())
         .collect();
-    assert_eq!(passed, vec![50.0, 100.0, 200.0, 400.0], "{steps}");
-    assert_eq!(all.len(), 5, "{steps}");
-    let rate = all[i]["intended_rate"].as_f64().unwrap_or_default();
-    assert!(
-        stdout.contains(&format!("re-checked: {rate:.1}/s")),
-        "{stdout}"
-    );
+    assert_eq!(passed, vec![50.0, 100.0, 200.0], "{steps}");
+    assert!(stdout.contains("re-checked: 100.0/s"), "{stdout}");
     assert!(stdout.contains("re-checked in the next step"), "{stdout}");
     support::schema::assert_summary_conforms(&v);
     assert!(took < Duration::from_secs(60), "{took:?}");
@@ -720,7 +741,11 @@ fn find_max_over_three_segments_finds_the_global_capacity() {
     assert!(all.iter().any(|s| s["phase"] == "search"), "{steps}");
     let mut merged_requests = 0.0;
     for s in all {
-        assert_ne!(s["verdict"], "generator", "{steps}");
+        // A generator's shortfall (a starved shared machine) is retried, never the verdict.
+        assert!(
+            s["verdict"] != "generator" || s["rechecked"] == true,
+            "{steps}"
+        );
         let (i, a) = (
             s["intended_rate"].as_f64().unwrap_or_default(),
             s["achieved_rate"].as_f64().unwrap_or_default(),
