@@ -127,9 +127,8 @@ Examples:
       --start-rate 50 --step-duration 30s --precision 5%
 
 Each step runs the scenario at a constant rate for --step-duration, its window; a step passes
-when every threshold holds, no iteration was dropped, 98% of the rate was both sent (started)
-and achieved (completed) inside the window, and neither p99 nor requests in flight rose
-steadily across it. A first failure of the ramp is re-checked once. Exit codes: 0 a maximum
+when every threshold holds, 98% of the rate was both sent (started, not dropped) and achieved
+(completed) inside the window, and neither p99 nor requests in flight rose steadily across it. A first failure of the ramp is re-checked once. Exit codes: 0 a maximum
 was found, 1 the generator could not keep up (no maximum claimed), 2 usage or config error,
 3 no rate met the SLO, 130 interrupted.";
 

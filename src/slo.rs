@@ -439,8 +439,8 @@ pub struct Step {
     pub dropped_iterations: u64,
     /// `pass`; `fail`: the target's (the SLO crossed, under 98 % of the rate achieved from
     /// on-time sends, or latency or requests in flight rising steadily across the step);
-    /// `generator`: stampede could not send the rate (dropped iterations, or under 98 % of it
-    /// sent).
+    /// `generator`: stampede could not send the rate (under 98 % of it sent inside the window:
+    /// iterations dropped or started late).
     pub verdict: String,
     /// Why it did not pass: the crossed thresholds, "target did not keep up: achieved …",
     /// "unsustainable trend: …", or the generator's shortfall.
@@ -470,7 +470,7 @@ pub struct Capacity {
     /// The precision asked for, iterations/s.
     pub precision: f64,
     /// The SLO: the thresholds every step was judged by (plus sent and achieved ≥ 98 % of the
-    /// intended rate, no dropped iterations and no steady rise across the step).
+    /// intended rate, and no steady rise across the step).
     pub slo: Vec<String>,
     /// Every step, in order.
     pub steps: Vec<Step>,
@@ -530,7 +530,7 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
     }
     let verdict = match (c.max_rate, c.stopped_by.as_str()) {
         (_, "generator") => format!(
-            "no maximum claimed: the generator could not keep up (dropped iterations or under 98% of the intended rate sent) before the target broke the SLO{}; add VUs (--vus) or generators",
+            "no maximum claimed: the generator could not keep up (under 98% of the intended rate sent: iterations dropped or started late) before the target broke the SLO{}; add VUs (--vus) or generators",
             c.steps
                 .iter()
                 .filter(|s| s.verdict == "pass")

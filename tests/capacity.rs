@@ -200,37 +200,46 @@ fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
             assert!(num(s, "achieved_rate") <= 1.05 * k, "{steps}");
         }
     }
-    // The step the old count passed (175/s: no 503s, p99 under 400 ms) fails on what the
-    // target achieved, about K.
-    let short: Vec<_> = all
+    // Steps the old count passed (175/s: no 503s, p99 under 400 ms) fail on the target's side
+    // without crossing the SLO: it achieved at most K (less when its own thread is starved of
+    // CPU), or its queue grew across the step (at K itself, jitter loses turns for good).
+    let target_side: Vec<_> = all
         .iter()
         .filter(|s| {
-            s["reason"]
-                .as_str()
-                .is_some_and(|r| r.starts_with("target did not keep up: achieved "))
+            s["reason"].as_str().is_some_and(|r| {
+                r.starts_with("target did not keep up: achieved ")
+                    || r.starts_with("unsustainable trend: ")
+            })
         })
         .collect();
-    assert!(!short.is_empty(), "{steps}");
-    for s in &short {
+    assert!(!target_side.is_empty(), "{steps}");
+    for s in &target_side {
         assert_eq!(s["verdict"], "fail", "{steps}");
+        assert!(num(s, "intended_rate") >= 0.95 * k, "{steps}");
         // Sent on time: what fell short was the target's.
         assert!(
             num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
             "{steps}"
         );
-        assert!(num(s, "intended_rate") > max, "{steps}");
-        let a = num(s, "achieved_rate");
-        assert!((a - k).abs() <= 0.05 * k, "achieved {a}:\n{steps}");
+        if s["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("target did not keep up"))
+        {
+            let a = num(s, "achieved_rate");
+            assert!(
+                a <= 1.05 * k && a < 0.98 * num(s, "intended_rate"),
+                "achieved {a}:\n{steps}"
+            );
+        }
     }
-    assert!(
-        stderr.contains("target did not keep up: achieved"),
-        "{stderr}"
-    );
+    let said = stderr.contains("target did not keep up: achieved")
+        || stderr.contains("unsustainable trend: ");
+    assert!(said, "{stderr}");
     // The summary (the step at the maximum) holds its window's counts.
     let w = &v["scenarios"][0]["window"];
     assert_eq!(w["window_s"], 2.0, "{w}");
     let started = w["started"].as_f64().unwrap_or_default();
-    assert!((started - 2.0 * max).abs() <= 2.0, "{w}");
+    assert!((started - 2.0 * max).abs() <= 0.02 * 2.0 * max + 1.0, "{w}");
     support::schema::assert_summary_conforms(&v);
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
@@ -295,7 +304,9 @@ fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp()
     assert_eq!(failed.len(), 1, "one transient:\n{steps}");
     let i = failed[0];
     assert_eq!(all[i]["rechecked"], true, "{steps}");
-    assert_eq!(all[i]["intended_rate"], 100.0, "{steps}");
+    // The second step (100/s), or the first's retry when a starved generator fell short.
+    let rate = all[i]["intended_rate"].as_f64().unwrap_or_default();
+    assert!(rate == 100.0 || rate == 50.0, "{steps}");
     assert!(
         all[i]["reason"]
             .as_str()
@@ -304,7 +315,7 @@ fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp()
     );
     let again = all.get(i + 1).expect("the re-check");
     assert_eq!(again["phase"], "recheck", "{steps}");
-    assert_eq!(again["intended_rate"], 100.0, "{steps}");
+    assert_eq!(again["intended_rate"], rate, "{steps}");
     assert_eq!(again["verdict"], "pass", "{steps}");
     assert_eq!(again["rechecked"], false, "{steps}");
     // The ramp went on doubling after it: 50, 100 and 200 passed in the end.
@@ -314,7 +325,12 @@ fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp()
         .filter_map(|s| s["intended_rate"].as_f64())
         .collect();
     assert_eq!(passed, vec![50.0, 100.0, 200.0], "{steps}");
-    assert!(stdout.contains("re-checked: 100.0/s"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("    re-checked: ") && l.contains(&format!("{rate:.1}/s"))),
+        "{stdout}"
+    );
     assert!(stdout.contains("re-checked in the next step"), "{stdout}");
     support::schema::assert_summary_conforms(&v);
     assert!(took < Duration::from_secs(60), "{took:?}");
