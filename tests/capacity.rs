@@ -313,7 +313,14 @@ fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp()
             .is_some_and(|r| r.contains("crossed p99 < 200ms")),
         "{steps}"
     );
-    let again = all.get(i + 1).expect("the re-check");
+    // The re-check decides (after a retry of its own, when a starved generator fell short).
+    let mut j = i + 1;
+    while all.get(j).is_some_and(|s| s["verdict"] == "generator") {
+        assert_eq!(all[j]["rechecked"], true, "{steps}");
+        assert_eq!(all[j]["intended_rate"], rate, "{steps}");
+        j += 1;
+    }
+    let again = all.get(j).expect("the re-check");
     assert_eq!(again["phase"], "recheck", "{steps}");
     assert_eq!(again["intended_rate"], rate, "{steps}");
     assert_eq!(again["verdict"], "pass", "{steps}");
