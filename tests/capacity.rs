@@ -244,6 +244,86 @@ fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
+/// Issue 22: a target whose latency climbs steadily through the first step (0 to 80 ms over its
+/// 400 requests: 8 s at 50/s) while it serves every request: the SLO (`p99 < 200ms`) holds and
+/// the rate is achieved (the rise costs 1 % of the window), but the queue-like rise fails the
+/// step ("unsustainable trend") and it is re-checked. Counted as before, the step passed.
+#[test]
+fn a_latency_rising_steadily_across_a_step_fails_it() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("trend.json");
+    let (counters, done) = (
+        t.counters.clone(),
+        std::sync::Arc::new(AtomicBool::new(false)),
+    );
+    let stop = done.clone();
+    // Every response is held until now + the latency of its place in the step.
+    let climb = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Relaxed) && Instant::now() < deadline {
+            let n = counters.requests.load(Relaxed);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            counters
+                .stalled_until_ms
+                .store(now_ms + (n % 400) / 5, Relaxed);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &format!("http://{}/", t.addr),
+        "--threshold",
+        "p99 < 200ms",
+        "--vus",
+        "50",
+        "--start-rate",
+        "50",
+        "--max-rate",
+        "50",
+        "--step-duration",
+        "8s",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let took = began.elapsed();
+    done.store(true, Relaxed);
+    climb.join().expect("the climbing thread");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    // Exit 3 (no rate met the SLO) when the re-check trended too, 0 when it passed.
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{stdout}\n{stderr}");
+    let first = &v["capacity"]["steps"][0];
+    assert_eq!(first["verdict"], "fail", "{steps}\n{stderr}");
+    assert!(
+        first["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unsustainable trend: p99 rose quarter by quarter")),
+        "{steps}"
+    );
+    assert_eq!(first["rechecked"], true, "{steps}");
+    assert_eq!(v["capacity"]["steps"][1]["phase"], "recheck", "{steps}");
+    // Neither the SLO nor the rates gave it away.
+    let num = |k: &str| first[k].as_f64().unwrap_or(f64::NAN);
+    assert!(num("p99_s") < 0.2, "{steps}");
+    assert!(
+        num("sent_rate") >= 49.0 && num("achieved_rate") >= 49.0,
+        "{steps}"
+    );
+    assert!(stderr.contains("unsustainable trend: p99 rose"), "{stderr}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
 /// Issue 21 item 14: a flapping target, slow for half a second once (every response held
 /// until 500 ms after the target's 150th request, mid-way through the ramp's second step). That
 /// first failure is re-checked at once, the re-check passes and the ramp goes on to
