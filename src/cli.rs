@@ -131,10 +131,11 @@ Examples:
   stampede find-max -u http://127.0.0.1:8080/ --threshold 'error_rate < 1%' \\
       --start-rate 50 --step-duration 30s --precision 5%
 
-Each step runs the scenario at a constant rate; a step passes when every threshold holds, no
-iteration was dropped and 98% of the rate was achieved. Exit codes: 0 a maximum was found,
-1 the generator could not keep up (no maximum claimed), 2 usage or config error, 3 no rate met
-the SLO, 130 interrupted.";
+Each step runs the scenario at a constant rate for --step-duration, its window; a step passes
+when every threshold holds, 98% of the rate was both sent (started, not dropped) and achieved
+(completed) inside the window, and neither p99 nor requests in flight rose steadily across it. A first failure of the ramp is re-checked once. Exit codes: 0 a maximum
+was found, 1 the generator could not keep up (no maximum claimed), 2 usage or config error,
+3 no rate met the SLO, 130 interrupted.";
 
 /// Flags of `stampede find-max`.
 #[derive(Debug, Args)]

@@ -219,7 +219,8 @@ where
         plan.requests.len(),
         plan.scenarios.len(),
         plan.checks.len(),
-    );
+    )
+    .with_windows(plan.scenarios.iter().map(|s| s.schedule.duration()));
     if let Some(f) = shared.feed.get() {
         timeline = timeline.with_feed(f.clone());
     }

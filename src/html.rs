@@ -865,7 +865,7 @@ fn slo_section(s: &Value) -> String {
         .collect();
     let _ = write!(
         o,
-        "<section id=\"capacity\"><h2>Capacity search</h2><p>{verdict}</p><p>SLO: {} · achieved ≥ 98% of the intended rate · no dropped iterations</p><table><thead><tr><th>phase</th><th>intended</th><th>achieved</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th>dropped</th><th>verdict</th></tr></thead><tbody>",
+        "<section id=\"capacity\"><h2>Capacity search</h2><p>{verdict}</p><p>SLO: {} · sent and achieved (inside each step's window) ≥ 98% of the intended rate · no steady rise across a step</p><table><thead><tr><th>phase</th><th>intended</th><th>achieved</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th>dropped</th><th>verdict</th></tr></thead><tbody>",
         slo.join(", ")
     );
     for st_ in arr(c, "steps") {
@@ -883,7 +883,11 @@ fn slo_section(s: &Value) -> String {
             num(st_, "error_rate") * 100.0,
             num(st_, "dropped_iterations"),
             esc(st(st_, "reason")),
-            esc(v)
+            if st_["rechecked"].as_bool() == Some(true) {
+                format!("{}, re-checked", esc(v))
+            } else {
+                esc(v)
+            }
         );
     }
     o.push_str("</tbody></table></section>");

@@ -70,6 +70,8 @@ struct InScenario {
     iteration_duration_hdr: String,
     #[serde(default)]
     start_lag_hdr: Option<String>,
+    #[serde(default)]
+    window: Option<crate::report::WindowRow>,
 }
 
 /// What merging reads from a summary JSON (the rest is ignored).
@@ -142,6 +144,7 @@ struct Scen {
     generator: u64,
     duration: Option<Histogram<u64>>,
     lag: Option<Histogram<u64>>,
+    window: Option<crate::report::WindowRow>,
 }
 
 fn add(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
@@ -405,6 +408,9 @@ fn add_scenarios(m: &mut Merged, p: &Part) -> Result<(), MergeError> {
         if let Some(l) = lag {
             add(&mut e.lag, l);
         }
+        if let Some(w) = &s.window {
+            e.window.get_or_insert_with(Default::default).merge(w);
+        }
     }
     Ok(())
 }
@@ -532,6 +538,7 @@ pub(crate) fn merge(
                 start_lag_s: s.lag.as_ref().map(latency_of),
                 iteration_duration_hdr: hdr::encode(&d),
                 start_lag_hdr: s.lag.as_ref().map(hdr::encode),
+                window: s.window,
             }
         })
         .collect();

@@ -1327,7 +1327,7 @@ fn check_filter(
 
 /// The longest request latency the run's thresholds allow (`p99 < 500ms`, `max <= 2s`,
 /// `mean < 1s`), in seconds; `None` if no threshold bounds latency from above.
-fn latency_bound(thresholds: &[Threshold]) -> Option<f64> {
+pub(crate) fn latency_bound(thresholds: &[Threshold]) -> Option<f64> {
     use crate::threshold::{Metric, Op};
     thresholds
         .iter()

@@ -144,6 +144,40 @@ pub struct ScenarioRow {
     /// Open model: start lag histogram (µs), base64 HdrHistogram V2.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_lag_hdr: Option<String>,
+    /// Open model with a duration: what happened inside the scenario's window (the capacity
+    /// search's sent and achieved rates come from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowRow>,
+}
+
+/// An open-model scenario's window, `[start, start + duration]`: iterations started and
+/// completed inside it, by the instant they happened (completions in the in-flight wait after
+/// it are not counted).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WindowRow {
+    /// The window's length, seconds (the scenario's duration).
+    pub window_s: f64,
+    /// Iterations started inside the window.
+    pub started: u64,
+    /// Iterations completed inside the window.
+    pub completed: u64,
+    /// When the first iteration completed, seconds after the start (absent: none did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_completed_s: Option<f64>,
+}
+
+impl WindowRow {
+    /// Adds another segment's window (the same length): counts add, the earliest first
+    /// completion.
+    pub fn merge(&mut self, o: &WindowRow) {
+        self.window_s = self.window_s.max(o.window_s);
+        self.started = self.started.saturating_add(o.started);
+        self.completed = self.completed.saturating_add(o.completed);
+        self.first_completed_s = match (self.first_completed_s, o.first_completed_s) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// What an exporter delivered, worded from its [`Delivery`] facts.
@@ -854,6 +888,16 @@ impl Aggregate<'_> {
                     .schedule
                     .is_open()
                     .then(|| crate::stats::hdr::encode(&st.lag)),
+                window: p
+                    .schedule
+                    .duration()
+                    .filter(|_| p.schedule.is_open())
+                    .map(|d| WindowRow {
+                        window_s: d.as_secs_f64(),
+                        started: st.window.started,
+                        completed: st.window.completed,
+                        first_completed_s: st.window.first_done_us.map(|us| us as f64 / 1e6),
+                    }),
             })
             .collect::<Vec<_>>();
         let checks = plan

@@ -410,16 +410,22 @@ fn quantile(h: &BTreeMap<u64, u64>, total: u64, q: f64) -> u64 {
     h.keys().last().copied().unwrap_or(0)
 }
 
-/// One step of a capacity search.
+/// One step of a capacity search. Its rates are of its window, `[start, start +
+/// step_duration]` (see `crate::capacity`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Step {
     /// Intended arrival rate, iterations/s.
     pub intended_rate: f64,
-    /// Achieved rate: iterations completed per second of the step.
+    /// Sent: iterations started inside the window, per second of it.
+    pub sent_rate: f64,
+    /// Achieved: iterations completed inside the window, per second of it (from its first
+    /// completion, at most a quarter of it left out).
     pub achieved_rate: f64,
-    /// Requests per second over the step.
+    /// Requests per second over the whole step (`duration_s`).
     pub rps: f64,
-    /// Step length, seconds.
+    /// The window's length (`step_duration`), seconds.
+    pub window_s: f64,
+    /// How long the step ran, seconds: the window and the wait for requests in flight.
     pub duration_s: f64,
     /// Latency percentiles of the step's successful requests, seconds.
     pub p50_s: f64,
@@ -431,14 +437,21 @@ pub struct Step {
     pub error_rate: f64,
     /// Iterations dropped (no free VU, or stampede behind its schedule).
     pub dropped_iterations: u64,
-    /// `pass`, `fail` (the target broke the SLO) or `generator` (stampede could not produce
-    /// the rate: dropped iterations, or under 98 % of it achieved).
+    /// `pass`; `fail`: the target's (the SLO crossed, under 98 % of the rate achieved from
+    /// on-time sends, or latency or requests in flight rising steadily across the step);
+    /// `generator`: stampede could not send the rate (under 98 % of it sent inside the window:
+    /// iterations dropped or started late).
     pub verdict: String,
-    /// Why it did not pass: the crossed thresholds, or the generator's shortfall.
+    /// Why it did not pass: the crossed thresholds, "target did not keep up: achieved …",
+    /// "unsustainable trend: …", or the generator's shortfall.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// `ramp` (growing) or `search` (binary search).
+    /// `ramp` (growing), `search` (binary search) or `recheck` (the same rate again, after the
+    /// step before it was `rechecked`).
     pub phase: String,
+    /// This step did not pass and was run once more at once (the next step, phase `recheck`,
+    /// decides): a first failure of the ramp, or a generator's shortfall.
+    pub rechecked: bool,
 }
 
 /// The outcome of a capacity search (`capacity` in the summary).
@@ -456,8 +469,8 @@ pub struct Capacity {
     pub stopped_by: String,
     /// The precision asked for, iterations/s.
     pub precision: f64,
-    /// The SLO: the thresholds every step was judged by (plus achieved ≥ 98 % of the intended
-    /// rate and no dropped iterations).
+    /// The SLO: the thresholds every step was judged by (plus sent and achieved ≥ 98 % of the
+    /// intended rate, and no steady rise across the step).
     pub slo: Vec<String>,
     /// Every step, in order.
     pub steps: Vec<Step>,
@@ -470,13 +483,13 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
     let _ = writeln!(o, "  capacity search (SLO: {}):", c.slo.join(", "));
     let _ = writeln!(
         o,
-        "   {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}  verdict",
+        "   {:>7} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} verdict",
         "phase", "intended", "achieved", "p50", "p95", "p99", "errors", "dropped"
     );
     // The columns fit 80; a failing step's reason goes below its row, wrapped at 80.
     for s in &c.steps {
         let row = format!(
-            "   {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6.2}% {:>7}  {}",
+            "   {:>7} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6.2}% {:>7} {}",
             s.phase,
             format!("{:.1}/s", s.intended_rate),
             format!("{:.1}/s", s.achieved_rate),
@@ -488,13 +501,36 @@ pub(crate) fn capacity_text(c: &Capacity) -> String {
             s.verdict,
         );
         let _ = writeln!(o, "{row}");
-        if let Some(r) = &s.reason {
-            let _ = writeln!(o, "{}", wrap_words(r, "          ", TEXT_WIDTH));
+        let why = match (&s.reason, s.rechecked) {
+            (Some(r), true) => Some(format!("{r}; re-checked in the next step")),
+            (Some(r), false) => Some(r.clone()),
+            (None, true) => Some("re-checked in the next step".to_string()),
+            (None, false) => None,
+        };
+        if let Some(r) = why {
+            let _ = writeln!(o, "{}", wrap_words(&r, "          ", TEXT_WIDTH));
         }
+    }
+    let rechecked: Vec<String> = c
+        .steps
+        .iter()
+        .filter(|s| s.rechecked)
+        .map(|s| format!("{:.1}/s", s.intended_rate))
+        .collect();
+    if !rechecked.is_empty() {
+        let _ = writeln!(
+            o,
+            "{}",
+            wrap_words(
+                &format!("    re-checked: {}", rechecked.join(", ")),
+                "      ",
+                TEXT_WIDTH
+            )
+        );
     }
     let verdict = match (c.max_rate, c.stopped_by.as_str()) {
         (_, "generator") => format!(
-            "no maximum claimed: the generator could not keep up (dropped iterations or under 98% of the intended rate achieved) before the target broke the SLO{}; add VUs (--vus) or generators",
+            "no maximum claimed: the generator could not keep up (under 98% of the intended rate sent: iterations dropped or started late) before the target broke the SLO{}; add VUs (--vus) or generators",
             c.steps
                 .iter()
                 .filter(|s| s.verdict == "pass")
@@ -676,8 +712,10 @@ mod tests {
     fn the_capacity_text_has_every_step_and_the_verdict() {
         let step = |rate: f64, verdict: &str, reason: Option<&str>| Step {
             intended_rate: rate,
+            sent_rate: rate,
             achieved_rate: rate,
             rps: rate,
+            window_s: 2.0,
             duration_s: 2.0,
             p50_s: 0.001,
             p95_s: 0.002,
@@ -687,6 +725,7 @@ mod tests {
             verdict: verdict.into(),
             reason: reason.map(str::to_string),
             phase: "ramp".into(),
+            rechecked: false,
         };
         let mut c = Capacity {
             max_rate: Some(200.0),
@@ -752,6 +791,22 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("before the target broke the SLO"), "{t}");
+        // A re-checked step says so under its row, and the re-check's phase fits the table.
+        c.steps[1].rechecked = true;
+        c.steps.insert(
+            2,
+            Step {
+                phase: "recheck".into(),
+                ..step(200.0, "generator", None)
+            },
+        );
+        let t = capacity_text(&c);
+        assert!(
+            t.contains("error_rate < 1%; re-checked in the next step\n   recheck   200.0/s"),
+            "{t}"
+        );
+        assert!(t.contains("\n    re-checked: 200.0/s\n"), "{t}");
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
     }
 
     #[test]

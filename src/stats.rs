@@ -200,6 +200,8 @@ pub struct ScenarioStats {
     pub duration: Histogram<u64>,
     /// Scheduling lag of open-model iterations (µs): actual start − scheduled start.
     pub lag: Histogram<u64>,
+    /// Starts and completions inside the scenario's window (from the timeline).
+    pub window: interval::Window,
 }
 
 impl ScenarioStats {
@@ -209,6 +211,7 @@ impl ScenarioStats {
             dropped: Drops::default(),
             duration: new_hist(),
             lag: new_hist(),
+            window: interval::Window::default(),
         }
     }
 }
@@ -309,6 +312,9 @@ impl WorkerStats {
                 a.1 += b.1;
             }
         }
+        for (a, w) in self.scenarios.iter_mut().zip(&f.windows) {
+            a.window.merge(w);
+        }
         Some(f)
     }
 
@@ -322,6 +328,7 @@ impl WorkerStats {
             a.dropped.add(&b.dropped);
             let _ = a.duration.add(&b.duration);
             let _ = a.lag.add(&b.lag);
+            a.window.merge(&b.window);
         }
         for (a, b) in self.checks.iter_mut().zip(&o.checks) {
             a.0 += b.0;

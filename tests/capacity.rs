@@ -102,7 +102,11 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
     assert_eq!(all[0]["phase"], "ramp");
     assert!(all.iter().any(|s| s["phase"] == "search"), "{steps}");
     for s in all {
-        assert_ne!(s["verdict"], "generator", "{steps}");
+        // A generator's shortfall (a starved shared machine) is retried, never the verdict.
+        assert!(
+            s["verdict"] != "generator" || s["rechecked"] == true,
+            "{steps}"
+        );
         if s["verdict"] == "pass" {
             let (i, a) = (
                 s["intended_rate"].as_f64().unwrap_or_default(),
@@ -131,6 +135,292 @@ fn find_max_finds_the_capacity_with_a_p99_slo() {
         "{:?}",
         began.elapsed()
     );
+}
+
+/// Issue 22: K = 150 req/s with a 500 ms queue, 2 s steps and `p99 < 400ms`. The queue does
+/// not push the p99 past the SLO within a 2 s step at 175/s, so counting every completion of
+/// the step (those in the wait after it too) against its nominal length reported 175/s as
+/// sustainable (as 350/s against 300/s in the issue; half the rate here, for a shared CI
+/// machine's generator). Counted inside the step's window, the target achieves its capacity, not the
+/// rate sent: the search finds K within 5 %, and names the shortfall as the target's.
+#[test]
+fn find_max_at_2s_steps_finds_a_queueing_targets_capacity_within_5_percent() {
+    let k = 150.0;
+    let t = target_with(Options {
+        capacity: Some(k),
+        queue: Duration::from_millis(500),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("queue.json");
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &format!("http://{}/", t.addr),
+        "--threshold",
+        "p99 < 400ms",
+        "--start-rate",
+        "50",
+        "--step-duration",
+        "2s",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let took = began.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
+    assert!(
+        (0.95 * k..=1.05 * k).contains(&max),
+        "max {max} vs K {k}:\n{steps}"
+    );
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    let num = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+    for s in all {
+        // A generator's shortfall (a starved shared machine) is retried, never the verdict.
+        assert!(
+            s["verdict"] != "generator" || s["rechecked"] == true,
+            "{steps}"
+        );
+        assert_eq!(num(s, "window_s"), 2.0, "{steps}");
+        if s["verdict"] == "pass" {
+            assert!(
+                num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
+                "{steps}"
+            );
+        }
+        if num(s, "error_rate") == 0.0 {
+            // Only successes: nothing completed inside the window beyond what K allows.
+            assert!(num(s, "achieved_rate") <= 1.05 * k, "{steps}");
+        }
+    }
+    // Steps the old count passed (175/s: no 503s, p99 under 400 ms) fail on the target's side
+    // without crossing the SLO: it achieved at most K (less when its own thread is starved of
+    // CPU), or its queue grew across the step (at K itself, jitter loses turns for good).
+    let target_side: Vec<_> = all
+        .iter()
+        .filter(|s| {
+            s["reason"].as_str().is_some_and(|r| {
+                r.starts_with("target did not keep up: achieved ")
+                    || r.starts_with("unsustainable trend: ")
+            })
+        })
+        .collect();
+    assert!(!target_side.is_empty(), "{steps}");
+    for s in &target_side {
+        assert_eq!(s["verdict"], "fail", "{steps}");
+        assert!(num(s, "intended_rate") >= 0.95 * k, "{steps}");
+        // Sent on time: what fell short was the target's.
+        assert!(
+            num(s, "sent_rate") >= 0.98 * num(s, "intended_rate"),
+            "{steps}"
+        );
+        if s["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("target did not keep up"))
+        {
+            let a = num(s, "achieved_rate");
+            assert!(
+                a <= 1.05 * k && a < 0.98 * num(s, "intended_rate"),
+                "achieved {a}:\n{steps}"
+            );
+        }
+    }
+    let said = stderr.contains("target did not keep up: achieved")
+        || stderr.contains("unsustainable trend: ");
+    assert!(said, "{stderr}");
+    // The summary (the step at the maximum) holds its window's counts.
+    let w = &v["scenarios"][0]["window"];
+    assert_eq!(w["window_s"], 2.0, "{w}");
+    let started = w["started"].as_f64().unwrap_or_default();
+    assert!((started - 2.0 * max).abs() <= 0.02 * 2.0 * max + 1.0, "{w}");
+    support::schema::assert_summary_conforms(&v);
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+/// Issue 22: a target whose latency climbs steadily through the first step (0 to 80 ms over its
+/// 400 requests: 8 s at 50/s) while it serves every request: the SLO (`p99 < 200ms`) holds and
+/// the rate is achieved (the rise costs 1 % of the window), but the queue-like rise fails the
+/// step ("unsustainable trend") and it is re-checked. Counted as before, the step passed.
+#[test]
+fn a_latency_rising_steadily_across_a_step_fails_it() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("trend.json");
+    let (counters, done) = (
+        t.counters.clone(),
+        std::sync::Arc::new(AtomicBool::new(false)),
+    );
+    let stop = done.clone();
+    // Every response is held until now + the latency of its place in the step.
+    let climb = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Relaxed) && Instant::now() < deadline {
+            let n = counters.requests.load(Relaxed);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            counters
+                .stalled_until_ms
+                .store(now_ms + (n % 400) / 5, Relaxed);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &format!("http://{}/", t.addr),
+        "--threshold",
+        "p99 < 200ms",
+        "--vus",
+        "50",
+        "--start-rate",
+        "50",
+        "--max-rate",
+        "50",
+        "--step-duration",
+        "8s",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let took = began.elapsed();
+    done.store(true, Relaxed);
+    climb.join().expect("the climbing thread");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    // Exit 3 (no rate met the SLO) when the re-check trended too, 0 when it passed.
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{stdout}\n{stderr}");
+    let first = &v["capacity"]["steps"][0];
+    assert_eq!(first["verdict"], "fail", "{steps}\n{stderr}");
+    assert!(
+        first["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unsustainable trend: p99 rose quarter by quarter")),
+        "{steps}"
+    );
+    assert_eq!(first["rechecked"], true, "{steps}");
+    assert_eq!(v["capacity"]["steps"][1]["phase"], "recheck", "{steps}");
+    // Neither the SLO nor the rates gave it away.
+    let num = |k: &str| first[k].as_f64().unwrap_or(f64::NAN);
+    assert!(num("p99_s") < 0.2, "{steps}");
+    assert!(
+        num("sent_rate") >= 49.0 && num("achieved_rate") >= 49.0,
+        "{steps}"
+    );
+    assert!(stderr.contains("unsustainable trend: p99 rose"), "{stderr}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+/// Issue 21 item 14: a flapping target, slow for half a second once (every response held
+/// until 500 ms after the target's 150th request, mid-way through the ramp's second step). That
+/// first failure is re-checked at once, the re-check passes and the ramp goes on to
+/// --max-rate; the result says which step was re-checked.
+#[test]
+fn a_flapping_targets_transient_failure_is_rechecked_and_does_not_end_the_ramp() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let t = support::target();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("flap.json");
+    let counters = t.counters.clone();
+    // Steps of 2 s from 50/s: the first sends 100 requests, the second (100/s) 200 more.
+    let flap = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while counters.requests.load(Relaxed) < 150 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        counters.stalled_until_ms.store(now_ms + 500, Relaxed);
+    });
+    let began = Instant::now();
+    let o = support::stampede(&[
+        "find-max",
+        &format!("http://{}/", t.addr),
+        "--threshold",
+        "p99 < 200ms",
+        "--vus",
+        "100",
+        "--start-rate",
+        "50",
+        "--max-rate",
+        "200",
+        "--step-duration",
+        "2s",
+        "--summary-json",
+        json.to_str().expect("utf-8 path"),
+        "--no-metrics",
+    ]);
+    let took = began.elapsed();
+    flap.join().expect("the flapping thread");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    let v = read_json(&json);
+    let steps = steps_text(&v);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(v["capacity"]["stopped_by"], "max_rate", "{steps}");
+    assert_eq!(v["capacity"]["max_rate"], 200.0, "{steps}");
+    assert!(v["capacity"]["first_failing_rate"].is_null(), "{steps}");
+    let all = v["capacity"]["steps"].as_array().expect("steps");
+    let failed: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i]["verdict"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "one transient:\n{steps}");
+    let i = failed[0];
+    assert_eq!(all[i]["rechecked"], true, "{steps}");
+    // The second step (100/s), or the first's retry when a starved generator fell short.
+    let rate = all[i]["intended_rate"].as_f64().unwrap_or_default();
+    assert!(rate == 100.0 || rate == 50.0, "{steps}");
+    assert!(
+        all[i]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("crossed p99 < 200ms")),
+        "{steps}"
+    );
+    // The re-check decides (after a retry of its own, when a starved generator fell short).
+    let mut j = i + 1;
+    while all.get(j).is_some_and(|s| s["verdict"] == "generator") {
+        assert_eq!(all[j]["rechecked"], true, "{steps}");
+        assert_eq!(all[j]["intended_rate"], rate, "{steps}");
+        j += 1;
+    }
+    let again = all.get(j).expect("the re-check");
+    assert_eq!(again["phase"], "recheck", "{steps}");
+    assert_eq!(again["intended_rate"], rate, "{steps}");
+    assert_eq!(again["verdict"], "pass", "{steps}");
+    assert_eq!(again["rechecked"], false, "{steps}");
+    // The ramp went on doubling after it: 50, 100 and 200 passed in the end.
+    let passed: Vec<f64> = all
+        .iter()
+        .filter(|s| s["verdict"] == "pass")
+        .filter_map(|s| s["intended_rate"].as_f64())
+        .collect();
+    assert_eq!(passed, vec![50.0, 100.0, 200.0], "{steps}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("    re-checked: ") && l.contains(&format!("{rate:.1}/s"))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("re-checked in the next step"), "{stdout}");
+    support::schema::assert_summary_conforms(&v);
+    assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
 /// K = 500 req/s, beyond it 503 at once (past a 100 ms queue, which absorbs a stalled moment): the error-rate SLO finds K within the
@@ -183,26 +473,40 @@ fn a_capacity_search_executor_finds_the_capacity_with_an_error_rate_slo() {
     );
     let max = v["capacity"]["max_rate"].as_f64().expect("max_rate");
     assert!((max - k).abs() <= 0.1 * k, "max {max} vs K {k}:\n{steps}");
-    // Beyond K the target refused: the failing steps crossed the error rate.
+    // Beyond K the target refused: the failing steps crossed the error rate; at K itself
+    // (its turns lost to jitter) a step may instead fall short of the rate or queue up, the
+    // target's failures too, never below K.
     let fails: Vec<_> = v["capacity"]["steps"]
         .as_array()
         .expect("steps")
         .iter()
         .filter(|s| s["verdict"] == "fail")
         .collect();
-    assert!(!fails.is_empty(), "{steps}");
+    assert!(
+        fails.iter().any(|s| s["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("error_rate < 1%")),
+        "{steps}"
+    );
     for s in fails {
-        assert!(
-            s["error_rate"].as_f64().unwrap_or_default() >= 0.01,
-            "{steps}"
-        );
-        assert!(
-            s["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("error_rate < 1%"),
-            "{steps}"
-        );
+        let reason = s["reason"].as_str().unwrap_or_default();
+        if reason.contains("error_rate < 1%") {
+            assert!(
+                s["error_rate"].as_f64().unwrap_or_default() >= 0.01,
+                "{steps}"
+            );
+        } else {
+            assert!(
+                reason.starts_with("target did not keep up")
+                    || reason.starts_with("unsustainable trend"),
+                "{steps}"
+            );
+            assert!(
+                s["intended_rate"].as_f64().unwrap_or_default() >= 0.95 * k,
+                "{steps}"
+            );
+        }
     }
     support::schema::assert_summary_conforms(&v);
 }
@@ -540,7 +844,11 @@ fn find_max_over_three_segments_finds_the_global_capacity() {
     assert!(all.iter().any(|s| s["phase"] == "search"), "{steps}");
     let mut merged_requests = 0.0;
     for s in all {
-        assert_ne!(s["verdict"], "generator", "{steps}");
+        // A generator's shortfall (a starved shared machine) is retried, never the verdict.
+        assert!(
+            s["verdict"] != "generator" || s["rechecked"] == true,
+            "{steps}"
+        );
         let (i, a) = (
             s["intended_rate"].as_f64().unwrap_or_default(),
             s["achieved_rate"].as_f64().unwrap_or_default(),

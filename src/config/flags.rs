@@ -168,7 +168,8 @@ pub struct CapacityFlags {
     /// Each ramp step multiplies the rate by this [default: 2].
     #[arg(long, value_name = "FACTOR", help_heading = "Search")]
     pub growth: Option<f64>,
-    /// How long each step holds its rate [default: 10s].
+    /// How long each step holds its rate: the window its sent and achieved rates are counted
+    /// in; warned below 2 s or 4× the SLO's latency bound [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = dur, help_heading = "Search")]
     pub step_duration: Option<Dur>,
     /// Stop bisecting when the passing and failing rates are this close: a percentage of the

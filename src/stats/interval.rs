@@ -154,6 +154,32 @@ pub struct ScenarioSlot {
     pub lag_max_us: u64,
 }
 
+/// What an open-model scenario did inside its window, `[run start, run start + duration]`
+/// (a capacity step's window): counted by the instant each event happened, so completions after
+/// the window's end (the in-flight wait) are not counted in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Iterations started inside the window.
+    pub started: u64,
+    /// Iterations completed inside the window.
+    pub completed: u64,
+    /// When the first iteration completed, µs after the start (`None`: none did in the window).
+    pub first_done_us: Option<u64>,
+}
+
+impl Window {
+    /// Adds another worker's (or segment's) counts: counts add, the first completion is the
+    /// earliest.
+    pub fn merge(&mut self, o: &Window) {
+        self.started += o.started;
+        self.completed += o.completed;
+        self.first_done_us = match (self.first_done_us, o.first_done_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 /// Everything of one interval.
 #[derive(Clone, Debug, Default)]
 pub struct Slot {
@@ -220,6 +246,8 @@ pub struct Finished {
     pub shift: u32,
     /// Intervals by index.
     pub slots: Vec<Slot>,
+    /// By scenario index: what happened inside the scenario's window.
+    pub windows: Vec<Window>,
 }
 
 /// One worker's timeline.
@@ -239,6 +267,10 @@ pub struct Timeline {
     shape: (usize, usize, usize),
     /// Finished intervals, by index (at the current interval length).
     done: Vec<Slot>,
+    /// By scenario: the end of its window (far in the future: no end).
+    window_ends: Vec<Instant>,
+    /// By scenario: what happened inside its window.
+    windows: Vec<Window>,
 }
 
 impl Timeline {
@@ -263,7 +295,10 @@ impl Timeline {
             failed: vec![None; requests],
             shape: (requests, scenarios, checks),
             done: Vec::new(),
+            window_ends: Vec::new(),
+            windows: vec![Window::default(); scenarios],
         };
+        t.window_ends = vec![t.far(); scenarios];
         t.slot = t.empty_slot();
         t.next_at = t.end_of(0);
         t
@@ -286,7 +321,23 @@ impl Timeline {
         let us = (idx + 1).saturating_mul(self.interval_us());
         self.start
             .checked_add(Duration::from_micros(us))
-            .unwrap_or_else(|| self.start + Duration::from_secs(86_400 * 365 * 30))
+            .unwrap_or_else(|| self.far())
+    }
+
+    /// An instant no run reaches.
+    fn far(&self) -> Instant {
+        self.start + Duration::from_secs(86_400 * 365 * 30)
+    }
+
+    /// Counts each scenario's starts and completions inside its window, `[start, start + d]`
+    /// (`None`: the whole run), besides the intervals.
+    pub fn with_windows(mut self, lengths: impl IntoIterator<Item = Option<Duration>>) -> Self {
+        for (end, d) in self.window_ends.iter_mut().zip(lengths) {
+            if let Some(e) = d.and_then(|d| self.start.checked_add(d)) {
+                *end = e;
+            }
+        }
+        self
     }
 
     /// Moves to the interval of `now`, folding the current one away when it changes.
@@ -380,12 +431,25 @@ impl Timeline {
 
     /// Records a finished iteration.
     pub fn iteration(&mut self, scenario: usize) {
-        self.at(Instant::now()).scenarios[scenario].iterations += 1;
+        let now = Instant::now();
+        if now <= self.window_ends[scenario] {
+            let w = &mut self.windows[scenario];
+            w.completed += 1;
+            if w.first_done_us.is_none() {
+                w.first_done_us =
+                    Some(now.saturating_duration_since(self.start).as_micros() as u64);
+            }
+        }
+        self.at(now).scenarios[scenario].iterations += 1;
     }
 
     /// Records the start (and its lag) of an open-model iteration.
     pub fn started(&mut self, scenario: usize, lag: Duration) {
-        let s = &mut self.at(Instant::now()).scenarios[scenario];
+        let now = Instant::now();
+        if now <= self.window_ends[scenario] {
+            self.windows[scenario].started += 1;
+        }
+        let s = &mut self.at(now).scenarios[scenario];
         let us = lag.as_micros() as u64;
         s.started += 1;
         s.lag_sum_us += us;
@@ -435,6 +499,7 @@ impl Timeline {
             base_us: self.base_us,
             shift: self.shift,
             slots: self.done,
+            windows: self.windows,
         }
     }
 }
@@ -534,6 +599,36 @@ mod tests {
         let total: u64 = done.iter().map(|s| s.requests[0].requests).sum();
         assert_eq!(total, n);
         assert!(done.iter().all(|s| s.requests[0].requests == 8));
+    }
+
+    #[test]
+    fn a_window_counts_only_what_happened_inside_it() {
+        let start = Instant::now();
+        let mut t = Timeline::new(start, Duration::from_secs(1), 1, 2, 0)
+            .with_windows([Some(Duration::from_millis(50)), None]);
+        for _ in 0..3 {
+            t.started(0, Duration::ZERO);
+            t.iteration(0);
+            t.iteration(1);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        t.started(0, Duration::ZERO);
+        t.iteration(0);
+        t.iteration(1);
+        let f = t.finish();
+        let (w, whole) = (f.windows[0], f.windows[1]);
+        assert_eq!((w.started, w.completed), (3, 3), "{w:?}");
+        assert!(w.first_done_us.is_some_and(|us| us < 50_000), "{w:?}");
+        assert_eq!(whole.completed, 4, "no window: the whole run");
+        // Every iteration is still in the intervals.
+        assert_eq!(f.slots[0].scenarios[0].iterations, 4);
+        let mut m = w;
+        m.merge(&Window {
+            started: 1,
+            completed: 2,
+            first_done_us: Some(7),
+        });
+        assert_eq!((m.started, m.completed, m.first_done_us), (4, 5, Some(7)));
     }
 
     #[test]
