@@ -110,9 +110,11 @@ pub(crate) struct Outcome {
     pub body: Option<Bytes>,
     /// Response headers, when asked for.
     pub headers: Option<http::HeaderMap>,
-    /// The request was moved to a fresh connection because the reused one turned out to be
-    /// closed by the server (counted as a reconnect, not as a failure).
-    pub reconnected: bool,
+    /// How many times the request went again on another connection before this outcome:
+    /// the kept-alive connection turned out closed, or the server did not process it
+    /// (HTTP/2 `REFUSED_STREAM`, above a `GOAWAY`'s last stream id). Counted in `reconnects`,
+    /// not as failures.
+    pub reconnects: u8,
 }
 
 impl Outcome {
@@ -124,7 +126,7 @@ impl Outcome {
             bytes_in: 0,
             body: None,
             headers: None,
-            reconnected: false,
+            reconnects: 0,
         }
     }
 }
@@ -145,8 +147,8 @@ pub struct Sample {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
-    /// The request had to be moved to a fresh connection (see [`Outcome::reconnected`]).
-    pub reconnected: bool,
+    /// Times the request went again on another connection (see [`Outcome::reconnects`]).
+    pub reconnects: u8,
 }
 
 #[cfg(test)]

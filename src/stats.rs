@@ -74,7 +74,7 @@ impl RequestStats {
         let _ = self.latency.record(us);
         self.bytes_in += s.bytes_in;
         self.bytes_out += s.bytes_out;
-        self.reconnects += u64::from(s.reconnected);
+        self.reconnects += u64::from(s.reconnects);
         if let Some(code) = s.status {
             *self.statuses.entry(code).or_default() += 1;
         }
@@ -615,7 +615,7 @@ mod tests {
             error,
             bytes_in,
             bytes_out,
-            reconnected: false,
+            reconnects: 0,
         }
     }
 
@@ -690,7 +690,7 @@ mod tests {
                 _ => sample(1 + (i * 37) % 250, Some(200), None, 100 + i, 0),
             };
             s.req = (i % 2) as usize;
-            s.reconnected = i % 11 == 0;
+            s.reconnects = u8::from(i % 11 == 0);
             for w in [&mut with, &mut direct] {
                 w.record(&s);
                 w.check(0, i % 5 != 0);

@@ -31,6 +31,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -39,7 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connect::Stream;
 use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
-use super::hpack::{Decoder, Encoder};
+use super::hpack::{Decoder, Encoder, MAX_HEADER_LIST};
 use super::io_error_kind;
 use crate::outcome::{ErrorKind, Outcome};
 
@@ -54,8 +55,18 @@ const READ_BUF: usize = 2 * (frame::DEFAULT_MAX_FRAME + HEAD_LEN);
 const WRITE_HIGH: usize = 64 << 10;
 /// Largest stream id (client streams are odd).
 const MAX_STREAM_ID: u32 = (1 << 31) - 1;
-/// Largest header block (HEADERS + CONTINUATION) we assemble.
-const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// Largest header block we assemble, its HEADERS and CONTINUATION frames' 9-octet headers
+/// counted (so a flood of empty CONTINUATION frames ends too): four times the header list we
+/// accept, room for any sane encoding of a list within that bound. Past it the connection ends
+/// with GOAWAY(ENHANCE_YOUR_CALM): the block cannot be decoded, and the HPACK table with it.
+const MAX_HEADER_BLOCK: usize = 4 * MAX_HEADER_LIST;
+/// Acknowledgements (PING, SETTINGS) queued and not yet written at most (x/net/http2 bounds its
+/// queued control frames the same way): a server that keeps sending them and never reads the
+/// answers ends its connection with GOAWAY(ENHANCE_YOUR_CALM) instead of growing the write
+/// buffer without end. A server that reads never comes near: a full read buffer holds fewer.
+const MAX_QUEUED_CONTROL: u32 = 10_000;
+/// Informational (1xx) responses a request takes before its final one; one more fails it.
+const MAX_INFORMATIONAL: u8 = 5;
 
 /// One HTTP/2 connection in a [`Pool`].
 pub(crate) struct Slot {
@@ -81,6 +92,11 @@ impl Slot {
             .conn
             .try_borrow()
             .map_or(usize::MAX, |c| c.st.peer_max_streams);
+        if peer == 0 {
+            // The server allows no stream for now: the VUs wait on this connection for it to
+            // allow some, rather than open one connection each.
+            return max_streams;
+        }
         max_streams.min(peer).max(1)
     }
 }
@@ -99,14 +115,17 @@ pub(crate) struct Pool {
 pub(crate) struct Opening {
     waiting: Cell<usize>,
     done: tokio::sync::Notify,
+    /// Why the opening failed: the VUs that waited for it fail the same way.
+    failed: Cell<Option<ErrorKind>>,
 }
 
 impl Opening {
-    /// Waits until the connection is open (or its opening failed).
-    pub(crate) async fn wait(&self) {
+    /// Waits until the connection is open; `Err`: its opening failed, and why.
+    pub(crate) async fn wait(&self) -> Result<(), ErrorKind> {
         let notified = self.done.notified();
         notified.await;
         self.waiting.set(self.waiting.get().saturating_sub(1));
+        self.failed.get().map_or(Ok(()), Err)
     }
 }
 
@@ -116,6 +135,14 @@ pub(crate) struct OpenGuard<'a> {
     pool: &'a Pool,
     target: usize,
     opening: Rc<Opening>,
+}
+
+impl OpenGuard<'_> {
+    /// The connection could not be opened: the VUs waiting for it fail with `kind` (a
+    /// refused connect is `connection_refused` for all of them).
+    pub(crate) fn fail(self, kind: ErrorKind) {
+        self.opening.failed.set(Some(kind));
+    }
 }
 
 impl Drop for OpenGuard<'_> {
@@ -169,6 +196,7 @@ impl Pool {
         let o = Rc::new(Opening {
             waiting: Cell::new(0),
             done: tokio::sync::Notify::new(),
+            failed: Cell::new(None),
         });
         if self.max_streams > 1
             && let Some(slot) = opening.get_mut(target)
@@ -286,10 +314,12 @@ pub(crate) struct Failure {
 pub(crate) enum Unprocessed {
     /// It may have been processed: a failure.
     No,
-    /// The connection would not open the stream (it had closed or was going away), or it
-    /// closed without a word before the server answered a request on a reused connection that
-    /// may be sent again.
+    /// The connection would not open the stream (it had closed or was going away, or had no
+    /// room): nothing of the request was written.
     NotSent,
+    /// Written on a reused connection that closed without a word before the server answered:
+    /// an idempotent request may go again.
+    Unanswered,
     /// Above the last stream id of the server's `GOAWAY`.
     GoAway,
     /// `RST_STREAM` with `REFUSED_STREAM`.
@@ -345,6 +375,8 @@ pub(crate) struct H2Request<'a> {
     /// The method is idempotent: it may go again when a reused connection closes before the
     /// server answers.
     pub(crate) idempotent: bool,
+    /// A `HEAD` request: the response has no content, whatever its `content-length` says.
+    pub(crate) head_request: bool,
     /// Keep the body for checks and extraction (its first `kept_limit` bytes).
     pub(crate) keep_body: bool,
     /// Keep the response headers.
@@ -392,6 +424,9 @@ pub(crate) async fn exchange(
         })
         .await;
     }
+    if c.borrow().st.no_streams() {
+        wait_for_room(c).await;
+    }
     let id = c.borrow_mut().st.open(req, kept_limit)?;
     let mut guard = Cancel {
         conn: c,
@@ -402,6 +437,23 @@ pub(crate) async fn exchange(
     let r = poll_fn(|cx| c.borrow_mut().poll_stream(cx, id, req.body, &mut sent)).await;
     guard.armed = false;
     r
+}
+
+/// The server allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0): waits, reading the
+/// connection meanwhile (PINGs are answered), until its SETTINGS allow one or it closes. The
+/// request's timeout bounds the wait; nothing is sent, nothing is retried.
+async fn wait_for_room(c: &RefCell<Conn>) {
+    /// Leaving (done or timed out), wakes the others: one of them takes over the socket.
+    struct Leave<'a>(&'a RefCell<Conn>);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut c) = self.0.try_borrow_mut() {
+                c.st.wake_room();
+            }
+        }
+    }
+    let _leave = Leave(c);
+    poll_fn(|cx| c.borrow_mut().poll_room(cx)).await;
 }
 
 /// Resets a stream whose exchange was dropped before it ended.
@@ -462,6 +514,12 @@ struct State {
     /// A header block in progress (HEADERS without END_HEADERS): stream, END_STREAM.
     continuation: Option<(u32, bool)>,
     hblock: Vec<u8>,
+    /// What the block in progress has cost: its payloads and frame headers.
+    hblock_cost: usize,
+    /// Acknowledgements queued since the write buffer was last empty.
+    ctl_queued: u32,
+    /// VUs waiting for the server to allow a stream.
+    room: Vec<Waker>,
     /// The stream whose waker the socket holds (the last one that polled it).
     io_waiter: Option<u32>,
     /// The stream being polled now (never woken by its own poll).
@@ -546,9 +604,36 @@ struct Active {
     sending: bool,
     /// Woken, and not polled since.
     woken: bool,
+    /// The final response's `content-length`, which its DATA must match.
+    expect_len: Option<u64>,
+    /// Informational responses so far.
+    informational: u8,
+    /// A `HEAD` request (no content comes, whatever `content-length` says).
+    head_request: bool,
 }
 
 impl Active {
+    /// The response is malformed or past a bound: the stream fails as `protocol`, reset with
+    /// `code` unless both sides have ended it (`ended`: the server's END_STREAM came).
+    fn reject(&mut self, wbuf: &mut Vec<u8>, code: u32, ended: bool, polling: Option<u32>) {
+        if !ended || self.sending {
+            frame::put_rst(wbuf, self.id, code);
+        }
+        self.error = Some(Failure::stream_protocol());
+        State::wake(polling, self);
+    }
+
+    /// The server's END_STREAM: the response is complete, unless its DATA disagree with its
+    /// `content-length` (malformed, RFC 9113 §8.1.1).
+    fn end(&mut self, wbuf: &mut Vec<u8>, polling: Option<u32>) {
+        if self.expect_len.is_some_and(|n| n != self.bytes_in) {
+            self.reject(wbuf, code::PROTOCOL_ERROR, true, polling);
+            return;
+        }
+        self.done = true;
+        State::wake(polling, self);
+    }
+
     /// Waits with `waker` (kept as it is when it would wake the same task).
     fn park(&mut self, waker: &Waker) {
         match &self.waker {
@@ -567,6 +652,7 @@ impl Conn {
             &[
                 (setting::ENABLE_PUSH, 0),
                 (setting::INITIAL_WINDOW_SIZE, stream_window),
+                (setting::MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST as u32),
             ],
         );
         let default = frame::DEFAULT_WINDOW as u32;
@@ -597,6 +683,9 @@ impl Conn {
                 settings_seen: false,
                 continuation: None,
                 hblock: Vec::new(),
+                hblock_cost: 0,
+                ctl_queued: 0,
+                room: Vec::new(),
                 io_waiter: None,
                 polling: None,
                 finished: 0,
@@ -633,6 +722,7 @@ impl Conn {
         }
         st.wbuf.clear();
         st.wpos = 0;
+        st.ctl_queued = 0;
         st.hold = Holding::default();
         // TLS may hold the last record back until flushed; plain TCP returns at once.
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
@@ -711,6 +801,19 @@ impl Conn {
                 // Our SETTINGS ACK goes now if it can, else with the first request.
                 let _ = self.poll_flush(cx);
                 return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_io(cx));
+        }
+    }
+
+    /// Until the server allows a stream, or the connection closes (see [`wait_for_room`]).
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if !self.st.no_streams() {
+                return Poll::Ready(());
+            }
+            if !self.st.room.iter().any(|w| w.will_wake(cx.waker())) {
+                self.st.room.push(cx.waker().clone());
             }
             ready!(self.poll_io(cx));
         }
@@ -831,6 +934,19 @@ impl State {
         self.dead.is_some() || self.goaway.is_some() || self.next_id > MAX_STREAM_ID
     }
 
+    /// The server allows no streams at all (SETTINGS_MAX_CONCURRENT_STREAMS 0) on a
+    /// connection that is open.
+    fn no_streams(&self) -> bool {
+        self.peer_max_streams == 0 && !self.closed()
+    }
+
+    /// Wakes the VUs waiting for the server to allow a stream.
+    fn wake_room(&mut self) {
+        for w in self.room.drain(..) {
+            w.wake();
+        }
+    }
+
     fn find(&self, id: u32) -> Option<usize> {
         self.streams.iter().position(|a| a.id == id)
     }
@@ -850,6 +966,7 @@ impl State {
         for a in &mut self.streams {
             State::wake(self.polling, a);
         }
+        self.wake_room();
     }
 
     /// Streams were woken and have not run yet: what they queue (typically their VU's next
@@ -916,6 +1033,9 @@ impl State {
             idempotent: req.idempotent,
             sending: !end_stream,
             woken: false,
+            expect_len: None,
+            informational: 0,
+            head_request: req.head_request,
         });
         Ok(id)
     }
@@ -970,14 +1090,14 @@ impl State {
                     .map(BytesMut::freeze)
                     .or_else(|| a.keep_limit.map(|_| Bytes::new())),
                 headers: a.headers,
-                reconnected: false,
+                reconnects: 0,
             });
         }
         let kind = self.dead.unwrap_or(ErrorKind::ConnectionClosed);
         let unprocessed = if self.goaway.is_some_and(|(last, _)| a.id > last) {
             Unprocessed::GoAway
         } else if !a.heard && a.reused && a.idempotent {
-            Unprocessed::NotSent
+            Unprocessed::Unanswered
         } else {
             Unprocessed::No
         };
@@ -1029,13 +1149,31 @@ impl State {
         self.wake_all();
     }
 
-    /// The server broke the protocol: GOAWAY with `code`, every stream ends.
+    /// The server broke the protocol, or went past a bound (`ENHANCE_YOUR_CALM`): GOAWAY with
+    /// `code`, nothing more is read, every stream ends as `protocol`.
     fn conn_error(&mut self, code: u32) {
         if self.dead.is_none() {
             tracing::debug!(code, "HTTP/2 connection error");
+            if code == code::ENHANCE_YOUR_CALM {
+                warn_once(
+                    &CALM_WARNED,
+                    "HTTP/2: a server went past stampede's bounds (unread PING/SETTINGS \
+                     acknowledgements, or a header block too large): its connection ends with \
+                     GOAWAY(ENHANCE_YOUR_CALM) and its requests fail as protocol",
+                );
+            }
             frame::put_goaway(&mut self.wbuf, 0, code);
         }
-        self.fail(frame::classify(code, false));
+        self.fail(ErrorKind::Protocol);
+    }
+
+    /// An acknowledgement is queued: past [`MAX_QUEUED_CONTROL`] unwritten, the connection ends.
+    fn acked(&mut self) -> Result<(), u32> {
+        self.ctl_queued += 1;
+        if self.ctl_queued > MAX_QUEUED_CONTROL {
+            return Err(code::ENHANCE_YOUR_CALM);
+        }
+        Ok(())
     }
 
     fn on_frame(&mut self, h: Head, payload: &[u8]) -> Result<(), u32> {
@@ -1057,6 +1195,7 @@ impl State {
                 } else {
                     self.hblock.clear();
                     self.hblock.extend_from_slice(frag);
+                    self.hblock_cost = HEAD_LEN + payload.len();
                     self.continuation = Some((h.stream, end_stream));
                     Ok(())
                 }
@@ -1065,16 +1204,21 @@ impl State {
                 let Some((sid, end_stream)) = self.continuation else {
                     return Err(code::PROTOCOL_ERROR);
                 };
-                if self.hblock.len() + payload.len() > MAX_HEADER_BLOCK {
-                    return Err(code::PROTOCOL_ERROR);
+                self.hblock_cost += HEAD_LEN + payload.len();
+                if self.hblock_cost > MAX_HEADER_BLOCK {
+                    return Err(code::ENHANCE_YOUR_CALM);
                 }
                 self.hblock.extend_from_slice(payload);
                 if h.flags & flag::END_HEADERS == 0 {
                     return Ok(());
                 }
                 self.continuation = None;
-                let block = std::mem::take(&mut self.hblock);
+                let mut block = std::mem::take(&mut self.hblock);
                 let r = self.on_block(sid, &block, end_stream);
+                // A large block's buffer is not kept for the connection's life.
+                if block.capacity() > 4 * frame::DEFAULT_MAX_FRAME {
+                    block = Vec::new();
+                }
                 self.hblock = block;
                 r
             }
@@ -1103,6 +1247,7 @@ impl State {
                 }
                 let data: [u8; 8] = payload.try_into().map_err(|_| code::FRAME_SIZE_ERROR)?;
                 if h.flags & flag::ACK == 0 {
+                    self.acked()?;
                     frame::put_ping(&mut self.wbuf, true, data);
                 }
                 Ok(())
@@ -1187,14 +1332,19 @@ impl State {
             return Ok(());
         }
         a.bytes_in += data.len() as u64;
+        let end_stream = h.flags & flag::END_STREAM != 0;
+        if a.expect_len.is_some_and(|n| a.bytes_in > n) {
+            // More than its content-length said: malformed (RFC 9113 §8.1.1).
+            a.reject(&mut self.wbuf, code::PROTOCOL_ERROR, end_stream, polling);
+            return Ok(());
+        }
         if let Some(limit) = a.keep_limit {
             let kept = a.body.get_or_insert_with(BytesMut::new);
             let room = limit.saturating_sub(kept.len()).min(data.len());
             kept.extend_from_slice(&data[..room]);
         }
-        if h.flags & flag::END_STREAM != 0 {
-            a.done = true;
-            State::wake(polling, a);
+        if end_stream {
+            a.end(&mut self.wbuf, polling);
         } else {
             a.recv_unacked += n;
             if a.recv_unacked >= self.stream_window / 2 {
@@ -1220,7 +1370,7 @@ impl State {
             .as_ref()
             .is_some_and(|a| a.keep_headers && a.status.is_none());
         let mut map = HeaderMap::new();
-        let status = if want {
+        let b = if want {
             let mut sink = |n: &[u8], v: &[u8]| {
                 if !n.starts_with(b":")
                     && let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(v))
@@ -1232,7 +1382,7 @@ impl State {
         } else {
             decoder.decode(block, None)
         };
-        let status = status.map_err(|e| {
+        let b = b.map_err(|e| {
             tracing::debug!(error = %e, "HPACK");
             code::COMPRESSION_ERROR
         })?;
@@ -1243,28 +1393,47 @@ impl State {
             return Ok(());
         }
         a.heard = true;
+        let polling = *polling;
+        if b.too_large {
+            // Past the SETTINGS_MAX_HEADER_LIST_SIZE we advertised.
+            a.reject(wbuf, code::ENHANCE_YOUR_CALM, end_stream, polling);
+            return Ok(());
+        }
+        // Malformed (RFC 9113 §8.1): two `:status` or a bad `content-length`, a pseudo-header
+        // in trailers, trailers that do not end the stream.
+        if b.malformed || (a.status.is_some() && (b.has_status || !end_stream)) {
+            a.reject(wbuf, code::PROTOCOL_ERROR, end_stream, polling);
+            return Ok(());
+        }
         if a.status.is_none() {
-            match status {
-                // Informational (1xx): the final response follows.
-                Some(s) if s < 200 && !end_stream => return Ok(()),
+            match b.status {
+                // Informational (1xx): the final response follows, after a few at most.
+                Some(s) if s < 200 && !end_stream => {
+                    a.informational += 1;
+                    if a.informational > MAX_INFORMATIONAL {
+                        a.reject(wbuf, code::ENHANCE_YOUR_CALM, false, polling);
+                    }
+                    return Ok(());
+                }
                 Some(s) if s >= 200 => {
                     a.status = Some(s);
+                    // Responses without content may say how long it would have been.
+                    if !(a.head_request || s == 204 || s == 304) {
+                        a.expect_len = b.content_length;
+                    }
                     if want {
                         a.headers = Some(map);
                     }
                 }
                 _ => {
-                    frame::put_rst(wbuf, a.id, code::PROTOCOL_ERROR);
-                    a.error = Some(Failure::stream_protocol());
-                    State::wake(*polling, a);
+                    a.reject(wbuf, code::PROTOCOL_ERROR, end_stream, polling);
                     return Ok(());
                 }
             }
         }
         // Otherwise trailers: decoded for the table's sake, not kept.
         if end_stream {
-            a.done = true;
-            State::wake(*polling, a);
+            a.end(wbuf, polling);
         }
         Ok(())
     }
@@ -1287,7 +1456,17 @@ impl State {
             let id = u16::from_be_bytes([p[0], p[1]]);
             let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
             match id {
-                setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = v as usize,
+                setting::MAX_CONCURRENT_STREAMS => {
+                    self.peer_max_streams = v as usize;
+                    if v == 0 {
+                        warn_once(
+                            &NO_STREAMS_WARNED,
+                            "HTTP/2: a server allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS \
+                             0): requests wait for it to allow one, each up to --timeout (then \
+                             it fails as timeout, never having been sent)",
+                        );
+                    }
+                }
                 setting::INITIAL_WINDOW_SIZE => {
                     let v = i64::from(v);
                     if v > frame::MAX_WINDOW {
@@ -1314,6 +1493,7 @@ impl State {
                 _ => {}
             }
         }
+        self.acked()?;
         frame::put_settings_ack(&mut self.wbuf);
         self.settings_seen = true;
         self.wake_all();
@@ -1325,6 +1505,7 @@ impl State {
     fn on_goaway(&mut self, last: u32, c: u32) {
         let last = self.goaway.map_or(last, |(l, _)| l.min(last));
         self.goaway = Some((last, c));
+        self.wake_room();
         let polling = self.polling;
         for a in &mut self.streams {
             if a.id > last && !a.done && a.error.is_none() {
@@ -1336,6 +1517,16 @@ impl State {
                 State::wake(polling, a);
             }
         }
+    }
+}
+
+/// Warnings given once per process.
+static CALM_WARNED: AtomicBool = AtomicBool::new(false);
+static NO_STREAMS_WARNED: AtomicBool = AtomicBool::new(false);
+
+fn warn_once(flag: &AtomicBool, message: &str) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        tracing::warn!("{message}");
     }
 }
 
@@ -1448,6 +1639,7 @@ mod tests {
             extra: &[],
             body: &[],
             idempotent: true,
+            head_request: false,
             keep_body: false,
             keep_headers: false,
         }

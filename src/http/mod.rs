@@ -30,6 +30,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tokio::task::{Unconstrained, unconstrained};
+
 use crate::outcome::ErrorKind;
 
 /// Classifies an I/O error.
@@ -63,9 +65,9 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         #[pin]
-        sleep: tokio::time::Sleep,
+        sleep: Unconstrained<tokio::time::Sleep>,
         #[pin]
-        cut: C,
+        cut: Unconstrained<C>,
     }
 }
 
@@ -86,8 +88,8 @@ pub(crate) fn bounded<F: Future, C: Future<Output = ()>>(
 ) -> Bounded<F, C> {
     Bounded {
         fut,
-        sleep: tokio::time::sleep_until(deadline),
-        cut,
+        sleep: unconstrained(tokio::time::sleep_until(deadline)),
+        cut: unconstrained(cut),
     }
 }
 
@@ -96,7 +98,10 @@ impl<F: Future, C: Future<Output = ()>> Future for Bounded<F, C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // The exchange first: one that is done is never reported as timed out or cut.
+        // The exchange first: one that is done is never reported as timed out or cut. The
+        // deadline and the cut are looked at outside tokio's cooperative budget: a server that
+        // floods frames uses up the budget in the exchange every time, and a budgeted timer
+        // would then never fire (the request would outlive its timeout without end).
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }

@@ -362,7 +362,7 @@ impl Timeline {
         r.requests += 1;
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
-        r.reconnects += u64::from(s.reconnected);
+        r.reconnects += u64::from(s.reconnects);
         if let Some(c) = s.status {
             bump(&mut r.statuses, c, 1);
         }
@@ -485,7 +485,7 @@ mod tests {
             error: None,
             bytes_in: 1,
             bytes_out: 0,
-            reconnected: false,
+            reconnects: 0,
         }
     }
 
