@@ -34,6 +34,9 @@ pub enum ErrorKind {
     /// No file descriptor for a new connection (EMFILE/ENFILE): the client's limit, not the
     /// server's fault.
     TooManyOpenFiles,
+    /// HTTP/2: the server allowed no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) within the
+    /// request's timeout: the request was never sent.
+    NoStream,
     /// A 4xx/5xx status (the code is the error type).
     Status(u16),
 }
@@ -53,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Io => Borrowed("io"),
             ErrorKind::Cancelled => Borrowed("cancelled"),
             ErrorKind::TooManyOpenFiles => Borrowed("too_many_open_files"),
+            ErrorKind::NoStream => Borrowed("no_stream"),
             ErrorKind::Status(c) => std::borrow::Cow::Owned(c.to_string()),
         }
     }
@@ -71,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Io => 1_007,
             ErrorKind::Cancelled => 1_008,
             ErrorKind::TooManyOpenFiles => 1_009,
+            ErrorKind::NoStream => 1_010,
         }
     }
 
@@ -91,6 +96,7 @@ impl ErrorKind {
             Io,
             Cancelled,
             TooManyOpenFiles,
+            NoStream,
         ]
         .into_iter()
         .find(|k| k.key() == key)
@@ -171,12 +177,13 @@ mod tests {
             ErrorKind::Io,
             ErrorKind::Cancelled,
             ErrorKind::TooManyOpenFiles,
+            ErrorKind::NoStream,
             ErrorKind::Status(599),
         ]
         .into_iter()
         .map(ErrorKind::key)
         .collect();
-        assert_eq!(keys.len(), 11);
+        assert_eq!(keys.len(), 12);
         for k in &keys {
             assert_eq!(ErrorKind::from_key(*k).map(ErrorKind::key), Some(*k));
         }

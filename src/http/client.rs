@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::connect::{self, Stream, TlsTo};
-use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Unprocessed};
+use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Tries, Unprocessed};
 use super::{Ended, bounded, h1};
 use crate::outcome::{ErrorKind, Outcome};
 
@@ -284,12 +284,14 @@ impl Client {
     /// timeout (or `hard_deadline`, whichever comes first), unless `cut` completes first.
     ///
     /// A request the server certainly did not process goes again on another connection, at
-    /// most [`H2_MAX_RETRIES`] times (each one counted in the outcome's `reconnects`): one
-    /// above a GOAWAY's last stream id (a graceful shutdown), one written on a reused
-    /// connection that closed without a word (idempotent methods only), and, once, one
-    /// refused with `RST_STREAM(REFUSED_STREAM)`. One the connection would not open a stream
-    /// for (it had closed, or the server had sent GOAWAY) was never sent: it looks for
-    /// another connection, uncounted.
+    /// most [`H2_MAX_RETRIES`] times: one above a GOAWAY's last stream id (a graceful
+    /// shutdown), one written on a reused connection that closed without a word (idempotent
+    /// methods only), and, once, one refused with `RST_STREAM(REFUSED_STREAM)`. The outcome's
+    /// `reconnects` counts the tries sent after the first, so requests plus reconnects are the
+    /// tries the server received. One the connection would not open a stream for (it had
+    /// closed, or the server had sent GOAWAY) was never sent: it looks for another connection,
+    /// uncounted. One still waiting at its deadline for a server that allows no streams fails
+    /// as `no_stream`.
     pub(crate) async fn send_h2(
         &mut self,
         target: usize,
@@ -298,17 +300,17 @@ impl Client {
         cut: impl Future<Output = ()>,
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
-        let mut retries = 0u8;
+        let mut tries = Tries::default();
         let fut = async {
             let mut refused = false;
             let mut last = ErrorKind::ConnectionClosed;
             // Looking for a connection that opens the stream is bounded too.
             for _ in 0..H2_MAX_PASSES {
                 let attached = self.attach_h2(target).await?;
-                match h2c::exchange(attached, &req, KEPT_BODY_LIMIT).await {
+                match h2c::exchange(attached, &req, KEPT_BODY_LIMIT, &mut tries).await {
                     Ok(o) => return Ok(o),
                     Err(f) => {
-                        let more = retries < H2_MAX_RETRIES;
+                        let more = tries.sent <= H2_MAX_RETRIES;
                         let again = match f.unprocessed {
                             Unprocessed::No => false,
                             Unprocessed::NotSent => true,
@@ -324,9 +326,6 @@ impl Client {
                         if !again {
                             return Err(f.kind);
                         }
-                        if f.unprocessed != Unprocessed::NotSent {
-                            retries += 1;
-                        }
                         last = f.kind;
                     }
                 }
@@ -334,18 +333,22 @@ impl Client {
             Err(last)
         };
         let r = bounded(fut, deadline, cut).await;
+        let reconnects = tries.sent.saturating_sub(1);
         let kind = match r {
             Ok(Ok(mut o)) => {
-                o.reconnects = retries;
+                o.reconnects = reconnects;
                 return o;
             }
             Ok(Err(kind)) => kind,
+            Err(Ended::Deadline) if tries.waiting && deadline_error == ErrorKind::Timeout => {
+                ErrorKind::NoStream
+            }
             Err(Ended::Deadline) => deadline_error,
             // The stream is reset when its futures drop; the connection stays.
             Err(Ended::Cut) => ErrorKind::Cancelled,
         };
         let mut o = Outcome::failed(kind);
-        o.reconnects = retries;
+        o.reconnects = reconnects;
         o
     }
 

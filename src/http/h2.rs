@@ -406,12 +406,22 @@ pub(crate) fn encode_head<'h>(
     );
 }
 
+/// What became of a request's tries, kept outside its exchanges (which a timeout may drop).
+#[derive(Debug, Default)]
+pub(crate) struct Tries {
+    /// Streams opened for it (its HEADERS queued): the tries the server may have seen.
+    pub(crate) sent: u8,
+    /// It waits for the server to allow a stream.
+    pub(crate) waiting: bool,
+}
+
 /// One exchange on a new stream of `conn`: the request, its body within the flow-control
 /// windows, the whole response. Dropped before it ends, the stream is reset (`CANCEL`).
 pub(crate) async fn exchange(
     conn: &mut Attached,
     req: &H2Request<'_>,
     kept_limit: usize,
+    tries: &mut Tries,
 ) -> Result<Outcome, Failure> {
     let c = &conn.slot.conn;
     if c.borrow().idle() {
@@ -425,9 +435,12 @@ pub(crate) async fn exchange(
         .await;
     }
     if c.borrow().st.no_streams() {
+        tries.waiting = true;
         wait_for_room(c).await;
+        tries.waiting = false;
     }
     let id = c.borrow_mut().st.open(req, kept_limit)?;
+    tries.sent = tries.sent.saturating_add(1);
     let mut guard = Cancel {
         conn: c,
         id,
@@ -1730,7 +1743,7 @@ mod tests {
             let mut req = get(&head);
             req.keep_headers = true;
             req.keep_body = true;
-            exchange(&mut a, &req, 10).await
+            exchange(&mut a, &req, 10, &mut Tries::default()).await
         };
         let ((), r) = tokio::join!(server, run);
         let o = r.expect("a response");
@@ -1775,7 +1788,7 @@ mod tests {
             let head = head_block();
             let mut req = get(&head);
             req.body = &body;
-            exchange(&mut a, &req, 0).await
+            exchange(&mut a, &req, 0, &mut Tries::default()).await
         };
         let ((), r) = tokio::join!(server, run);
         let o = r.expect("a response");
@@ -1811,12 +1824,12 @@ mod tests {
             let head = head_block();
             let req = get(&head);
             let (ra, rb, rc) = futures_util::future::join3(
-                exchange(&mut a, &req, 0),
-                exchange(&mut b, &req, 0),
-                exchange(&mut c, &req, 0),
+                exchange(&mut a, &req, 0, &mut Tries::default()),
+                exchange(&mut b, &req, 0, &mut Tries::default()),
+                exchange(&mut c, &req, 0, &mut Tries::default()),
             )
             .await;
-            let again = exchange(&mut a, &req, 0).await;
+            let again = exchange(&mut a, &req, 0, &mut Tries::default()).await;
             (ra, rb, rc, again, a.usable(3))
         };
         let (_peer, (ra, rb, rc, again, usable)) = tokio::join!(server, run);
@@ -1849,7 +1862,7 @@ mod tests {
         let run = async {
             let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
             let head = head_block();
-            exchange(&mut a, &get(&head), 0).await
+            exchange(&mut a, &get(&head), 0, &mut Tries::default()).await
         };
         let (code, r) = tokio::join!(server, run);
         assert_eq!(code, Some(code::PROTOCOL_ERROR));
@@ -1873,10 +1886,17 @@ mod tests {
             let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
             let head = head_block();
             let req = get(&head);
-            let cut = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            let mut tries = Tries::default();
+            let cut = tokio::time::timeout(
+                Duration::from_millis(50),
+                exchange(&mut a, &req, 0, &mut tries),
+            );
             assert!(cut.await.is_err(), "no answer comes");
             // The reset goes out with the next stream's HEADERS.
-            let next = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            let next = tokio::time::timeout(
+                Duration::from_millis(50),
+                exchange(&mut a, &req, 0, &mut tries),
+            );
             let _ = next.await;
         };
         let ((opened, reset, code), ()) = tokio::join!(server, run);
@@ -1911,9 +1931,9 @@ mod tests {
         let run = async {
             let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
             let head = head_block();
-            let first = exchange(&mut a, &get(&head), 0).await;
+            let first = exchange(&mut a, &get(&head), 0, &mut Tries::default()).await;
             tokio::time::sleep(Duration::from_millis(60)).await;
-            let second = exchange(&mut a, &get(&head), 0).await;
+            let second = exchange(&mut a, &get(&head), 0, &mut Tries::default()).await;
             drop(a);
             drop(_pool);
             let _ = tx.send(());
