@@ -498,10 +498,11 @@ fn endless_informational_responses_fail_the_request_and_the_run_ends_on_time() {
     assert_eq!(r.errors(), [("protocol".to_string(), sent)], "{what}");
 }
 
-/// A 200 and then DATA as fast as the socket takes it, never ending the stream.
+/// A 200 and then DATA as fast as the socket takes it, never ending the stream: one-octet
+/// frames, so the client always has more to read than it can take.
 fn endless_body(c: Conn, seen: &Seen) {
     fn data(s: u32) -> Vec<u8> {
-        frame(DATA, 0, s, &[b'x'; 16_384]).repeat(16)
+        frame(DATA, 0, s, b"x").repeat(16_384)
     }
     fn head(s: u32) -> Vec<u8> {
         let mut out = header_frames(s, &ok_block(&[]), false);

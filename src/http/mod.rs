@@ -118,6 +118,35 @@ impl<F: Future, C: Future<Output = ()>> Future for Bounded<F, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_future_that_uses_up_the_budget_every_poll_still_meets_its_deadline() {
+        // An exchange with a server that floods frames: every poll reads until tokio's
+        // cooperative budget is gone. The deadline must fire all the same (and the cut too).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let busy = || async {
+                loop {
+                    tokio::task::consume_budget().await;
+                }
+            };
+            let r = rt.block_on(async {
+                let soon = tokio::time::Instant::now() + Duration::from_millis(50);
+                let later = soon + Duration::from_secs(3600);
+                let deadline = bounded(busy(), soon, std::future::pending()).await;
+                let cut = bounded(busy(), later, tokio::time::sleep(Duration::from_millis(50)));
+                (deadline.err(), cut.await.err())
+            });
+            let _ = tx.send(r);
+        });
+        let r = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(r, Ok((Some(Ended::Deadline), Some(Ended::Cut))));
+    }
 
     #[test]
     fn io_errors_are_classified() {
