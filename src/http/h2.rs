@@ -1946,6 +1946,74 @@ mod tests {
         assert!(!kinds.contains(&kind::HEADERS), "{kinds:?}");
     }
 
+    #[tokio::test]
+    async fn a_flood_of_empty_continuation_frames_ends_in_enhance_your_calm() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            p.next(kind::HEADERS).await;
+            let mut out = Vec::new();
+            frame::put_head(&mut out, 1, kind::HEADERS, 0, 1);
+            out.push(0x88);
+            // Empty CONTINUATION frames grow no buffer; their frame headers count.
+            for _ in 0..MAX_HEADER_BLOCK / HEAD_LEN + 10 {
+                frame::put_head(&mut out, 0, kind::CONTINUATION, 0, 1);
+            }
+            p.send(&out).await;
+            let (_, payload) = p.next(kind::GOAWAY).await;
+            u32_at(&payload[4..])
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            exchange(&mut a, &get(&head), 0, &mut Tries::default()).await
+        };
+        let (code, r) = tokio::join!(server, run);
+        assert_eq!(code, Some(code::ENHANCE_YOUR_CALM));
+        assert_eq!(r.expect_err("a connection error").kind, ErrorKind::Protocol);
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_while_the_server_allows_no_streams_and_goes_when_it_does() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[(setting::MAX_CONCURRENT_STREAMS, 0)]).await;
+            // Nothing but SETTINGS (its ACK) and PINGs come while no stream is allowed.
+            let mut out = Vec::new();
+            frame::put_ping(&mut out, false, *b"stillup!");
+            p.send(&out).await;
+            let mut before = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+            while let Ok(Some((h, _))) = tokio::time::timeout_at(deadline, p.frame()).await {
+                before.push(h.kind);
+            }
+            let mut out = Vec::new();
+            frame::put_settings(&mut out, &[(setting::MAX_CONCURRENT_STREAMS, 10)]);
+            p.send(&out).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            let mut out = Vec::new();
+            let block = status_block(b"200", &[]);
+            frame::put_headers(&mut out, h.stream, [&block, &[]], true, 16_384);
+            p.send(&out).await;
+            before
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, true, (STREAM_WINDOW, CONN_WINDOW), 2).await;
+            let head = head_block();
+            let mut tries = Tries::default();
+            let r = exchange(&mut a, &get(&head), 0, &mut tries).await;
+            (r, tries.sent)
+        };
+        let (before, (r, sent)) = tokio::join!(server, run);
+        assert!(!before.contains(&kind::HEADERS), "{before:?}");
+        assert!(
+            before.contains(&kind::PING),
+            "the PING was answered: {before:?}"
+        );
+        assert_eq!(r.expect("answered once allowed").status, Some(200));
+        assert_eq!(sent, 1);
+    }
+
     #[test]
     fn refused_streams_are_unprocessed_other_resets_are_failures() {
         let refused = Failure::reset(code::REFUSED_STREAM);
