@@ -48,8 +48,8 @@ pub struct RequestStats {
     pub statuses: BTreeMap<u16, u64>,
     /// Count by error type.
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Requests moved to a fresh connection because the server had closed the kept-alive one
-    /// (not failures).
+    /// Tries sent again on another connection: the server had closed the kept-alive one, or
+    /// (HTTP/2) did not process the request (not failures; see `Sample::reconnects`).
     pub reconnects: u64,
 }
 

@@ -1409,6 +1409,7 @@ impl State {
         let polling = *polling;
         if b.too_large {
             // Past the SETTINGS_MAX_HEADER_LIST_SIZE we advertised.
+            warn_once(&STREAM_CALM_WARNED, STREAM_CALM);
             a.reject(wbuf, code::ENHANCE_YOUR_CALM, end_stream, polling);
             return Ok(());
         }
@@ -1424,6 +1425,7 @@ impl State {
                 Some(s) if s < 200 && !end_stream => {
                     a.informational += 1;
                     if a.informational > MAX_INFORMATIONAL {
+                        warn_once(&STREAM_CALM_WARNED, STREAM_CALM);
                         a.reject(wbuf, code::ENHANCE_YOUR_CALM, false, polling);
                     }
                     return Ok(());
@@ -1536,6 +1538,10 @@ impl State {
 /// Warnings given once per process.
 static CALM_WARNED: AtomicBool = AtomicBool::new(false);
 static NO_STREAMS_WARNED: AtomicBool = AtomicBool::new(false);
+static STREAM_CALM_WARNED: AtomicBool = AtomicBool::new(false);
+const STREAM_CALM: &str = "HTTP/2: a response went past stampede's bounds (a header list above \
+     64 KiB, or more than 5 informational responses): its stream is reset with \
+     ENHANCE_YOUR_CALM and the request fails as protocol";
 
 fn warn_once(flag: &AtomicBool, message: &str) {
     if !flag.swap(true, Ordering::Relaxed) {

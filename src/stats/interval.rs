@@ -43,7 +43,7 @@ pub struct ReqSlot {
     pub bytes_in: u64,
     /// Request body bytes.
     pub bytes_out: u64,
-    /// Requests that went again on a fresh connection (not failures).
+    /// Tries sent again on another connection (not failures).
     pub reconnects: u64,
     /// By status code (a handful: a list beats a map on the hot path).
     pub statuses: Vec<(u16, u64)>,
