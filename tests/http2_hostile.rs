@@ -245,6 +245,7 @@ impl Ran {
 
     /// Exit 0 with a summary, within `wall` and the RSS bound.
     fn assert_bounded(&self, wall: Duration) {
+        eprintln!("peak RSS {} KiB, wall {:?}", self.peak_kb, self.wall);
         let what = format!(
             "exit {:?}, {:?}, {} KiB peak\nsummary: {}\nstderr: {}",
             self.code, self.wall, self.peak_kb, self.summary, self.stderr

@@ -1197,44 +1197,8 @@ impl State {
         }
         match h.kind {
             kind::DATA => self.on_data(&h, payload),
-            kind::HEADERS => {
-                if h.stream == 0 {
-                    return Err(code::PROTOCOL_ERROR);
-                }
-                let frag = frame::unpad(&h, payload).ok_or(code::PROTOCOL_ERROR)?;
-                let end_stream = h.flags & flag::END_STREAM != 0;
-                if h.flags & flag::END_HEADERS != 0 {
-                    self.on_block(h.stream, frag, end_stream)
-                } else {
-                    self.hblock.clear();
-                    self.hblock.extend_from_slice(frag);
-                    self.hblock_cost = HEAD_LEN + payload.len();
-                    self.continuation = Some((h.stream, end_stream));
-                    Ok(())
-                }
-            }
-            kind::CONTINUATION => {
-                let Some((sid, end_stream)) = self.continuation else {
-                    return Err(code::PROTOCOL_ERROR);
-                };
-                self.hblock_cost += HEAD_LEN + payload.len();
-                if self.hblock_cost > MAX_HEADER_BLOCK {
-                    return Err(code::ENHANCE_YOUR_CALM);
-                }
-                self.hblock.extend_from_slice(payload);
-                if h.flags & flag::END_HEADERS == 0 {
-                    return Ok(());
-                }
-                self.continuation = None;
-                let mut block = std::mem::take(&mut self.hblock);
-                let r = self.on_block(sid, &block, end_stream);
-                // A large block's buffer is not kept for the connection's life.
-                if block.capacity() > 4 * frame::DEFAULT_MAX_FRAME {
-                    block = Vec::new();
-                }
-                self.hblock = block;
-                r
-            }
+            kind::HEADERS => self.on_headers(&h, payload),
+            kind::CONTINUATION => self.on_continuation(&h, payload),
             kind::RST_STREAM => {
                 if h.stream == 0 {
                     return Err(code::PROTOCOL_ERROR);
@@ -1314,6 +1278,47 @@ impl State {
             kind::PRIORITY => Ok(()),
             _ => Ok(()),
         }
+    }
+
+    /// HEADERS: a whole header block, or the start of one that CONTINUATION frames complete.
+    fn on_headers(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        if h.stream == 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        let frag = frame::unpad(h, payload).ok_or(code::PROTOCOL_ERROR)?;
+        let end_stream = h.flags & flag::END_STREAM != 0;
+        if h.flags & flag::END_HEADERS != 0 {
+            return self.on_block(h.stream, frag, end_stream);
+        }
+        self.hblock.clear();
+        self.hblock.extend_from_slice(frag);
+        self.hblock_cost = HEAD_LEN + payload.len();
+        self.continuation = Some((h.stream, end_stream));
+        Ok(())
+    }
+
+    /// CONTINUATION: more of the block in progress, up to [`MAX_HEADER_BLOCK`].
+    fn on_continuation(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        let Some((sid, end_stream)) = self.continuation else {
+            return Err(code::PROTOCOL_ERROR);
+        };
+        self.hblock_cost += HEAD_LEN + payload.len();
+        if self.hblock_cost > MAX_HEADER_BLOCK {
+            return Err(code::ENHANCE_YOUR_CALM);
+        }
+        self.hblock.extend_from_slice(payload);
+        if h.flags & flag::END_HEADERS == 0 {
+            return Ok(());
+        }
+        self.continuation = None;
+        let mut block = std::mem::take(&mut self.hblock);
+        let r = self.on_block(sid, &block, end_stream);
+        // A large block's buffer is not kept for the connection's life.
+        if block.capacity() > 4 * frame::DEFAULT_MAX_FRAME {
+            block = Vec::new();
+        }
+        self.hblock = block;
+        r
     }
 
     fn on_data(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
