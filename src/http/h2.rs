@@ -21,6 +21,14 @@
 //! encoded (once, at plan time, for requests that never vary: see [`super::hpack`]); response
 //! header blocks are decoded only as far as the HPACK dynamic table and `:status` require.
 //!
+//! A hostile server finds everything bounded: acknowledgements it leaves unread
+//! ([`MAX_QUEUED_CONTROL`]), header blocks ([`MAX_HEADER_BLOCK`], CONTINUATION frame headers
+//! counted) and decoded header lists (SETTINGS_MAX_HEADER_LIST_SIZE, [`MAX_HEADER_LIST`]),
+//! informational responses ([`MAX_INFORMATIONAL`]); past a bound the connection (or the stream)
+//! ends with ENHANCE_YOUR_CALM and its requests fail as `protocol`. A response whose DATA
+//! disagree with its `content-length`, or with two `:status`, is malformed (`protocol`). A server
+//! that allows no streams gets none: the request waits on its connection ([`wait_for_room`]).
+//!
 //! Failures come back as a [`Failure`]: an [`ErrorKind`] plus whether the server certainly did
 //! not process the request (`REFUSED_STREAM`, a stream above a `GOAWAY`'s last stream id, or a
 //! request the connection refused before sending), which the client may send again on another
