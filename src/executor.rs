@@ -1057,6 +1057,7 @@ async fn do_request(
                     extra: &vu.h2_extra,
                     body: &body,
                     idempotent: r.method.is_idempotent(),
+                    head_request: r.head,
                     keep_body: r.keep_body,
                     keep_headers: r.keep_headers,
                 };
@@ -1115,7 +1116,7 @@ async fn do_request(
         bytes_in: outcome.bytes_in,
         bytes_out,
         wire: outcome.wire,
-        reconnected: outcome.reconnected,
+        reconnects: outcome.reconnects,
     };
     ctx.stats.borrow_mut().record(&sample);
     shared.live[ctx.worker].record(&sample);

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     /// No file descriptor for a new connection (EMFILE/ENFILE): the client's limit, not the
     /// server's fault.
     TooManyOpenFiles,
+    /// HTTP/2: the server allowed no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) within the
+    /// request's timeout: the request was never sent.
+    NoStream,
     /// A 4xx/5xx status (the code is the error type).
     Status(u16),
 }
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Io => Borrowed("io"),
             ErrorKind::Cancelled => Borrowed("cancelled"),
             ErrorKind::TooManyOpenFiles => Borrowed("too_many_open_files"),
+            ErrorKind::NoStream => Borrowed("no_stream"),
             ErrorKind::Status(c) => std::borrow::Cow::Owned(c.to_string()),
         }
     }
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Io => 1_007,
             ErrorKind::Cancelled => 1_008,
             ErrorKind::TooManyOpenFiles => 1_009,
+            ErrorKind::NoStream => 1_010,
         }
     }
 
@@ -92,6 +97,7 @@ impl ErrorKind {
             Io,
             Cancelled,
             TooManyOpenFiles,
+            NoStream,
         ]
         .into_iter()
         .find(|k| k.key() == key)
@@ -134,9 +140,11 @@ pub(crate) struct Outcome {
     pub body: Option<Bytes>,
     /// Response headers, when asked for.
     pub headers: Option<http::HeaderMap>,
-    /// The request was moved to a fresh connection because the reused one turned out to be
-    /// closed by the server (counted as a reconnect, not as a failure).
-    pub reconnected: bool,
+    /// How many times the request went again on another connection before this outcome:
+    /// the kept-alive connection turned out closed, or the server did not process it
+    /// (HTTP/2 `REFUSED_STREAM`, above a `GOAWAY`'s last stream id). Counted in `reconnects`,
+    /// not as failures.
+    pub reconnects: u8,
 }
 
 impl Outcome {
@@ -149,7 +157,7 @@ impl Outcome {
             wire: Wire::default(),
             body: None,
             headers: None,
-            reconnected: false,
+            reconnects: 0,
         }
     }
 }
@@ -172,8 +180,8 @@ pub struct Sample {
     pub bytes_out: u64,
     /// Octets on the wire, both ways (see [`Wire`]).
     pub wire: Wire,
-    /// The request had to be moved to a fresh connection (see [`Outcome::reconnected`]).
-    pub reconnected: bool,
+    /// Times the request went again on another connection (see [`Outcome::reconnects`]).
+    pub reconnects: u8,
 }
 
 #[cfg(test)]
@@ -196,12 +204,13 @@ mod tests {
             ErrorKind::Io,
             ErrorKind::Cancelled,
             ErrorKind::TooManyOpenFiles,
+            ErrorKind::NoStream,
             ErrorKind::Status(599),
         ]
         .into_iter()
         .map(ErrorKind::key)
         .collect();
-        assert_eq!(keys.len(), 11);
+        assert_eq!(keys.len(), 12);
         for k in &keys {
             assert_eq!(ErrorKind::from_key(*k).map(ErrorKind::key), Some(*k));
         }

@@ -670,8 +670,10 @@ pub struct Summary {
     pub errors: BTreeMap<String, u64>,
     /// Errors that are not HTTP statuses, by `host:port`.
     pub errors_by_target: Vec<TargetError>,
-    /// Requests that went again on a fresh connection because the server had closed the
-    /// kept-alive one before answering (not failures; each counted once in `requests`).
+    /// Tries sent again on another connection (not failures; each request counted once in
+    /// `requests`): the server had closed the kept-alive connection before answering, or
+    /// (HTTP/2) did not process the try. Over HTTP/2, `requests` + `reconnects` are the
+    /// requests the server received.
     pub reconnects: u64,
     /// Completed iterations.
     pub iterations: u64,
@@ -1436,7 +1438,7 @@ pub fn render_text(s: &Summary, style: &TextStyle) -> String {
     if s.reconnects > 0 {
         let _ = writeln!(
             o,
-            "  reconnects: {} (kept-alive connections the server had closed; not failures)",
+            "  reconnects: {} (tries sent again on another connection; not failures)",
             s.reconnects
         );
     }

@@ -50,8 +50,8 @@ pub struct RequestStats {
     pub statuses: BTreeMap<u16, u64>,
     /// Count by error type.
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Requests moved to a fresh connection because the server had closed the kept-alive one
-    /// (not failures).
+    /// Tries sent again on another connection: the server had closed the kept-alive one, or
+    /// (HTTP/2) did not process the request (not failures; see `Sample::reconnects`).
     pub reconnects: u64,
 }
 
@@ -78,7 +78,7 @@ impl RequestStats {
         self.bytes_in += s.bytes_in;
         self.bytes_out += s.bytes_out;
         self.wire += s.wire;
-        self.reconnects += u64::from(s.reconnected);
+        self.reconnects += u64::from(s.reconnects);
         if let Some(code) = s.status {
             *self.statuses.entry(code).or_default() += 1;
         }
@@ -629,7 +629,7 @@ mod tests {
             bytes_in,
             bytes_out,
             wire: Wire::default(),
-            reconnected: false,
+            reconnects: 0,
         }
     }
 
@@ -704,7 +704,7 @@ mod tests {
                 _ => sample(1 + (i * 37) % 250, Some(200), None, 100 + i, 0),
             };
             s.req = (i % 2) as usize;
-            s.reconnected = i % 11 == 0;
+            s.reconnects = u8::from(i % 11 == 0);
             for w in [&mut with, &mut direct] {
                 w.record(&s);
                 w.check(0, i % 5 != 0);

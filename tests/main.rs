@@ -3,6 +3,9 @@
 //!   model, coordinated omission, error classes, signals);
 //! - `http2`: HTTP/2 against nginx (h2c, h2 over TLS) and a resetting h2 server: counts,
 //!   shared connections, the server's stream limit, GOAWAY, RST_STREAM;
+//! - `http2_hostile`: HTTP/2 against hostile servers (floods, HPACK bombs, endless 1xx and
+//!   bodies, no streams, lying content-length, GOAWAY on every request, no h2 by ALPN, refused
+//!   connects): bounded RSS and wall time, exit codes, counts equal to what the peer saw;
 //! - `cli`: exit codes, bad configs named precisely, every file in config/ validates;
 //! - `exporter_prom`: the remote-write exporter alone against a real Prometheus;
 //! - `remote_write`: whole runs pushed into a real Prometheus, totals read back exactly;
@@ -29,6 +32,7 @@ mod engine;
 mod exporter_prom;
 mod generator;
 mod http2;
+mod http2_hostile;
 mod kubernetes;
 mod layers;
 mod otlp;

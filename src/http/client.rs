@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::connect::{self, Stream, TlsTo};
-use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Unprocessed};
+use super::h2::{self as h2c, Attached, H2Request, NoRoom, Pool, Tries, Unprocessed};
 use super::{Ended, bounded, h1};
 use crate::outcome::{ErrorKind, Outcome, Wire};
 
@@ -203,7 +203,7 @@ impl Client {
     ///
     /// A request on a reused connection that the server had closed, and that the server
     /// therefore never answered, goes once more on a fresh connection (see
-    /// [`h1::Failure::retryable`]); the outcome says so (`reconnected`), it is no failure.
+    /// [`h1::Failure::retryable`]); the outcome says so (`reconnects`), it is no failure.
     pub(crate) async fn send_h1(
         &mut self,
         target: usize,
@@ -247,7 +247,7 @@ impl Client {
                             wire: Wire::default(),
                             body: r.body,
                             headers: r.headers,
-                            reconnected: false,
+                            reconnects: 0,
                         });
                     }
                     Err(f) => {
@@ -265,7 +265,7 @@ impl Client {
         // What an exchange cut short by its deadline had written and read.
         wire += self.take_h1_wire(target);
         let mut o = self.settle(target, r, deadline_error);
-        o.reconnected = reconnected;
+        o.reconnects = u8::from(reconnected);
         o.wire = wire;
         o
     }
@@ -299,10 +299,15 @@ impl Client {
     /// HTTP/2: sends `req` on a new stream and reads the whole response, within the request
     /// timeout (or `hard_deadline`, whichever comes first), unless `cut` completes first.
     ///
-    /// A request the server certainly did not process goes again on another connection (and
-    /// the outcome says `reconnected`): one the connection would not open a stream for (it had
-    /// closed, or the server had sent GOAWAY), one above a GOAWAY's last stream id (a graceful
-    /// shutdown), and, once, one refused with `RST_STREAM(REFUSED_STREAM)`.
+    /// A request the server certainly did not process goes again on another connection, at
+    /// most [`H2_MAX_RETRIES`] times: one above a GOAWAY's last stream id (a graceful
+    /// shutdown), one written on a reused connection that closed without a word (idempotent
+    /// methods only), and, once, one refused with `RST_STREAM(REFUSED_STREAM)`. The outcome's
+    /// `reconnects` counts the tries sent after the first, so requests plus reconnects are the
+    /// tries the server received. One the connection would not open a stream for (it had
+    /// closed, or the server had sent GOAWAY) was never sent: it looks for another connection,
+    /// uncounted. One still waiting at its deadline for a server that allows no streams fails
+    /// as `no_stream`.
     pub(crate) async fn send_h2(
         &mut self,
         target: usize,
@@ -311,19 +316,22 @@ impl Client {
         cut: impl Future<Output = ()>,
     ) -> Outcome {
         let (deadline, deadline_error) = self.deadline(hard_deadline);
-        let mut reconnected = false;
+        let mut tries = Tries::default();
         let fut = async {
             let mut refused = false;
-            // Each pass that goes again is caused by the server; bound them all the same.
-            for _ in 0..8 {
+            let mut last = ErrorKind::ConnectionClosed;
+            // Looking for a connection that opens the stream is bounded too.
+            for _ in 0..H2_MAX_PASSES {
                 let attached = self.attach_h2(target).await?;
-                match h2c::exchange(attached, &req, KEPT_BODY_LIMIT).await {
+                match h2c::exchange(attached, &req, KEPT_BODY_LIMIT, &mut tries).await {
                     Ok(o) => return Ok(o),
                     Err(f) => {
+                        let more = tries.sent <= H2_MAX_RETRIES;
                         let again = match f.unprocessed {
                             Unprocessed::No => false,
-                            Unprocessed::NotSent | Unprocessed::GoAway => true,
-                            Unprocessed::Refused => !std::mem::replace(&mut refused, true),
+                            Unprocessed::NotSent => true,
+                            Unprocessed::GoAway | Unprocessed::Unanswered => more,
+                            Unprocessed::Refused => more && !std::mem::replace(&mut refused, true),
                         };
                         // A GOAWAY or a failed connection: no new streams on it. A reset stream
                         // leaves the connection to the others.
@@ -334,25 +342,29 @@ impl Client {
                         if !again {
                             return Err(f.kind);
                         }
-                        reconnected = true;
+                        last = f.kind;
                     }
                 }
             }
-            Err(ErrorKind::ConnectionClosed)
+            Err(last)
         };
         let r = bounded(fut, deadline, cut).await;
+        let reconnects = tries.sent.saturating_sub(1);
         let kind = match r {
             Ok(Ok(mut o)) => {
-                o.reconnected = reconnected;
+                o.reconnects = reconnects;
                 return o;
             }
             Ok(Err(kind)) => kind,
+            Err(Ended::Deadline) if tries.waiting && deadline_error == ErrorKind::Timeout => {
+                ErrorKind::NoStream
+            }
             Err(Ended::Deadline) => deadline_error,
             // The stream is reset when its futures drop; the connection stays.
             Err(Ended::Cut) => ErrorKind::Cancelled,
         };
         let mut o = Outcome::failed(kind);
-        o.reconnected = reconnected;
+        o.reconnects = reconnects;
         o
     }
 
@@ -372,14 +384,22 @@ impl Client {
                     break;
                 }
                 match pool.no_room(target) {
-                    NoRoom::Wait(opening) => opening.wait().await,
+                    // A failed opening fails its waiters the same way (one refused connect is
+                    // `connection_refused` for each of them).
+                    NoRoom::Wait(opening) => opening.wait().await?,
                     NoRoom::Open(guard) => {
                         // Boxed: the connect (and TLS handshake) state machine is large and rare.
                         let opened = Box::pin(self.open_raw(target)).await;
-                        let a = match opened? {
-                            Opened::H2(c) => pool.add(target, c),
-                            // The server did not agree to HTTP/2 (ALPN).
-                            Opened::Conn(_) => return Err(ErrorKind::Protocol),
+                        let a = match opened {
+                            Ok(Opened::H2(c)) => pool.add(target, c),
+                            Ok(Opened::Conn(_)) => {
+                                guard.fail(ErrorKind::Protocol);
+                                return Err(ErrorKind::Protocol);
+                            }
+                            Err(kind) => {
+                                guard.fail(kind);
+                                return Err(kind);
+                            }
                         };
                         drop(guard);
                         self.conns[target] = Some(Conn::H2(a));
@@ -390,7 +410,8 @@ impl Client {
         }
         match &mut self.conns[target] {
             Some(Conn::H2(a)) => Ok(a),
-            _ => Err(ErrorKind::Protocol),
+            // Every connection opened meanwhile filled up or closed before this VU got in.
+            _ => Err(ErrorKind::ConnectionClosed),
         }
     }
 
@@ -440,7 +461,11 @@ impl Client {
             let stream = connect::connect(addrs, tls, opts.connect_timeout)
                 .await
                 .map_err(|e| e.kind)?;
-            if opts.http2 || stream.alpn_h2() {
+            if opts.http2 {
+                if matches!(stream, Stream::Tls(_)) && !stream.alpn_h2() {
+                    not_h2_warning(t, stream.alpn());
+                    return Err(ErrorKind::Protocol);
+                }
                 let settings = opts.h2_max_streams > 1;
                 return h2c::handshake(stream, settings).await.map(Opened::H2);
             }
@@ -454,6 +479,31 @@ impl Client {
             Err(_) => Err(ErrorKind::Timeout),
         }
     }
+}
+
+/// Most times an HTTP/2 request goes again after tries the server did not process.
+pub(crate) const H2_MAX_RETRIES: u8 = 2;
+/// Most passes of an HTTP/2 request in all: its tries, and its looks for a connection that
+/// would open a stream.
+const H2_MAX_PASSES: usize = 8;
+
+/// `--http2` over TLS and the server chose something else than `h2` by ALPN: its requests
+/// fail as `protocol`; said once per process.
+fn not_h2_warning(t: &Target, alpn: Option<&[u8]>) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let chose = alpn.map_or_else(
+        || "no protocol".to_string(),
+        |p| String::from_utf8_lossy(p).into_owned(),
+    );
+    tracing::warn!(
+        "https://{}: the server did not negotiate h2 (ALPN chose {chose}); --http2 needs a \
+         server that speaks HTTP/2 over TLS: its requests fail as protocol (without --http2 \
+         they go over HTTP/1.1)",
+        t.authority
+    );
 }
 
 fn tls_connector(insecure: bool, http2: bool) -> Result<tokio_rustls::TlsConnector, rustls::Error> {
@@ -551,7 +601,7 @@ mod tests {
             };
             let o = c.send_h1(0, request(wire, idempotent), None, never()).await;
             assert_eq!((o.status, o.error), (Some(200), None), "request {i}");
-            reconnects += u32::from(o.reconnected);
+            reconnects += u32::from(o.reconnects);
         }
         assert_eq!(
             count.load(Ordering::SeqCst),
@@ -640,7 +690,7 @@ mod tests {
                     .send_h1(0, request(wire.as_bytes(), false), None, never())
                     .await;
                 assert_eq!(o.status, Some(200));
-                assert!(!o.reconnected);
+                assert_eq!(o.reconnects, 0);
             }
         }
     }

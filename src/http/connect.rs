@@ -32,9 +32,14 @@ pub(crate) enum Stream {
 impl Stream {
     /// Whether ALPN chose HTTP/2.
     pub(crate) fn alpn_h2(&self) -> bool {
+        self.alpn() == Some(b"h2")
+    }
+
+    /// The protocol ALPN chose (None: cleartext, or the server chose none).
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
         match self {
-            Stream::Tcp(_) => false,
-            Stream::Tls(t) => t.get_ref().1.alpn_protocol() == Some(b"h2"),
+            Stream::Tcp(_) => None,
+            Stream::Tls(t) => t.get_ref().1.alpn_protocol(),
         }
     }
 }

@@ -47,6 +47,7 @@ pub(crate) mod setting {
     pub(crate) const MAX_CONCURRENT_STREAMS: u16 = 3;
     pub(crate) const INITIAL_WINDOW_SIZE: u16 = 4;
     pub(crate) const MAX_FRAME_SIZE: u16 = 5;
+    pub(crate) const MAX_HEADER_LIST_SIZE: u16 = 6;
 }
 
 /// Error codes (RFC 9113 §7).
@@ -60,6 +61,7 @@ pub(crate) mod code {
     pub(crate) const REFUSED_STREAM: u32 = 7;
     pub(crate) const CANCEL: u32 = 8;
     pub(crate) const COMPRESSION_ERROR: u32 = 9;
+    pub(crate) const ENHANCE_YOUR_CALM: u32 = 0xb;
     pub(crate) const HTTP_1_1_REQUIRED: u32 = 0xd;
 }
 

@@ -21,6 +21,14 @@
 //! encoded (once, at plan time, for requests that never vary: see [`super::hpack`]); response
 //! header blocks are decoded only as far as the HPACK dynamic table and `:status` require.
 //!
+//! A hostile server finds everything bounded: acknowledgements it leaves unread
+//! ([`MAX_QUEUED_CONTROL`]), header blocks ([`MAX_HEADER_BLOCK`], CONTINUATION frame headers
+//! counted) and decoded header lists (SETTINGS_MAX_HEADER_LIST_SIZE, [`MAX_HEADER_LIST`]),
+//! informational responses ([`MAX_INFORMATIONAL`]); past a bound the connection (or the stream)
+//! ends with ENHANCE_YOUR_CALM and its requests fail as `protocol`. A response whose DATA
+//! disagree with its `content-length`, or with two `:status`, is malformed (`protocol`). A server
+//! that allows no streams gets none: the request waits on its connection ([`wait_for_room`]).
+//!
 //! Failures come back as a [`Failure`]: an [`ErrorKind`] plus whether the server certainly did
 //! not process the request (`REFUSED_STREAM`, a stream above a `GOAWAY`'s last stream id, or a
 //! request the connection refused before sending), which the client may send again on another
@@ -31,6 +39,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -39,7 +48,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connect::Stream;
 use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
-use super::hpack::{Decoder, Encoder};
+use super::hpack::{Decoder, Encoder, MAX_HEADER_LIST};
 use super::io_error_kind;
 use crate::outcome::{ErrorKind, Outcome, Wire};
 
@@ -54,8 +63,18 @@ const READ_BUF: usize = 2 * (frame::DEFAULT_MAX_FRAME + HEAD_LEN);
 const WRITE_HIGH: usize = 64 << 10;
 /// Largest stream id (client streams are odd).
 const MAX_STREAM_ID: u32 = (1 << 31) - 1;
-/// Largest header block (HEADERS + CONTINUATION) we assemble.
-const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// Largest header block we assemble, its HEADERS and CONTINUATION frames' 9-octet headers
+/// counted (so a flood of empty CONTINUATION frames ends too): four times the header list we
+/// accept, room for any sane encoding of a list within that bound. Past it the connection ends
+/// with GOAWAY(ENHANCE_YOUR_CALM): the block cannot be decoded, and the HPACK table with it.
+const MAX_HEADER_BLOCK: usize = 4 * MAX_HEADER_LIST;
+/// Acknowledgements (PING, SETTINGS) queued and not yet written at most (x/net/http2 bounds its
+/// queued control frames the same way): a server that keeps sending them and never reads the
+/// answers ends its connection with GOAWAY(ENHANCE_YOUR_CALM) instead of growing the write
+/// buffer without end. A server that reads never comes near: a full read buffer holds fewer.
+const MAX_QUEUED_CONTROL: u32 = 10_000;
+/// Informational (1xx) responses a request takes before its final one; one more fails it.
+const MAX_INFORMATIONAL: u8 = 5;
 
 /// One HTTP/2 connection in a [`Pool`].
 pub(crate) struct Slot {
@@ -81,6 +100,11 @@ impl Slot {
             .conn
             .try_borrow()
             .map_or(usize::MAX, |c| c.st.peer_max_streams);
+        if peer == 0 {
+            // The server allows no stream for now: the VUs wait on this connection for it to
+            // allow some, rather than open one connection each.
+            return max_streams;
+        }
         max_streams.min(peer).max(1)
     }
 }
@@ -99,14 +123,17 @@ pub(crate) struct Pool {
 pub(crate) struct Opening {
     waiting: Cell<usize>,
     done: tokio::sync::Notify,
+    /// Why the opening failed: the VUs that waited for it fail the same way.
+    failed: Cell<Option<ErrorKind>>,
 }
 
 impl Opening {
-    /// Waits until the connection is open (or its opening failed).
-    pub(crate) async fn wait(&self) {
+    /// Waits until the connection is open; `Err`: its opening failed, and why.
+    pub(crate) async fn wait(&self) -> Result<(), ErrorKind> {
         let notified = self.done.notified();
         notified.await;
         self.waiting.set(self.waiting.get().saturating_sub(1));
+        self.failed.get().map_or(Ok(()), Err)
     }
 }
 
@@ -116,6 +143,14 @@ pub(crate) struct OpenGuard<'a> {
     pool: &'a Pool,
     target: usize,
     opening: Rc<Opening>,
+}
+
+impl OpenGuard<'_> {
+    /// The connection could not be opened: the VUs waiting for it fail with `kind` (a
+    /// refused connect is `connection_refused` for all of them).
+    pub(crate) fn fail(self, kind: ErrorKind) {
+        self.opening.failed.set(Some(kind));
+    }
 }
 
 impl Drop for OpenGuard<'_> {
@@ -169,6 +204,7 @@ impl Pool {
         let o = Rc::new(Opening {
             waiting: Cell::new(0),
             done: tokio::sync::Notify::new(),
+            failed: Cell::new(None),
         });
         if self.max_streams > 1
             && let Some(slot) = opening.get_mut(target)
@@ -286,10 +322,12 @@ pub(crate) struct Failure {
 pub(crate) enum Unprocessed {
     /// It may have been processed: a failure.
     No,
-    /// The connection would not open the stream (it had closed or was going away), or it
-    /// closed without a word before the server answered a request on a reused connection that
-    /// may be sent again.
+    /// The connection would not open the stream (it had closed or was going away, or had no
+    /// room): nothing of the request was written.
     NotSent,
+    /// Written on a reused connection that closed without a word before the server answered:
+    /// an idempotent request may go again.
+    Unanswered,
     /// Above the last stream id of the server's `GOAWAY`.
     GoAway,
     /// `RST_STREAM` with `REFUSED_STREAM`.
@@ -345,6 +383,8 @@ pub(crate) struct H2Request<'a> {
     /// The method is idempotent: it may go again when a reused connection closes before the
     /// server answers.
     pub(crate) idempotent: bool,
+    /// A `HEAD` request: the response has no content, whatever its `content-length` says.
+    pub(crate) head_request: bool,
     /// Keep the body for checks and extraction (its first `kept_limit` bytes).
     pub(crate) keep_body: bool,
     /// Keep the response headers.
@@ -374,12 +414,22 @@ pub(crate) fn encode_head<'h>(
     );
 }
 
+/// What became of a request's tries, kept outside its exchanges (which a timeout may drop).
+#[derive(Debug, Default)]
+pub(crate) struct Tries {
+    /// Streams opened for it (its HEADERS queued): the tries the server may have seen.
+    pub(crate) sent: u8,
+    /// It waits for the server to allow a stream.
+    pub(crate) waiting: bool,
+}
+
 /// One exchange on a new stream of `conn`: the request, its body within the flow-control
 /// windows, the whole response. Dropped before it ends, the stream is reset (`CANCEL`).
 pub(crate) async fn exchange(
     conn: &mut Attached,
     req: &H2Request<'_>,
     kept_limit: usize,
+    tries: &mut Tries,
 ) -> Result<Outcome, Failure> {
     let c = &conn.slot.conn;
     if c.borrow().idle() {
@@ -392,7 +442,13 @@ pub(crate) async fn exchange(
         })
         .await;
     }
+    if c.borrow().st.no_streams() {
+        tries.waiting = true;
+        wait_for_room(c).await;
+        tries.waiting = false;
+    }
     let id = c.borrow_mut().st.open(req, kept_limit)?;
+    tries.sent = tries.sent.saturating_add(1);
     let mut guard = Cancel {
         conn: c,
         id,
@@ -402,6 +458,23 @@ pub(crate) async fn exchange(
     let r = poll_fn(|cx| c.borrow_mut().poll_stream(cx, id, req.body, &mut sent)).await;
     guard.armed = false;
     r
+}
+
+/// The server allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0): waits, reading the
+/// connection meanwhile (PINGs are answered), until its SETTINGS allow one or it closes. The
+/// request's timeout bounds the wait; nothing is sent, nothing is retried.
+async fn wait_for_room(c: &RefCell<Conn>) {
+    /// Leaving (done or timed out), wakes the others: one of them takes over the socket.
+    struct Leave<'a>(&'a RefCell<Conn>);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut c) = self.0.try_borrow_mut() {
+                c.st.wake_room();
+            }
+        }
+    }
+    let _leave = Leave(c);
+    poll_fn(|cx| c.borrow_mut().poll_room(cx)).await;
 }
 
 /// Resets a stream whose exchange was dropped before it ended.
@@ -462,6 +535,12 @@ struct State {
     /// A header block in progress (HEADERS without END_HEADERS): stream, END_STREAM.
     continuation: Option<(u32, bool)>,
     hblock: Vec<u8>,
+    /// What the block in progress has cost: its payloads and frame headers.
+    hblock_cost: usize,
+    /// Acknowledgements queued since the write buffer was last empty.
+    ctl_queued: u32,
+    /// VUs waiting for the server to allow a stream.
+    room: Vec<Waker>,
     /// The stream whose waker the socket holds (the last one that polled it).
     io_waiter: Option<u32>,
     /// The stream being polled now (never woken by its own poll).
@@ -550,9 +629,36 @@ struct Active {
     sending: bool,
     /// Woken, and not polled since.
     woken: bool,
+    /// The final response's `content-length`, which its DATA must match.
+    expect_len: Option<u64>,
+    /// Informational responses so far.
+    informational: u8,
+    /// A `HEAD` request (no content comes, whatever `content-length` says).
+    head_request: bool,
 }
 
 impl Active {
+    /// The response is malformed or past a bound: the stream fails as `protocol`, reset with
+    /// `code` unless both sides have ended it (`ended`: the server's END_STREAM came).
+    fn reject(&mut self, wbuf: &mut Vec<u8>, code: u32, ended: bool, polling: Option<u32>) {
+        if !ended || self.sending {
+            frame::put_rst(wbuf, self.id, code);
+        }
+        self.error = Some(Failure::stream_protocol());
+        State::wake(polling, self);
+    }
+
+    /// The server's END_STREAM: the response is complete, unless its DATA disagree with its
+    /// `content-length` (malformed, RFC 9113 §8.1.1).
+    fn end(&mut self, wbuf: &mut Vec<u8>, polling: Option<u32>) {
+        if self.expect_len.is_some_and(|n| n != self.bytes_in) {
+            self.reject(wbuf, code::PROTOCOL_ERROR, true, polling);
+            return;
+        }
+        self.done = true;
+        State::wake(polling, self);
+    }
+
     /// Waits with `waker` (kept as it is when it would wake the same task).
     fn park(&mut self, waker: &Waker) {
         match &self.waker {
@@ -571,6 +677,7 @@ impl Conn {
             &[
                 (setting::ENABLE_PUSH, 0),
                 (setting::INITIAL_WINDOW_SIZE, stream_window),
+                (setting::MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST as u32),
             ],
         );
         let default = frame::DEFAULT_WINDOW as u32;
@@ -601,6 +708,9 @@ impl Conn {
                 settings_seen: false,
                 continuation: None,
                 hblock: Vec::new(),
+                hblock_cost: 0,
+                ctl_queued: 0,
+                room: Vec::new(),
                 io_waiter: None,
                 polling: None,
                 finished: 0,
@@ -639,6 +749,7 @@ impl Conn {
         st.count_out();
         st.wbuf.clear();
         st.wpos = 0;
+        st.ctl_queued = 0;
         st.hold = Holding::default();
         // TLS may hold the last record back until flushed; plain TCP returns at once.
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
@@ -718,6 +829,19 @@ impl Conn {
                 // Our SETTINGS ACK goes now if it can, else with the first request.
                 let _ = self.poll_flush(cx);
                 return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_io(cx));
+        }
+    }
+
+    /// Until the server allows a stream, or the connection closes (see [`wait_for_room`]).
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if !self.st.no_streams() {
+                return Poll::Ready(());
+            }
+            if !self.st.room.iter().any(|w| w.will_wake(cx.waker())) {
+                self.st.room.push(cx.waker().clone());
             }
             ready!(self.poll_io(cx));
         }
@@ -838,6 +962,19 @@ impl State {
         self.dead.is_some() || self.goaway.is_some() || self.next_id > MAX_STREAM_ID
     }
 
+    /// The server allows no streams at all (SETTINGS_MAX_CONCURRENT_STREAMS 0) on a
+    /// connection that is open.
+    fn no_streams(&self) -> bool {
+        self.peer_max_streams == 0 && !self.closed()
+    }
+
+    /// Wakes the VUs waiting for the server to allow a stream.
+    fn wake_room(&mut self) {
+        for w in self.room.drain(..) {
+            w.wake();
+        }
+    }
+
     fn find(&self, id: u32) -> Option<usize> {
         self.streams.iter().position(|a| a.id == id)
     }
@@ -857,6 +994,7 @@ impl State {
         for a in &mut self.streams {
             State::wake(self.polling, a);
         }
+        self.wake_room();
     }
 
     /// Streams were woken and have not run yet: what they queue (typically their VU's next
@@ -924,6 +1062,9 @@ impl State {
             idempotent: req.idempotent,
             sending: !end_stream,
             woken: false,
+            expect_len: None,
+            informational: 0,
+            head_request: req.head_request,
         });
         Ok(id)
     }
@@ -983,14 +1124,14 @@ impl State {
                     .map(BytesMut::freeze)
                     .or_else(|| a.keep_limit.map(|_| Bytes::new())),
                 headers: a.headers,
-                reconnected: false,
+                reconnects: 0,
             });
         }
         let kind = self.dead.unwrap_or(ErrorKind::ConnectionClosed);
         let unprocessed = if self.goaway.is_some_and(|(last, _)| a.id > last) {
             Unprocessed::GoAway
         } else if !a.heard && a.reused && a.idempotent {
-            Unprocessed::NotSent
+            Unprocessed::Unanswered
         } else {
             Unprocessed::No
         };
@@ -1043,13 +1184,31 @@ impl State {
         self.wake_all();
     }
 
-    /// The server broke the protocol: GOAWAY with `code`, every stream ends.
+    /// The server broke the protocol, or went past a bound (`ENHANCE_YOUR_CALM`): GOAWAY with
+    /// `code`, nothing more is read, every stream ends as `protocol`.
     fn conn_error(&mut self, code: u32) {
         if self.dead.is_none() {
             tracing::debug!(code, "HTTP/2 connection error");
+            if code == code::ENHANCE_YOUR_CALM {
+                warn_once(
+                    &CALM_WARNED,
+                    "HTTP/2: a server went past stampede's bounds (unread PING/SETTINGS \
+                     acknowledgements, or a header block too large): its connection ends with \
+                     GOAWAY(ENHANCE_YOUR_CALM) and its requests fail as protocol",
+                );
+            }
             frame::put_goaway(&mut self.wbuf, 0, code);
         }
-        self.fail(frame::classify(code, false));
+        self.fail(ErrorKind::Protocol);
+    }
+
+    /// An acknowledgement is queued: past [`MAX_QUEUED_CONTROL`] unwritten, the connection ends.
+    fn acked(&mut self) -> Result<(), u32> {
+        self.ctl_queued += 1;
+        if self.ctl_queued > MAX_QUEUED_CONTROL {
+            return Err(code::ENHANCE_YOUR_CALM);
+        }
+        Ok(())
     }
 
     fn on_frame(&mut self, h: Head, payload: &[u8]) -> Result<(), u32> {
@@ -1060,38 +1219,8 @@ impl State {
         }
         match h.kind {
             kind::DATA => self.on_data(&h, payload),
-            kind::HEADERS => {
-                if h.stream == 0 {
-                    return Err(code::PROTOCOL_ERROR);
-                }
-                let frag = frame::unpad(&h, payload).ok_or(code::PROTOCOL_ERROR)?;
-                let end_stream = h.flags & flag::END_STREAM != 0;
-                if h.flags & flag::END_HEADERS != 0 {
-                    self.on_block(h.stream, frag, end_stream)
-                } else {
-                    self.hblock.clear();
-                    self.hblock.extend_from_slice(frag);
-                    self.continuation = Some((h.stream, end_stream));
-                    Ok(())
-                }
-            }
-            kind::CONTINUATION => {
-                let Some((sid, end_stream)) = self.continuation else {
-                    return Err(code::PROTOCOL_ERROR);
-                };
-                if self.hblock.len() + payload.len() > MAX_HEADER_BLOCK {
-                    return Err(code::PROTOCOL_ERROR);
-                }
-                self.hblock.extend_from_slice(payload);
-                if h.flags & flag::END_HEADERS == 0 {
-                    return Ok(());
-                }
-                self.continuation = None;
-                let block = std::mem::take(&mut self.hblock);
-                let r = self.on_block(sid, &block, end_stream);
-                self.hblock = block;
-                r
-            }
+            kind::HEADERS => self.on_headers(&h, payload),
+            kind::CONTINUATION => self.on_continuation(&h, payload),
             kind::RST_STREAM => {
                 if h.stream == 0 {
                     return Err(code::PROTOCOL_ERROR);
@@ -1117,6 +1246,7 @@ impl State {
                 }
                 let data: [u8; 8] = payload.try_into().map_err(|_| code::FRAME_SIZE_ERROR)?;
                 if h.flags & flag::ACK == 0 {
+                    self.acked()?;
                     frame::put_ping(&mut self.wbuf, true, data);
                 }
                 Ok(())
@@ -1172,6 +1302,47 @@ impl State {
         }
     }
 
+    /// HEADERS: a whole header block, or the start of one that CONTINUATION frames complete.
+    fn on_headers(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        if h.stream == 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        let frag = frame::unpad(h, payload).ok_or(code::PROTOCOL_ERROR)?;
+        let end_stream = h.flags & flag::END_STREAM != 0;
+        if h.flags & flag::END_HEADERS != 0 {
+            return self.on_block(h.stream, frag, end_stream);
+        }
+        self.hblock.clear();
+        self.hblock.extend_from_slice(frag);
+        self.hblock_cost = HEAD_LEN + payload.len();
+        self.continuation = Some((h.stream, end_stream));
+        Ok(())
+    }
+
+    /// CONTINUATION: more of the block in progress, up to [`MAX_HEADER_BLOCK`].
+    fn on_continuation(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
+        let Some((sid, end_stream)) = self.continuation else {
+            return Err(code::PROTOCOL_ERROR);
+        };
+        self.hblock_cost += HEAD_LEN + payload.len();
+        if self.hblock_cost > MAX_HEADER_BLOCK {
+            return Err(code::ENHANCE_YOUR_CALM);
+        }
+        self.hblock.extend_from_slice(payload);
+        if h.flags & flag::END_HEADERS == 0 {
+            return Ok(());
+        }
+        self.continuation = None;
+        let mut block = std::mem::take(&mut self.hblock);
+        let r = self.on_block(sid, &block, end_stream);
+        // A large block's buffer is not kept for the connection's life.
+        if block.capacity() > 4 * frame::DEFAULT_MAX_FRAME {
+            block = Vec::new();
+        }
+        self.hblock = block;
+        r
+    }
+
     fn on_data(&mut self, h: &Head, payload: &[u8]) -> Result<(), u32> {
         if h.stream == 0 {
             return Err(code::PROTOCOL_ERROR);
@@ -1201,14 +1372,19 @@ impl State {
             return Ok(());
         }
         a.bytes_in += data.len() as u64;
+        let end_stream = h.flags & flag::END_STREAM != 0;
+        if a.expect_len.is_some_and(|n| a.bytes_in > n) {
+            // More than its content-length said: malformed (RFC 9113 §8.1.1).
+            a.reject(&mut self.wbuf, code::PROTOCOL_ERROR, end_stream, polling);
+            return Ok(());
+        }
         if let Some(limit) = a.keep_limit {
             let kept = a.body.get_or_insert_with(BytesMut::new);
             let room = limit.saturating_sub(kept.len()).min(data.len());
             kept.extend_from_slice(&data[..room]);
         }
-        if h.flags & flag::END_STREAM != 0 {
-            a.done = true;
-            State::wake(polling, a);
+        if end_stream {
+            a.end(&mut self.wbuf, polling);
         } else {
             a.recv_unacked += n;
             if a.recv_unacked >= self.stream_window / 2 {
@@ -1234,7 +1410,7 @@ impl State {
             .as_ref()
             .is_some_and(|a| a.keep_headers && a.status.is_none());
         let mut map = HeaderMap::new();
-        let status = if want {
+        let b = if want {
             let mut sink = |n: &[u8], v: &[u8]| {
                 if !n.starts_with(b":")
                     && let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(v))
@@ -1246,7 +1422,7 @@ impl State {
         } else {
             decoder.decode(block, None)
         };
-        let status = status.map_err(|e| {
+        let b = b.map_err(|e| {
             tracing::debug!(error = %e, "HPACK");
             code::COMPRESSION_ERROR
         })?;
@@ -1257,28 +1433,49 @@ impl State {
             return Ok(());
         }
         a.heard = true;
+        let polling = *polling;
+        if b.too_large {
+            // Past the SETTINGS_MAX_HEADER_LIST_SIZE we advertised.
+            warn_once(&STREAM_CALM_WARNED, STREAM_CALM);
+            a.reject(wbuf, code::ENHANCE_YOUR_CALM, end_stream, polling);
+            return Ok(());
+        }
+        // Malformed (RFC 9113 §8.1): two `:status` or a bad `content-length`, a pseudo-header
+        // in trailers, trailers that do not end the stream.
+        if b.malformed || (a.status.is_some() && (b.has_status || !end_stream)) {
+            a.reject(wbuf, code::PROTOCOL_ERROR, end_stream, polling);
+            return Ok(());
+        }
         if a.status.is_none() {
-            match status {
-                // Informational (1xx): the final response follows.
-                Some(s) if s < 200 && !end_stream => return Ok(()),
+            match b.status {
+                // Informational (1xx): the final response follows, after a few at most.
+                Some(s) if s < 200 && !end_stream => {
+                    a.informational += 1;
+                    if a.informational > MAX_INFORMATIONAL {
+                        warn_once(&STREAM_CALM_WARNED, STREAM_CALM);
+                        a.reject(wbuf, code::ENHANCE_YOUR_CALM, false, polling);
+                    }
+                    return Ok(());
+                }
                 Some(s) if s >= 200 => {
                     a.status = Some(s);
+                    // Responses without content may say how long it would have been.
+                    if !(a.head_request || s == 204 || s == 304) {
+                        a.expect_len = b.content_length;
+                    }
                     if want {
                         a.headers = Some(map);
                     }
                 }
                 _ => {
-                    frame::put_rst(wbuf, a.id, code::PROTOCOL_ERROR);
-                    a.error = Some(Failure::stream_protocol());
-                    State::wake(*polling, a);
+                    a.reject(wbuf, code::PROTOCOL_ERROR, end_stream, polling);
                     return Ok(());
                 }
             }
         }
         // Otherwise trailers: decoded for the table's sake, not kept.
         if end_stream {
-            a.done = true;
-            State::wake(*polling, a);
+            a.end(wbuf, polling);
         }
         Ok(())
     }
@@ -1301,7 +1498,17 @@ impl State {
             let id = u16::from_be_bytes([p[0], p[1]]);
             let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
             match id {
-                setting::MAX_CONCURRENT_STREAMS => self.peer_max_streams = v as usize,
+                setting::MAX_CONCURRENT_STREAMS => {
+                    self.peer_max_streams = v as usize;
+                    if v == 0 {
+                        warn_once(
+                            &NO_STREAMS_WARNED,
+                            "HTTP/2: a server allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS \
+                             0): requests wait for it to allow one, each up to --timeout (then \
+                             it fails as timeout, never having been sent)",
+                        );
+                    }
+                }
                 setting::INITIAL_WINDOW_SIZE => {
                     let v = i64::from(v);
                     if v > frame::MAX_WINDOW {
@@ -1328,6 +1535,7 @@ impl State {
                 _ => {}
             }
         }
+        self.acked()?;
         frame::put_settings_ack(&mut self.wbuf);
         self.settings_seen = true;
         self.wake_all();
@@ -1339,6 +1547,7 @@ impl State {
     fn on_goaway(&mut self, last: u32, c: u32) {
         let last = self.goaway.map_or(last, |(l, _)| l.min(last));
         self.goaway = Some((last, c));
+        self.wake_room();
         let polling = self.polling;
         for a in &mut self.streams {
             if a.id > last && !a.done && a.error.is_none() {
@@ -1385,6 +1594,20 @@ impl State {
             pos += HEAD_LEN + h.len;
             self.wire_of(h.stream).sent += (HEAD_LEN + h.len) as u64;
         }
+    }
+}
+
+/// Warnings given once per process.
+static CALM_WARNED: AtomicBool = AtomicBool::new(false);
+static NO_STREAMS_WARNED: AtomicBool = AtomicBool::new(false);
+static STREAM_CALM_WARNED: AtomicBool = AtomicBool::new(false);
+const STREAM_CALM: &str = "HTTP/2: a response went past stampede's bounds (a header list above \
+     64 KiB, or more than 5 informational responses): its stream is reset with \
+     ENHANCE_YOUR_CALM and the request fails as protocol";
+
+fn warn_once(flag: &AtomicBool, message: &str) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        tracing::warn!("{message}");
     }
 }
 
@@ -1497,6 +1720,7 @@ mod tests {
             extra: &[],
             body: &[],
             idempotent: true,
+            head_request: false,
             keep_body: false,
             keep_headers: false,
         }
@@ -1587,7 +1811,7 @@ mod tests {
             let mut req = get(&head);
             req.keep_headers = true;
             req.keep_body = true;
-            exchange(&mut a, &req, 10).await
+            exchange(&mut a, &req, 10, &mut Tries::default()).await
         };
         let ((), r) = tokio::join!(server, run);
         let o = r.expect("a response");
@@ -1632,7 +1856,7 @@ mod tests {
             let head = head_block();
             let mut req = get(&head);
             req.body = &body;
-            exchange(&mut a, &req, 0).await
+            exchange(&mut a, &req, 0, &mut Tries::default()).await
         };
         let ((), r) = tokio::join!(server, run);
         let o = r.expect("a response");
@@ -1668,12 +1892,12 @@ mod tests {
             let head = head_block();
             let req = get(&head);
             let (ra, rb, rc) = futures_util::future::join3(
-                exchange(&mut a, &req, 0),
-                exchange(&mut b, &req, 0),
-                exchange(&mut c, &req, 0),
+                exchange(&mut a, &req, 0, &mut Tries::default()),
+                exchange(&mut b, &req, 0, &mut Tries::default()),
+                exchange(&mut c, &req, 0, &mut Tries::default()),
             )
             .await;
-            let again = exchange(&mut a, &req, 0).await;
+            let again = exchange(&mut a, &req, 0, &mut Tries::default()).await;
             (ra, rb, rc, again, a.usable(3))
         };
         let (_peer, (ra, rb, rc, again, usable)) = tokio::join!(server, run);
@@ -1706,7 +1930,7 @@ mod tests {
         let run = async {
             let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
             let head = head_block();
-            exchange(&mut a, &get(&head), 0).await
+            exchange(&mut a, &get(&head), 0, &mut Tries::default()).await
         };
         let (code, r) = tokio::join!(server, run);
         assert_eq!(code, Some(code::PROTOCOL_ERROR));
@@ -1730,10 +1954,17 @@ mod tests {
             let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
             let head = head_block();
             let req = get(&head);
-            let cut = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            let mut tries = Tries::default();
+            let cut = tokio::time::timeout(
+                Duration::from_millis(50),
+                exchange(&mut a, &req, 0, &mut tries),
+            );
             assert!(cut.await.is_err(), "no answer comes");
             // The reset goes out with the next stream's HEADERS.
-            let next = tokio::time::timeout(Duration::from_millis(50), exchange(&mut a, &req, 0));
+            let next = tokio::time::timeout(
+                Duration::from_millis(50),
+                exchange(&mut a, &req, 0, &mut tries),
+            );
             let _ = next.await;
         };
         let ((opened, reset, code), ()) = tokio::join!(server, run);
@@ -1768,9 +1999,9 @@ mod tests {
         let run = async {
             let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
             let head = head_block();
-            let first = exchange(&mut a, &get(&head), 0).await;
+            let first = exchange(&mut a, &get(&head), 0, &mut Tries::default()).await;
             tokio::time::sleep(Duration::from_millis(60)).await;
-            let second = exchange(&mut a, &get(&head), 0).await;
+            let second = exchange(&mut a, &get(&head), 0, &mut Tries::default()).await;
             drop(a);
             drop(_pool);
             let _ = tx.send(());
@@ -1781,6 +2012,74 @@ mod tests {
         let f = second.expect_err("not sent");
         assert_eq!(f.unprocessed, Unprocessed::NotSent);
         assert!(!kinds.contains(&kind::HEADERS), "{kinds:?}");
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_empty_continuation_frames_ends_in_enhance_your_calm() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[]).await;
+            p.next(kind::HEADERS).await;
+            let mut out = Vec::new();
+            frame::put_head(&mut out, 1, kind::HEADERS, 0, 1);
+            out.push(0x88);
+            // Empty CONTINUATION frames grow no buffer; their frame headers count.
+            for _ in 0..MAX_HEADER_BLOCK / HEAD_LEN + 10 {
+                frame::put_head(&mut out, 0, kind::CONTINUATION, 0, 1);
+            }
+            p.send(&out).await;
+            let (_, payload) = p.next(kind::GOAWAY).await;
+            u32_at(&payload[4..])
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, false, (STREAM_WINDOW, CONN_WINDOW), 1).await;
+            let head = head_block();
+            exchange(&mut a, &get(&head), 0, &mut Tries::default()).await
+        };
+        let (code, r) = tokio::join!(server, run);
+        assert_eq!(code, Some(code::ENHANCE_YOUR_CALM));
+        assert_eq!(r.expect_err("a connection error").kind, ErrorKind::Protocol);
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_while_the_server_allows_no_streams_and_goes_when_it_does() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = async {
+            let mut p = Peer::accept(&l, &[(setting::MAX_CONCURRENT_STREAMS, 0)]).await;
+            // Nothing but SETTINGS (its ACK) and PINGs come while no stream is allowed.
+            let mut out = Vec::new();
+            frame::put_ping(&mut out, false, *b"stillup!");
+            p.send(&out).await;
+            let mut before = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+            while let Ok(Some((h, _))) = tokio::time::timeout_at(deadline, p.frame()).await {
+                before.push(h.kind);
+            }
+            let mut out = Vec::new();
+            frame::put_settings(&mut out, &[(setting::MAX_CONCURRENT_STREAMS, 10)]);
+            p.send(&out).await;
+            let (h, _) = p.next(kind::HEADERS).await;
+            let mut out = Vec::new();
+            let block = status_block(b"200", &[]);
+            frame::put_headers(&mut out, h.stream, [&block, &[]], true, 16_384);
+            p.send(&out).await;
+            before
+        };
+        let run = async {
+            let (_pool, mut a) = client(&l, true, (STREAM_WINDOW, CONN_WINDOW), 2).await;
+            let head = head_block();
+            let mut tries = Tries::default();
+            let r = exchange(&mut a, &get(&head), 0, &mut tries).await;
+            (r, tries.sent)
+        };
+        let (before, (r, sent)) = tokio::join!(server, run);
+        assert!(!before.contains(&kind::HEADERS), "{before:?}");
+        assert!(
+            before.contains(&kind::PING),
+            "the PING was answered: {before:?}"
+        );
+        assert_eq!(r.expect("answered once allowed").status, Some(200));
+        assert_eq!(sent, 1);
     }
 
     #[test]

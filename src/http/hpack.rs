@@ -280,6 +280,8 @@ pub(crate) struct Decoder {
     limit: usize,
     /// Evicted entries whose buffers the next insertions reuse.
     spare: Vec<Entry>,
+    /// The bound on a block's decoded list ([`MAX_HEADER_LIST`]).
+    max_list: usize,
 }
 
 /// Most spare entries kept.
@@ -315,6 +317,7 @@ impl Decoder {
             max: limit,
             limit,
             spare: Vec::new(),
+            max_list: MAX_HEADER_LIST,
         }
     }
 
@@ -399,14 +402,18 @@ impl Decoder {
         Ok(e)
     }
 
-    /// Decodes one complete header block. Returns the `:status` (None if absent or not three
-    /// digits); with `all`, hands every field (decoded) to it.
+    /// Decodes one complete header block: its `:status`, its `content-length`, whether it is
+    /// malformed or too large (see [`Block`]); with `all`, hands every field (decoded) to it,
+    /// up to [`MAX_HEADER_LIST`]. A block past the bound is still decoded to its end (the
+    /// dynamic table is the connection's), but nothing more of it is handed out or decoded
+    /// that need not be.
     pub(crate) fn decode(
         &mut self,
         block: &[u8],
         mut all: Option<Sink<'_>>,
-    ) -> Result<Option<u16>, HpackError> {
-        let mut status = None;
+    ) -> Result<Block, HpackError> {
+        let mut out = Block::default();
+        let mut list = 0usize;
         let mut pos = 0;
         let mut fields = false;
         while pos < block.len() {
@@ -414,8 +421,11 @@ impl Decoder {
             if b & 0x80 != 0 {
                 let i = int(block, &mut pos, 7)?;
                 let (n, v) = self.get(i)?;
-                if n == b":status" {
-                    status = parse_status(v);
+                list += n.len() + v.len() + 32;
+                out.field(special(n), v);
+                if list > self.max_list {
+                    out.too_large = true;
+                    all = None;
                 }
                 if let Some(f) = all.as_mut() {
                     f(n, v);
@@ -444,18 +454,30 @@ impl Decoder {
             };
             let value = Lit::read(block, &mut pos)?;
             fields = true;
-            let is_status = match &name {
-                Name::Index(i) => (8..=14).contains(i) || self.get(*i)?.0 == b":status",
-                Name::Lit(l) if l.huffman => l.decoded()? == b":status",
-                Name::Lit(l) => l.raw == b":status",
+            let (sp, name_len) = match &name {
+                Name::Index(8..=14) => (Special::Status, 7),
+                Name::Index(28) => (Special::ContentLength, 14),
+                Name::Index(i) => {
+                    let n = self.get(*i)?.0;
+                    (special(n), n.len())
+                }
+                Name::Lit(l) if l.huffman => {
+                    let n = l.decoded()?;
+                    (special(&n), n.len())
+                }
+                Name::Lit(l) => (special(l.raw), l.raw.len()),
             };
-            if !(index || is_status || all.is_some()) {
+            // Skipped values count their coded length (a Huffman code is at most 8/5 shorter).
+            list += name_len + value.raw.len() + 32;
+            if list > self.max_list {
+                out.too_large = true;
+                all = None;
+            }
+            if !(index || sp != Special::Other || all.is_some()) {
                 continue;
             }
             let e = self.materialize(&name, value)?;
-            if is_status {
-                status = parse_status(&e.value);
-            }
+            out.field(sp, &e.value);
             if let Some(f) = all.as_mut() {
                 f(&e.name, &e.value);
             }
@@ -465,8 +487,71 @@ impl Decoder {
                 self.recycle(e);
             }
         }
-        Ok(status)
+        Ok(out)
     }
+}
+
+/// The most octets of decoded header list (RFC 9113 §6.5.2: names, values and 32 octets per
+/// field) a response's header block may carry: advertised as SETTINGS_MAX_HEADER_LIST_SIZE.
+pub(crate) const MAX_HEADER_LIST: usize = 64 << 10;
+
+/// What the client reads of a header block (the rest is decoded for the dynamic table only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Block {
+    /// `:status` (None if absent or not three digits).
+    pub(crate) status: Option<u16>,
+    /// `content-length`, when present (and, if repeated, the same each time).
+    pub(crate) content_length: Option<u64>,
+    /// Malformed (RFC 9113 §8.1.1, §8.3.2): a second `:status`, or a `content-length` that is
+    /// not a number or disagrees with another.
+    pub(crate) malformed: bool,
+    /// The decoded list exceeded [`MAX_HEADER_LIST`].
+    pub(crate) too_large: bool,
+    /// Any `:status` field (trailers must have none).
+    pub(crate) has_status: bool,
+}
+
+impl Block {
+    fn field(&mut self, sp: Special, v: &[u8]) {
+        match sp {
+            Special::Other => {}
+            Special::Status => {
+                self.malformed |= self.has_status;
+                self.has_status = true;
+                self.status = parse_status(v);
+            }
+            Special::ContentLength => match parse_length(v) {
+                Some(n) if self.content_length.is_none_or(|m| m == n) => {
+                    self.content_length = Some(n);
+                }
+                _ => self.malformed = true,
+            },
+        }
+    }
+}
+
+/// The fields [`Block`] looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Special {
+    Status,
+    ContentLength,
+    Other,
+}
+
+fn special(name: &[u8]) -> Special {
+    match name {
+        b":status" => Special::Status,
+        b"content-length" => Special::ContentLength,
+        _ => Special::Other,
+    }
+}
+
+/// A `content-length` value: 1 to 19 digits.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 fn parse_status(v: &[u8]) -> Option<u16> {
@@ -801,7 +886,9 @@ mod tests {
                 String::from_utf8_lossy(v).into_owned(),
             ))
         };
-        d.decode(block, Some(&mut sink)).expect("decodes");
+        d.decode(block, Some(&mut sink))
+            .map(|b| b.status)
+            .expect("decodes");
         got
     }
 
@@ -879,14 +966,20 @@ mod tests {
         assert_eq!(d.dynamic(), (222, 4));
         // Lazily: only the status; the dynamic table moves exactly as when decoding all.
         let mut lazy = Decoder::new(256);
-        assert_eq!(lazy.decode(&hex(blocks[0]), None), Ok(Some(302)));
+        assert_eq!(
+            lazy.decode(&hex(blocks[0]), None).map(|b| b.status),
+            Ok(Some(302))
+        );
         assert_eq!(lazy.dynamic(), (222, 4));
 
         let mut want = vec![(":status", "307")];
         want.extend(first);
         assert_eq!(decode_all(&mut d, &hex(blocks[1])), pairs(&want));
         assert_eq!(d.dynamic(), (222, 4));
-        assert_eq!(lazy.decode(&hex(blocks[1]), None), Ok(Some(307)));
+        assert_eq!(
+            lazy.decode(&hex(blocks[1]), None).map(|b| b.status),
+            Ok(Some(307))
+        );
 
         assert_eq!(
             decode_all(&mut d, &hex(blocks[2])),
@@ -903,7 +996,10 @@ mod tests {
             ])
         );
         assert_eq!(d.dynamic(), (215, 3));
-        assert_eq!(lazy.decode(&hex(blocks[2]), None), Ok(Some(200)));
+        assert_eq!(
+            lazy.decode(&hex(blocks[2]), None).map(|b| b.status),
+            Ok(Some(200))
+        );
         assert_eq!(lazy.dynamic(), (215, 3));
         assert_eq!(
             d.get(62).map(|(n, _)| n.to_vec()),
@@ -964,17 +1060,29 @@ mod tests {
     #[test]
     fn errors_index_size_update_and_truncation() {
         let mut d = Decoder::new(4096);
-        assert_eq!(d.decode(&[0x80], None), Err(HpackError::Index(0)));
-        assert_eq!(d.decode(&[0xbe], None), Err(HpackError::Index(62)));
+        assert_eq!(
+            d.decode(&[0x80], None).map(|b| b.status),
+            Err(HpackError::Index(0))
+        );
+        assert_eq!(
+            d.decode(&[0xbe], None).map(|b| b.status),
+            Err(HpackError::Index(62))
+        );
         // A size update above what we allow, and one after a field.
         assert_eq!(
-            d.decode(&[0x3f, 0xe2, 0x1f], None),
+            d.decode(&[0x3f, 0xe2, 0x1f], None).map(|b| b.status),
             Err(HpackError::SizeUpdate)
         );
-        assert_eq!(d.decode(&[0x88, 0x20], None), Err(HpackError::SizeUpdate));
-        assert_eq!(d.decode(&[0x20, 0x88], None), Ok(Some(200)));
         assert_eq!(
-            d.decode(&[0x04, 0x05, b'/'], None),
+            d.decode(&[0x88, 0x20], None).map(|b| b.status),
+            Err(HpackError::SizeUpdate)
+        );
+        assert_eq!(
+            d.decode(&[0x20, 0x88], None).map(|b| b.status),
+            Ok(Some(200))
+        );
+        assert_eq!(
+            d.decode(&[0x04, 0x05, b'/'], None).map(|b| b.status),
             Err(HpackError::Truncated)
         );
     }
@@ -1110,5 +1218,125 @@ mod tests {
         let mut get = Vec::new();
         encode_request(&mut get, b"GET", b"http", b"h", b"/", []);
         assert_eq!(get, [0x82, 0x86, 0x01, 0x01, b'h', 0x84]);
+    }
+
+    /// A literal with incremental indexing, its name indexed (static `index`).
+    fn indexed_literal(out: &mut Vec<u8>, index: usize, value: &[u8]) {
+        put_int(out, INCREMENTAL, 6, index);
+        put_str(out, value);
+    }
+
+    #[test]
+    fn an_hpack_bomb_is_cut_at_the_header_list_bound_and_the_table_survives() {
+        // One ~4 KB entry, then 100,000 one-octet references to it: 400 MB if materialized.
+        let mut block = vec![0x88];
+        indexed_literal(&mut block, 54, &[b'x'; 4000]);
+        block.extend(std::iter::repeat_n(0xbe, 100_000));
+        for keep in [true, false] {
+            let mut d = Decoder::new(4096);
+            let mut handed = 0usize;
+            let mut sink = |n: &[u8], v: &[u8]| handed += n.len() + v.len() + 32;
+            let sink: Option<Sink<'_>> = if keep { Some(&mut sink) } else { None };
+            let b = d.decode(&block, sink).expect("decodes");
+            assert!(b.too_large, "keep={keep}");
+            assert_eq!(b.status, Some(200));
+            assert!(handed <= MAX_HEADER_LIST, "{handed}");
+            if keep {
+                assert!(handed > MAX_HEADER_LIST - 4100, "{handed}");
+            }
+            // The table kept step: the next block refers to the entry.
+            let next = d.decode(&[0x88, 0xbe], None).expect("decodes");
+            assert_eq!((next.status, next.too_large), (Some(200), false));
+            assert_eq!(d.dynamic(), (4000 + 6 + 32, 1));
+        }
+    }
+
+    #[test]
+    fn literals_skipped_lazily_count_toward_the_bound() {
+        // 20 literals of 4,000 octets, never indexed and not kept: 80 KB decoded.
+        let mut block = vec![0x88];
+        for _ in 0..20 {
+            put_field(&mut block, b"x-pad", &[b'p'; 4000]);
+        }
+        let b = Decoder::new(4096).decode(&block, None).expect("decodes");
+        assert!(b.too_large);
+        let mut small = vec![0x88];
+        put_field(&mut small, b"x-pad", &[b'p'; 4000]);
+        let b = Decoder::new(4096).decode(&small, None).expect("decodes");
+        assert!(!b.too_large);
+    }
+
+    #[test]
+    fn status_and_content_length_are_read_and_malformed_blocks_flagged() {
+        let cl = |vals: &[&[u8]], extra_status: bool| {
+            let mut block = vec![0x88];
+            if extra_status {
+                block.push(0x8d);
+            }
+            for v in vals {
+                // Name indexed (content-length is static 28), without indexing / indexed.
+                put_field(&mut block, b"content-length", v);
+            }
+            Decoder::new(4096).decode(&block, None).expect("decodes")
+        };
+        let b = cl(&[b"100"], false);
+        assert_eq!(
+            (b.status, b.content_length, b.malformed),
+            (Some(200), Some(100), false)
+        );
+        assert_eq!(cl(&[b"5", b"5"], false).content_length, Some(5));
+        assert!(cl(&[b"5", b"6"], false).malformed);
+        assert!(cl(&[b"-1"], false).malformed);
+        assert!(cl(&[b""], false).malformed);
+        assert!(cl(&[b"99999999999999999999"], false).malformed);
+        let two = cl(&[], true);
+        assert!(two.malformed && two.has_status, "two :status fields");
+        // In the dynamic table (nginx indexes it) and through a Huffman-coded literal name.
+        let mut d = Decoder::new(4096);
+        let mut block = vec![0x88];
+        indexed_literal(&mut block, 28, b"42");
+        assert_eq!(
+            d.decode(&block, None).map(|b| b.content_length),
+            Ok(Some(42))
+        );
+        assert_eq!(
+            d.decode(&[0x88, 0xbe], None).map(|b| b.content_length),
+            Ok(Some(42))
+        );
+        let mut block = vec![0x88, 0x00];
+        let name = b"content-length";
+        let mut coded = Vec::new();
+        huffman_encode_for_test(name, &mut coded);
+        put_int(&mut block, 0x80, 7, coded.len());
+        block.extend_from_slice(&coded);
+        put_str(&mut block, b"7");
+        assert_eq!(
+            Decoder::new(4096)
+                .decode(&block, None)
+                .map(|b| b.content_length),
+            Ok(Some(7))
+        );
+    }
+
+    /// Huffman-encodes `src` with the canonical code (tests only).
+    fn huffman_encode_for_test(src: &[u8], out: &mut Vec<u8>) {
+        let c = &CANONICAL;
+        let (mut acc, mut bits) = (0u64, 0u32);
+        for &sym in src {
+            let len = HUFFMAN_LENGTHS[sym as usize] as usize;
+            let rank = (c.start[len]..c.start[len] + c.count[len])
+                .position(|k| c.syms[k as usize] == u16::from(sym))
+                .expect("symbol");
+            let code = c.first[len] + rank as u32;
+            acc = (acc << len) | u64::from(code);
+            bits += len as u32;
+            while bits >= 8 {
+                out.push((acc >> (bits - 8)) as u8);
+                bits -= 8;
+            }
+        }
+        if bits > 0 {
+            out.push(((acc << (8 - bits)) as u8) | ((1u8 << (8 - bits)) - 1));
+        }
     }
 }

@@ -30,6 +30,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tokio::task::{Unconstrained, unconstrained};
+
 use crate::outcome::ErrorKind;
 
 /// Classifies an I/O error.
@@ -63,9 +65,9 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         #[pin]
-        sleep: tokio::time::Sleep,
+        sleep: Unconstrained<tokio::time::Sleep>,
         #[pin]
-        cut: C,
+        cut: Unconstrained<C>,
     }
 }
 
@@ -86,8 +88,8 @@ pub(crate) fn bounded<F: Future, C: Future<Output = ()>>(
 ) -> Bounded<F, C> {
     Bounded {
         fut,
-        sleep: tokio::time::sleep_until(deadline),
-        cut,
+        sleep: unconstrained(tokio::time::sleep_until(deadline)),
+        cut: unconstrained(cut),
     }
 }
 
@@ -96,7 +98,10 @@ impl<F: Future, C: Future<Output = ()>> Future for Bounded<F, C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // The exchange first: one that is done is never reported as timed out or cut.
+        // The exchange first: one that is done is never reported as timed out or cut. The
+        // deadline and the cut are looked at outside tokio's cooperative budget: a server that
+        // floods frames uses up the budget in the exchange every time, and a budgeted timer
+        // would then never fire (the request would outlive its timeout without end).
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
@@ -113,6 +118,35 @@ impl<F: Future, C: Future<Output = ()>> Future for Bounded<F, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_future_that_uses_up_the_budget_every_poll_still_meets_its_deadline() {
+        // An exchange with a server that floods frames: every poll reads until tokio's
+        // cooperative budget is gone. The deadline must fire all the same (and the cut too).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let busy = || async {
+                loop {
+                    tokio::task::consume_budget().await;
+                }
+            };
+            let r = rt.block_on(async {
+                let soon = tokio::time::Instant::now() + Duration::from_millis(50);
+                let later = soon + Duration::from_secs(3600);
+                let deadline = bounded(busy(), soon, std::future::pending()).await;
+                let cut = bounded(busy(), later, tokio::time::sleep(Duration::from_millis(50)));
+                (deadline.err(), cut.await.err())
+            });
+            let _ = tx.send(r);
+        });
+        let r = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(r, Ok((Some(Ended::Deadline), Some(Ended::Cut))));
+    }
 
     #[test]
     fn io_errors_are_classified() {

@@ -45,7 +45,7 @@ pub struct ReqSlot {
     pub bytes_out: u64,
     /// Octets on the wire, both ways.
     pub wire: Wire,
-    /// Requests that went again on a fresh connection (not failures).
+    /// Tries sent again on another connection (not failures).
     pub reconnects: u64,
     /// By status code (a handful: a list beats a map on the hot path).
     pub statuses: Vec<(u16, u64)>,
@@ -417,7 +417,7 @@ impl Timeline {
         r.bytes_in += s.bytes_in;
         r.bytes_out += s.bytes_out;
         r.wire += s.wire;
-        r.reconnects += u64::from(s.reconnected);
+        r.reconnects += u64::from(s.reconnects);
         if let Some(c) = s.status {
             bump(&mut r.statuses, c, 1);
         }
@@ -555,7 +555,7 @@ mod tests {
             bytes_in: 1,
             bytes_out: 0,
             wire: Default::default(),
-            reconnected: false,
+            reconnects: 0,
         }
     }
 
