@@ -790,7 +790,8 @@ mod tests {
             t.contains("fail\n          crossed p99[1s] < 100ms, error_rate < 1%"),
             "{t}"
         );
-        assert!(t.contains("before the target broke the SLO"), "{t}");
+        let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("before the target broke the SLO"), "{t}");
         // A re-checked step says so under its row, and the re-check's phase fits the table.
         c.steps[1].rechecked = true;
         c.steps.insert(

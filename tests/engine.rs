@@ -880,10 +880,6 @@ fn credentials_in_an_upper_case_scheme_never_show() {
 
 #[cfg(unix)]
 #[test]
-#[allow(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also gives its peak memory"
-)]
 fn kept_bodies_are_bounded_and_a_check_past_the_bound_fails_with_a_warning() {
     use std::io::Read;
     // 8 MiB bodies whose only "TAIL" lies past the 1 MiB that checks see.
@@ -920,6 +916,7 @@ fn kept_bodies_are_bounded_and_a_check_past_the_bound_fails_with_a_warning() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn stampede");
+    let peak = support::PeakRss::watch(child.id());
     let mut stderr = String::new();
     child
         .stderr
@@ -927,17 +924,8 @@ fn kept_bodies_are_bounded_and_a_check_past_the_bound_fails_with_a_warning() {
         .expect("stderr")
         .read_to_string(&mut stderr)
         .expect("read stderr");
-    // wait4 gives this child's own peak memory.
-    let mut status = 0;
-    // SAFETY: an all-zero rusage (plain integers) is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 writes only into `status` and `ru`, and reaps our own child.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    assert_eq!(pid, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{stderr}"
-    );
+    let status = child.wait().expect("wait for stampede");
+    assert_eq!(status.code(), Some(0), "{stderr}");
     let s = support::summary_json(&json);
     assert_eq!(s["requests"], 40, "{s}");
     assert_eq!(s["failures"], 0, "{s}");
@@ -945,7 +933,7 @@ fn kept_bodies_are_bounded_and_a_check_past_the_bound_fails_with_a_warning() {
     let warnings = stderr.lines().filter(|l| l.contains("first 1 MiB")).count();
     assert_eq!(warnings, 1, "{stderr}");
     // 20 VUs × 8 MiB would be 160 MB kept; the bound keeps at most ~2 MiB per VU.
-    let peak_mb = ru.ru_maxrss as u64 / 1024;
+    let peak_mb = peak.mb();
     assert!(peak_mb < 100, "peak RSS {peak_mb} MB");
 }
 

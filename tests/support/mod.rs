@@ -67,22 +67,51 @@ pub struct Measured {
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
-    /// Peak resident set size, MB (the child's own `ru_maxrss`).
+    /// Peak resident set size, MB (the child's own `VmHWM`, see [`PeakRss`]).
     pub peak_rss_mb: u64,
     /// From start to exit.
     pub wall: std::time::Duration,
 }
 
-/// Runs the stampede binary and measures its peak memory (wait4's rusage) and wall time.
+/// Watches a child's peak resident set: its `VmHWM` in `/proc/<pid>/status`, read every 5 ms
+/// until the process has no memory left (a zombie, or reaped). Not `wait4`'s `ru_maxrss`: on
+/// Linux a child started with vfork/posix_spawn (as `Command` does) inherits its parent's
+/// high-water mark at exec, so a test binary of 250 MB made every child look 250 MB large.
+pub struct PeakRss(std::thread::JoinHandle<u64>);
+
+impl PeakRss {
+    /// Starts watching `pid`.
+    pub fn watch(pid: u32) -> PeakRss {
+        PeakRss(std::thread::spawn(move || {
+            let mut peak_kb = 0;
+            while let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let Some(kb) = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                else {
+                    break;
+                };
+                peak_kb = peak_kb.max(kb);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak_kb
+        }))
+    }
+
+    /// The peak seen, MB (call after the child has exited).
+    pub fn mb(self) -> u64 {
+        self.0.join().unwrap_or(0) / 1024
+    }
+}
+
+/// Runs the stampede binary and measures its peak memory ([`PeakRss`]) and wall time.
 #[cfg(unix)]
-#[allow(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also gives its peak memory"
-)]
 pub fn stampede_measured(args: &[&str]) -> Measured {
     use std::io::Read;
     let started = std::time::Instant::now();
     let mut child = stampede_child(args);
+    let peak = PeakRss::watch(child.id());
     let mut out = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -96,17 +125,12 @@ pub fn stampede_measured(args: &[&str]) -> Measured {
         .expect("stderr")
         .read_to_string(&mut stderr);
     let stdout = reader.join().unwrap_or_default();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage (plain integers) is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 writes only into `status` and `ru`, and reaps our own child.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    assert_eq!(pid, child.id() as i32, "wait4");
+    let status = child.wait().expect("wait for stampede");
     Measured {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        code: status.code(),
         stdout,
         stderr,
-        peak_rss_mb: ru.ru_maxrss as u64 / 1024,
+        peak_rss_mb: peak.mb(),
         wall: started.elapsed(),
     }
 }
