@@ -241,7 +241,7 @@ const panels = [
       `histogram_quantile(${q}, sum by (le) (rate(${sel('stampede_iteration_duration_seconds_bucket', RUN)}[$window]))) or histogram_quantile(${q}, sum(rate(${sel('stampede_iteration_duration_seconds', RUN)}[$window])))`,
       `p${q * 100}`,
     ]), { fillOpacity: 0 }),
-  timeseries(34, 'Throughput (bytes/s)', 'Response and request body bytes per second.', { h: 8, w: 12, x: 12, y: 48 }, 'Bps', [
+  timeseries(34, 'Body throughput (bytes/s)', 'Response and request body bytes per second.', { h: 8, w: 12, x: 12, y: 48 }, 'Bps', [
     [`sum(rate(${sel('http_client_response_body_size_bytes_sum', RUN_NAME)}[$window])) or sum(histogram_sum(rate(${sel('http_client_response_body_size_bytes', RUN_NAME)}[$window])))`, 'received (response bodies)'],
     [`sum(rate(${sel('http_client_request_body_size_bytes_sum', RUN_NAME)}[$window])) or sum(histogram_sum(rate(${sel('http_client_request_body_size_bytes', RUN_NAME)}[$window])))`, 'sent (request bodies)'],
   ]),
