@@ -249,6 +249,7 @@ pub(crate) fn run(
             start_at: Some(go.start()),
             abort: Some(client.watch(stop.clone())),
             on_interrupt: None,
+            interrupted: None,
         };
         let r = execute_coordinated(plan, display, coord);
         stop.store(true, Ordering::Relaxed);
@@ -276,10 +277,10 @@ pub(crate) fn run(
             }
         };
     }
-    let (server, go) = open_barrier(hello, plan.run_id.clone(), flags, timeout, display)?;
+    let (server, go, early) = open_barrier(hello, plan.run_id.clone(), flags, timeout, display)?;
     plan.run_id = go.run_id.clone();
     let server = Arc::new(server);
-    let local = run_own(&server, plan, display, go.start())?;
+    let local = run_own(&server, plan, display, go.start(), &early)?;
     if let Some(a) = &local.aborted {
         // The coordinator's own abort_on_fail threshold crossed: stop every segment.
         server.abort(&format!(
@@ -334,7 +335,7 @@ fn open_barrier(
     flags: &DistFlags,
     timeout: Duration,
     display: Display,
-) -> Result<(Server, crate::coordinator::Go), DistError> {
+) -> Result<(Server, crate::coordinator::Go, Arc<AtomicBool>), DistError> {
     let count = hello.count;
     let listen = match flags.coordinator_listen {
         Some(a) => a,
@@ -359,7 +360,8 @@ fn open_barrier(
             .load(Ordering::Relaxed)
             .then(|| "the coordinator was interrupted before the start".to_string())
     }) {
-        Ok(g) => Ok((server, g)),
+        // The barrier's listener keeps listening: a signal before the run listens reaches it.
+        Ok(g) => Ok((server, g, interrupted)),
         Err(r) => {
             // Late segments still learn the outcome for a moment.
             server.shutdown(Duration::from_secs(2));
@@ -391,8 +393,9 @@ fn run_own(
     plan: Plan,
     display: Display,
     start: std::time::SystemTime,
+    early: &Arc<AtomicBool>,
 ) -> Result<Summary, DistError> {
-    let (coord, relay) = coordination(server, start);
+    let (coord, relay) = coordination(server, start, early);
     let r = execute_coordinated(plan, display, coord);
     relay.stop();
     r.map_err(|e| {
@@ -405,7 +408,11 @@ fn run_own(
 
 /// The coordination of the coordinator's own run (or step) starting at `start`: an abort from
 /// any segment stops it, and its Ctrl-C stops everyone.
-fn coordination(server: &Arc<Server>, start: std::time::SystemTime) -> (Coordination, Relay) {
+fn coordination(
+    server: &Arc<Server>,
+    start: std::time::SystemTime,
+    early: &Arc<AtomicBool>,
+) -> (Coordination, Relay) {
     let (tx, rx) = tokio::sync::watch::channel(None);
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
@@ -427,6 +434,7 @@ fn coordination(server: &Arc<Server>, start: std::time::SystemTime) -> (Coordina
         on_interrupt: Some(Box::new(move || {
             s2.abort("the coordinator was interrupted")
         })),
+        interrupted: Some(early.clone()),
     };
     (coord, Relay { stop, thread })
 }
@@ -454,6 +462,8 @@ fn parts_of(
 /// once, then each step run by every segment at once and merged here.
 pub(crate) struct Steps {
     server: Arc<Server>,
+    /// Set by a Ctrl-C/SIGTERM the barrier's listener caught (see `Coordination::interrupted`).
+    early: Arc<AtomicBool>,
     count: u32,
     run_id: String,
     /// The coordinator's own summary of the last step it ran.
@@ -470,9 +480,10 @@ impl Steps {
         display: Display,
     ) -> Result<Steps, DistError> {
         let hello = hello_of(0, count, hash);
-        let (server, go) = open_barrier(hello, run_id, flags, timeout_of(flags), display)?;
+        let (server, go, early) = open_barrier(hello, run_id, flags, timeout_of(flags), display)?;
         Ok(Steps {
             server: Arc::new(server),
+            early,
             count,
             run_id: go.run_id,
             last_local: std::cell::RefCell::new(None),
@@ -493,7 +504,13 @@ impl Steps {
         let collect_limit = plan.graceful_stop + Duration::from_secs(30);
         let round = self.server.publish(Some(rate), None);
         // Steps print nothing of their own (as on one generator): the search reports them.
-        let local = run_own(&self.server, plan, Display::default(), round.start())?;
+        let local = run_own(
+            &self.server,
+            plan,
+            Display::default(),
+            round.start(),
+            &self.early,
+        )?;
         let others = self.server.collect_round(collect_limit, round.round);
         let parts = parts_of(&local, others);
         *self.last_local.borrow_mut() = Some(local);
@@ -585,6 +602,7 @@ pub(crate) fn follow(
             start_at: Some(r.start()),
             abort: Some(client.watch(stop.clone())),
             on_interrupt: None,
+            interrupted: None,
         };
         let res = run_step(rate, coord, &go.run_id);
         stop.store(true, Ordering::Relaxed);

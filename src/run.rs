@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -69,6 +70,9 @@ pub(crate) struct Coordination {
     pub abort: Option<tokio::sync::watch::Receiver<Option<String>>>,
     /// Called when this run is interrupted by Ctrl-C/SIGTERM (the coordinator tells everyone).
     pub on_interrupt: Option<Box<dyn Fn() + Send>>,
+    /// Set by a Ctrl-C/SIGTERM that came before the run listened (the coordinator's barrier
+    /// listener): the run starts as interrupted, so a signal in that gap is not lost.
+    pub interrupted: Option<Arc<AtomicBool>>,
 }
 
 /// Waits for an outside stop request; never completes without one.
@@ -132,6 +136,7 @@ async fn execute_async(
         start_at,
         abort: mut abort_rx,
         on_interrupt,
+        interrupted: early_interrupt,
     } = coord;
     let plan = Arc::new(plan);
     let client = Arc::new(crate::http::client::Shared::new(&plan.targets, &plan.client).await);
@@ -236,7 +241,7 @@ async fn execute_async(
     drop(done_tx);
     let drop_watch = tokio::spawn(warn_about_drops(shared.clone()));
     let mut interrupted = false;
-    let mut signals = Signals::new();
+    let mut signals = Signals::after(early_interrupt.as_deref());
     let mut monitor = Monitor::new(
         Mode::choose(display.progress, display.status_interval),
         &shared,
@@ -493,36 +498,57 @@ fn schedule_text(s: &crate::plan::Schedule) -> String {
     }
 }
 
-/// SIGINT and SIGTERM as one stream.
+/// SIGINT and SIGTERM as one stream. Both listeners live as long as this value: a signal that
+/// comes while the run's loop is busy elsewhere is kept for its next poll (a `ctrl_c()` made
+/// anew at each poll lost a Ctrl-C that came between two polls).
 pub(crate) struct Signals {
     #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    /// A signal caught before these listeners existed (see [`Coordination::interrupted`]).
+    pending: bool,
 }
 
 impl Signals {
     /// Listens from now on.
     pub(crate) fn new() -> Self {
+        #[cfg(unix)]
+        use tokio::signal::unix::{SignalKind, signal};
         Signals {
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+            #[cfg(unix)]
+            term: signal(SignalKind::terminate()).ok(),
+            pending: false,
         }
+    }
+
+    /// Listens from now on, and starts interrupted if `early` says a signal already came.
+    fn after(early: Option<&AtomicBool>) -> Self {
+        let mut s = Signals::new();
+        s.pending = early.is_some_and(|e| e.swap(false, std::sync::atomic::Ordering::Relaxed));
+        s
     }
 
     /// The next Ctrl-C or SIGTERM.
     pub(crate) async fn next(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            return;
+        }
         #[cfg(unix)]
         {
-            let term = async {
-                match self.term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
                     }
                     None => std::future::pending::<()>().await,
                 }
-            };
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
+                _ = one(&mut self.int) => {}
+                _ = one(&mut self.term) => {}
             }
         }
         #[cfg(not(unix))]
