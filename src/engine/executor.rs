@@ -30,8 +30,8 @@ use crate::config::{ExtractSource, ThinkTime};
 use crate::engine::pace::Pacer;
 use crate::engine::task::Panicked;
 use crate::http::client::{Client, H1Request, KEPT_BODY_LIMIT, Shared as ClientShared};
+use crate::http::h2::hpack::put_field;
 use crate::http::h2::{H2Request, Pool as H2Pool, encode_head};
-use crate::http::hpack::put_field;
 use crate::metrics::{Instruments, Recorder};
 use crate::outcome::{ErrorKind, Outcome, Sample};
 use crate::scenario::plan::{
