@@ -1,76 +1,74 @@
 //! stampede: an OpenTelemetry-native HTTP load tester.
 //!
-//! The data flows through the modules in this order:
-//! [`cli`] → [`config`] (figment layers, validation) → [`plan`] (parsed requests, schedules) →
-//! [`run`] (workers, signals, [`progress`]) → [`executor`] (VUs and pacers) → [`http`] (the
-//! client: HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact local histograms) and [`metrics`]
-//! (OpenTelemetry instruments) → [`export`] (OTLP, Prometheus remote-write) → [`report`]
-//! (summary, thresholds). At the bottom, [`outcome`] holds the vocabulary every layer shares
-//! (`ErrorKind`, `Outcome`, `Sample`) and imports no other stampede module; [`term`] (terminal
-//! width, colour, the live area and the log writer) is a leaf too.
+//! The data flows through the modules in this order: [`command`] (the command line and what
+//! every command shares) → [`config`] (figment layers, validation) → [`scenario`] (templates,
+//! schedules, the execution segment, the plan: parsed requests) → [`run`] (workers, signals) →
+//! [`engine`] (VUs and pacers) → [`http`] (the client: HTTP/1.1, HTTP/2, TLS) → [`stats`] (exact
+//! local histograms) and [`metrics`] (OpenTelemetry instruments) → [`export`] (OTLP,
+//! Prometheus remote-write) → [`report`] (timeline, live progress, summary, CI outputs, HTML);
+//! [`distributed`] runs a test on several generators and merges their summaries. At the
+//! bottom, [`outcome`] holds the vocabulary every layer shares (`ErrorKind`, `Outcome`,
+//! `Sample`) and imports no other stampede module; [`term`] (terminal width, colour, the live
+//! area and the log writer) is a leaf too.
+//!
+//! Each folder of src/ is a band of neighbouring layers; a module in a folder is named by its
+//! path (`engine::executor`), a folder named alone (`http`) is one module of one layer.
 //!
 //! Layers, bottom to top (a module uses only modules of lower layers; `tests/layers.rs` reads
-//! every `crate::` path in src/ and fails on an arrow that points up or sideways):
-//! 1. outcome, template, term, suggest, target, schedule, task, segment, coordinator, pace, busy
+//! every `crate::` path in src/ and fails on an arrow that points up or sideways, on a folder
+//! whose modules are not neighbours here, and on a file of src/ this list does not name):
+//! 1. outcome, term, suggest, target, busy
 //! 2. threshold, http, stats, trace, process
 //! 3. config
-//! 4. plan
-//! 5. metrics, slo
-//! 6. executor, export
-//! 7. timeline, progress
-//! 8. report
-//! 9. ci, merge
-//! 10. html
-//! 11. run
-//! 12. cli, distributed, command
-//! 13. demo, capacity
+//! 4. scenario::template, scenario::schedule, scenario::segment
+//! 5. scenario::plan
+//! 6. metrics, slo
+//! 7. engine::pace, engine::task
+//! 8. engine::executor
+//! 9. export
+//! 10. report::timeline, report::progress
+//! 11. report::summary
+//! 12. report::ci
+//! 13. report::html
+//! 14. run
+//! 15. distributed::coordinator, distributed::merge
+//! 16. distributed::generator
+//! 17. command::cli, command::shared
+//! 18. command::demo, command::capacity
 //!
 //! `lib.rs` itself (the public `run`, `main_with_args` and the command dispatch) sits above them
-//! all; no module imports it (what commands share is in [`command`]).
+//! all; no module imports it (what commands share is in [`command::shared`]).
 
 mod busy;
-mod capacity;
-mod ci;
-mod cli;
 mod command;
 pub mod config;
-mod coordinator;
-mod demo;
 mod distributed;
-mod executor;
+mod engine;
 pub mod export;
-mod html;
 mod http;
-mod merge;
 pub mod metrics;
 mod outcome;
-mod pace;
-mod plan;
 pub mod process;
-mod progress;
 pub mod report;
 mod run;
-mod schedule;
-mod segment;
+mod scenario;
 mod slo;
 mod stats;
 mod suggest;
 pub mod target;
-mod task;
-mod template;
 mod term;
 #[cfg(test)]
 mod test_support;
 mod threshold;
-mod timeline;
 mod trace;
 
+use command::{capacity, cli, demo};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub use report::Summary;
+pub use report::summary::Summary;
 
-pub use command::{
+pub use command::shared::{
     EXIT_EXPORT, EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS,
     EXIT_USAGE, Error, Presentation, generate_run_id, prepare, summary_exit_code,
 };
@@ -97,14 +95,14 @@ pub fn run_config(
     if capacity::wanted(&cfg) {
         return capacity::run(cfg, &origin, presentation);
     }
-    command::run_one(cfg, &origin, presentation)
+    command::shared::run_one(cfg, &origin, presentation)
 }
 
 /// The binary's `main`, as a function tests can call.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     use clap::Parser;
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
-    command::set_command_line(
+    command::shared::set_command_line(
         args.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
@@ -175,7 +173,7 @@ fn dispatch(cli: cli::Cli) -> u8 {
         } => compare_files(&baseline, &current, max_regression, markdown),
         cli::Command::FindMax(args) if args.dist.active() => {
             let (file, ov, search, dist) = args.into_parts();
-            let stripe = match distributed::resolve(&dist, &|k| std::env::var(k).ok()) {
+            let stripe = match distributed::generator::resolve(&dist, &|k| std::env::var(k).ok()) {
                 Ok(s) => s,
                 Err(m) => {
                     eprintln!("error: {m}");
@@ -297,7 +295,7 @@ fn load_search(
 
 /// The exit code of a finished run or search, after its CI outputs are written.
 fn finish_run(s: &Summary, output: &config::OutputFlags) -> u8 {
-    let code = command::export_exit_code(s, capacity::exit_code(s));
+    let code = command::shared::export_exit_code(s, capacity::exit_code(s));
     warn_export(s, code);
     match write_ci_outputs(s, code, output) {
         Ok(()) => code,
@@ -340,18 +338,18 @@ fn write_ci_outputs(s: &Summary, code: u8, args: &config::OutputFlags) -> Result
             .map_err(|e| anyhow::anyhow!("cannot write the {what} to {}: {e}", p.display()))
     };
     if let Some(p) = &args.junit {
-        write(p, &ci::junit(s), "JUnit report")?;
+        write(p, &report::ci::junit(s), "JUnit report")?;
     }
     if let Some(p) = &args.report {
         // Through the JSON text, so the report equals one remade later from --summary-json.
         let v = serde_json::to_string(s)
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t))
             .map_err(|e| anyhow::anyhow!("cannot serialize the summary: {e}"))?;
-        write(p, &html::render(&v, code, None), "HTML report")?;
+        write(p, &report::html::render(&v, code, None), "HTML report")?;
     }
     let step = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty());
     if args.summary_markdown.is_some() || step.is_some() {
-        let md = ci::markdown(s, code);
+        let md = report::ci::markdown(s, code);
         if let Some(p) = &args.summary_markdown {
             write(p, &md, "Markdown summary")?;
         }
@@ -409,11 +407,11 @@ fn report_file(summary: &Path, output: &Path, baseline: Option<&Path>, tolerance
     } else {
         EXIT_OK
     };
-    let base = base.as_ref().map(|b| html::Baseline {
+    let base = base.as_ref().map(|b| report::html::Baseline {
         summary: b,
         tolerance,
     });
-    match std::fs::write(output, html::render(&v, code, base)) {
+    match std::fs::write(output, report::html::render(&v, code, base)) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!(
@@ -434,12 +432,12 @@ fn compare_files(base: &Path, cur: &Path, tolerance: f64, markdown: bool) -> u8 
     };
     let docs = read(base).and_then(|b| Ok((b, read(cur)?)));
     let result = docs.and_then(|(b, c)| {
-        ci::compare(&b, &c, tolerance)
+        report::ci::compare(&b, &c, tolerance)
             .map_err(|e| format!("{}, {}: {e}", base.display(), cur.display()))
     });
     match result {
         Ok(c) => {
-            print!("{}", ci::render_comparison(&c, markdown));
+            print!("{}", report::ci::render_comparison(&c, markdown));
             if c.regressed() {
                 EXIT_THRESHOLDS
             } else {
@@ -498,7 +496,7 @@ fn print_merged(s: &Summary) {
     }
     print!(
         "{}",
-        report::render_text(s, &report::TextStyle::for_stdout())
+        report::summary::render_text(s, &report::summary::TextStyle::for_stdout())
     );
 }
 
@@ -523,7 +521,7 @@ fn run_distributed(
         eprintln!("error: {m}");
         EXIT_USAGE
     };
-    let stripe = match distributed::resolve(dist, &|k| std::env::var(k).ok()) {
+    let stripe = match distributed::generator::resolve(dist, &|k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(m) => return usage(m),
     };
@@ -539,7 +537,7 @@ fn run_distributed(
     if capacity::wanted(&cfg) {
         return search_distributed(cfg, &origin, stripe, dist, &ov.output);
     }
-    let hash = distributed::scenario_hash(&cfg, false);
+    let hash = distributed::generator::scenario_hash(&cfg, false);
     cfg.metrics.segment = Some(stripe.index as u32);
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let display = run::Display {
@@ -554,9 +552,9 @@ fn run_distributed(
     let summary_path = plan.summary_json.clone();
     let (index, count, label) = (stripe.index, stripe.count, stripe.label.clone());
     plan.apply_segment(stripe);
-    let out = match distributed::run(plan, hash, dist, display) {
+    let out = match distributed::generator::run(plan, hash, dist, display) {
         Ok(o) => o,
-        Err(distributed::DistError::Usage(m)) => return usage(m),
+        Err(distributed::generator::DistError::Usage(m)) => return usage(m),
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
@@ -565,7 +563,7 @@ fn run_distributed(
     println!("segment {index} of {count} ({label}): local summary");
     print!(
         "{}",
-        report::render_text(&out.local, &report::TextStyle::for_stdout())
+        report::summary::render_text(&out.local, &report::summary::TextStyle::for_stdout())
     );
     let mut result = Ok(());
     if let Some(p) = &dist.segment_summary_json {
@@ -579,7 +577,7 @@ fn run_distributed(
         None => (&out.local, summary_exit_code(&out.local)),
     };
     // This generator's own exporters: the merged summary does not hold them.
-    let code = command::export_exit_code(&out.local, code);
+    let code = command::shared::export_exit_code(&out.local, code);
     warn_export(&out.local, code);
     if let Some(p) = &summary_path {
         result = result.and(write_summary(main, p));
@@ -597,12 +595,12 @@ fn run_distributed(
 fn search_distributed(
     cfg: config::Config,
     origin: &str,
-    stripe: segment::Stripe,
+    stripe: scenario::segment::Stripe,
     dist: &config::DistFlags,
     output: &config::OutputFlags,
 ) -> u8 {
     let (index, count) = (stripe.index, stripe.count);
-    let hash = distributed::scenario_hash(&cfg, true);
+    let hash = distributed::generator::scenario_hash(&cfg, true);
     let presentation = Presentation {
         print: true,
         progress: false,
@@ -649,7 +647,7 @@ fn search_distributed(
             }
         }
         Err(capacity::SegmentedError::Search(e)) => report_error(&e),
-        Err(capacity::SegmentedError::Dist(distributed::DistError::Usage(m))) => {
+        Err(capacity::SegmentedError::Dist(distributed::generator::DistError::Usage(m))) => {
             eprintln!("error: {m}");
             EXIT_USAGE
         }
@@ -681,7 +679,8 @@ fn merge_files(files: &[std::path::PathBuf], out: Option<&Path>, thresholds: &[S
                     .map_err(|e| format!("{}: not a summary JSON file: {e}", f.display()))
             })
             .and_then(|v| {
-                merge::Part::from_value(&f.display().to_string(), v).map_err(|e| e.to_string())
+                distributed::merge::Part::from_value(&f.display().to_string(), v)
+                    .map_err(|e| e.to_string())
             });
         match part {
             Ok(p) => parts.push(p),
@@ -691,7 +690,7 @@ fn merge_files(files: &[std::path::PathBuf], out: Option<&Path>, thresholds: &[S
             }
         }
     }
-    let merged = match merge::merge(&parts, &parsed, None) {
+    let merged = match distributed::merge::merge(&parts, &parsed, None) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");

@@ -33,8 +33,8 @@ use opentelemetry_sdk::metrics::{
 
 use crate::config::{DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS, HistogramKind, MetricsConfig};
 use crate::outcome::{ErrorKind, Sample};
-use crate::plan::Plan;
 use crate::process::{self, Monitor};
+use crate::scenario::plan::Plan;
 use crate::stats::{DropReason, Drops, RunClock, VuCounts};
 
 /// A [`ManualReader`] that can be registered with the provider and still collected by us.
@@ -488,11 +488,11 @@ impl Instruments {
             .build();
         let process = ProcessInstruments::new(&meter, generator, &run);
         // Open-model scenarios: the intended arrival rate now (a capacity search's staircase).
-        let rates: Vec<(f64, Vec<crate::schedule::Stage>, Vec<KeyValue>)> = plan
+        let rates: Vec<(f64, Vec<crate::scenario::schedule::Stage>, Vec<KeyValue>)> = plan
             .scenarios
             .iter()
             .filter_map(|s| match &s.schedule {
-                crate::plan::Schedule::ArrivalRate { start, stages, .. } => {
+                crate::scenario::plan::Schedule::ArrivalRate { start, stages, .. } => {
                     Some((*start, stages.clone(), scenario_attrs[s.index].clone()))
                 }
                 _ => None,
@@ -511,7 +511,7 @@ impl Instruments {
                 .with_callback(move |obs| {
                     let t = clock2.elapsed();
                     for (start, stages, attrs) in &rates {
-                        obs.observe(crate::schedule::vu_target(*start, stages, t) * share, attrs);
+                        obs.observe(crate::scenario::schedule::vu_target(*start, stages, t) * share, attrs);
                     }
                 })
                 .build()

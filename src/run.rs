@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::executor::{RunShared, WorkerError, run_worker};
+use crate::engine::executor::{RunShared, WorkerError, run_worker};
+use crate::engine::task::Panicked;
 use crate::export::Pipeline;
 use crate::metrics::{self, Instruments};
-use crate::plan::Plan;
-use crate::progress::{Mode, Monitor};
-use crate::report::{Aggregate, Summary};
+use crate::report::progress::{Mode, Monitor};
+use crate::report::summary::{Aggregate, Summary};
+use crate::scenario::plan::Plan;
 use crate::stats::{Drops, RunClock, VuCounts, WorkerStats};
-use crate::task::Panicked;
 use crate::term;
 
 /// How a run is shown.
@@ -357,7 +357,10 @@ async fn execute_async(
         let announce = display.banner;
         let mut on_slow = |w: &[crate::export::Waiting]| {
             if announce {
-                eprint!("{}", crate::report::flush_waiting_text(FLUSH_TIMEOUT, w));
+                eprint!(
+                    "{}",
+                    crate::report::summary::flush_waiting_text(FLUSH_TIMEOUT, w)
+                );
             }
         };
         pipeline
@@ -409,9 +412,9 @@ async fn execute_async(
         }
         summary.aborted = aborted;
     }
-    summary.timeline = crate::timeline::merge(&plan, timelines, &vu_samples);
+    summary.timeline = crate::report::timeline::merge(&plan, timelines, &vu_samples);
     if !plan.stripe.is_whole() {
-        summary.segment = Some(crate::report::SegmentInfo {
+        summary.segment = Some(crate::report::summary::SegmentInfo {
             index: plan.stripe.index as u32,
             count: plan.stripe.count as u32,
             segment: plan.stripe.label.clone(),
@@ -419,7 +422,7 @@ async fn execute_async(
             started_unix_s: unix_s(started_wall),
         });
     }
-    summary.meta = Some(crate::report::RunMeta::timed(wall_start, elapsed));
+    summary.meta = Some(crate::report::summary::RunMeta::timed(wall_start, elapsed));
     Ok(summary)
 }
 
@@ -473,8 +476,8 @@ async fn warn_about_drops(shared: Arc<RunShared>) {
     }
 }
 
-fn schedule_text(s: &crate::plan::Schedule) -> String {
-    use crate::plan::Schedule::*;
+fn schedule_text(s: &crate::scenario::plan::Schedule) -> String {
+    use crate::scenario::plan::Schedule::*;
     match s {
         ConstantVus {
             vus, iterations, ..

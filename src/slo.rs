@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Plan;
+use crate::scenario::plan::Plan;
 use crate::stats::interval::{Closed, Slot};
 use crate::threshold::{Filter, Metric, Source, Threshold};
 
@@ -411,7 +411,7 @@ fn quantile(h: &BTreeMap<u64, u64>, total: u64, q: f64) -> u64 {
 }
 
 /// One step of a capacity search. Its rates are of its window, `[start, start +
-/// step_duration]` (see `crate::capacity`).
+/// step_duration]` (see `crate::command::capacity`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Step {
     /// Intended arrival rate, iterations/s.

@@ -147,11 +147,11 @@ pub(crate) async fn tls_receiver(
 }
 
 /// A plan from a scenario file's text (written to a temp file, loaded with no overrides).
-pub(crate) fn plan_of(toml: &str) -> crate::plan::Plan {
+pub(crate) fn plan_of(toml: &str) -> crate::scenario::plan::Plan {
     let dir = tempfile::tempdir().expect("temp dir");
     let p = dir.path().join("s.toml");
     std::fs::write(&p, toml).expect("write the scenario file");
     let cfg = crate::config::load(Some(&p), &crate::config::Overrides::default())
         .unwrap_or_else(|e| panic!("config: {e}"));
-    crate::plan::build(cfg, "t".into(), "s.toml").unwrap_or_else(|e| panic!("plan: {e}"))
+    crate::scenario::plan::build(cfg, "t".into(), "s.toml").unwrap_or_else(|e| panic!("plan: {e}"))
 }

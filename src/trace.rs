@@ -1,7 +1,7 @@
 //! W3C trace context for sampled requests: ids, the `traceparent` header, sampling, and the
 //! span records that sampled requests leave for the span exporter and the exemplars.
 //!
-//! Flow: [`crate::executor`] asks a [`Sampler`] once per request (or once per iteration with
+//! Flow: [`crate::engine::executor`] asks a [`Sampler`] once per request (or once per iteration with
 //! `[tracing] per_iteration`); a sampled request gets fresh ids, a `traceparent` header
 //! (`00-<32 hex trace id>-<16 hex span id>-01`, 55 bytes) spliced into its pre-rendered
 //! HTTP/1.1 bytes ([`splice_header`]) or inserted into its HTTP/2 request, and, when it

@@ -294,7 +294,7 @@ fn http2_prior_knowledge_works_against_the_embedded_target() {
 
 /// The largest arrival rate the configuration accepts (iterations per second; config
 /// validation's `MAX_RATE`). Larger ones are refused; the engine copes with any rate anyway
-/// (unit tests in `src/executor.rs` run 10¹² and 10¹⁵ per second).
+/// (unit tests in `src/engine/executor.rs` run 10¹² and 10¹⁵ per second).
 const LARGEST_RATE: &str = "1e7";
 
 fn u(v: &serde_json::Value, key: &str) -> u64 {

@@ -1,6 +1,11 @@
 //! The layer order stated in `src/lib.rs`'s doc is the order the code keeps: every `crate::…`
 //! path in a module names a module of a lower layer (or its own), so no import points up the
-//! data flow and no two modules import each other. Reads the source, not the compiled crate.
+//! data flow and no two modules import each other. A layer entry is a module path: a top-level
+//! module (`http`, the whole of `src/http/`) or a module in a folder (`engine::executor`). A
+//! folder whose modules are listed one by one is a band of layers of its own: no module outside
+//! it sits in a layer between its lowest and its highest, so folders, too, only import
+//! downwards. Every file in src/ must belong to a listed entry. Reads the source, not the
+//! compiled crate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -63,52 +68,223 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a source file belongs to (`src/http/h1.rs` → `http`).
+/// The module path a source file defines (`src/http/h1.rs` → `http::h1`, `src/stats/mod.rs` →
+/// `stats`); `None` for lib.rs and main.rs, the crate root.
 fn module_of(src: &Path, file: &Path) -> Option<String> {
     let rel = file.strip_prefix(src).ok()?;
-    let first = rel.components().next()?.as_os_str().to_str()?;
-    let name = first.strip_suffix(".rs").unwrap_or(first);
-    (name != "lib" && name != "main").then(|| name.to_string())
+    let mut segs: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let last = segs.pop()?;
+    let stem = last.strip_suffix(".rs").unwrap_or(&last);
+    if segs.is_empty() && (stem == "lib" || stem == "main") {
+        return None;
+    }
+    if stem != "mod" {
+        segs.push(stem.to_string());
+    }
+    Some(segs.join("::"))
 }
 
-/// The first path segment after every `crate::` in code (comments skipped), including each
-/// item of a `crate::{a, b::c}` group.
-fn crate_refs(text: &str) -> BTreeSet<String> {
-    let mut refs = BTreeSet::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or_default();
-        let mut rest = code;
-        while let Some(i) = rest.find("crate::") {
-            // Skip `$crate::` and identifiers ending in "crate" (e.g. `my_crate::`).
-            let before = rest[..i].chars().last();
-            rest = &rest[i + "crate::".len()..];
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
-                continue;
-            }
-            if let Some(group) = rest.strip_prefix('{') {
-                let end = group.find('}').unwrap_or(group.len());
-                for item in group[..end].split(',') {
-                    let seg: String = item
-                        .trim()
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    if !seg.is_empty() {
-                        refs.insert(seg);
-                    }
-                }
-            } else {
-                let seg: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !seg.is_empty() {
-                    refs.insert(seg);
-                }
+/// The listed entry a module path belongs to: the longest entry that is the path or a prefix of
+/// it (`http::h2::Conn` → `http`, `engine::executor::run` → `engine::executor`).
+fn entry_of<'a>(layers: &'a BTreeMap<String, u32>, path: &str) -> Option<&'a str> {
+    let segs: Vec<&str> = path.split("::").collect();
+    (1..=segs.len())
+        .rev()
+        .map(|n| segs[..n].join("::"))
+        .find_map(|p| layers.get_key_value(&p).map(|(k, _)| k.as_str()))
+}
+
+/// Folders whose modules are listed one by one (`engine::executor`), each with the entries in it.
+fn folders(layers: &BTreeMap<String, u32>) -> BTreeMap<&str, Vec<&str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for name in layers.keys() {
+        if let Some((folder, _)) = name.split_once("::") {
+            out.entry(folder).or_default().push(name.as_str());
+        }
+    }
+    out
+}
+
+/// A folder's modules sit in one band of layers that no module outside the folder shares.
+fn check_bands(layers: &BTreeMap<String, u32>, problems: &mut Vec<String>) {
+    for (folder, inside) in folders(layers) {
+        let lo = inside.iter().map(|m| layers[*m]).min().unwrap_or(0);
+        let hi = inside.iter().map(|m| layers[*m]).max().unwrap_or(0);
+        for (m, &n) in layers {
+            let outside = m.split("::").next() != Some(folder);
+            if outside && (lo..=hi).contains(&n) {
+                problems.push(format!(
+                    "src/lib.rs puts `{m}` in layer {n}, inside the band of folder `{folder}/` \
+                     (layers {lo}..={hi}): a folder's modules must be neighbours in the layer list"
+                ));
             }
         }
     }
-    refs
+}
+
+/// The full path after every `crate::` in code (comments skipped), one per item of a
+/// `crate::{a, b::{c, d}}` group: `a`, `b::c`, `b::d`.
+fn crate_paths(text: &str) -> BTreeSet<String> {
+    let code: Vec<&str> = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect();
+    // Whole text, not line by line: rustfmt spreads long groups over lines.
+    let code = code.join("\n");
+    let mut paths = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        // Skip `$crate::` and identifiers ending in "crate" (e.g. `my_crate::`).
+        let before = rest[..i].chars().last();
+        rest = &rest[i + "crate::".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+            continue;
+        }
+        path_items("", rest, &mut paths);
+    }
+    paths
+}
+
+/// Reads one path (`a::b`, `a::{b, c::d}`) from the start of `text`, prefixed by `prefix`.
+fn path_items(prefix: &str, text: &str, out: &mut BTreeSet<String>) {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut path = prefix.to_string();
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(group) = rest.strip_prefix('{') {
+            for item in top_level_items(group) {
+                path_items(&path, item, out);
+            }
+            return;
+        }
+        let seg: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+        if seg.is_empty() {
+            break;
+        }
+        if !path.is_empty() {
+            path.push_str("::");
+        }
+        path.push_str(&seg);
+        rest = &rest[seg.len()..];
+        match rest.strip_prefix("::") {
+            Some(r) => rest = r,
+            None => break,
+        }
+    }
+    if !path.is_empty() && path != prefix {
+        out.insert(path);
+    }
+}
+
+/// The comma-separated items of a `{…}` group (the text after its `{`), nested groups kept whole.
+fn top_level_items(group: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[start..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&group[start..]);
+    items
+}
+
+/// The first segment of every `crate::` path (`crate::{http::client, plan}` → `http`, `plan`).
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    crate_paths(text)
+        .into_iter()
+        .filter_map(|p| p.split("::").next().map(String::from))
+        .collect()
+}
+
+/// What is wrong with one `crate::` path `r` used by entry `own` (in layer `layer`), if anything.
+fn check_ref(
+    layers: &BTreeMap<String, u32>,
+    lib: &str,
+    (own, layer): (&str, u32),
+    r: &str,
+) -> Option<String> {
+    let first = r.split("::").next().unwrap_or_default();
+    if ANYWHERE.contains(&first) {
+        return None;
+    }
+    if let Some(theirs) = entry_of(layers, r) {
+        let n = layers[theirs];
+        return (theirs != own && n >= layer).then(|| {
+            format!(
+                "`{own}` (layer {layer}) uses `crate::{r}` (`{theirs}`, layer {n}): imports must point to lower layers"
+            )
+        });
+    }
+    // Items re-exported at the crate root (e.g. `crate::EXIT_OK`) belong to lib.rs, the top:
+    // only modules of the top layer may use them.
+    let top = layers.values().max().copied().unwrap_or(0);
+    if !r.contains("::")
+        && (first.chars().next().is_some_and(|c| c.is_uppercase())
+            || lib.contains(&format!("fn {first}")))
+    {
+        return (layer < top)
+            .then(|| format!("`{own}` (layer {layer}) uses `crate::{r}` from lib.rs, the top"));
+    }
+    Some(format!(
+        "`{own}` uses `crate::{r}`, which names no module of the layer list of src/lib.rs \
+         (name the module itself, e.g. `crate::engine::executor::…`)"
+    ))
+}
+
+/// The problems of one source file: not in the list, or a `crate::` path that points up.
+fn check_file(
+    src: &Path,
+    f: &Path,
+    (layers, lib): (&BTreeMap<String, u32>, &str),
+    seen: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let Some(module) = module_of(src, f) else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(f).expect("read source file");
+    let first = module.split("::").next().unwrap_or_default();
+    if ANYWHERE.contains(&first) {
+        return Vec::new();
+    }
+    let Some(own) = entry_of(layers, &module) else {
+        // A listed folder's mod.rs only declares (and re-exports) the modules in it.
+        if folders(layers).contains_key(module.as_str()) {
+            return crate_refs(&text)
+                .into_iter()
+                .map(|r| {
+                    format!(
+                        "{}: folder `{module}/`'s mod.rs uses `crate::{r}`: it may only declare and re-export its modules",
+                        f.display()
+                    )
+                })
+                .collect();
+        }
+        return vec![format!(
+            "{}: module `{module}` is not in the layer list of src/lib.rs",
+            f.display()
+        )];
+    };
+    seen.insert(own.to_string());
+    let layer = layers[own];
+    crate_paths(&text)
+        .iter()
+        .filter_map(|r| check_ref(layers, lib, (own, layer), r))
+        .map(|p| format!("{}: {p}", f.display()))
+        .collect()
 }
 
 #[test]
@@ -123,55 +299,13 @@ fn imports_only_point_down_the_layers_stated_in_lib_rs() {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let mut problems = Vec::new();
-    let mut modules = BTreeSet::new();
+    check_bands(&layers, &mut problems);
+    let mut seen = BTreeSet::new();
     for f in &files {
-        let Some(module) = module_of(&src, f) else {
-            continue;
-        };
-        modules.insert(module.clone());
-        let Some(&own) = layers.get(&module) else {
-            if !ANYWHERE.contains(&module.as_str()) {
-                problems.push(format!(
-                    "{}: module `{module}` is not in the layer list of src/lib.rs",
-                    f.display()
-                ));
-            }
-            continue;
-        };
-        let text = std::fs::read_to_string(f).expect("read source file");
-        for r in crate_refs(&text) {
-            if r == module || ANYWHERE.contains(&r.as_str()) {
-                continue;
-            }
-            match layers.get(&r) {
-                Some(&theirs) if theirs < own => {}
-                Some(&theirs) => problems.push(format!(
-                    "{}: `{module}` (layer {own}) uses `crate::{r}` (layer {theirs}): imports must point to lower layers",
-                    f.display()
-                )),
-                // Items re-exported at the crate root (e.g. `crate::EXIT_OK`) belong to lib.rs,
-                // the top: only modules of the top layer may use them.
-                None if r.chars().next().is_some_and(|c| c.is_uppercase())
-                    || lib.contains(&format!("pub fn {r}"))
-                    || lib.contains(&format!("fn {r}")) =>
-                {
-                    let top = layers.values().max().copied().unwrap_or(0);
-                    if own < top {
-                        problems.push(format!(
-                            "{}: `{module}` (layer {own}) uses `crate::{r}` from lib.rs, the top",
-                            f.display()
-                        ));
-                    }
-                }
-                None => problems.push(format!(
-                    "{}: `{module}` uses `crate::{r}`, which is not in the layer list of src/lib.rs",
-                    f.display()
-                )),
-            }
-        }
+        problems.extend(check_file(&src, f, (&layers, &lib), &mut seen));
     }
     for m in layers.keys() {
-        if !modules.contains(m) {
+        if !seen.contains(m) {
             problems.push(format!(
                 "src/lib.rs lists `{m}` as a layer but src/ has no such module"
             ));

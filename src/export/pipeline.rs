@@ -17,9 +17,9 @@ use super::remote_write::{RemoteWriteError, RemoteWriteExporter};
 use super::spans::SpanExport;
 use super::transport::after;
 use crate::config::{MetricsConfig, TraceExport};
+use crate::engine::task::Panicked;
 use crate::metrics::{ExemplarStore, Exemplars, SharedReader};
-use crate::plan::Plan;
-use crate::task::Panicked;
+use crate::scenario::plan::Plan;
 
 /// How long the final flush may go on before [`Pipeline::finish`] reports what it waits for.
 pub const SLOW_FLUSH: Duration = Duration::from_secs(1);
@@ -111,7 +111,9 @@ impl Pipeline {
                 interval,
             }));
         }
-        if let Some(settings) = otlp::resolve(cfg.otlp.as_ref(), &crate::template::process_env)? {
+        if let Some(settings) =
+            otlp::resolve(cfg.otlp.as_ref(), &crate::scenario::template::process_env)?
+        {
             let interval = otlp_interval(cfg.interval.map(|d| d.get()), settings.interval);
             let temporality = settings.temporality;
             let exp = OtlpExporter::new(settings)?;
@@ -146,7 +148,7 @@ impl Pipeline {
         if plan.tracing.export != Some(TraceExport::Otlp) {
             return Ok(None);
         }
-        let env = &crate::template::process_env;
+        let env = &crate::scenario::template::process_env;
         let Some(metrics) = otlp::resolve(plan.metrics.otlp.as_ref(), env)? else {
             return Err(ExportError::Otlp(otlp::OtlpError::Invalid {
                 source_name: "tracing.export",

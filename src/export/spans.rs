@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::delivery::{Delivery, Waiting};
 use super::otlp::{OtlpExporter, Resolved};
 use super::transport::after;
-use crate::plan::{Plan, UrlPlan};
+use crate::scenario::plan::{Plan, UrlPlan};
 use crate::trace::{SpanRecord, SpanSource};
 
 /// Spans per export request.

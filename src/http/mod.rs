@@ -6,22 +6,20 @@
 //! - [`h1`]: the small HTTP/1.1 connection of the hot path.
 //! - [`h2`]: the HTTP/2 client: per-worker connection pools, one exchange per stream, no
 //!   connection task.
-//! - [`frame`]: HTTP/2 frames (RFC 9113): the codec the client writes and reads with.
-//! - [`hpack`]: HPACK (RFC 7541): request heads encoded with the static table only, response
-//!   header blocks decoded lazily.
+//!   - [`h2::frame`]: HTTP/2 frames (RFC 9113): the codec the client writes and reads with.
+//!   - [`h2::hpack`]: HPACK (RFC 7541): request heads encoded with the static table only,
+//!     response header blocks decoded lazily.
 //! - [`connect`]: the one connector (TCP, nodelay, TLS, ALPN) for the client and the
 //!   remote-write sender, and the open-file limit.
 //! - [`tls`]: the rustls client configuration shared with the remote-write exporter.
 //! - [`url`]: credentials in URLs (`http://user:pass@host/`), base64 and percent-decoding.
 //!
-//! Failures become an [`ErrorKind`] here ([`io_error_kind`], [`frame::classify`]).
+//! Failures become an [`ErrorKind`] here ([`io_error_kind`], [`h2::frame::classify`]).
 
 pub(crate) mod client;
 pub(crate) mod connect;
-pub(crate) mod frame;
 pub(crate) mod h1;
 pub(crate) mod h2;
-pub(crate) mod hpack;
 pub(crate) mod tls;
 pub(crate) mod url;
 

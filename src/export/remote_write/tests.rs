@@ -383,7 +383,7 @@ fn url_credentials_give_the_same_authorization_as_the_load_target() {
         );
         std::fs::write(&p, toml).expect("write");
         let c = crate::config::load(Some(&p), &crate::config::Overrides::default()).expect("load");
-        let plan = crate::plan::build(c, "t".into(), "s.toml").expect("plan");
+        let plan = crate::scenario::plan::build(c, "t".into(), "s.toml").expect("plan");
         let wire = plan.scenarios[0].tasks[0][0]
             .wire
             .clone()

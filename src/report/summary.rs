@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::export::{Delivery, Unit, Waiting};
 use crate::metrics::Folded;
 use crate::outcome::ErrorKind;
-use crate::plan::Plan;
+use crate::scenario::plan::Plan;
 use crate::stats::{Latency, RequestStats, WorkerStats, latency_of, merged_latency};
 use crate::term::{Paint, abbreviate, host_port};
 use crate::threshold::{Filter, Metric, Source};
@@ -699,9 +699,9 @@ pub struct Summary {
     /// The generator process's own CPU and memory over the run (filled in by the run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generator: Option<crate::process::Generator>,
-    /// Per-interval statistics (see `crate::timeline`); filled in by the run.
+    /// Per-interval statistics (see `crate::report::timeline`); filled in by the run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeline: Option<crate::timeline::TimelineOut>,
+    pub timeline: Option<crate::report::timeline::TimelineOut>,
     /// A distributed run's segment: which part of the test this summary covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<SegmentInfo>,
@@ -983,8 +983,8 @@ pub(crate) fn unit_of(m: Metric) -> &'static str {
     }
 }
 
-pub(crate) fn executor_name(s: &crate::plan::Schedule) -> String {
-    use crate::plan::Schedule::*;
+pub(crate) fn executor_name(s: &crate::scenario::plan::Schedule) -> String {
+    use crate::scenario::plan::Schedule::*;
     match s {
         ConstantVus { .. } => "constant-vus",
         RampingVus { .. } => "ramping-vus",

@@ -21,9 +21,11 @@ use crate::config::{
 };
 pub(crate) use crate::http::client::{ClientOptions, Target};
 use crate::http::url::{Credentials, split_credentials};
-use crate::schedule::Stage;
-use crate::segment::Stripe;
-use crate::template::{Template, VarTable, Vars, initial_values, process_env, table_from};
+use crate::scenario::schedule::Stage;
+use crate::scenario::segment::Stripe;
+use crate::scenario::template::{
+    Template, VarTable, Vars, initial_values, process_env, table_from,
+};
 use crate::threshold::Threshold;
 
 /// Most latency histograms the run's exact statistics may hold, over all worker threads plus
@@ -490,7 +492,7 @@ impl Plan {
                 }
                 Schedule::RampingVus { .. } => s.scale(global),
                 Schedule::ArrivalRate { start, stages, vus } => {
-                    let mine = s.scale(crate::schedule::total_arrivals(*start, stages));
+                    let mine = s.scale(crate::scenario::schedule::total_arrivals(*start, stages));
                     *vus = s.scale(*vus);
                     if *vus == 0 && mine > 0 {
                         *vus = 1;
@@ -594,7 +596,7 @@ fn base_url(url: &str, key: &str, origin: &str) -> Result<BaseUrl, ConfigError> 
                 });
             }
         },
-        Err(crate::template::TemplateError::Undefined(_)) => {
+        Err(crate::scenario::template::TemplateError::Undefined(_)) => {
             return Ok(BaseUrl {
                 url: url.into(),
                 key: key.into(),
@@ -1241,7 +1243,7 @@ fn schedule(sc: &ScenarioConfig, latency: Option<f64>) -> Schedule {
                 vus: sc.vus.unwrap_or_else(|| default_open_vus(rate, latency)),
             }
         }
-        // The search runs each step as constant-arrival-rate (`crate::capacity`); planned on
+        // The search runs each step as constant-arrival-rate (`crate::command::capacity`); planned on
         // its own (`validate`), it is its first step's shape.
         ExecutorKind::CapacitySearch => Schedule::ArrivalRate {
             start: 1.0,
@@ -1393,7 +1395,7 @@ mod tests {
     use crate::config::{Overrides, load};
 
     /// Every segment's plan of `toml` under `seq`.
-    fn segment_plans(toml: &str, seq: &crate::segment::Sequence) -> Vec<Plan> {
+    fn segment_plans(toml: &str, seq: &crate::scenario::segment::Sequence) -> Vec<Plan> {
         (0..seq.len())
             .map(|i| {
                 let mut p = plan_of(toml).expect("plan");
@@ -1405,7 +1407,7 @@ mod tests {
 
     #[test]
     fn segments_share_vus_and_iterations_exactly() {
-        use crate::segment::Sequence;
+        use crate::scenario::segment::Sequence;
         let toml = r#"
             [[scenarios]]
             name = "c"
@@ -1451,7 +1453,7 @@ mod tests {
                 else {
                     panic!()
                 };
-                let target = crate::schedule::vu_target(start, stages, t);
+                let target = crate::scenario::schedule::vu_target(start, stages, t);
                 let single = (0..7).filter(|v| target > *v as f64).count();
                 let union: usize = plans
                     .iter()
@@ -1471,8 +1473,8 @@ mod tests {
 
     #[test]
     fn union_of_segment_arrival_schedules_is_the_single_schedule() {
-        use crate::schedule::{arrival_time, total_arrivals};
-        use crate::segment::Sequence;
+        use crate::scenario::schedule::{arrival_time, total_arrivals};
+        use crate::scenario::segment::Sequence;
         let profiles: [(f64, Vec<Stage>); 3] = [
             (3000.0, vec![Stage::new(Duration::from_secs(5), 3000.0)]),
             (

@@ -292,7 +292,13 @@ fn byte_tile(
     n: u64,
     id: &'static str,
 ) -> (&'static str, f64, String, &'static str, bool) {
-    (label, n as f64, crate::report::bytes_text(n), id, true)
+    (
+        label,
+        n as f64,
+        crate::report::summary::bytes_text(n),
+        id,
+        true,
+    )
 }
 
 /// The one population of every latency figure on the page, in words.
@@ -415,7 +421,7 @@ pub(crate) struct Baseline<'a> {
 /// the verdict's words and the regressed figures (HTML).
 fn baseline_verdict(s: &Value, b: Baseline<'_>) -> (bool, String, String) {
     let tol = format!("{:.0} %", b.tolerance * 100.0);
-    match crate::ci::compare(b.summary, s, b.tolerance) {
+    match crate::report::ci::compare(b.summary, s, b.tolerance) {
         Ok(c) if c.regressed() => {
             let mut items = Vec::new();
             for r in &c.rows {
@@ -424,9 +430,9 @@ fn baseline_verdict(s: &Value, b: Baseline<'_>) -> (bool, String, String) {
                         "<li><b>{}</b> {}: {} → {} ({})</li>",
                         esc(&r.name),
                         d.figure,
-                        crate::ci::fig_text(d.figure, d.base),
-                        crate::ci::fig_text(d.figure, d.cur),
-                        crate::ci::change_text(d)
+                        crate::report::ci::fig_text(d.figure, d.base),
+                        crate::report::ci::fig_text(d.figure, d.cur),
+                        crate::report::ci::change_text(d)
                     ));
                 }
             }
@@ -507,17 +513,20 @@ pub(crate) fn render(s: &Value, exit_code: u8, base: Option<Baseline<'_>>) -> St
                 t.get("reason").and_then(Value::as_str),
             ) {
                 (None, Some(r)) => r.to_string(),
-                (a, _) => crate::ci::actual_text(a, unit),
+                (a, _) => crate::report::ci::actual_text(a, unit),
             };
             let limit = t["limit"]
                 .as_f64()
-                .map(|l| crate::ci::actual_text(Some(l), unit))
+                .map(|l| crate::report::ci::actual_text(Some(l), unit))
                 .unwrap_or_default();
             let margin = t["margin"]
                 .as_f64()
                 .map(|m| {
                     let sign = if m < 0.0 { "−" } else { "+" };
-                    format!("{sign}{}", crate::ci::actual_text(Some(m.abs()), unit))
+                    format!(
+                        "{sign}{}",
+                        crate::report::ci::actual_text(Some(m.abs()), unit)
+                    )
                 })
                 .unwrap_or_else(|| "n/a".into());
             let _ = write!(

@@ -18,7 +18,7 @@
 //! go out per round: the first write of a round waits for the scheduler's next pass, and a
 //! write waits while streams woken by the last read have not queued their next request yet, so
 //! the requests a round of responses releases leave in one write. Request heads arrive HPACK-
-//! encoded (once, at plan time, for requests that never vary: see [`super::hpack`]); response
+//! encoded (once, at plan time, for requests that never vary: see [`hpack`]); response
 //! header blocks are decoded only as far as the HPACK dynamic table and `:status` require.
 //!
 //! A hostile server finds everything bounded: acknowledgements it leaves unread
@@ -34,6 +34,9 @@
 //! request the connection refused before sending), which the client may send again on another
 //! connection.
 
+pub(crate) mod frame;
+pub(crate) mod hpack;
+
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::io;
@@ -46,9 +49,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use self::frame::{HEAD_LEN, Head, code, flag, kind, setting};
+use self::hpack::{Decoder, Encoder, MAX_HEADER_LIST};
 use super::connect::Stream;
-use super::frame::{self, HEAD_LEN, Head, code, flag, kind, setting};
-use super::hpack::{Decoder, Encoder, MAX_HEADER_LIST};
 use super::io_error_kind;
 use crate::outcome::{ErrorKind, Outcome, Wire};
 
@@ -369,7 +372,7 @@ impl Failure {
 /// A request as the HTTP/2 client sends it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct H2Request<'a> {
-    /// The header block: HPACK, static table only (see [`super::hpack::encode_request`]); each
+    /// The header block: HPACK, static table only (see [`hpack::encode_request`]); each
     /// connection re-encodes it against its dynamic table ([`Encoder`]).
     pub(crate) head: &'a [u8],
     /// The request's id when `head` is its fixed head (encoded at plan time): the
@@ -402,7 +405,7 @@ pub(crate) fn encode_head<'h>(
     let scheme = uri.scheme_str().unwrap_or("http");
     let authority = uri.authority().map_or("", |a| a.as_str());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    super::hpack::encode_request(
+    hpack::encode_request(
         out,
         method.as_str().as_bytes(),
         scheme.as_bytes(),
@@ -1618,7 +1621,7 @@ fn u32_at(b: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::hpack::put_field;
+    use crate::http::h2::hpack::put_field;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};

@@ -27,7 +27,7 @@
 //! each step once it has merged and judged the one before (its global rate and a common start,
 //! or the end of the search), and collects the step's summaries by round.
 //!
-//! This module moves JSON only; merging is `crate::merge`'s. It imports no other stampede
+//! This module moves JSON only; merging is `crate::distributed::merge`'s. It imports no other stampede
 //! module.
 
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@
 //! segment's (the segments run side by side); rates are the merged counts over it.
 //!
 //! The merged summary is itself mergeable (it carries the merged histograms). The segments'
-//! timelines are added up interval by interval ([`crate::timeline::merge_outs`]), so a merged
+//! timelines are added up interval by interval ([`crate::report::timeline::merge_outs`]), so a merged
 //! run has its charts over time too.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
-use crate::report::{
+use crate::report::summary::{
     ByteCounts, CheckRow, DistributedInfo, NameRow, Rows, ScenarioRow, SegmentInfo, Summary,
     TargetError, ThresholdRow,
 };
@@ -71,7 +71,7 @@ struct InScenario {
     #[serde(default)]
     start_lag_hdr: Option<String>,
     #[serde(default)]
-    window: Option<crate::report::WindowRow>,
+    window: Option<crate::report::summary::WindowRow>,
 }
 
 /// What merging reads from a summary JSON (the rest is ignored).
@@ -93,11 +93,11 @@ struct Input {
     #[serde(default)]
     generator: Option<InGenerator>,
     #[serde(default)]
-    meta: Option<crate::report::RunMeta>,
+    meta: Option<crate::report::summary::RunMeta>,
     #[serde(default)]
     aborted: Option<crate::slo::Abort>,
     #[serde(default)]
-    timeline: Option<crate::timeline::TimelineOut>,
+    timeline: Option<crate::report::timeline::TimelineOut>,
 }
 
 /// The part of a segment's `generator` object merging keeps.
@@ -144,7 +144,7 @@ struct Scen {
     generator: u64,
     duration: Option<Histogram<u64>>,
     lag: Option<Histogram<u64>>,
-    window: Option<crate::report::WindowRow>,
+    window: Option<crate::report::summary::WindowRow>,
 }
 
 fn add(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
@@ -267,10 +267,10 @@ fn check_timeline(p: &Part) -> Result<(), MergeError> {
     Ok(())
 }
 
-/// Refuses a segment count beyond what a run can have ([`crate::segment::MAX_LCD`]): the
+/// Refuses a segment count beyond what a run can have ([`crate::scenario::segment::MAX_LCD`]): the
 /// merged summary lists every missing segment, so a claimed 4 billion would allocate 16 GB.
 fn check_segment_count(p: &Part) -> Result<(), MergeError> {
-    let max = crate::segment::MAX_LCD;
+    let max = crate::scenario::segment::MAX_LCD;
     let claims = [
         ("segment.count", p.input.segment.as_ref().map(|s| s.count)),
         (
@@ -553,7 +553,7 @@ pub(crate) fn merge(
             fails: *f,
         })
         .collect();
-    let timeline = crate::timeline::merge_outs(
+    let timeline = crate::report::timeline::merge_outs(
         &parts
             .iter()
             .filter_map(|p| p.input.timeline.clone())
@@ -656,7 +656,7 @@ pub(crate) fn merge(
 /// the timeline's names become the request ids, its intervals the closed slots.
 fn judge_timeline(
     thresholds: &[Threshold],
-    tl: &crate::timeline::TimelineOut,
+    tl: &crate::report::timeline::TimelineOut,
     duration_s: f64,
 ) -> Vec<crate::slo::Verdict> {
     use crate::stats::interval::{Closed, Slot};
@@ -921,8 +921,10 @@ mod tests {
 
     /// A segment's timeline: 20 intervals of 1 s, 100 requests each at 10 ms, except that in
     /// interval `slow_at` `slow` of them took 100 ms.
-    fn segment_timeline(slow_at: usize, slow: u64) -> crate::timeline::TimelineOut {
-        use crate::timeline::{IntervalOut, NameOut, NameSlotOut, ScenarioSlotOut, TimelineOut};
+    fn segment_timeline(slow_at: usize, slow: u64) -> crate::report::timeline::TimelineOut {
+        use crate::report::timeline::{
+            IntervalOut, NameOut, NameSlotOut, ScenarioSlotOut, TimelineOut,
+        };
         let intervals = (0..20)
             .map(|i| {
                 let mut h = crate::stats::new_hist();
@@ -969,8 +971,11 @@ mod tests {
             .collect();
         // Two segments; the second one is slow for 30 requests in 10-11 s: 30 of the
         // 400 requests of the windows that hold that interval (7.5 %), 0.75 % of the run.
-        let tl = crate::timeline::merge_outs(&[segment_timeline(99, 0), segment_timeline(10, 30)])
-            .unwrap();
+        let tl = crate::report::timeline::merge_outs(&[
+            segment_timeline(99, 0),
+            segment_timeline(10, 30),
+        ])
+        .unwrap();
         let v = judge_timeline(&th, &tl, 20.0);
         assert_eq!(
             v.len(),

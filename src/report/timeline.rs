@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, Schedule};
+use crate::scenario::plan::{Plan, Schedule};
 use crate::stats::interval::{Finished, MAX_INTERVALS, ReqSlot, Slot, VuSamples, add_sparse};
 use crate::stats::{hdr, new_hist};
 
@@ -283,7 +283,7 @@ fn interval_out(
                     // Mean of the linear rate over the interval (Simpson on a piecewise line is
                     // exact when no stage boundary falls inside; close enough when one does).
                     let at = |f: f64| {
-                        crate::schedule::vu_target(
+                        crate::scenario::schedule::vu_target(
                             *start,
                             stages,
                             t0 + Duration::from_secs_f64(secs * f),

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::report::Summary;
+use crate::report::summary::Summary;
 
 fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());

@@ -11,7 +11,7 @@
 //!    `precision` (of the passing rate, or absolute).
 //!
 //! A step is judged on its **window**, `[start, start + step_duration]`, by the instant things
-//! happened there ([`crate::report::WindowRow`]): *sent* = iterations started inside it,
+//! happened there ([`crate::report::summary::WindowRow`]): *sent* = iterations started inside it,
 //! *achieved* = iterations completed inside it, per second of the window (from its first
 //! completion: no response can come before one latency has passed; at most a quarter of the
 //! window is left out so). Completions during the in-flight wait after the window do not count:
@@ -30,13 +30,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::command::{Error, Presentation};
+use crate::command::shared::{Error, Presentation};
 use crate::config::{
     CapacityConfig, CapacityFlags, Config, ConfigError, DistFlags, Dur, ExecutorKind,
 };
-use crate::distributed::{DistError, Followed, Steps};
-use crate::report::Summary;
-use crate::segment::Stripe;
+use crate::distributed::generator::{DistError, Followed, Steps};
+use crate::report::summary::Summary;
+use crate::scenario::segment::Stripe;
 use crate::slo::{Capacity, Step};
 
 /// The least share of the intended rate a passing step must send, and achieve.
@@ -129,7 +129,7 @@ fn run_id_of(cfg: &Config) -> String {
     cfg.run
         .id
         .clone()
-        .unwrap_or_else(crate::command::generate_run_id)
+        .unwrap_or_else(crate::command::shared::generate_run_id)
 }
 
 /// Checks a search's configuration (as a run would be checked: the first step's plan) and
@@ -146,12 +146,12 @@ fn checked(cfg: &Config, origin: &str, run_id: &str) -> Result<Search, Error> {
         .into());
     }
     let mut search = Search::of(&cfg.capacity, origin)?;
-    let plan = crate::command::prepare(
+    let plan = crate::command::shared::prepare(
         step_config(cfg, search.start_rate, &search),
         run_id.to_string(),
         origin,
     )?;
-    search.latency_bound = crate::plan::latency_bound(&plan.thresholds);
+    search.latency_bound = crate::scenario::plan::latency_bound(&plan.thresholds);
     Ok(search)
 }
 
@@ -161,8 +161,11 @@ pub(crate) fn run(cfg: Config, origin: &str, presentation: Presentation) -> Resu
     let run_id = run_id_of(&cfg);
     let search = checked(&cfg, origin, &run_id)?;
     let mut step = |rate: f64| -> Result<Summary, Error> {
-        let plan =
-            crate::command::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
+        let plan = crate::command::shared::prepare(
+            step_config(&cfg, rate, &search),
+            run_id.clone(),
+            origin,
+        )?;
         crate::run::execute(plan, crate::run::Display::default()).map_err(|e| match e {
             crate::run::RunError::Export(e) => Error::Export(e),
             e => Error::Other(anyhow::Error::new(e)),
@@ -364,7 +367,10 @@ fn conclude(
     if presentation.print {
         print!(
             "{}",
-            crate::report::render_text(&summary, &crate::report::TextStyle::for_stdout())
+            crate::report::summary::render_text(
+                &summary,
+                &crate::report::summary::TextStyle::for_stdout()
+            )
         );
     }
     if let Some(p) = &cfg.run.summary_json {
@@ -400,13 +406,13 @@ pub(crate) enum Segmented {
 /// The capacity search over execution segments: the rate is global, each segment runs its
 /// share of every step at a common start, and the coordinator judges each step on the merge of
 /// every segment's summary (so the SLO, the sent and achieved rates and the trend are the
-/// whole test's), then publishes the next rate. `hash` is [`crate::distributed::scenario_hash`].
+/// whole test's), then publishes the next rate. `hash` is [`crate::distributed::generator::scenario_hash`].
 pub(crate) fn run_segmented(
     mut cfg: Config,
     origin: &str,
     presentation: Presentation,
     stripe: Stripe,
-    hash: crate::distributed::Fingerprint,
+    hash: crate::distributed::generator::Fingerprint,
     flags: &DistFlags,
 ) -> Result<Segmented, SegmentedError> {
     cfg.metrics.segment = Some(stripe.index as u32);
@@ -414,13 +420,17 @@ pub(crate) fn run_segmented(
     let search = checked(&cfg, origin, &run_id)?;
     let display = crate::run::Display::default();
     if stripe.index != 0 {
-        let followed = crate::distributed::follow(&stripe, hash, flags, |rate, coord, id| {
-            let mut plan =
-                crate::command::prepare(step_config(&cfg, rate, &search), id.to_string(), origin)
-                    .map_err(|e| crate::run::RunError::Io(std::io::Error::other(e.to_string())))?;
-            plan.apply_segment(stripe.clone());
-            crate::run::execute_coordinated(plan, display, coord)
-        })?;
+        let followed =
+            crate::distributed::generator::follow(&stripe, hash, flags, |rate, coord, id| {
+                let mut plan = crate::command::shared::prepare(
+                    step_config(&cfg, rate, &search),
+                    id.to_string(),
+                    origin,
+                )
+                .map_err(|e| crate::run::RunError::Io(std::io::Error::other(e.to_string())))?;
+                plan.apply_segment(stripe.clone());
+                crate::run::execute_coordinated(plan, display, coord)
+            })?;
         return Ok(Segmented::Segment(Box::new(followed)));
     }
     let steps = Steps::open(
@@ -435,8 +445,11 @@ pub(crate) fn run_segmented(
     )?;
     let run_id = steps.run_id().to_string();
     let mut step = |rate: f64| -> Result<Summary, Error> {
-        let mut plan =
-            crate::command::prepare(step_config(&cfg, rate, &search), run_id.clone(), origin)?;
+        let mut plan = crate::command::shared::prepare(
+            step_config(&cfg, rate, &search),
+            run_id.clone(),
+            origin,
+        )?;
         plan.apply_segment(stripe.clone());
         steps
             .step(plan, rate)
@@ -457,11 +470,11 @@ pub(crate) fn run_segmented(
 /// set the limit (no maximum can be claimed), 130 when interrupted.
 pub(crate) fn exit_code(s: &Summary) -> u8 {
     match s.capacity.as_ref() {
-        Some(c) if c.stopped_by == "generator" => crate::command::EXIT_FAILURE,
-        Some(c) if c.stopped_by == "interrupted" => crate::command::EXIT_INTERRUPTED,
-        Some(c) if c.max_rate.is_none() => crate::command::EXIT_THRESHOLDS,
-        Some(_) => crate::command::EXIT_OK,
-        None => crate::command::summary_exit_code(s),
+        Some(c) if c.stopped_by == "generator" => crate::command::shared::EXIT_FAILURE,
+        Some(c) if c.stopped_by == "interrupted" => crate::command::shared::EXIT_INTERRUPTED,
+        Some(c) if c.max_rate.is_none() => crate::command::shared::EXIT_THRESHOLDS,
+        Some(_) => crate::command::shared::EXIT_OK,
+        None => crate::command::shared::summary_exit_code(s),
     }
 }
 
@@ -743,8 +756,8 @@ mod tests {
     /// A step's summary with its window's counts and a timeline of 250 ms intervals: per
     /// interval, every request at `lat_ms[i]` and `flight[i]` requests in flight at most.
     fn step_summary(window: (u64, u64, f64), lat_ms: &[u64], flight: &[u64]) -> Summary {
-        use crate::timeline::{IntervalOut, NameSlotOut, TimelineOut};
-        let mut s = Summary::of_rows(crate::report::Rows {
+        use crate::report::timeline::{IntervalOut, NameSlotOut, TimelineOut};
+        let mut s = Summary::of_rows(crate::report::summary::Rows {
             run_id: "r".into(),
             secs: 2.1,
             ok: crate::stats::new_hist(),
@@ -758,7 +771,7 @@ mod tests {
             thresholds: vec![],
             interrupted: false,
         });
-        s.scenarios.push(crate::report::ScenarioRow {
+        s.scenarios.push(crate::report::summary::ScenarioRow {
             name: "s".into(),
             executor: "constant-arrival-rate".into(),
             iterations: window.1 + 50,
@@ -769,7 +782,7 @@ mod tests {
             start_lag_s: None,
             iteration_duration_hdr: String::new(),
             start_lag_hdr: None,
-            window: Some(crate::report::WindowRow {
+            window: Some(crate::report::summary::WindowRow {
                 window_s: 2.0,
                 started: window.0,
                 completed: window.1,
@@ -857,7 +870,7 @@ mod tests {
         s.dropped_iterations = 5;
         s.scenarios[0].window = s.scenarios[0]
             .window
-            .map(|w| crate::report::WindowRow { started: 695, ..w });
+            .map(|w| crate::report::summary::WindowRow { started: 695, ..w });
         assert_eq!(judge(&s, 350.0, "ramp", &sr).0, Verdict::Pass);
         let s = step_summary((700, 600, 1.5), &flat, &low);
         let (_, st) = judge(&s, 350.0, "ramp", &sr);

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::executor::RunShared;
+use crate::engine::executor::RunShared;
 use crate::outcome::ErrorKind;
-use crate::plan::{Plan, ScenarioPlan, Schedule};
+use crate::scenario::plan::{Plan, ScenarioPlan, Schedule};
 use crate::stats::{Live, live_quantile};
 use crate::term::{self, host_port};
 

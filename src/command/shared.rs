@@ -5,8 +5,10 @@
 
 use std::sync::OnceLock;
 
-use crate::report::Summary;
-use crate::{ci, config, export, plan, report, run, template};
+use crate::report::summary::Summary;
+use crate::report::{ci, summary};
+use crate::scenario::{plan, template};
+use crate::{config, export, run};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -194,7 +196,7 @@ pub(crate) fn run_one(
     let run_id = cfg.run.id.clone().unwrap_or_else(generate_run_id);
     let quiet = cfg.run.quiet;
     let status_interval = cfg.run.status_interval.get();
-    let config_json = report::redacted_config(&cfg);
+    let config_json = summary::redacted_config(&cfg);
     let plan = prepare(cfg, run_id, origin)?;
     // Checked by the plan: its directory exists.
     let summary_path = plan.summary_json.clone();
@@ -214,12 +216,12 @@ pub(crate) fn run_one(
     let mut summary = summary;
     if let Some(m) = summary.meta.as_mut() {
         m.config = config_json;
-        m.command_line = report::redacted_args(command_line());
+        m.command_line = summary::redacted_args(command_line());
     }
     if presentation.print {
         print!(
             "{}",
-            report::render_text(&summary, &report::TextStyle::for_stdout())
+            summary::render_text(&summary, &summary::TextStyle::for_stdout())
         );
     }
     if let Some(p) = summary_path {

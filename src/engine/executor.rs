@@ -3,7 +3,7 @@
 //!
 //! Each worker thread owns its statistics and metric recorder; nothing on the request path takes
 //! a lock. A run composes a stop condition (deadline, iteration budget, Ctrl-C) with a pacer
-//! rather than having one loop per executor. The schedule maths lives in [`crate::schedule`].
+//! rather than having one loop per executor. The schedule maths lives in [`crate::scenario::schedule`].
 //!
 //! Every loop here either awaits or checks for stop and yields to the worker's other tasks
 //! (tokio's cooperative budget), so no input makes a worker spin without end.
@@ -27,21 +27,21 @@ use tokio::time::Instant;
 
 use crate::busy::BusyPoll;
 use crate::config::{ExtractSource, ThinkTime};
+use crate::engine::pace::Pacer;
+use crate::engine::task::Panicked;
 use crate::http::client::{Client, H1Request, KEPT_BODY_LIMIT, Shared as ClientShared};
+use crate::http::h2::hpack::put_field;
 use crate::http::h2::{H2Request, Pool as H2Pool, encode_head};
-use crate::http::hpack::put_field;
 use crate::metrics::{Instruments, Recorder};
 use crate::outcome::{ErrorKind, Outcome, Sample};
-use crate::pace::Pacer;
-use crate::plan::{
+use crate::scenario::plan::{
     BodyPlan, CheckKind, HeaderPlan, Plan, RequestPlan, ScenarioPlan, Schedule, UrlPlan,
 };
-use crate::schedule::{
+use crate::scenario::schedule::{
     Stage, arrival_time, arrivals_before, next_active, total_arrivals, vu_target,
 };
+use crate::scenario::template::Vars;
 use crate::stats::{Drops, Live, VuCounts, WorkerStats};
-use crate::task::Panicked;
-use crate::template::Vars;
 use crate::trace::{
     IdGen, Sampler, SpanContext, SpanId, SpanRecord, SpanSink, TRACEPARENT, TraceId, splice_header,
 };

@@ -1,7 +1,7 @@
 //! A distributed run, from one generator's point of view: which segment it runs (flags and
 //! the Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`), the ready barrier and common start
-//! through [`crate::coordinator`], the run itself ([`crate::run`]) and, on segment 0, the merge
-//! of every segment's summary ([`crate::merge`]).
+//! through [`crate::distributed::coordinator`], the run itself ([`crate::run`]) and, on segment 0, the merge
+//! of every segment's summary ([`crate::distributed::merge`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::{Config, DistFlags};
-use crate::coordinator::{Client, ClientError, Hello, RefusalKind, Server};
-use crate::merge::{Part, merge};
-use crate::plan::Plan;
-use crate::report::Summary;
+use crate::distributed::coordinator::{Client, ClientError, Hello, RefusalKind, Server};
+use crate::distributed::merge::{Part, merge};
+use crate::report::summary::Summary;
 use crate::run::{Coordination, Display, RunError, execute_coordinated};
-use crate::segment::{Ratio, Sequence, Stripe};
+use crate::scenario::plan::Plan;
+use crate::scenario::segment::{Ratio, Sequence, Stripe};
 
 /// Where the coordinator listens by default.
 pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:7070";
@@ -335,7 +335,7 @@ fn open_barrier(
     flags: &DistFlags,
     timeout: Duration,
     display: Display,
-) -> Result<(Server, crate::coordinator::Go, Arc<AtomicBool>), DistError> {
+) -> Result<(Server, crate::distributed::coordinator::Go, Arc<AtomicBool>), DistError> {
     let count = hello.count;
     let listen = match flags.coordinator_listen {
         Some(a) => a,
@@ -401,7 +401,7 @@ fn run_own(
     r.map_err(|e| {
         server.abort(&format!("the coordinator failed: {e}"));
         // Long enough for every segment's next poll to hear it.
-        std::thread::sleep(crate::coordinator::POLL * 3);
+        std::thread::sleep(crate::distributed::coordinator::POLL * 3);
         e.into()
     })
 }
@@ -538,7 +538,7 @@ impl Steps {
     pub(crate) fn close(self, reason: &str) -> Option<Summary> {
         self.server.publish(None, Some(reason.to_string()));
         // Everyone asks for the next step within a moment of posting their summary.
-        std::thread::sleep(crate::coordinator::POLL * 5);
+        std::thread::sleep(crate::distributed::coordinator::POLL * 5);
         if let Ok(s) = Arc::try_unwrap(self.server) {
             s.shutdown(Duration::ZERO);
         }

@@ -2,10 +2,10 @@
 //! like the Locust test stampede was born from (login on start, two weighted tasks), plus a
 //! trickle of failures so the summary has something to show.
 
-use crate::cli::DemoArgs;
-use crate::command::{Error, Presentation};
+use crate::command::cli::DemoArgs;
+use crate::command::shared::{Error, Presentation};
 use crate::config::{Overrides, load_str};
-use crate::report::Summary;
+use crate::report::summary::Summary;
 
 /// The built-in demo scenario; `{base}` is replaced by the target's URL.
 pub(crate) const DEMO_TOML: &str = r#"
@@ -61,7 +61,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<Summary, Error> {
         ..Default::default()
     };
     let cfg = load_str(DEMO_NAME, &text, &ov)?;
-    crate::command::run_one(
+    crate::command::shared::run_one(
         cfg,
         DEMO_NAME,
         Presentation {

@@ -1,7 +1,7 @@
 //! HTTP/2 frames (RFC 9113 §4 and §6) as the client writes and reads them: the 9-octet frame
 //! header, the frames a client sends (HEADERS split into CONTINUATION at the peer's maximum
 //! frame size, DATA, SETTINGS, WINDOW_UPDATE, PING, RST_STREAM, GOAWAY), padding removal, and
-//! the error codes. Pure functions over byte buffers; the connection lives in [`super::h2`].
+//! the error codes. Pure functions over byte buffers; the connection lives in [`super`].
 
 use crate::outcome::ErrorKind;
 

@@ -237,7 +237,7 @@ pub(crate) struct DemoArgs {
 }
 
 fn tolerance(s: &str) -> Result<f64, String> {
-    crate::ci::parse_tolerance(s)
+    crate::report::ci::parse_tolerance(s)
 }
 
 fn dur(s: &str) -> Result<Dur, String> {
