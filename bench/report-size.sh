@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60s}
 INTERVAL=${INTERVAL:-100ms}
-BIN=${BIN:-target/release/stampede}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/stampede}
 [ -x "$BIN" ] || cargo build --release -q
 PORT=${PORT:-18499}
 "$BIN" target --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &

@@ -164,7 +164,7 @@ install_tools() {
 }
 install_tools
 export PATH="$PATH:$HOME/.cargo/bin"
-STAMPEDE="$ROOT/target/release/stampede"
+STAMPEDE="${CARGO_TARGET_DIR:-$ROOT/target}/release/stampede"
 K6="$(want_tool k6 && find_k6 || true)"
 OHA="$(command -v oha || true)"
 # the real interpreter, not a pyenv shim (a shell script) in front of it
