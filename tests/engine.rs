@@ -136,8 +136,12 @@ fn open_model_iterations_start_on_time_and_the_generators_timer_is_not_latency()
         "iterations start {:.3} ms late at the median",
         lag.p50 * 1e3
     );
+    // The latency bound sits between what this VM's wake-ups cost a debug build on a quiet
+    // machine (0.52-0.55 ms at the median on 2026-12-08, the build before it included) and the
+    // 1.3 ms of a VU woken by tokio's 1 ms wheel: the start-lag bound above catches the wheel
+    // by itself; this one catches its cost reaching the latency.
     assert!(
-        s.latency_s.p50 < 0.000_5,
+        s.latency_s.p50 < 0.000_9,
         "a 30 µs target measured {:.3} ms at the median (start lag {:.3} ms)",
         s.latency_s.p50 * 1e3,
         lag.p50 * 1e3
