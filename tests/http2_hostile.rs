@@ -715,33 +715,7 @@ fn goaway_on_every_request_is_retried_twice_and_every_try_counted() {
 fn http2_over_tls_to_a_server_without_h2_fails_once_said_and_sends_nothing() {
     // nginx with TLS and no http2: ALPN chooses http/1.1.
     let dir = tempfile::tempdir().expect("temp dir");
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "the openssl CLI makes the test certificate: apt-get install -y openssl"
-    );
+    crate::support::nginx::self_signed(dir.path());
     let tls_port = crate::support::free_port();
     let d = dir.path().display();
     let n = crate::support::nginx::Nginx::start_with(&format!(

@@ -491,19 +491,18 @@ const H2_MAX_PASSES: usize = 8;
 /// fail as `protocol`; said once per process.
 fn not_h2_warning(t: &Target, alpn: Option<&[u8]>) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
-    let chose = alpn.map_or_else(
-        || "no protocol".to_string(),
-        |p| String::from_utf8_lossy(p).into_owned(),
-    );
-    tracing::warn!(
-        "https://{}: the server did not negotiate h2 (ALPN chose {chose}); --http2 needs a \
-         server that speaks HTTP/2 over TLS: its requests fail as protocol (without --http2 \
-         they go over HTTP/1.1)",
-        t.authority
-    );
+    super::warn_once(&WARNED, || {
+        let chose = alpn.map_or_else(
+            || "no protocol".to_string(),
+            |p| String::from_utf8_lossy(p).into_owned(),
+        );
+        format!(
+            "https://{}: the server did not negotiate h2 (ALPN chose {chose}); --http2 needs a \
+             server that speaks HTTP/2 over TLS: its requests fail as protocol (without --http2 \
+             they go over HTTP/1.1)",
+            t.authority
+        )
+    });
 }
 
 fn tls_connector(insecure: bool, http2: bool) -> Result<tokio_rustls::TlsConnector, rustls::Error> {

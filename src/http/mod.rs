@@ -32,6 +32,17 @@ use tokio::task::{Unconstrained, unconstrained};
 
 use crate::outcome::ErrorKind;
 
+/// Logs `message` once per process: the first time `flag` is set (the message is made only
+/// then).
+pub(crate) fn warn_once<M: std::fmt::Display>(
+    flag: &std::sync::atomic::AtomicBool,
+    message: impl FnOnce() -> M,
+) {
+    if !flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("{}", message());
+    }
+}
+
 /// Classifies an I/O error.
 pub(crate) fn io_error_kind(e: &io::Error) -> ErrorKind {
     #[cfg(unix)]

@@ -213,7 +213,7 @@ impl Drop for Nginx {
 }
 
 /// A self-signed certificate for 127.0.0.1 (`cert.pem`, `key.pem` in `dir`).
-fn self_signed(dir: &std::path::Path) {
+pub fn self_signed(dir: &std::path::Path) {
     let ok = Command::new("openssl")
         .args([
             "req",

@@ -42,7 +42,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -1193,12 +1193,11 @@ impl State {
         if self.dead.is_none() {
             tracing::debug!(code, "HTTP/2 connection error");
             if code == code::ENHANCE_YOUR_CALM {
-                warn_once(
-                    &CALM_WARNED,
+                super::warn_once(&CALM_WARNED, || {
                     "HTTP/2: a server went past stampede's bounds (unread PING/SETTINGS \
                      acknowledgements, or a header block too large): its connection ends with \
-                     GOAWAY(ENHANCE_YOUR_CALM) and its requests fail as protocol",
-                );
+                     GOAWAY(ENHANCE_YOUR_CALM) and its requests fail as protocol"
+                });
             }
             frame::put_goaway(&mut self.wbuf, 0, code);
         }
@@ -1439,7 +1438,7 @@ impl State {
         let polling = *polling;
         if b.too_large {
             // Past the SETTINGS_MAX_HEADER_LIST_SIZE we advertised.
-            warn_once(&STREAM_CALM_WARNED, STREAM_CALM);
+            super::warn_once(&STREAM_CALM_WARNED, || STREAM_CALM);
             a.reject(wbuf, code::ENHANCE_YOUR_CALM, end_stream, polling);
             return Ok(());
         }
@@ -1455,7 +1454,7 @@ impl State {
                 Some(s) if s < 200 && !end_stream => {
                     a.informational += 1;
                     if a.informational > MAX_INFORMATIONAL {
-                        warn_once(&STREAM_CALM_WARNED, STREAM_CALM);
+                        super::warn_once(&STREAM_CALM_WARNED, || STREAM_CALM);
                         a.reject(wbuf, code::ENHANCE_YOUR_CALM, false, polling);
                     }
                     return Ok(());
@@ -1504,12 +1503,11 @@ impl State {
                 setting::MAX_CONCURRENT_STREAMS => {
                     self.peer_max_streams = v as usize;
                     if v == 0 {
-                        warn_once(
-                            &NO_STREAMS_WARNED,
+                        super::warn_once(&NO_STREAMS_WARNED, || {
                             "HTTP/2: a server allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS \
                              0): requests wait for it to allow one, each up to --timeout (then \
-                             it fails as timeout, never having been sent)",
-                        );
+                             it fails as no_stream, never having been sent)"
+                        });
                     }
                 }
                 setting::INITIAL_WINDOW_SIZE => {
@@ -1607,12 +1605,6 @@ static STREAM_CALM_WARNED: AtomicBool = AtomicBool::new(false);
 const STREAM_CALM: &str = "HTTP/2: a response went past stampede's bounds (a header list above \
      64 KiB, or more than 5 informational responses): its stream is reset with \
      ENHANCE_YOUR_CALM and the request fails as protocol";
-
-fn warn_once(flag: &AtomicBool, message: &str) {
-    if !flag.swap(true, Ordering::Relaxed) {
-        tracing::warn!("{message}");
-    }
-}
 
 fn u32_at(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
